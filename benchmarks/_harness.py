@@ -1,0 +1,68 @@
+"""Shared benchmark helpers: median timing and one Rich table of figures per area.
+
+Every figure is reported next to a reference measured in the same run on the same
+machine, so the ratio means something even on a noisy or slow box.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: our value, the reference value (same unit), and the goal as text."""
+
+    figure: str
+    ours: float
+    reference: float
+    goal: str
+    unit: str = "ms"
+    higher_is_better: bool = False
+
+    @property
+    def ratio(self) -> float:
+        """ours / reference (for a time, above 1 means slower than the reference)."""
+        return self.ours / self.reference if self.reference else float("inf")
+
+
+def median_time(
+    fn: Callable[[], object], repeat: int = 5, *, setup: Callable[[], object] | None = None
+) -> float:
+    """The median wall time of `fn()` in seconds over `repeat` runs.
+
+    `setup`, if given, runs untimed before each run (e.g. to give each run a fresh
+    folder, so that nothing is cached or deduplicated between runs).
+    """
+    times = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def print_table(title: str, rows: Sequence[Row], console: Console | None = None) -> None:
+    """Print rows as a table: figure, ours, reference, ratio, goal."""
+    table = Table(title=title)
+    table.add_column("figure")
+    for column in ("ours", "reference", "ratio"):
+        table.add_column(column, justify="right")
+    table.add_column("goal")
+    for row in rows:
+        table.add_row(
+            row.figure,
+            f"{row.ours:,.1f} {row.unit}",
+            f"{row.reference:,.1f} {row.unit}",
+            f"{row.ratio:.2f}x",
+            row.goal,
+        )
+    (console or Console()).print(table)

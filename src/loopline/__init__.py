@@ -1,0 +1,98 @@
+"""loopline: the whole MLOps loop in one package, every object versioned and linked.
+
+    import loopline as ll
+    with ll.start_run(experiment="churn", params={"C": 1.0}):
+        ll.log_metric("auc", 0.91)
+
+Names are imported on first use, so `import loopline` stays fast (no SQLAlchemy,
+pandas or fsspec until a store is touched).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "Experiment",
+    "MetricPoint",
+    "Run",
+    "RunStatus",
+    "__version__",
+    "active_run",
+    "configure",
+    "delete_run",
+    "download_artifacts",
+    "end_run",
+    "errors",
+    "flush",
+    "get_metric_history",
+    "get_run",
+    "list_artifacts",
+    "list_experiments",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "restore_run",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+_STORE_NAMES = {"Experiment", "MetricPoint", "Run", "RunStatus"}
+
+
+def _home(name: str) -> str | None:
+    """The module that defines a public name."""
+    if name == "errors":
+        return "loopline.errors"
+    if name in _STORE_NAMES:
+        return "loopline.store"
+    return "loopline.tracking" if name in __all__ else None
+
+
+if TYPE_CHECKING:
+    from loopline import errors
+    from loopline.store import Experiment, MetricPoint, Run, RunStatus
+    from loopline.tracking import (
+        ActiveRun,
+        active_run,
+        configure,
+        delete_run,
+        download_artifacts,
+        end_run,
+        flush,
+        get_metric_history,
+        get_run,
+        list_artifacts,
+        list_experiments,
+        log_artifact,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        restore_run,
+        search_runs,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _home(name)
+    if module is None or name == "__version__":
+        raise AttributeError(f"module 'loopline' has no attribute {name!r}")
+    value = import_module(module) if name == "errors" else getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

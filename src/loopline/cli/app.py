@@ -1,0 +1,80 @@
+"""The root command, its sub-apps, and the one error handler."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from loopline import __version__
+from loopline.cli import _artifacts, _experiments, _project, _runs
+from loopline.cli._output import err
+from loopline.errors import LooplineError
+
+app = typer.Typer(
+    name="loopline",
+    help="loopline: versioned data, tracked experiments, gated models, one lineage graph.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("init")(_project.init)
+app.add_typer(_project.db, name="db")
+app.add_typer(_experiments.app, name="experiments")
+app.add_typer(_runs.app, name="runs")
+app.add_typer(_artifacts.app, name="artifacts")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"loopline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """loopline: versioned data, tracked experiments, gated models, one lineage graph."""
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the CLI on `argv`; returns the exit code (errors print one line, no trace)."""
+    debug = "--debug" in argv
+    try:
+        app(args=list(argv), prog_name="loopline", standalone_mode=False)
+    except LooplineError as exc:
+        if debug:
+            raise
+        err.print(f"[red]Error:[/] {exc.message}", soft_wrap=True)
+        if exc.hint:
+            err.print(f"[dim]Hint: {exc.hint}[/]", soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        err.print("Aborted.")
+        return 1
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return 130
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show(file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:
+        if debug:
+            raise
+        message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the trace)"
+        err.print(f"[red]Error:[/] {message}", soft_wrap=True)
+        return 1
+    return 0

@@ -1,0 +1,160 @@
+"""Finding the project and its settings: `loopline.toml`, then `LOOPLINE_*` variables.
+
+A project is a directory holding `loopline.toml` or a `.loopline/` folder; it is found
+by walking up from the working directory, as git finds its repository. Nothing
+requires a config file: without one, the embedded default is `./.loopline` (a SQLite
+database and an artifact folder).
+
+Precedence, highest first: `LOOPLINE_STORE_URI` / `LOOPLINE_ARTIFACT_URI` (and the other
+`LOOPLINE_*` variables below), then `loopline.toml`, then the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from loopline.errors import InvalidInput, ProjectNotFound
+
+CONFIG_FILE = "loopline.toml"
+STATE_DIR = ".loopline"
+DB_FILE = "loopline.db"
+ARTIFACT_DIR = "artifacts"
+
+DEFAULT_TOML = """\
+# loopline project settings. Every key can be overridden by an environment variable
+# (LOOPLINE_STORE_URI, LOOPLINE_ARTIFACT_URI, ...). Relative paths are relative to this file.
+
+[store]
+# Metadata database: sqlite:///path or postgresql+psycopg://user@host:5432/db
+uri = "sqlite:///.loopline/loopline.db"
+# Artifact store: a local folder or s3://bucket/prefix
+artifacts = ".loopline/artifacts"
+
+[tracking]
+# Seconds between background flushes of buffered metric points.
+metric_flush_interval = 1.0
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where a project keeps its metadata and artifacts, and how tracking behaves."""
+
+    root: Path
+    store_uri: str
+    artifact_uri: str
+    metric_flush_interval: float = 1.0
+    s3_endpoint_url: str | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+
+def find_project_root(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above `start` holding loopline.toml or .loopline/."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file() or (candidate / STATE_DIR).is_dir():
+            return candidate
+    return None
+
+
+def load_settings(start: Path | None = None, *, require_project: bool = False) -> Settings:
+    """Settings for the project around `start` (default: the working directory).
+
+    Without a project, the default is `<start>/.loopline`, unless `require_project` is set
+    and no `LOOPLINE_STORE_URI` names a store, in which case ProjectNotFound is raised.
+    """
+    root = find_project_root(start)
+    env_store = os.environ.get("LOOPLINE_STORE_URI")
+    if root is None:
+        if require_project and not env_store:
+            raise ProjectNotFound(
+                f"no loopline project in {(start or Path.cwd()).resolve()} or any parent",
+                hint="run `loopline init` here, or set LOOPLINE_STORE_URI",
+            )
+        root = (start or Path.cwd()).resolve()
+    table = _read_toml(root / CONFIG_FILE)
+    store = _section(table, "store")
+    tracking = _section(table, "tracking")
+
+    store_uri = env_store or _absolute_sqlite_uri(
+        str(store.get("uri", f"sqlite:///{STATE_DIR}/{DB_FILE}")), root
+    )
+    artifact_uri = os.environ.get("LOOPLINE_ARTIFACT_URI") or _absolute_location(
+        str(store.get("artifacts", f"{STATE_DIR}/{ARTIFACT_DIR}")), root
+    )
+    interval = os.environ.get("LOOPLINE_METRIC_FLUSH_INTERVAL") or tracking.get(
+        "metric_flush_interval", 1.0
+    )
+    return Settings(
+        root=root,
+        store_uri=store_uri,
+        artifact_uri=artifact_uri,
+        metric_flush_interval=_positive_float(interval, "metric_flush_interval"),
+        s3_endpoint_url=os.environ.get("LOOPLINE_S3_ENDPOINT_URL")
+        or _optional_str(store.get("s3_endpoint_url")),
+    )
+
+
+def init_project(directory: Path) -> Path:
+    """Create loopline.toml and .loopline/ in `directory`; an existing config is kept."""
+    directory = directory.resolve()
+    (directory / STATE_DIR / ARTIFACT_DIR).mkdir(parents=True, exist_ok=True)
+    config = directory / CONFIG_FILE
+    if not config.exists():
+        config.write_text(DEFAULT_TOML, encoding="utf-8")
+    gitignore = directory / STATE_DIR / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("# loopline's local store: not for git\n*\n", encoding="utf-8")
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
+
+
+def _section(table: dict[str, object], name: str) -> dict[str, object]:
+    value = table.get(name, {})
+    if not isinstance(value, dict):
+        raise InvalidInput(f"[{name}] in {CONFIG_FILE} must be a table, got {value!r}")
+    return value
+
+
+def _absolute_sqlite_uri(uri: str, root: Path) -> str:
+    """Resolve a relative sqlite:///path against the project root, not the cwd."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(root / uri[len(prefix) :])
+    return uri
+
+
+def _absolute_location(location: str, root: Path) -> str:
+    if "://" in location:
+        return location
+    path = Path(location).expanduser()
+    return str(path if path.is_absolute() else root / path)
+
+
+def _positive_float(value: object, name: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number of seconds, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise InvalidInput(f"{name} must be a positive finite number, got {value!r}")
+    return number
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,124 @@
+"""Every error loopline raises on purpose.
+
+    LooplineError                  500 / exit 1   base class; carries message + hint
+    ├── InvalidInput               422 / exit 2   the caller passed something malformed
+    │   ├── InvalidFilter          422 / exit 2   a search filter that does not parse
+    │   └── InvalidPath            422 / exit 2   a logical path that would escape the store
+    ├── NotFound                   404 / exit 3   an unknown run, experiment, artifact, ...
+    ├── Conflict                   409 / exit 4   a write that contradicts stored state
+    ├── CorruptedData              500 / exit 5   stored bytes no longer match their hash
+    ├── StoreUnavailable           503 / exit 6   the database or object store cannot be reached
+    ├── ProjectNotFound            404 / exit 7   no loopline project here or above
+    └── MissingExtra               501 / exit 8   an optional dependency is not installed
+
+Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
+errors the same way without a table of their own.
+"""
+
+from __future__ import annotations
+
+
+class LooplineError(Exception):
+    """Base class: a message a user can act on, and an optional hint."""
+
+    http_status = 500
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if self.hint is None else f"{self.message} (hint: {self.hint})"
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The JSON body shape shared by every HTTP API: {"type", "message", "hint"}."""
+        return {"type": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+class InvalidInput(LooplineError):
+    """The caller passed a malformed value: wrong type, bad name, NaN where not allowed."""
+
+    http_status = 422
+    exit_code = 2
+
+
+class InvalidFilter(InvalidInput):
+    """A search filter that does not parse; `position` is the offending character offset."""
+
+    def __init__(self, message: str, *, text: str, position: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.text = text
+        self.position = position
+
+
+class InvalidPath(InvalidInput):
+    """A logical path that is absolute, climbs out with '..', or holds NUL or backslashes."""
+
+
+class NotFound(LooplineError):
+    """An unknown run, experiment, artifact or other named object."""
+
+    http_status = 404
+    exit_code = 3
+
+
+class Conflict(LooplineError):
+    """A write that contradicts what is stored, e.g. a second value for an immutable param."""
+
+    http_status = 409
+    exit_code = 4
+
+
+class CorruptedData(LooplineError):
+    """Stored bytes whose hash no longer matches their address: tampering or disk damage."""
+
+    http_status = 500
+    exit_code = 5
+
+
+class StoreUnavailable(LooplineError):
+    """The metadata database or the artifact store cannot be reached or stayed locked."""
+
+    http_status = 503
+    exit_code = 6
+
+
+class ProjectNotFound(LooplineError):
+    """No `loopline.toml` or `.loopline/` in the working directory or any parent."""
+
+    http_status = 404
+    exit_code = 7
+
+
+class MissingExtra(LooplineError):
+    """An optional dependency is missing; the message carries the pip line that fixes it."""
+
+    http_status = 501
+    exit_code = 8
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the '{extra}' extra, which is not installed",
+            hint=f"pip install 'loopline[{extra}]'",
+        )
+        self.extra = extra
+
+
+ERROR_TYPES: dict[str, type[LooplineError]] = {
+    cls.__name__: cls
+    for cls in (
+        LooplineError,
+        InvalidInput,
+        InvalidFilter,
+        InvalidPath,
+        NotFound,
+        Conflict,
+        CorruptedData,
+        StoreUnavailable,
+        ProjectNotFound,
+        MissingExtra,
+    )
+}
+"""Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

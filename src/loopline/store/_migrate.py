@@ -1,0 +1,65 @@
+"""Applying Alembic migrations on open, exactly once however many processes start at once.
+
+The fast path reads `alembic_version` and returns when it is already at head (Alembic
+itself is only imported when there is work to do). Otherwise the upgrade runs inside one
+write transaction that first takes the database's write lock: `BEGIN IMMEDIATE` on
+SQLite, a transaction-scoped advisory lock on PostgreSQL. Both engines have
+transactional DDL, so a process that waited on the lock sees the finished schema,
+finds nothing to do, and a crash mid-upgrade leaves the old schema intact.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from loopline.store._engine import read_transaction, write_transaction
+
+log = logging.getLogger(__name__)
+
+HEAD = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_LOCK_KEY = 0x100F1143  # any constant; names loopline's migration lock
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision stored in the database, or None for an empty database."""
+    try:
+        with read_transaction(engine) as conn:
+            return _revision(conn)
+    except DBAPIError:
+        return None  # no alembic_version table yet
+
+
+def upgrade(engine: Engine) -> bool:
+    """Bring the schema to HEAD; returns True if this call applied migrations."""
+    if current_revision(engine) == HEAD:
+        return False
+    from alembic import command
+    from alembic.config import Config
+
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        if _has_version_table(conn) and _revision(conn) == HEAD:
+            return False  # another process migrated while we waited for the lock
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        log.info("migrating the metadata store to revision %s", HEAD)
+        command.upgrade(config, "head")
+    return True
+
+
+def _revision(conn: Connection) -> str | None:
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
+
+
+def _has_version_table(conn: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    return inspect(conn).has_table("alembic_version")

@@ -1,0 +1,153 @@
+"""The metadata tables. Alembic migrations in `migrations/versions` create them; this
+module is the single description the queries are written against."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every back-end (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# An auto-incrementing 64-bit key; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment_id", String(32), ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),  # epoch milliseconds, UTC
+    Column("end_time", BigInteger, nullable=True),
+    Column("parent_id", String(32), ForeignKey("runs.id"), nullable=True),
+    Column("user", String(256), nullable=False),
+    Column("source", Text, nullable=False),  # the command line that started the run
+    Column("error", Text, nullable=True),  # why a FAILED run failed
+    Column("git_commit", String(64), nullable=True),
+    Column("git_branch", String(256), nullable=True),
+    Column("git_dirty", Boolean, nullable=True),
+    Column("git_patch_hash", String(64), nullable=True),
+    Column("python_version", String(32), nullable=True),
+    Column("packages_hash", String(64), nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index(None, "experiment_id", "start_time"),
+    Index(None, "parent_id"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "value"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "value"),
+)
+
+# Every point ever logged. `value` is NULL for NaN: SQLite cannot store a NaN REAL, so
+# both back-ends use NULL for it (a point's value is otherwise never missing).
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),  # epoch milliseconds, UTC
+    Column("value", Float(53), nullable=True),
+    Index(None, "run_id", "key", "step"),
+)
+
+# The latest point of each (run, key): maintained on every flush so that search filters
+# and sorts touch one row per run and key instead of scanning every point.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float(53), nullable=True),
+    Index(None, "key", "value"),
+)
+
+# Typed lineage links: what a run read (inputs) and wrote (outputs). kind is one of
+# "artifact", "dataset_version", "model_version", "feature_view"; `name` is the logical
+# name within the run (an artifact path, a dataset name) and `ref` what it points at
+# (a blob hash, a version id).
+run_links = Table(
+    "run_links",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("direction", String(8), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(1024), primary_key=True),
+    Column("ref", String(256), nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "kind", "ref"),
+)

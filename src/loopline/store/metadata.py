@@ -1,0 +1,572 @@
+"""The metadata store: experiments, runs, params, tags, metrics and run links in SQL.
+
+One implementation serves SQLite and PostgreSQL (SQLAlchemy Core); the same
+conformance checks (loopline.testing) run against both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from loopline.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from loopline.store import _metrics
+from loopline.store._engine import create_store_engine, read_transaction, write_transaction
+from loopline.store._migrate import upgrade
+from loopline.store._names import (
+    check_experiment_name,
+    check_id,
+    check_key,
+    check_run_name,
+    param_text,
+    tag_text,
+)
+from loopline.store._schema import experiments, params, run_links, runs, tags
+from loopline.store._search import apply_order, compile_condition
+from loopline.store.query import Condition, OrderBy
+from loopline.store.records import (
+    CodeVersion,
+    Direction,
+    Experiment,
+    LinkKind,
+    MetricPoint,
+    Run,
+    RunLink,
+    RunStatus,
+    ms_to_datetime,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_SEARCH_RESULTS = 50_000
+_CHUNK = 900  # ids per IN (...) list; SQLite allows 32,766 variables, PostgreSQL 65,535
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{4,32}$")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MetadataStore:
+    """Experiments, runs and everything logged to them, in one SQL database."""
+
+    def __init__(self, uri: str, *, migrate: bool = True) -> None:
+        self.uri = uri
+        self._engine = create_store_engine(uri)
+        if migrate:
+            with self._guard("open"):
+                upgrade(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"MetadataStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- experiments ------------------------------------------------------------------
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The experiment called `name`, created on first use (safe under concurrency)."""
+        check_experiment_name(name)
+        found = self._find_experiment(name)
+        if found is not None:
+            return found
+        try:
+            with self._write("create experiment") as conn:
+                conn.execute(
+                    experiments.insert().values(
+                        id=new_id(), name=name, created_at=datetime.now(UTC)
+                    )
+                )
+        except Conflict:
+            pass  # another process created it between our read and our write
+        found = self._find_experiment(name)
+        assert found is not None
+        return found
+
+    def get_experiment(self, name_or_id: str) -> Experiment:
+        found = self._find_experiment(name_or_id)
+        if found is None:
+            raise NotFound(
+                f"no experiment named {name_or_id!r}", hint="`loopline experiments ls` lists them"
+            )
+        return found
+
+    def list_experiments(self) -> list[Experiment]:
+        """Every experiment with its number of (non-deleted) runs, newest first."""
+        counts = (
+            select(runs.c.experiment_id, func.count().label("n"))
+            .where(runs.c.deleted_at.is_(None))
+            .group_by(runs.c.experiment_id)
+            .subquery()
+        )
+        stmt = (
+            select(experiments, counts.c.n)
+            .outerjoin(counts, counts.c.experiment_id == experiments.c.id)
+            .order_by(experiments.c.created_at.desc())
+        )
+        with self._read() as conn:
+            return [_experiment(row, run_count=row.n or 0) for row in conn.execute(stmt)]
+
+    def _find_experiment(self, name_or_id: str) -> Experiment | None:
+        stmt = select(experiments).where(
+            (experiments.c.name == name_or_id) | (experiments.c.id == name_or_id)
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _experiment(row)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        parent_id: str | None = None,
+        user: str = "",
+        source: str = "",
+        code: CodeVersion | None = None,
+        python_version: str | None = None,
+        packages_hash: str | None = None,
+    ) -> Run:
+        """A new RUNNING run; `parent_id` nests it under another run."""
+        run_id = new_id()
+        if parent_id is not None:
+            self.get_run(check_id("run", parent_id))
+        code = code or CodeVersion()
+        values = {
+            "id": run_id,
+            "experiment_id": experiment_id,
+            "name": check_run_name(name) if name is not None else _friendly_name(run_id),
+            "status": RunStatus.RUNNING.value,
+            "start_time": now_ms(),
+            "parent_id": parent_id,
+            "user": user,
+            "source": source,
+            "git_commit": code.commit,
+            "git_branch": code.branch,
+            "git_dirty": code.dirty,
+            "git_patch_hash": code.patch_hash,
+            "python_version": python_version,
+            "packages_hash": packages_hash,
+        }
+        with self._write("create run") as conn:
+            conn.execute(runs.insert().values(**values))
+        return self.get_run(run_id)
+
+    def end_run(self, run_id: str, status: RunStatus | str, *, error: str | None = None) -> Run:
+        """Set a run's final status (FINISHED, FAILED or KILLED) and end time."""
+        final = _status(status)
+        if final is RunStatus.RUNNING:
+            raise InvalidInput("a run cannot be ended with status RUNNING")
+        with self._write("end run") as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == check_id("run", run_id))
+                .values(status=final.value, end_time=now_ms(), error=error)
+            )
+            if result.rowcount == 0:
+                raise _no_run(run_id)
+        return self.get_run(run_id)
+
+    def set_deleted(self, run_id: str, deleted: bool) -> None:
+        """Soft-delete (or restore) a run: search skips deleted runs unless asked."""
+        moment = datetime.now(UTC) if deleted else None
+        with self._write("delete run") as conn:
+            result = conn.execute(
+                update(runs).where(runs.c.id == check_id("run", run_id)).values(deleted_at=moment)
+            )
+            if result.rowcount == 0:
+                raise _no_run(run_id)
+
+    def resolve_run_id(self, id_or_prefix: str) -> str:
+        """A full run id from a unique prefix of at least 4 hex chars (as git does)."""
+        text = id_or_prefix.strip().lower() if isinstance(id_or_prefix, str) else ""
+        if not _HEX_PREFIX.match(text):
+            raise InvalidInput(f"{id_or_prefix!r} is not a run id or an id prefix (hex)")
+        if len(text) == 32:
+            return text
+        stmt = select(runs.c.id).where(runs.c.id.like(text + "%")).limit(2)
+        with self._read() as conn:
+            found = [row.id for row in conn.execute(stmt)]
+        if not found:
+            raise _no_run(id_or_prefix)
+        if len(found) > 1:
+            raise Conflict(f"run id prefix {id_or_prefix!r} is ambiguous; give more characters")
+        return str(found[0])
+
+    def get_run(self, run_id: str) -> Run:
+        runs_found = self.get_runs([check_id("run", run_id)])
+        if not runs_found:
+            raise _no_run(run_id)
+        return runs_found[0]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        """Runs with params, latest metrics and tags, in the order of `run_ids`."""
+        with self._read() as conn:
+            rows = {}
+            for chunk in _chunks(run_ids):
+                stmt = (
+                    select(runs, experiments.c.name.label("experiment_name"))
+                    .join(experiments, experiments.c.id == runs.c.experiment_id)
+                    .where(runs.c.id.in_(chunk))
+                )
+                rows.update({row.id: row for row in conn.execute(stmt)})
+            details = _RunDetails.load(conn, list(rows))
+        return [details.run(rows[run_id]) for run_id in run_ids if run_id in rows]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        condition: Condition | None = None,
+        order_by: tuple[OrderBy, ...] = (),
+        max_results: int = 1000,
+        include_deleted: bool = False,
+    ) -> list[Run]:
+        """Runs matching `condition`, sorted, at most `max_results`.
+
+        Only the latest value of each metric is consulted (one indexed row per run and
+        key), and params/metrics/tags are loaded for the returned runs alone.
+        """
+        if not isinstance(max_results, int) or not 0 < max_results <= MAX_SEARCH_RESULTS:
+            raise InvalidInput(f"max_results must be 1..{MAX_SEARCH_RESULTS}, got {max_results!r}")
+        stmt = select(runs.c.id)
+        if experiment_ids is not None:
+            stmt = stmt.where(runs.c.experiment_id.in_(list(experiment_ids)))
+        if not include_deleted:
+            stmt = stmt.where(runs.c.deleted_at.is_(None))
+        if condition is not None:
+            stmt = stmt.where(compile_condition(condition))
+        stmt = apply_order(stmt, order_by).limit(max_results)
+        with self._read() as conn:
+            ids = [row.id for row in conn.execute(stmt)]
+        return self.get_runs(ids)
+
+    # -- params, tags, metrics ---------------------------------------------------------
+
+    def log_params(self, run_id: str, values: Mapping[str, object]) -> None:
+        """Record params; a key already logged with another value raises Conflict."""
+        check_id("run", run_id)
+        wanted = {check_key("param", k): param_text(k, v) for k, v in values.items()}
+        if not wanted:
+            return
+        with self._write("log params") as conn:
+            self._require_run(conn, run_id)
+            query = select(params.c.key, params.c.value).where(
+                params.c.run_id == run_id, params.c.key.in_(list(wanted))
+            )
+            stored = dict(list(conn.execute(query)))
+            for key, value in stored.items():
+                if wanted[key] != value:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id} is already {value!r}; "
+                        f"cannot change it to {wanted[key]!r}",
+                        hint="params are immutable; log a new run, or use a tag or metric",
+                    )
+            new = [
+                {"run_id": run_id, "key": k, "value": v}
+                for k, v in wanted.items()
+                if k not in stored
+            ]
+            if new:
+                conn.execute(params.insert(), new)
+
+    def set_tags(self, run_id: str, values: Mapping[str, object]) -> None:
+        """Set tags (mutable: a new value replaces the old)."""
+        check_id("run", run_id)
+        wanted = {check_key("tag", k): tag_text(k, v) for k, v in values.items()}
+        if not wanted:
+            return
+        with self._write("set tags") as conn:
+            self._require_run(conn, run_id)
+            conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key.in_(list(wanted))))
+            conn.execute(
+                tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in wanted.items()]
+            )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._write("delete tag") as conn:
+            result = conn.execute(
+                tags.delete().where(tags.c.run_id == check_id("run", run_id), tags.c.key == key)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id} has no tag {key!r}")
+
+    def log_metric_points(self, points: Sequence[_metrics.Point]) -> None:
+        """Append metric points `(run_id, key, value, step, timestamp_ms)` in one write.
+
+        Callers validate (the tracking buffer checks each point as it is logged).
+        """
+        if not points:
+            return
+        with self._write("log metrics") as conn:
+            _metrics.insert_points(conn, points)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        with self._read() as conn:
+            self._require_run(conn, check_id("run", run_id))
+            return _metrics.history(conn, run_id, key)
+
+    def list_metric_keys(self, run_id: str) -> list[str]:
+        with self._read() as conn:
+            return _metrics.keys(conn, check_id("run", run_id))
+
+    # -- lineage links (artifacts now; datasets, models, features later) ----------------
+
+    def add_links(
+        self,
+        run_id: str,
+        direction: Direction,
+        kind: LinkKind,
+        items: Iterable[tuple[str, str, int | None]],
+    ) -> None:
+        """Record (name, ref, size) links; a name already linked is re-pointed."""
+        check_id("run", run_id)
+        entries = list(items)
+        if not entries:
+            return
+        direction_value, kind_value = Direction(direction).value, LinkKind(kind).value
+        moment = datetime.now(UTC)
+        rows = [
+            {
+                "run_id": run_id,
+                "direction": direction_value,
+                "kind": kind_value,
+                "name": name,
+                "ref": ref,
+                "size": size,
+                "created_at": moment,
+            }
+            for name, ref, size in entries
+        ]
+        with self._write("link") as conn:
+            self._require_run(conn, run_id)
+            for chunk in _chunks([name for name, _, _ in entries]):
+                conn.execute(
+                    run_links.delete().where(
+                        run_links.c.run_id == run_id,
+                        run_links.c.direction == direction_value,
+                        run_links.c.kind == kind_value,
+                        run_links.c.name.in_(chunk),
+                    )
+                )
+            conn.execute(run_links.insert(), rows)
+
+    def list_links(
+        self,
+        run_id: str,
+        direction: Direction | None = None,
+        kind: LinkKind | None = None,
+    ) -> list[RunLink]:
+        stmt = select(run_links).where(run_links.c.run_id == check_id("run", run_id))
+        if direction is not None:
+            stmt = stmt.where(run_links.c.direction == Direction(direction).value)
+        if kind is not None:
+            stmt = stmt.where(run_links.c.kind == LinkKind(kind).value)
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            return [
+                RunLink(
+                    run_id=row.run_id,
+                    direction=Direction(row.direction),
+                    kind=LinkKind(row.kind),
+                    name=row.name,
+                    ref=row.ref,
+                    size=row.size,
+                    created_at=row.created_at,
+                )
+                for row in conn.execute(stmt.order_by(run_links.c.name))
+            ]
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _require_run(self, conn: Connection, run_id: str) -> None:
+        if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+            raise _no_run(run_id)
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        with self._guard(what), write_transaction(self._engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard("read"), read_transaction(self._engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Translate driver errors into loopline errors at the boundary."""
+        try:
+            yield
+        except IntegrityError as exc:
+            raise Conflict(
+                f"{what}: the write conflicts with stored data ({_first_line(exc)})"
+            ) from exc
+        except OperationalError as exc:
+            raise StoreUnavailable(
+                f"{what}: the metadata store at {self._engine.url.render_as_string()} "
+                f"is unavailable: {_first_line(exc)}"
+            ) from exc
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"{what}: database error: {_first_line(exc)}") from exc
+
+
+class _RunDetails:
+    """Params, latest metrics and tags of a set of runs, loaded in a few queries."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, dict[str, str]] = {}
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+
+    @classmethod
+    def load(cls, conn: Connection, run_ids: list[str]) -> _RunDetails:
+        details = cls()
+        for chunk in _chunks(run_ids):
+            for table, target in ((params, details.params), (tags, details.tags)):
+                stmt = select(table.c.run_id, table.c.key, table.c.value).where(
+                    table.c.run_id.in_(chunk)
+                )
+                for run_id, key, value in conn.execute(stmt):
+                    target.setdefault(run_id, {})[key] = value
+            for run_id, key, value in _metrics.latest(conn, chunk):
+                details.metrics.setdefault(run_id, {})[key] = value
+        return details
+
+    def run(self, row: Row[Any]) -> Run:
+        return Run(
+            id=row.id,
+            experiment_id=row.experiment_id,
+            experiment=row.experiment_name,
+            name=row.name,
+            status=RunStatus(row.status),
+            start_time=ms_to_datetime(row.start_time),
+            end_time=None if row.end_time is None else ms_to_datetime(row.end_time),
+            parent_id=row.parent_id,
+            user=row.user,
+            source=row.source,
+            error=row.error,
+            code=CodeVersion(row.git_commit, row.git_branch, row.git_dirty, row.git_patch_hash),
+            python_version=row.python_version,
+            packages_hash=row.packages_hash,
+            deleted=row.deleted_at is not None,
+            params=dict(sorted(self.params.get(row.id, {}).items())),
+            metrics=dict(sorted(self.metrics.get(row.id, {}).items())),
+            tags=dict(sorted(self.tags.get(row.id, {}).items())),
+        )
+
+
+def _experiment(row: Row[Any], run_count: int | None = None) -> Experiment:
+    return Experiment(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        description=row.description,
+        deleted=row.deleted_at is not None,
+        run_count=run_count,
+    )
+
+
+def _status(status: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(str(status).upper())
+    except ValueError:
+        names = ", ".join(s.value for s in RunStatus)
+        raise InvalidInput(f"unknown run status {status!r}; expected one of {names}") from None
+
+
+def _no_run(run_id: str) -> NotFound:
+    return NotFound(f"no run with id {run_id!r}", hint="`loopline runs ls` lists runs")
+
+
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])
+
+
+def _first_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+_ADJECTIVES = [
+    "amber",
+    "bold",
+    "brave",
+    "calm",
+    "clever",
+    "crisp",
+    "eager",
+    "fair",
+    "gentle",
+    "glad",
+    "keen",
+    "lively",
+    "lucky",
+    "merry",
+    "nimble",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "shy",
+    "silent",
+    "steady",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+    "young",
+]
+_NOUNS = [
+    "otter",
+    "falcon",
+    "badger",
+    "heron",
+    "lynx",
+    "marten",
+    "osprey",
+    "panda",
+    "puffin",
+    "raven",
+    "robin",
+    "salmon",
+    "seal",
+    "sparrow",
+    "swan",
+    "tiger",
+    "trout",
+    "viper",
+    "walrus",
+    "wren",
+    "yak",
+    "zebra",
+    "beaver",
+    "bison",
+    "crane",
+    "dingo",
+]
+
+
+def _friendly_name(run_id: str) -> str:
+    """A memorable default run name derived from the id, e.g. 'swift-heron-7f3a'."""
+    number = int(run_id[:8], 16)
+    adjective = _ADJECTIVES[number % len(_ADJECTIVES)]
+    noun = _NOUNS[(number // len(_ADJECTIVES)) % len(_NOUNS)]
+    return f"{adjective}-{noun}-{run_id[:4]}"

@@ -1,0 +1,113 @@
+"""The plain records the metadata store returns: no database handles inside."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+class Direction(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+class LinkKind(StrEnum):
+    """What a run link points at; later areas add their objects here."""
+
+    ARTIFACT = "artifact"
+    DATASET_VERSION = "dataset_version"
+    MODEL_VERSION = "model_version"
+    FEATURE_VIEW = "feature_view"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    name: str
+    created_at: datetime
+    description: str | None = None
+    deleted: bool = False
+    run_count: int | None = None
+
+
+@dataclass(frozen=True)
+class CodeVersion:
+    """Where the code that ran came from; patch_hash addresses the uncommitted diff."""
+
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
+    patch_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run with its params, latest metric values and tags."""
+
+    id: str
+    experiment_id: str
+    experiment: str
+    name: str
+    status: RunStatus
+    start_time: datetime
+    end_time: datetime | None
+    parent_id: str | None
+    user: str
+    source: str
+    error: str | None = None
+    code: CodeVersion = field(default_factory=CodeVersion)
+    python_version: str | None = None
+    packages_hash: str | None = None
+    deleted: bool = False
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds()
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class RunLink:
+    """A typed lineage edge: e.g. (output, artifact, "plots/roc.png" -> blob hash)."""
+
+    run_id: str
+    direction: Direction
+    kind: LinkKind
+    name: str
+    ref: str
+    size: int | None
+    created_at: datetime
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+
+
+def datetime_to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def stored_float(value: float | None) -> float:
+    """The metric value a stored NULL stands for (NaN, see the schema)."""
+    return math.nan if value is None else value

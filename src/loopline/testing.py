@@ -1,0 +1,195 @@
+"""The metadata-store conformance suite, in the spirit of scikit-learn's check_estimator.
+
+Every back-end (SQLite, PostgreSQL, and later the remote client) must pass
+`check_store(make_store)`, where `make_store()` returns a store on an empty database.
+Each check is also available alone in `STORE_CHECKS`, so a test suite can parametrize
+over them and report failures one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from loopline.errors import Conflict, InvalidFilter, InvalidInput, NotFound
+from loopline.store import Direction, LinkKind, MetadataStore, RunStatus
+from loopline.tracking._filter import parse_filter, parse_order_by
+
+Check = Callable[[MetadataStore], None]
+
+
+def check_store(make_store: Callable[[], MetadataStore]) -> None:
+    """Run every conformance check, each on a fresh store; raises AssertionError."""
+    for check in STORE_CHECKS:
+        store = make_store()
+        try:
+            check(store)
+        finally:
+            store.close()
+
+
+def _run(store: MetadataStore, experiment: str = "exp", **kwargs: object) -> str:
+    exp = store.get_or_create_experiment(experiment)
+    return store.create_run(exp.id, user="tester", source="pytest", **kwargs).id  # type: ignore[arg-type]
+
+
+def _search(store: MetadataStore, text: str | None, order: list[str] | None = None) -> list[str]:
+    found = store.search_runs(None, parse_filter(text), parse_order_by(order), max_results=1000)
+    return [run.id for run in found]
+
+
+def _raises(kind: type[Exception], action: Callable[[], object]) -> None:
+    try:
+        action()
+    except kind:
+        return
+    raise AssertionError(f"expected {kind.__name__}")
+
+
+def check_experiments(store: MetadataStore) -> None:
+    first = store.get_or_create_experiment("churn")
+    assert store.get_or_create_experiment("churn") == first
+    assert store.get_experiment("churn").id == first.id
+    assert store.get_experiment(first.id).name == "churn"
+    _raises(NotFound, lambda: store.get_experiment("nope"))
+    _raises(InvalidInput, lambda: store.get_or_create_experiment("a/b"))
+    _raises(InvalidInput, lambda: store.get_or_create_experiment(""))
+    _run(store, "churn")
+    counts = {e.name: e.run_count for e in store.list_experiments()}
+    assert counts == {"churn": 1}
+
+
+def check_concurrent_experiment_creation(store: MetadataStore) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: store.get_or_create_experiment("race").id, range(16)))
+    assert len(ids) == 1
+
+
+def check_run_lifecycle(store: MetadataStore) -> None:
+    run_id = _run(store, name="first")
+    run = store.get_run(run_id)
+    assert (run.name, run.status, run.end_time, run.user) == (
+        "first",
+        RunStatus.RUNNING,
+        None,
+        "tester",
+    )
+    assert run.start_time.tzinfo is not None
+    ended = store.end_run(run_id, "failed", error="ValueError: boom")
+    assert ended.status is RunStatus.FAILED and ended.error == "ValueError: boom"
+    assert ended.end_time is not None and ended.end_time >= ended.start_time
+    _raises(InvalidInput, lambda: store.end_run(run_id, "RUNNING"))
+    _raises(InvalidInput, lambda: store.end_run(run_id, "bogus"))
+    child = _run(store, parent_id=run_id)
+    assert store.get_run(child).parent_id == run_id
+    assert store.resolve_run_id(run_id[:8]) == run_id
+    _raises(InvalidInput, lambda: store.resolve_run_id("../../etc"))
+    _raises(NotFound, lambda: store.get_run("0" * 32))
+    _raises(InvalidInput, lambda: store.get_run("x'; drop table runs; --"))
+
+
+def check_params_are_immutable(store: MetadataStore) -> None:
+    run_id = _run(store)
+    store.log_params(run_id, {"C": 1.0, "model": "rf", "depth": 6})
+    store.log_params(run_id, {"C": 1.0})  # the same value again is a no-op
+    _raises(Conflict, lambda: store.log_params(run_id, {"C": 2.0}))
+    assert store.get_run(run_id).params == {"C": "1.0", "depth": "6", "model": "rf"}
+    _raises(InvalidInput, lambda: store.log_params(run_id, {"../x": 1}))
+    _raises(NotFound, lambda: store.log_params("f" * 32, {"a": 1}))
+
+
+def check_tags_are_mutable(store: MetadataStore) -> None:
+    run_id = _run(store)
+    store.set_tags(run_id, {"team": "risk", "stage": "dev"})
+    store.set_tags(run_id, {"team": "growth"})
+    assert store.get_run(run_id).tags == {"stage": "dev", "team": "growth"}
+    store.delete_tag(run_id, "stage")
+    assert store.get_run(run_id).tags == {"team": "growth"}
+    _raises(NotFound, lambda: store.delete_tag(run_id, "stage"))
+
+
+def check_metrics_nan_inf_and_latest(store: MetadataStore) -> None:
+    run_id = _run(store)
+    store.log_metric_points(
+        [
+            (run_id, "loss", 0.5, 0, 1000),
+            (run_id, "loss", 0.3, 2, 1002),
+            (run_id, "loss", 0.4, 1, 1003),  # an older step arriving late
+            (run_id, "odd", math.nan, 0, 1000),
+            (run_id, "big", math.inf, 0, 1000),
+            (run_id, "small", -math.inf, 0, 1000),
+        ]
+    )
+    store.log_metric_points([(run_id, "loss", 0.9, 1, 1004)])  # still older than step 2
+    metrics = store.get_run(run_id).metrics
+    assert metrics["loss"] == 0.3 and math.isnan(metrics["odd"])
+    assert metrics["big"] == math.inf and metrics["small"] == -math.inf
+    history = store.get_metric_history(run_id, "loss")
+    assert [(p.step, p.value) for p in history] == [(0, 0.5), (1, 0.4), (1, 0.9), (2, 0.3)]
+    assert store.list_metric_keys(run_id) == ["big", "loss", "odd", "small"]
+    assert store.get_metric_history(run_id, "absent") == []
+
+
+def check_search_filters(store: MetadataStore) -> None:
+    ids = []
+    for index, (model, auc) in enumerate(
+        [("rf", 0.95), ("rf", 0.85), ("lr", 0.91), ("lr", math.nan)]
+    ):
+        run_id = _run(store)
+        store.log_params(run_id, {"model": model, "depth": index})
+        store.set_tags(run_id, {"team": "risk" if index % 2 == 0 else "growth"})
+        store.log_metric_points([(run_id, "auc", auc, 0, 1000 + index)])
+        ids.append(run_id)
+    assert set(_search(store, "metrics.auc > 0.9")) == {ids[0], ids[2]}
+    assert set(_search(store, "metrics.auc > 0.9 and params.model = 'rf'")) == {ids[0]}
+    assert set(_search(store, "params.model = 'lr' or tags.team = 'growth'")) == set(ids[1:])
+    assert set(_search(store, "params.depth = 2")) == {ids[2]}
+    assert set(_search(store, "params.model in ('rf', 'xx')")) == {ids[0], ids[1]}
+    assert set(_search(store, "params.model LIKE 'R%'")) == set()  # LIKE is case-sensitive
+    assert set(_search(store, "params.model ILIKE 'R%'")) == {ids[0], ids[1]}
+    assert set(_search(store, "metrics.auc = nan")) == {ids[3]}
+    assert set(_search(store, "metrics.missing is null")) == set(ids)
+    assert set(_search(store, "attributes.status = 'running'")) == set(ids)
+    assert _search(store, "params.model = 'x'' or 1=1 --'") == []
+    assert _search(store, None, ["metrics.auc desc"]) == [ids[0], ids[2], ids[1], ids[3]]
+    assert _search(store, None, ["metrics.auc asc"]) == [ids[1], ids[2], ids[0], ids[3]]
+    _raises(InvalidFilter, lambda: parse_filter("metrics.auc >> 1"))
+
+
+def check_search_scoping(store: MetadataStore) -> None:
+    one, two = _run(store, "one"), _run(store, "two")
+    exp_one = store.get_experiment("one").id
+    assert [r.id for r in store.search_runs([exp_one])] == [one]
+    store.set_deleted(two, True)
+    assert [r.id for r in store.search_runs()] == [one]
+    assert {r.id for r in store.search_runs(include_deleted=True)} == {one, two}
+    store.set_deleted(two, False)
+    assert len(store.search_runs(max_results=1)) == 1
+    _raises(InvalidInput, lambda: store.search_runs(max_results=0))
+
+
+def check_links(store: MetadataStore) -> None:
+    run_id = _run(store)
+    store.add_links(
+        run_id, Direction.OUTPUT, LinkKind.ARTIFACT, [("a.txt", "h1", 3), ("b/c", "h2", 5)]
+    )
+    store.add_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT, [("a.txt", "h3", 4)])
+    store.add_links(run_id, Direction.INPUT, LinkKind.DATASET_VERSION, [("credit", "v3", None)])
+    outputs = store.list_links(run_id, Direction.OUTPUT)
+    assert [(link.name, link.ref) for link in outputs] == [("a.txt", "h3"), ("b/c", "h2")]
+    inputs = store.list_links(run_id, Direction.INPUT)
+    assert [(link.kind, link.ref) for link in inputs] == [(LinkKind.DATASET_VERSION, "v3")]
+
+
+STORE_CHECKS: list[Check] = [
+    check_experiments,
+    check_concurrent_experiment_creation,
+    check_run_lifecycle,
+    check_params_are_immutable,
+    check_tags_are_mutable,
+    check_metrics_nan_inf_and_latest,
+    check_search_filters,
+    check_search_scoping,
+    check_links,
+]

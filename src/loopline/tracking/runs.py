@@ -1,0 +1,324 @@
+"""Starting, logging to and ending runs: the fluent API (`ll.start_run`, `ll.log_metric`).
+
+Runs started in this process form a stack: module-level functions log to the innermost
+active run, and a run started while another is active becomes its child unless `parent`
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from loopline.errors import InvalidInput, LooplineError
+from loopline.store import CodeVersion, Direction, LinkKind, Run, RunStatus, check_key
+from loopline.tracking import _context
+from loopline.tracking._buffer import MetricBuffer
+from loopline.tracking._session import Stores, release, retain, stores
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PREFIX = "_loopline/"
+
+
+class ActiveRun:
+    """A run this process is writing to; a context manager that ends it.
+
+    Leaving the `with` block normally marks the run FINISHED; an exception marks it
+    FAILED with the error (KeyboardInterrupt: KILLED) and is re-raised.
+    """
+
+    def __init__(self, run: Run, stores: Stores) -> None:
+        self.id = run.id
+        self.name = run.name
+        self.experiment = run.experiment
+        self._stores = stores
+        self._next_step: dict[str, int] = {}
+        self._checked_keys: set[str] = set()
+        self._buffer = MetricBuffer(
+            stores.metadata.log_metric_points, stores.settings.metric_flush_interval
+        )
+        self._ended = False
+        retain(stores)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.name} id={self.id}>"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end(RunStatus.FINISHED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end(RunStatus.KILLED, error="interrupted (KeyboardInterrupt)")
+        else:
+            self.end(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+    # -- logging ----------------------------------------------------------------------
+
+    def log_param(self, key: str, value: object) -> None:
+        self._stores.metadata.log_params(self.id, {key: value})
+
+    def log_params(self, values: Mapping[str, object]) -> None:
+        self._stores.metadata.log_params(self.id, values)
+
+    def set_tag(self, key: str, value: object) -> None:
+        self._stores.metadata.set_tags(self.id, {key: value})
+
+    def set_tags(self, values: Mapping[str, object]) -> None:
+        self._stores.metadata.set_tags(self.id, values)
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Buffer one point; `step` defaults to one past this key's previous step."""
+        if key not in self._checked_keys:
+            check_key("metric", key)
+            self._checked_keys.add(key)
+        if type(value) is not float:
+            value = _as_metric_value(key, value)
+        if step is None:
+            step = self._next_step.get(key, 0)
+        elif type(step) is not int:
+            step = _as_step(key, step)
+        self._next_step[key] = step + 1
+        self._buffer.append((self.id, key, value, step, time.time_ns() // 1_000_000))
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        if not isinstance(values, Mapping):
+            raise InvalidInput(f"log_metrics takes a mapping of name -> number, got {values!r}")
+        for key, value in values.items():
+            self.log_metric(key, value, step)
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> list[str]:
+        """Store a file or a directory (recursively) as artifacts of this run."""
+        from loopline.tracking.artifacts import log_artifact_for_run
+
+        return log_artifact_for_run(self.id, local_path, artifact_path, stores=self._stores)
+
+    def flush(self) -> None:
+        """Write buffered metric points now."""
+        self._buffer.flush()
+
+    # -- ending -----------------------------------------------------------------------
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None) -> Run:
+        """Flush, then record the final status. Ending twice is a no-op."""
+        if self._ended:
+            return self._stores.metadata.get_run(self.id)
+        self._ended = True
+        _forget(self)
+        try:
+            try:
+                self._buffer.close()
+            except LooplineError:
+                self._stores.metadata.end_run(
+                    self.id, RunStatus.FAILED, error="metric flush failed"
+                )
+                raise
+            return self._stores.metadata.end_run(self.id, status, error=error)
+        finally:
+            if release(self._stores):  # the process moved to other stores meanwhile
+                self._stores.metadata.close()
+
+    @property
+    def info(self) -> Run:
+        """The run as stored now (params, latest metrics, tags)."""
+        self.flush()
+        return self._stores.metadata.get_run(self.id)
+
+
+# -- the process's stack of active runs ----------------------------------------------------
+
+_stack: list[ActiveRun] = []
+_stack_lock = threading.Lock()
+
+
+def start_run(
+    experiment: str = "default",
+    *,
+    name: str | None = None,
+    params: Mapping[str, object] | None = None,
+    tags: Mapping[str, object] | None = None,
+    parent: ActiveRun | Run | str | None = None,
+) -> ActiveRun:
+    """Start a run in `experiment` (created on first use) and make it the active run.
+
+    Records on its own the git commit, branch, dirty flag and uncommitted diff, the
+    command line, the Python version and the installed packages. `parent` (a run or a
+    run id) nests the run; by default a run started inside another becomes its child.
+    """
+    opened = stores()
+    exp = opened.metadata.get_or_create_experiment(experiment)
+    parent_id = _parent_id(parent)
+    git = _context.git_state(Path.cwd())
+    patch_hash = opened.artifacts.put_bytes(git.patch).hash if git.patch else None
+    packages = _context.installed_packages().encode()
+    packages_blob = opened.artifacts.put_bytes(packages)
+    run = opened.metadata.create_run(
+        exp.id,
+        name=name,
+        parent_id=parent_id,
+        user=_context.current_user(),
+        source=_context.command_line(),
+        code=CodeVersion(git.commit, git.branch, git.dirty, patch_hash),
+        python_version=_context.python_version(),
+        packages_hash=packages_blob.hash,
+    )
+    system = [(SYSTEM_PREFIX + "requirements.txt", packages_blob.hash, packages_blob.size)]
+    if git.patch and patch_hash:
+        system.append((SYSTEM_PREFIX + "code.patch", patch_hash, len(git.patch)))
+    opened.metadata.add_links(run.id, Direction.OUTPUT, LinkKind.ARTIFACT, system)
+    active = ActiveRun(run, opened)
+    try:
+        if params:
+            active.log_params(params)
+        if tags:
+            active.set_tags(tags)
+    except BaseException as exc:
+        active.end(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    with _stack_lock:
+        _stack.append(active)
+    return active
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost run started by this process and not yet ended."""
+    with _stack_lock:
+        return _stack[-1] if _stack else None
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None = None) -> Run:
+    """End the active run, or any run by id (e.g. one whose process was killed)."""
+    if run_id is None:
+        return _require_active().end(status)
+    with _stack_lock:
+        mine = next((r for r in _stack if r.id == run_id), None)
+    if mine is not None:
+        return mine.end(status)
+    return stores().metadata.end_run(run_id, status)
+
+
+def log_param(key: str, value: object) -> None:
+    _require_active().log_param(key, value)
+
+
+def log_params(values: Mapping[str, object]) -> None:
+    _require_active().log_params(values)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Buffer a metric point for the active run; never waits on the database."""
+    _require_active().log_metric(key, value, step)
+
+
+def log_metrics(values: Mapping[str, float], step: int | None = None) -> None:
+    _require_active().log_metrics(values, step)
+
+
+def set_tag(key: str, value: object) -> None:
+    _require_active().set_tag(key, value)
+
+
+def set_tags(values: Mapping[str, object]) -> None:
+    _require_active().set_tags(values)
+
+
+def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> list[str]:
+    """Store a file or directory as artifacts of the active run; returns the paths."""
+    return _require_active().log_artifact(local_path, artifact_path)
+
+
+def flush() -> None:
+    """Write every buffered metric point of every active run now."""
+    with _stack_lock:
+        active = list(_stack)
+    for run in active:
+        run.flush()
+
+
+def _require_active() -> ActiveRun:
+    run = active_run()
+    if run is None:
+        raise InvalidInput("no active run", hint="wrap your code in `with ll.start_run(...):`")
+    return run
+
+
+def _forget(run: ActiveRun) -> None:
+    with _stack_lock:
+        if run in _stack:
+            _stack.remove(run)
+
+
+def _parent_id(parent: ActiveRun | Run | str | None) -> str | None:
+    if parent is None:
+        current = active_run()
+        return current.id if current is not None else None
+    if isinstance(parent, str):
+        return stores().metadata.resolve_run_id(parent)
+    return parent.id
+
+
+def _as_metric_value(key: str, value: object) -> float:
+    if isinstance(value, bool) or not _is_real(value):
+        raise InvalidInput(
+            f"metric {key!r} must be a number, got {type(value).__name__}: {value!r}"
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def _is_real(value: object) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Real)
+
+
+def _as_step(key: str, step: object) -> int:
+    import numbers
+
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
+    return int(step)
+
+
+# -- ending runs when the process exits --------------------------------------------------
+
+_uncaught: list[BaseException] = []
+_previous_hook = sys.excepthook
+
+
+def _record_uncaught(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    _uncaught.append(exc)
+    _previous_hook(kind, exc, tb)
+
+
+sys.excepthook = _record_uncaught
+
+
+@atexit.register
+def _end_runs_at_exit() -> None:
+    """Runs still active at exit end FINISHED, or FAILED if an exception escaped."""
+    with _stack_lock:
+        leftover = list(reversed(_stack))
+    for run in leftover:
+        try:
+            if _uncaught:
+                exc = _uncaught[-1]
+                run.end(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            else:
+                run.end(RunStatus.FINISHED)
+        except Exception as exc:
+            log.error("could not end run %s at exit: %s", run.id, exc)

@@ -1,0 +1,131 @@
+"""Reading runs back: search with a filter language, get one run, metric history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, overload
+
+from loopline.errors import InvalidInput
+from loopline.store import Experiment, MetricPoint, Run
+from loopline.tracking._filter import parse_filter, parse_order_by
+from loopline.tracking._session import stores
+from loopline.tracking.runs import flush
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@overload
+def search_runs(
+    experiment: str | Sequence[str] | None = ...,
+    filter: str | None = ...,
+    order_by: Sequence[str] | str | None = ...,
+    max_results: int = ...,
+    output: Literal["runs"] = ...,
+    include_deleted: bool = ...,
+) -> list[Run]: ...
+
+
+@overload
+def search_runs(
+    experiment: str | Sequence[str] | None = ...,
+    filter: str | None = ...,
+    order_by: Sequence[str] | str | None = ...,
+    max_results: int = ...,
+    *,
+    output: Literal["pandas"],
+    include_deleted: bool = ...,
+) -> pd.DataFrame: ...
+
+
+def search_runs(
+    experiment: str | Sequence[str] | None = None,
+    filter: str | None = None,
+    order_by: Sequence[str] | str | None = None,
+    max_results: int = 100,
+    output: Literal["runs", "pandas"] = "runs",
+    include_deleted: bool = False,
+) -> list[Run] | pd.DataFrame:
+    """Runs of `experiment` (a name, a list of names, or None for all) matching `filter`.
+
+    Example: `search_runs("churn", "metrics.auc > 0.9 and params.model = 'rf'",
+    order_by=["metrics.auc desc"])`. Returns Run objects, or with `output="pandas"` a
+    DataFrame with one row per run and `params.*`, `metrics.*`, `tags.*` columns.
+    Raises InvalidFilter (pointing at the offending token) for a filter that does not
+    parse, NotFound for an unknown experiment.
+    """
+    if output not in ("runs", "pandas"):
+        raise InvalidInput(f"output must be 'runs' or 'pandas', got {output!r}")
+    condition = parse_filter(filter)
+    order = parse_order_by([order_by] if isinstance(order_by, str) else order_by)
+    flush()  # this process's own buffered points count too
+    opened = stores()
+    experiment_ids = None
+    if experiment is not None:
+        names = [experiment] if isinstance(experiment, str) else list(experiment)
+        experiment_ids = [opened.metadata.get_experiment(name).id for name in names]
+    found = opened.metadata.search_runs(
+        experiment_ids, condition, order, max_results, include_deleted
+    )
+    return runs_frame(found) if output == "pandas" else found
+
+
+def get_run(run_id: str) -> Run:
+    """One run by id (or a unique prefix of it): params, latest metrics, tags, status."""
+    flush()
+    metadata = stores().metadata
+    return metadata.get_run(metadata.resolve_run_id(run_id))
+
+
+def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:
+    """Every point logged for `key` in the run, in step order."""
+    flush()
+    metadata = stores().metadata
+    return metadata.get_metric_history(metadata.resolve_run_id(run_id), key)
+
+
+def list_experiments() -> list[Experiment]:
+    return stores().metadata.list_experiments()
+
+
+def delete_run(run_id: str) -> None:
+    """Hide a run from searches (soft delete; `restore_run` brings it back)."""
+    metadata = stores().metadata
+    metadata.set_deleted(metadata.resolve_run_id(run_id), True)
+
+
+def restore_run(run_id: str) -> None:
+    metadata = stores().metadata
+    metadata.set_deleted(metadata.resolve_run_id(run_id), False)
+
+
+def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per run: attributes, then params.*, metrics.*, tags.* columns."""
+    import pandas as pd
+
+    records = []
+    for run in runs:
+        record: dict[str, object] = {
+            "run_id": run.id,
+            "experiment": run.experiment,
+            "name": run.name,
+            "status": run.status.value,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "user": run.user,
+            "parent_id": run.parent_id,
+            "git_commit": run.code.commit,
+        }
+        record.update({f"params.{k}": v for k, v in run.params.items()})
+        record.update({f"metrics.{k}": v for k, v in run.metrics.items()})
+        record.update({f"tags.{k}": v for k, v in run.tags.items()})
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        return pd.DataFrame(columns=["run_id", "experiment", "name", "status", "start_time"])
+    fixed = [c for c in frame.columns if "." not in c]
+    group = {"params": 0, "metrics": 1, "tags": 2}
+    keyed = sorted(
+        (c for c in frame.columns if "." in c), key=lambda c: (group[c.split(".")[0]], c)
+    )
+    return frame[fixed + keyed]

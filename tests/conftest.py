@@ -1,0 +1,3 @@
+"""Shared fixtures live in tests/fixtures/ (one module per back-end), loaded here."""
+
+pytest_plugins = ["fixtures.s3", "fixtures.stores"]

@@ -50,6 +50,24 @@ def median_time(
     return statistics.median(times)
 
 
+def median_times(
+    fns: Sequence[Callable[[], object]],
+    repeat: int = 5,
+    *,
+    setup: Callable[[], object] | None = None,
+) -> list[float]:
+    """Like `median_time` for several functions, run in turns (a, b, a, b, ...).
+
+    Taking turns spreads a burst of load from elsewhere on the machine over all of
+    them, so that their ratio stays meaningful on a shared box.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, fn_times in zip(fns, times, strict=True):
+            fn_times.append(median_time(fn, 1, setup=setup))
+    return [statistics.median(fn_times) for fn_times in times]
+
+
 def print_table(title: str, rows: Sequence[Row], console: Console | None = None) -> None:
     """Print rows as a table: figure, ours, reference, ratio, goal."""
     table = Table(title=title)

@@ -11,6 +11,7 @@ recreated on each run).
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import sys
 import tempfile
@@ -80,6 +81,8 @@ def train_all(workdir: Path) -> None:
 
 
 def main() -> int:
+    if not sys.stdout.isatty():  # logs and pipes: tables as wide as a typical terminal
+        os.environ.setdefault("COLUMNS", "140")
     project = Path(sys.argv[1] if len(sys.argv) > 1 else ".demo").resolve()
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir(parents=True)
@@ -93,8 +96,6 @@ def main() -> int:
         train_all(Path(workdir))
 
     print("\n== 2. Runs sorted by ROC AUC (loopline runs ls)")
-    import os
-
     os.chdir(project)
     loopline_cli(["runs", "ls", "-e", "breast-cancer", "-o", "metrics.roc_auc desc"])
     best = ll.search_runs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,8 @@ from typing import Any
 
 import blake3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loopline.errors import (
     Conflict,
@@ -30,7 +33,7 @@ MB = 1 << 20
 
 
 def _digest(data: bytes) -> str:
-    return blake3.blake3(data).hexdigest()  # type: ignore[no-any-return]
+    return str(blake3.blake3(data).hexdigest())
 
 
 def _blob_files(store: ArtifactStore) -> list[Path]:
@@ -83,6 +86,15 @@ def test_bytes_round_trip(artifact_store: ArtifactStore, size: int) -> None:
     assert blob == Blob(hash=_digest(data), size=size)
     assert artifact_store.exists(blob.hash)
     assert artifact_store.get_bytes(blob.hash) == data
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=4096))
+def test_blob_hash_is_blake3_of_the_content(tmp_path: Path, data: bytes) -> None:
+    store = ArtifactStore(str(tmp_path / "hashing"))  # one store for all examples
+    blob = store.put_bytes(data)
+    assert blob.hash == _digest(data)
+    assert store.get_bytes(blob.hash) == data
 
 
 @pytest.mark.parametrize("size", [0, 11, 5 * MB])
@@ -256,6 +268,21 @@ def test_unwritable_store_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="storing") as caught:
         store.put_bytes(b"x")
     assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_unreachable_s3_endpoint_is_unavailable(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # s3_endpoint only for its fake credentials; the store talks to a closed port, and
+    # botocore gives up at once instead of retrying with backoff.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        store = ArtifactStore("s3://bucket/prefix", s3_endpoint_url=endpoint)
+        with pytest.raises(StoreUnavailable, match="bucket") as caught:
+            store.exists(_digest(b"x"))
+    assert "botocore" in type(caught.value.__cause__).__module__
 
 
 def test_missing_bucket_is_unavailable(s3_endpoint: str) -> None:

@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
-def number(value: float | None) -> str:
+@cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class _LazyConsole:
+    """A Rich console created on first use, so `--help` does not import Rich."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_console(self._stderr), name)
+
+
+console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+def number(value: float | None, digits: int = 6) -> str:
     """Metric values as stored, NaN and infinities included."""
     if value is None:
         return ""
@@ -19,11 +40,14 @@ def number(value: float | None) -> str:
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return f"{value:.6g}"
+    return f"{value:.{digits}g}"
 
 
-def moment(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def moment(value: datetime | None, *, short: bool = False) -> str:
+    """Local time; `short` drops the year and seconds, for tables."""
+    if value is None:
+        return ""
+    return value.astimezone().strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def duration(seconds: float | None) -> str:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Tracked runs: list, show, compare, delete.", no_args_is_help=True)
 
-MAX_KEY_COLUMNS = 6
+MAX_METRIC_COLUMNS = 4
+MAX_PARAM_COLUMNS = 3
 
 
 @app.command("ls")
@@ -158,26 +159,32 @@ def _runs_table(runs: list[Run], order_by: list[str]) -> object:
     from rich.table import Table
 
     wanted = [o.split()[0].split(".", 1)[1] for o in order_by if o.startswith("metric")]
-    metric_keys = _common_keys([r.metrics for r in runs], wanted)
+    metric_keys = _common_keys([r.metrics for r in runs], wanted, MAX_METRIC_COLUMNS)
     varying = [
         k
         for k in _common_keys([r.params for r in runs], [], limit=100)
         if len({r.params.get(k) for r in runs}) > 1
-    ][:MAX_KEY_COLUMNS]
-    table = Table("ID", "Name", "Experiment", "Status", "Started", "Duration", title="Runs")
+    ][:MAX_PARAM_COLUMNS]
+    several = len({r.experiment for r in runs}) > 1
+    table = Table(title="Runs")
+    table.add_column("ID", no_wrap=True, min_width=8)
+    table.add_column("Name", no_wrap=True)
+    if several:
+        table.add_column("Experiment", no_wrap=True)
+    table.add_column("Status", no_wrap=True, min_width=8)
+    table.add_column("Started", no_wrap=True, min_width=11)
     for key in metric_keys:
-        table.add_column(key, justify="right")
+        table.add_column(key, justify="right", no_wrap=True, min_width=min(len(key), 12))
     for key in varying:
-        table.add_column(f"[dim]{key}[/]")
+        table.add_column(f"[dim]{key}[/]", no_wrap=True, overflow="ellipsis", max_width=14)
     for run in runs:
         table.add_row(
             run.id[:8],
             run.name,
-            run.experiment,
+            *([run.experiment] if several else []),
             status(run.status.value),
-            moment(run.start_time),
-            duration(run.duration_s),
-            *(number(run.metrics.get(k)) for k in metric_keys),
+            moment(run.start_time, short=True),
+            *(number(run.metrics.get(k), digits=4) for k in metric_keys),
             *(run.params.get(k, "") for k in varying),
         )
     table.caption = f"{len(runs)} run(s)"
@@ -185,9 +192,7 @@ def _runs_table(runs: list[Run], order_by: list[str]) -> object:
 
 
 def _common_keys(
-    mappings: list[dict[str, str]] | list[dict[str, float]],
-    first: list[str],
-    limit: int = MAX_KEY_COLUMNS,
+    mappings: list[dict[str, str]] | list[dict[str, float]], first: list[str], limit: int
 ) -> list[str]:
     """`first`, then the keys most runs have, up to `limit`."""
     counts: dict[str, int] = {}

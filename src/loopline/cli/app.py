@@ -18,6 +18,9 @@ app = typer.Typer(
     help="loopline: versioned data, tracked experiments, gated models, one lineage graph.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: Typer's Rich help formatter imports ~90 ms of modules (Markdown, syntax
+    # highlighting) and `loopline --help` must start fast. Rich still prints our output.
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -14,21 +14,19 @@ Guarantees:
   uploaded straight to its final key; a killed multipart upload stays invisible until
   `clean_temp` (or a bucket lifecycle rule) aborts it.
 - Reads always verify: `get_bytes` and `get_file` hash what they return and raise
-  `CorruptedData` on a mismatch. There is no unverified fast path because none is
-  needed: `get_file` hashes while the kernel copies (see Speed), which costs about the
-  same as a plain copy.
-- No fsync. Syncing a 200 MB blob costs a full disk write per artifact, and a blob torn
-  by a power cut is caught by the verifying read. `put_*` skips a blob that already
-  exists only if its size matches, so storing the file again repairs the usual damage
-  after a crash (an empty or truncated file).
+  `CorruptedData` on a mismatch. There is no unverified fast path: with a second core
+  free, `get_file` hashes while the kernel copies (see Speed) at little extra cost.
+- No fsync: it would make every put wait for the disk, and the usual damage a power
+  cut does to a recent blob (an empty or truncated file) is caught by the verifying
+  read and repaired by storing the file again (`put_*` skips a blob only if its size
+  matches).
 
-Speed (2-core Linux, 200 MB, files in the page cache): the obvious single pass (read a
-chunk, hash it, write it) took about 2.1x the time of a copy plus a hash. On Linux, files
-of 4 MiB or more are therefore copied by `os.sendfile` in a worker thread while the main
-thread hashes the same file descriptor with `pread` on the other core; both read the same
-bytes, and a source modified meanwhile is caught by an fstat check (`Conflict`). mmap
-hashing was no faster and can crash the process with SIGBUS when a file is truncated
-under it, so it is not used. See benchmarks/bench_artifacts.py.
+Speed: BLAKE3 runs at about 2.3 GB/s per core here, so the obvious loop (read a chunk,
+hash it, write it) made write-then-read of 200 MB about 2x a copy plus a hash. On Linux,
+files of 4 MiB or more are copied by `os.sendfile` in a worker thread while this thread
+hashes the same descriptor with `pread`, which brings it to about 1.5x on an idle 2-core
+machine (benchmarks/bench_artifacts.py). mmap hashing measured slower and can kill the
+process with SIGBUS if the file is truncated meanwhile, so it is not used.
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import blake3
 
@@ -66,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20  # measured: 1 MiB beats 4-16 MiB for the hash-while-copying loops
 _PARALLEL_MIN = 4 << 20  # below this, a copy thread costs more than it saves
-_S3_CHUNK = 8 << 20  # one ranged GET per chunk when downloading
+_S3_CHUNK = 8 << 20  # read-ahead per ranged GET when downloading
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 
@@ -189,7 +187,7 @@ class ArtifactStore:
         except self._backend.errors as exc:
             raise StoreUnavailable(
                 f"artifact store {self.uri}: {action} failed: {exc}",
-                hint="check that the location exists, is writable and, for S3, the credentials",
+                hint=self._backend.unavailable_hint,
             ) from exc
 
 
@@ -198,6 +196,7 @@ class _Backend(Protocol):
 
     uri: str
     errors: tuple[type[BaseException], ...]
+    unavailable_hint: str
 
     def location(self, digest: str) -> str: ...
     def exists(self, digest: str) -> bool: ...
@@ -216,7 +215,9 @@ def _open_backend(uri: str, s3_endpoint_url: str | None) -> _Backend:
     name = scheme.group(1).lower()
     parts = urlsplit(uri)
     if name == "file" and parts.netloc in ("", "localhost"):
-        return _LocalBlobs(Path(unquote(parts.path)))
+        from urllib.request import url2pathname  # handles C:/ drives; slow-ish to import
+
+        return _LocalBlobs(Path(url2pathname(parts.path)))
     if name == "s3":
         return _S3Blobs(parts.netloc, parts.path.strip("/"), s3_endpoint_url)
     raise InvalidInput(
@@ -229,6 +230,7 @@ class _LocalBlobs:
     """Blobs in a local folder: temp file, then `os.replace` into the final name."""
 
     errors: tuple[type[BaseException], ...] = (OSError,)
+    unavailable_hint = "check that the folder exists and that you can write to it"
 
     def __init__(self, root: Path) -> None:
         self._root = root.expanduser().absolute()
@@ -309,12 +311,14 @@ class _LocalBlobs:
 class _S3Blobs:
     """Blobs under an S3 prefix, through s3fs: hash first, then upload to the final key."""
 
+    unavailable_hint = "check the bucket name, the endpoint and the AWS credentials"
+
     def __init__(self, bucket: str, prefix: str, endpoint_url: str | None) -> None:
         if not bucket:
             raise InvalidInput("an s3:// artifact store URI needs a bucket: s3://bucket/prefix")
         try:
             import s3fs
-            from botocore.exceptions import (  # type: ignore[import-untyped]
+            from botocore.exceptions import (
                 BotoCoreError,
                 ClientError,
             )
@@ -355,7 +359,7 @@ class _S3Blobs:
     @contextlib.contextmanager
     def open_blob(self, digest: str) -> Iterator[BinaryIO]:
         try:
-            file = self._fs.open(self._key(digest), "rb", block_size=_S3_CHUNK, cache_type="none")
+            file = self._fs.open(self._key(digest), "rb", block_size=_S3_CHUNK)
         except FileNotFoundError as exc:
             raise NotFound(f"no blob {digest} in artifact store {self.uri}") from exc
         with file:
@@ -446,10 +450,13 @@ def _hash_bytes(data: bytes) -> str:
     return digest
 
 
-def _hash_stream(file: BinaryIO) -> str:
+def _hash_stream(file: BinaryIO, out: BinaryIO | None = None) -> str:
+    """Hash `file` from its current position to its end, copying it to `out` if given."""
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     while chunk := file.read(_CHUNK):
         hasher.update(chunk)
+        if out is not None:
+            out.write(chunk)
     digest: str = hasher.hexdigest()
     return digest
 
@@ -460,12 +467,7 @@ def _copy_hashing(source: BinaryIO, out: BinaryIO) -> str:
     if sys.platform == "linux" and size is not None and size >= _PARALLEL_MIN:
         out.flush()
         return _copy_hashing_in_parallel(source.fileno(), out.fileno(), size)
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    while chunk := source.read(_CHUNK):
-        hasher.update(chunk)
-        out.write(chunk)
-    digest: str = hasher.hexdigest()
-    return digest
+    return _hash_stream(source, out)
 
 
 def _file_size(file: BinaryIO) -> int | None:

@@ -1,8 +1,11 @@
 """The end-to-end demo on the embedded default (SQLite + a local artifact folder).
 
-Stage 1 (experiment tracking): train several real scikit-learn models on the
-breast-cancer data with different hyper-parameters, each as a tracked run, then show
-the runs sorted by ROC AUC and compare the two best side by side.
+Stage 1 (data): version the breast-cancer data as CSV, infer an expectation suite from
+it and validate it; then version a deliberately corrupted copy and watch validation
+fail with a report.
+Stage 2 (experiment tracking): train several real scikit-learn models on the versioned
+data with different hyper-parameters, each as a tracked run that records the dataset
+version it used, then show the runs sorted by ROC AUC and compare the two best.
 
 Run with `make demo`, or `python examples/demo.py [PROJECT_DIR]` (default `.demo/`,
 recreated on each run).
@@ -47,13 +50,44 @@ def build(kind: str, params: dict[str, object]) -> object:
     return GradientBoostingClassifier(random_state=0, **params)
 
 
-def train_all(workdir: Path) -> None:
-    data = load_breast_cancer(as_frame=True)
+def version_data(project: Path) -> str:
+    """Write the data to CSV, version it, infer a suite and validate; returns its ref."""
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.insert(0, "patient_id", range(len(frame)))
+    folder = project / "data"
+    folder.mkdir()
+    frame.to_csv(folder / "breast_cancer.csv", index=False)
+    loopline_cli(["data", "add", "data/breast_cancer.csv", "-m", "sklearn breast-cancer data"])
+    loopline_cli(
+        ["data", "expect", "breast_cancer.csv@1", "--out", "suite.yaml", "--key", "patient_id"]
+    )
+    loopline_cli(["data", "validate", "breast_cancer.csv@1", "--suite", "suite.yaml"])
+
+    print("\n-- a corrupted extract arrives: negative radii, missing labels, duplicated ids")
+    broken = frame.copy()
+    broken.loc[:9, "mean radius"] = -1.0
+    broken.loc[10:14, "target"] = None
+    broken.loc[15:19, "patient_id"] = 0
+    broken.to_csv(folder / "breast_cancer.csv", index=False)
+    loopline_cli(["data", "add", "data/breast_cancer.csv", "-m", "corrupted extract"])
+    code = loopline_cli(
+        ["data", "validate", "breast_cancer.csv@2", "--suite", "suite.yaml", "--report", "dq.html"]
+    )
+    print(f"(validation exit code {code}: a CI job would stop here)")
+    loopline_cli(["data", "diff", "breast_cancer.csv@1", "breast_cancer.csv@2"])
+    loopline_cli(["data", "checkout", "breast_cancer.csv@1"])  # back to the good version
+    return "breast_cancer.csv@1"
+
+
+def train_all(workdir: Path, ref: str) -> None:
+    frame = ll.data.load(ref)  # outside a run: no lineage yet
+    features = frame.drop(columns=["patient_id", "target"])
     x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=0.25, random_state=42, stratify=data.target
+        features, frame["target"], test_size=0.25, random_state=42, stratify=frame["target"]
     )
     for kind, params in CANDIDATES:
         with ll.start_run(experiment="breast-cancer", params={"model": kind, **params}) as run:
+            ll.data.load(ref)  # inside the run: records the dataset version as its input
             ll.set_tags({"dataset": "sklearn.load_breast_cancer", "stage": "demo"})
             model = build(kind, params)
             model.fit(x_train, y_train)  # type: ignore[attr-defined]
@@ -91,22 +125,27 @@ def main() -> int:
         return 1
     ll.configure(project=project)
 
-    print("\n== 1. Training tracked runs on the breast-cancer data")
-    with tempfile.TemporaryDirectory() as workdir:
-        train_all(Path(workdir))
-
-    print("\n== 2. Runs sorted by ROC AUC (loopline runs ls)")
     os.chdir(project)
+
+    print("\n== 1. Versioning and validating the training data (loopline data ...)")
+    ref = version_data(project)
+
+    print("\n== 2. Training tracked runs on the versioned data")
+    with tempfile.TemporaryDirectory() as workdir:
+        train_all(Path(workdir), ref)
+
+    print("\n== 3. Runs sorted by ROC AUC (loopline runs ls)")
     loopline_cli(["runs", "ls", "-e", "breast-cancer", "-o", "metrics.roc_auc desc"])
     best = ll.search_runs(
         "breast-cancer", filter="metrics.roc_auc > 0.9", order_by=["metrics.roc_auc desc"]
     )
-    print("\n== 3. The two best runs side by side (loopline runs compare)")
+    print("\n== 4. The two best runs side by side (loopline runs compare)")
     loopline_cli(["runs", "compare", best[0].id, best[1].id])
     print(
         f"\nBest run: {best[0].name} ({best[0].id[:8]}), ROC AUC {best[0].metrics['roc_auc']:.4f}"
     )
-    print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}")
+    print(f"Data-quality report of the corrupted extract: {project / 'dq.html'}")
+    print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {ref})")
     return 0
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "active_run",
     "configure",
+    "data",
     "delete_run",
     "download_artifacts",
     "end_run",
@@ -50,15 +51,17 @@ _STORE_NAMES = {"Experiment", "MetricPoint", "Run", "RunStatus"}
 
 def _home(name: str) -> str | None:
     """The module that defines a public name."""
-    if name == "errors":
-        return "loopline.errors"
+    if name in ("errors", "data"):
+        return f"loopline.{name}"
     if name in _STORE_NAMES:
         return "loopline.store"
+    if name == "configure":
+        return "loopline.project"
     return "loopline.tracking" if name in __all__ else None
 
 
 if TYPE_CHECKING:
-    from loopline import errors
+    from loopline import data, errors
     from loopline.store import Experiment, MetricPoint, Run, RunStatus
     from loopline.tracking import (
         ActiveRun,
@@ -89,7 +92,8 @@ def __getattr__(name: str) -> Any:
     module = _home(name)
     if module is None or name == "__version__":
         raise AttributeError(f"module 'loopline' has no attribute {name!r}")
-    value = import_module(module) if name == "errors" else getattr(import_module(module), name)
+    is_module = name in ("errors", "data")
+    value = import_module(module) if is_module else getattr(import_module(module), name)
     globals()[name] = value
     return value
 

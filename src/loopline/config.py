@@ -11,6 +11,7 @@ Precedence, highest first: `LOOPLINE_STORE_URI` / `LOOPLINE_ARTIFACT_URI` (and t
 
 from __future__ import annotations
 
+import getpass
 import os
 import tomllib
 from dataclasses import dataclass
@@ -158,3 +159,14 @@ def _positive_float(value: object, name: str) -> float:
 
 def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def current_user() -> str:
+    """Who is acting: LOOPLINE_USER, else the login name."""
+    explicit = os.environ.get("LOOPLINE_USER")
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"

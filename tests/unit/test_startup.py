@@ -5,7 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["pandas", "numpy", "sqlalchemy", "alembic", "fsspec", "s3fs", "pyarrow", "psycopg"]
+HEAVY = [
+    "pandas",
+    "numpy",
+    "sqlalchemy",
+    "alembic",
+    "fsspec",
+    "s3fs",
+    "pyarrow",
+    "psycopg",
+    "duckdb",
+    "pandera",
+    "yaml",
+    "jinja2",
+    "rich",
+]
 
 PROBE = """
 import sys

@@ -78,3 +78,45 @@ STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED
 
 def status(text: str) -> str:
     return f"[{STATUS_STYLE.get(text, 'white')}]{text}[/]"
+
+
+class ByteProgress:
+    """A Rich progress bar for byte counts, fed by the library's progress callbacks.
+
+    `on_total(n)` sets the total; `advance(n)` moves it. Hidden when stderr is not a
+    terminal, so logs stay clean.
+    """
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=_console(True),
+            transient=True,
+            disable=not _console(True).is_terminal,
+        )
+        self._task = self._progress.add_task(description, total=None)
+
+    def __enter__(self) -> ByteProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def on_total(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+    def advance(self, count: int) -> None:
+        self._progress.advance(self._task, count)

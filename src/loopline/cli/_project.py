@@ -14,7 +14,7 @@ db = typer.Typer(help="The metadata database.", no_args_is_help=True)
 def open_project() -> None:
     """Point the library at the project around the working directory (or fail clearly)."""
     from loopline.config import load_settings
-    from loopline.tracking import configure
+    from loopline.project import configure
 
     settings = load_settings(require_project=True)
     configure(project=settings.root)
@@ -28,7 +28,7 @@ def init(
     Example: loopline init
     """
     from loopline.config import init_project
-    from loopline.tracking import configure
+    from loopline.project import configure
 
     config = init_project(directory)
     opened = configure(project=config.parent)

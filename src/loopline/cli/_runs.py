@@ -20,13 +20,13 @@ MAX_PARAM_COLUMNS = 3
 
 @app.command("ls")
 def list_runs(
-    experiment: list[str] = typer.Option(
+    experiment: list[str] | None = typer.Option(
         None, "--experiment", "-e", help="Experiment name (repeatable); default: all."
     ),
-    filter_: str = typer.Option(
+    filter_: str | None = typer.Option(
         None, "--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\""
     ),
-    order_by: list[str] = typer.Option(
+    order_by: list[str] | None = typer.Option(
         None, "--order-by", "-o", help="e.g. 'metrics.auc desc' (repeatable)."
     ),
     max_results: int = typer.Option(50, "--max-results", "-n", help="At most this many runs."),
@@ -58,17 +58,34 @@ def show(
     Example: loopline runs show 3f2a
     """
     from loopline.cli._project import open_project
-    from loopline.tracking import get_run, list_artifacts
+    from loopline.tracking import describe_link, get_run, lineage, list_artifacts
 
     open_project()
     found = get_run(run)
     artifacts = list_artifacts(found.id)
+    links = [(link, describe_link(link)) for link in lineage(found.id)]
     if as_json:
         body = _run_json(found)
         body["artifacts"] = [{"path": a.name, "hash": a.ref, "size": a.size} for a in artifacts]
+        body["lineage"] = [
+            {
+                "direction": link.direction.value,
+                "kind": link.kind.value,
+                "name": label,
+                "ref": link.ref,
+            }
+            for link, label in links
+        ]
         console.print_json(json.dumps(body))
         return
     _print_run(found, artifacts)
+    if links:
+        from rich.table import Table
+
+        table = Table("Direction", "Kind", "What", title="Lineage", title_justify="left")
+        for link, label in links:
+            table.add_row(link.direction.value, link.kind.value.replace("_", " "), label)
+        console.print(table)
 
 
 @app.command("compare")

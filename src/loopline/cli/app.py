@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from loopline import __version__
-from loopline.cli import _artifacts, _experiments, _project, _runs
+from loopline.cli import _artifacts, _data, _experiments, _project, _runs
 from loopline.cli._output import err
 from loopline.errors import LooplineError
 
@@ -29,6 +29,7 @@ app.add_typer(_project.db, name="db")
 app.add_typer(_experiments.app, name="experiments")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_artifacts.app, name="artifacts")
+app.add_typer(_data.app, name="data")
 
 
 def _version(value: bool) -> None:
@@ -53,7 +54,8 @@ def run(argv: Sequence[str]) -> int:
     """Run the CLI on `argv`; returns the exit code (errors print one line, no trace)."""
     debug = "--debug" in argv
     try:
-        app(args=list(argv), prog_name="loopline", standalone_mode=False)
+        # Without standalone mode, click returns a command's `Exit` code instead of raising.
+        returned = app(args=list(argv), prog_name="loopline", standalone_mode=False)
     except LooplineError as exc:
         if debug:
             raise
@@ -80,4 +82,4 @@ def run(argv: Sequence[str]) -> int:
         message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the trace)"
         err.print(f"[red]Error:[/] {message}", soft_wrap=True)
         return 1
-    return 0
+    return returned if isinstance(returned, int) else 0

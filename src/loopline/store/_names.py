@@ -76,3 +76,71 @@ def tag_text(key: str, value: object) -> str:
     if "\x00" in text:
         raise InvalidInput(f"tag {key!r} contains a NUL character")
     return text
+
+
+_ADJECTIVES = [
+    "amber",
+    "bold",
+    "brave",
+    "calm",
+    "clever",
+    "crisp",
+    "eager",
+    "fair",
+    "gentle",
+    "glad",
+    "keen",
+    "lively",
+    "lucky",
+    "merry",
+    "nimble",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "shy",
+    "silent",
+    "steady",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+    "young",
+]
+_NOUNS = [
+    "otter",
+    "falcon",
+    "badger",
+    "heron",
+    "lynx",
+    "marten",
+    "osprey",
+    "panda",
+    "puffin",
+    "raven",
+    "robin",
+    "salmon",
+    "seal",
+    "sparrow",
+    "swan",
+    "tiger",
+    "trout",
+    "viper",
+    "walrus",
+    "wren",
+    "yak",
+    "zebra",
+    "beaver",
+    "bison",
+    "crane",
+    "dingo",
+]
+
+
+def friendly_run_name(run_id: str) -> str:
+    """A memorable default run name derived from the id, e.g. 'swift-heron-7f3a'."""
+    number = int(run_id[:8], 16)
+    adjective = _ADJECTIVES[number % len(_ADJECTIVES)]
+    noun = _NOUNS[(number // len(_ADJECTIVES)) % len(_NOUNS)]
+    return f"{adjective}-{noun}-{run_id[:4]}"

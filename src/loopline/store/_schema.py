@@ -151,3 +151,51 @@ run_links = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "kind", "ref"),
 )
+
+# -- datasets (migration 0002) -------------------------------------------------------------
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One immutable version of a dataset: its manifest (paths -> content ids) is a blob in
+# the artifact store, addressed by manifest_hash. Tabular versions also carry their
+# schema (JSON text) and a profile (a JSON blob).
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("manifest_hash", String(64), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("author", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("total_size", BigInteger, nullable=False),
+    Column("row_count", BigInteger, nullable=True),
+    Column("schema_json", Text, nullable=True),
+    Column("profile_hash", String(64), nullable=True),
+    Column("source", Text, nullable=True),
+    Index(None, "dataset_id", "version", unique=True),
+    Index(None, "manifest_hash"),
+)
+
+validation_results = Table(
+    "validation_results",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("version_id", String(32), ForeignKey("dataset_versions.id"), nullable=False),
+    Column("suite_name", String(256), nullable=False),
+    Column("suite_hash", String(64), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("result_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "version_id", "created_at"),
+)

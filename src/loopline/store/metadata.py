@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from loopline.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
@@ -27,11 +26,14 @@ from loopline.store._names import (
     check_id,
     check_key,
     check_run_name,
+    friendly_run_name,
     param_text,
     tag_text,
 )
+from loopline.store._rows import RunDetails, chunks, experiment_record
 from loopline.store._schema import experiments, params, run_links, runs, tags
 from loopline.store._search import apply_order, compile_condition
+from loopline.store.datasets import DatasetStore
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
     CodeVersion,
@@ -42,18 +44,13 @@ from loopline.store.records import (
     Run,
     RunLink,
     RunStatus,
-    ms_to_datetime,
+    new_id,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_SEARCH_RESULTS = 50_000
-_CHUNK = 900  # ids per IN (...) list; SQLite allows 32,766 variables, PostgreSQL 65,535
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{4,32}$")
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def now_ms() -> int:
@@ -72,6 +69,11 @@ class MetadataStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @cached_property
+    def datasets(self) -> DatasetStore:
+        """Datasets and their versions (the data area's tables)."""
+        return DatasetStore(self)
 
     def __repr__(self) -> str:
         return f"MetadataStore({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -119,7 +121,7 @@ class MetadataStore:
             .order_by(experiments.c.created_at.desc())
         )
         with self._read() as conn:
-            return [_experiment(row, run_count=row.n or 0) for row in conn.execute(stmt)]
+            return [experiment_record(row, run_count=row.n or 0) for row in conn.execute(stmt)]
 
     def _find_experiment(self, name_or_id: str) -> Experiment | None:
         stmt = select(experiments).where(
@@ -127,7 +129,7 @@ class MetadataStore:
         )
         with self._read() as conn:
             row = conn.execute(stmt).first()
-        return None if row is None else _experiment(row)
+        return None if row is None else experiment_record(row)
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class MetadataStore:
         values = {
             "id": run_id,
             "experiment_id": experiment_id,
-            "name": check_run_name(name) if name is not None else _friendly_name(run_id),
+            "name": check_run_name(name) if name is not None else friendly_run_name(run_id),
             "status": RunStatus.RUNNING.value,
             "start_time": now_ms(),
             "parent_id": parent_id,
@@ -219,14 +221,14 @@ class MetadataStore:
         """Runs with params, latest metrics and tags, in the order of `run_ids`."""
         with self._read() as conn:
             rows = {}
-            for chunk in _chunks(run_ids):
+            for chunk in chunks(run_ids):
                 stmt = (
                     select(runs, experiments.c.name.label("experiment_name"))
                     .join(experiments, experiments.c.id == runs.c.experiment_id)
                     .where(runs.c.id.in_(chunk))
                 )
                 rows.update({row.id: row for row in conn.execute(stmt)})
-            details = _RunDetails.load(conn, list(rows))
+            details = RunDetails.load(conn, list(rows))
         return [details.run(rows[run_id]) for run_id in run_ids if run_id in rows]
 
     def search_runs(
@@ -355,7 +357,7 @@ class MetadataStore:
         ]
         with self._write("link") as conn:
             self._require_run(conn, run_id)
-            for chunk in _chunks([name for name, _, _ in entries]):
+            for chunk in chunks([name for name, _, _ in entries]):
                 conn.execute(
                     run_links.delete().where(
                         run_links.c.run_id == run_id,
@@ -426,62 +428,6 @@ class MetadataStore:
             raise StoreUnavailable(f"{what}: database error: {_first_line(exc)}") from exc
 
 
-class _RunDetails:
-    """Params, latest metrics and tags of a set of runs, loaded in a few queries."""
-
-    def __init__(self) -> None:
-        self.params: dict[str, dict[str, str]] = {}
-        self.metrics: dict[str, dict[str, float]] = {}
-        self.tags: dict[str, dict[str, str]] = {}
-
-    @classmethod
-    def load(cls, conn: Connection, run_ids: list[str]) -> _RunDetails:
-        details = cls()
-        for chunk in _chunks(run_ids):
-            for table, target in ((params, details.params), (tags, details.tags)):
-                stmt = select(table.c.run_id, table.c.key, table.c.value).where(
-                    table.c.run_id.in_(chunk)
-                )
-                for run_id, key, value in conn.execute(stmt):
-                    target.setdefault(run_id, {})[key] = value
-            for run_id, key, value in _metrics.latest(conn, chunk):
-                details.metrics.setdefault(run_id, {})[key] = value
-        return details
-
-    def run(self, row: Row[Any]) -> Run:
-        return Run(
-            id=row.id,
-            experiment_id=row.experiment_id,
-            experiment=row.experiment_name,
-            name=row.name,
-            status=RunStatus(row.status),
-            start_time=ms_to_datetime(row.start_time),
-            end_time=None if row.end_time is None else ms_to_datetime(row.end_time),
-            parent_id=row.parent_id,
-            user=row.user,
-            source=row.source,
-            error=row.error,
-            code=CodeVersion(row.git_commit, row.git_branch, row.git_dirty, row.git_patch_hash),
-            python_version=row.python_version,
-            packages_hash=row.packages_hash,
-            deleted=row.deleted_at is not None,
-            params=dict(sorted(self.params.get(row.id, {}).items())),
-            metrics=dict(sorted(self.metrics.get(row.id, {}).items())),
-            tags=dict(sorted(self.tags.get(row.id, {}).items())),
-        )
-
-
-def _experiment(row: Row[Any], run_count: int | None = None) -> Experiment:
-    return Experiment(
-        id=row.id,
-        name=row.name,
-        created_at=row.created_at,
-        description=row.description,
-        deleted=row.deleted_at is not None,
-        run_count=run_count,
-    )
-
-
 def _status(status: RunStatus | str) -> RunStatus:
     try:
         return RunStatus(str(status).upper())
@@ -494,79 +440,6 @@ def _no_run(run_id: str) -> NotFound:
     return NotFound(f"no run with id {run_id!r}", hint="`loopline runs ls` lists runs")
 
 
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield list(items[start : start + _CHUNK])
-
-
 def _first_line(exc: Exception) -> str:
     orig = getattr(exc, "orig", None) or exc
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-
-
-_ADJECTIVES = [
-    "amber",
-    "bold",
-    "brave",
-    "calm",
-    "clever",
-    "crisp",
-    "eager",
-    "fair",
-    "gentle",
-    "glad",
-    "keen",
-    "lively",
-    "lucky",
-    "merry",
-    "nimble",
-    "proud",
-    "quick",
-    "quiet",
-    "rapid",
-    "shy",
-    "silent",
-    "steady",
-    "swift",
-    "tidy",
-    "vivid",
-    "warm",
-    "wise",
-    "young",
-]
-_NOUNS = [
-    "otter",
-    "falcon",
-    "badger",
-    "heron",
-    "lynx",
-    "marten",
-    "osprey",
-    "panda",
-    "puffin",
-    "raven",
-    "robin",
-    "salmon",
-    "seal",
-    "sparrow",
-    "swan",
-    "tiger",
-    "trout",
-    "viper",
-    "walrus",
-    "wren",
-    "yak",
-    "zebra",
-    "beaver",
-    "bison",
-    "crane",
-    "dingo",
-]
-
-
-def _friendly_name(run_id: str) -> str:
-    """A memorable default run name derived from the id, e.g. 'swift-heron-7f3a'."""
-    number = int(run_id[:8], 16)
-    adjective = _ADJECTIVES[number % len(_ADJECTIVES)]
-    noun = _NOUNS[(number // len(_ADJECTIVES)) % len(_NOUNS)]
-    return f"{adjective}-{noun}-{run_id[:4]}"

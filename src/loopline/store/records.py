@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -111,3 +112,8 @@ def datetime_to_ms(moment: datetime) -> int:
 def stored_float(value: float | None) -> float:
     """The metric value a stored NULL stands for (NaN, see the schema)."""
     return math.nan if value is None else value
+
+
+def new_id() -> str:
+    """A fresh opaque id: 32 lowercase hex characters."""
+    return uuid.uuid4().hex

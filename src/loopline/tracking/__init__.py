@@ -1,6 +1,6 @@
 """Experiment tracking: runs, params, metrics, tags, artifacts, search."""
 
-from loopline.tracking._session import Stores, configure, stores
+from loopline.project import Stores, configure, stores
 from loopline.tracking.artifacts import download_artifacts, list_artifacts, log_artifact_for_run
 from loopline.tracking.runs import (
     ActiveRun,
@@ -18,8 +18,10 @@ from loopline.tracking.runs import (
 )
 from loopline.tracking.search import (
     delete_run,
+    describe_link,
     get_metric_history,
     get_run,
+    lineage,
     list_experiments,
     restore_run,
     runs_frame,
@@ -32,11 +34,13 @@ __all__ = [
     "active_run",
     "configure",
     "delete_run",
+    "describe_link",
     "download_artifacts",
     "end_run",
     "flush",
     "get_metric_history",
     "get_run",
+    "lineage",
     "list_artifacts",
     "list_experiments",
     "log_artifact",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import importlib.metadata
 import logging
-import os
 import platform
 import shlex
 import subprocess
@@ -78,16 +76,6 @@ def installed_packages() -> str:
 def command_line() -> str:
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     return shlex.join([program, *sys.argv[1:]])
-
-
-def current_user() -> str:
-    explicit = os.environ.get("LOOPLINE_USER")
-    if explicit:
-        return explicit
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        return "unknown"
 
 
 def python_version() -> str:

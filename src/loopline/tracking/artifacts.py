@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loopline.errors import InvalidInput, NotFound
+from loopline.project import Stores, stores
 from loopline.store import Direction, LinkKind, RunLink, resolve_under, validate_logical_path
-from loopline.tracking._session import Stores, stores
 
 
 def log_artifact_for_run(

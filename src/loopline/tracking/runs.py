@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from loopline.config import current_user
 from loopline.errors import InvalidInput, LooplineError
+from loopline.lineage import register_active_run_source
+from loopline.project import Stores, release, retain, stores
 from loopline.store import CodeVersion, Direction, LinkKind, Run, RunStatus, check_key
 from loopline.tracking import _context
 from loopline.tracking._buffer import MetricBuffer
-from loopline.tracking._session import Stores, release, retain, stores
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +171,7 @@ def start_run(
         exp.id,
         name=name,
         parent_id=parent_id,
-        user=_context.current_user(),
+        user=current_user(),
         source=_context.command_line(),
         code=CodeVersion(git.commit, git.branch, git.dirty, patch_hash),
         python_version=_context.python_version(),
@@ -197,6 +199,14 @@ def active_run() -> ActiveRun | None:
     """The innermost run started by this process and not yet ended."""
     with _stack_lock:
         return _stack[-1] if _stack else None
+
+
+def _active_run_id() -> str | None:
+    run = active_run()
+    return None if run is None else run.id
+
+
+register_active_run_source(_active_run_id)
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None = None) -> Run:

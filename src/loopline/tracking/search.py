@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, overload
 
-from loopline.errors import InvalidInput
-from loopline.store import Experiment, MetricPoint, Run
+from loopline.errors import InvalidInput, NotFound
+from loopline.project import stores
+from loopline.store import Experiment, LinkKind, MetricPoint, Run, RunLink
 from loopline.tracking._filter import parse_filter, parse_order_by
-from loopline.tracking._session import stores
 from loopline.tracking.runs import flush
 
 if TYPE_CHECKING:
@@ -82,6 +82,23 @@ def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:
     flush()
     metadata = stores().metadata
     return metadata.get_metric_history(metadata.resolve_run_id(run_id), key)
+
+
+def lineage(run_id: str) -> list[RunLink]:
+    """What the run read and wrote besides its artifacts: dataset versions, models, ..."""
+    metadata = stores().metadata
+    links = metadata.list_links(metadata.resolve_run_id(run_id))
+    return [link for link in links if link.kind is not LinkKind.ARTIFACT]
+
+
+def describe_link(link: RunLink) -> str:
+    """A readable name for a link's target, e.g. 'credit.csv@3' for a dataset version."""
+    if link.kind is LinkKind.DATASET_VERSION:
+        try:
+            return stores().metadata.datasets.get_version_by_id(link.ref).ref
+        except NotFound:
+            return f"{link.name} (version {link.ref[:8]}, deleted)"
+    return f"{link.name} ({link.ref[:12]})"
 
 
 def list_experiments() -> list[Experiment]:

@@ -1,4 +1,4 @@
-"""The process's connection to a project: its stores, opened once and shared."""
+"""The process's project: its stores, opened once and shared by every area."""
 
 from __future__ import annotations
 

@@ -1,0 +1,38 @@
+"""Datasets: versioning, profiles, validation."""
+
+from loopline.data.checkout import CheckoutResult, checkout, get
+from loopline.data.compare import DatasetDiff, diff
+from loopline.data.load import load
+from loopline.data.quality import expect, history, validate
+from loopline.data.remote import TransferResult, pull, push
+from loopline.data.versions import (
+    AddResult,
+    add,
+    list_datasets,
+    log,
+    manifest_of,
+    parse_ref,
+    resolve,
+)
+
+__all__ = [
+    "AddResult",
+    "CheckoutResult",
+    "DatasetDiff",
+    "TransferResult",
+    "add",
+    "checkout",
+    "diff",
+    "expect",
+    "get",
+    "history",
+    "list_datasets",
+    "load",
+    "log",
+    "manifest_of",
+    "parse_ref",
+    "pull",
+    "push",
+    "resolve",
+    "validate",
+]

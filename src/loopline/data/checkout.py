@@ -1,0 +1,117 @@
+"""Restoring versions: `checkout` puts a version back where it was added, `get` copies it
+anywhere, `materialize` keeps a verified read-only copy for loading."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loopline.data import _manifest, _pointer
+from loopline.data._cache import StatCache
+from loopline.data.versions import resolve
+from loopline.errors import InvalidInput
+from loopline.project import stores
+from loopline.store import DatasetVersion, resolve_under
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    version: DatasetVersion | None  # None when the pointer's manifest is not in the database
+    target: Path
+    restored: int  # files written
+    unchanged: int  # files already right
+    extra: tuple[Path, ...]  # files in the folder that the version does not have
+
+
+def checkout(
+    target: str | Path, *, clean: bool = False, progress: Progress | None = None
+) -> CheckoutResult:
+    """Restore the data a pointer file (or a `NAME@VERSION` reference) names.
+
+    With a reference, the data returns to the path it was added from and its pointer is
+    rewritten to that version. Files already matching are left alone; every written
+    file is hash-verified. Files the version lacks are reported, and removed with
+    `clean=True`.
+    """
+    opened = stores()
+    text = str(target)
+    if text.endswith(_pointer.SUFFIX) or Path(text).is_file():
+        pointer = _pointer.read(Path(text))
+        manifest = _manifest.load(opened.artifacts, pointer.manifest)
+        versions = opened.metadata.datasets.versions_with_manifest(pointer.manifest)
+        version = next((v for v in versions if v.dataset == pointer.dataset), None)
+        destination = pointer.data_path
+    else:
+        version = resolve(text)
+        if not version.source:
+            raise InvalidInput(f"{version.ref} records no source path; use `data get`")
+        manifest = _manifest.load(opened.artifacts, version.manifest_hash)
+        destination = resolve_under(opened.settings.root, version.source)
+    root = destination if manifest.folder else destination.parent
+    restored, unchanged = _restore(manifest, root, progress)
+    extra = _extra_files(manifest, root) if manifest.folder else ()
+    if clean:
+        for file in extra:
+            file.unlink()
+    if version is not None and not text.endswith(_pointer.SUFFIX):
+        _pointer.write(destination, version)
+    return CheckoutResult(version, destination, restored, unchanged, extra)
+
+
+def get(ref: str, dest: str | Path, *, progress: Progress | None = None) -> list[Path]:
+    """Copy version `ref` into `dest` (a folder; for a one-file dataset, a file path
+    or an existing folder). Returns the files written."""
+    version = resolve(ref)
+    manifest = _manifest.load(stores().artifacts, version.manifest_hash)
+    target = Path(dest)
+    if not manifest.folder and not target.is_dir() and not str(dest).endswith(("/", os.sep)):
+        entry = manifest.entries[0]
+        stores().artifacts.get_files([(entry.file, target)], progress=progress)
+        return [target]
+    target.mkdir(parents=True, exist_ok=True)
+    items = [(e.file, resolve_under(target, e.path)) for e in manifest.entries]
+    stores().artifacts.get_files(items, progress=progress)
+    return [path for _, path in items]
+
+
+def materialize(version: DatasetVersion) -> list[Path]:
+    """A verified local copy of `version` under the project's cache, reused while intact."""
+    opened = stores()
+    folder = opened.settings.state_dir / "cache" / "versions" / version.manifest_hash
+    manifest = _manifest.load(opened.artifacts, version.manifest_hash)
+    _restore(manifest, folder, None)
+    return [folder / e.path for e in manifest.entries]
+
+
+def _restore(
+    manifest: _manifest.Manifest, root: Path, progress: Progress | None
+) -> tuple[int, int]:
+    """Write the manifest's files under `root`, skipping those already right."""
+    opened = stores()
+    cache = StatCache(opened.settings.state_dir)
+    try:
+        targets = [(entry, resolve_under(root, entry.path)) for entry in manifest.entries]
+        present = [(path, path.stat()) for _, path in targets if path.is_file()]
+        known = cache.lookup(present)
+        todo = [(e, p) for e, p in targets if known.get(p) is None or known[p].hash != e.file.hash]
+        if todo:
+            opened.artifacts.get_files([(e.file, p) for e, p in todo], progress=progress)
+            cache.update([(p, p.stat(), e.file) for e, p in todo])
+    finally:
+        cache.close()
+    return len(todo), len(targets) - len(todo)
+
+
+def _extra_files(manifest: _manifest.Manifest, root: Path) -> tuple[Path, ...]:
+    wanted = {e.path for e in manifest.entries}
+    extra = []
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            file = Path(folder) / name
+            if file.relative_to(root).as_posix() not in wanted:
+                extra.append(file)
+    return tuple(sorted(extra))

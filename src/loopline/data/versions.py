@@ -1,0 +1,223 @@
+"""Adding dataset versions and resolving references to them.
+
+`add(path)` turns a file or a folder into a new immutable version of a dataset: each
+file is stored once (content-addressed, packed, large files chunked), the version's
+manifest lists relative paths -> content ids, tabular data gets a schema and profile,
+and a pointer file `NAME.loopline` beside the data pins the version in git.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loopline.config import current_user
+from loopline.data import _manifest, _pointer
+from loopline.data._cache import StatCache
+from loopline.errors import InvalidInput, NotFound
+from loopline.lineage import record_output
+from loopline.project import Stores, stores
+from loopline.store import Dataset, DatasetVersion, LinkKind, StoredFile, check_dataset_name
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+_REF = re.compile(r"^(?P<name>[^@]+)(?:@(?P<version>[^@]+))?$")
+
+
+@dataclass(frozen=True)
+class AddResult:
+    version: DatasetVersion
+    created: bool  # False: the content equals the latest version's, nothing new was made
+    hashed_files: int  # files read and hashed (the others were unchanged since last add)
+    pointer: Path
+    profile_error: str | None = None  # why tabular files could not be profiled, if so
+
+
+def add(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    message: str | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> AddResult:
+    """Make `path` (a file or folder inside the project) a new version of dataset `name`.
+
+    An unchanged dataset makes no new version. Files whose size, mtime and inode are
+    unchanged since they were last added are not read again. `on_total(bytes)` is called
+    once with the bytes to be hashed, then `progress(n)` as they are.
+    """
+    opened = stores()
+    source = _inside_project(Path(path), opened)
+    dataset = check_dataset_name(name if name is not None else source.name)
+    files = _list_files(source)
+    stats = [(file, _stat(file)) for file, _ in files]
+    cache = StatCache(opened.settings.state_dir)
+    try:
+        known = cache.lookup(stats)
+        _drop_missing_blobs(known, opened)
+        todo = [(file, st) for file, st in stats if file not in known]
+        if on_total is not None:
+            on_total(sum(st.st_size for _, st in todo))
+        fresh = opened.artifacts.put_files([file for file, _ in todo], progress=progress)
+        stored = {**known, **dict(zip([file for file, _ in todo], fresh, strict=True))}
+        cache.update([(file, st, stored[file]) for file, st in todo])
+    finally:
+        cache.close()
+    manifest = _manifest.build(
+        [rel for _, rel in files], [stored[file] for file, _ in files], folder=source.is_dir()
+    )
+    version, created, problem = _record(opened, dataset, source, manifest, message, files)
+    pointer = _pointer.write(source, version)
+    if created:
+        record_output(LinkKind.DATASET_VERSION, dataset, version.id, version.total_size)
+    return AddResult(version, created, len(todo), pointer, problem)
+
+
+def resolve(ref: str) -> DatasetVersion:
+    """The version a reference names: `NAME`, `NAME@3`, `NAME@latest`, `NAME@<hash prefix>`."""
+    name, version = parse_ref(ref)
+    datasets = stores().metadata.datasets
+    if version is None or version == "latest":
+        return datasets.latest_version(name)
+    if version.isdigit():
+        return datasets.get_version(name, int(version))
+    return datasets.find_by_hash_prefix(name, version.lower())
+
+
+def list_datasets() -> list[Dataset]:
+    """Every dataset with its latest version number."""
+    return stores().metadata.datasets.list_datasets()
+
+
+def log(name: str) -> list[DatasetVersion]:
+    """Every version of dataset `name`, newest first."""
+    return stores().metadata.datasets.list_versions(check_dataset_name(name))
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    if not isinstance(ref, str):
+        raise InvalidInput(f"a dataset reference is a string like 'credit@3', got {ref!r}")
+    match = _REF.match(ref.strip())
+    if match is None:
+        raise InvalidInput(
+            f"invalid dataset reference {ref!r}", hint="use NAME, NAME@3 or NAME@latest"
+        )
+    return check_dataset_name(match["name"]), match["version"]
+
+
+def manifest_of(version: DatasetVersion) -> _manifest.Manifest:
+    return _manifest.load(stores().artifacts, version.manifest_hash)
+
+
+def _inside_project(path: Path, opened: Stores) -> Path:
+    if not path.exists():
+        raise NotFound(f"no file or folder at {str(path)!r}")
+    source = path.resolve()
+    root = opened.settings.root.resolve()
+    if not source.is_relative_to(root):
+        raise InvalidInput(
+            f"{source} is outside the project at {root}",
+            hint="datasets are added from inside the project; copy or move the data in first",
+        )
+    if source == root or source.is_relative_to(opened.settings.state_dir.resolve()):
+        raise InvalidInput(f"cannot add {source}: it is the project itself or its state folder")
+    return source
+
+
+def _list_files(source: Path) -> list[tuple[Path, str]]:
+    """(absolute path, manifest path) of every regular file, sorted; symlinks are refused."""
+    if source.is_file():
+        return [(source, source.name)]
+    found: list[tuple[Path, str]] = []
+    for folder, dirs, names in os.walk(source):
+        dirs.sort()
+        for entry in sorted(names):
+            file = Path(folder) / entry
+            if file.is_symlink():
+                raise InvalidInput(f"{file} is a symbolic link; add the file it points to")
+            if file.is_file() and not entry.endswith(_pointer.SUFFIX):
+                found.append((file, file.relative_to(source).as_posix()))
+    if not found:
+        raise InvalidInput(f"{source} holds no files to add")
+    return found
+
+
+def _stat(file: Path) -> os.stat_result:
+    try:
+        return file.stat()
+    except FileNotFoundError:
+        raise NotFound(f"{file} vanished while it was being added") from None
+
+
+def _drop_missing_blobs(known: dict[Path, StoredFile], opened: Stores) -> None:
+    """Cached entries are trusted only if their blobs are still stored."""
+    wanted = {h for f in known.values() for h in _blob_hashes(f)}
+    if not wanted:
+        return
+    missing = opened.artifacts.missing(wanted)
+    for file, stored in list(known.items()):
+        if missing.intersection(_blob_hashes(stored)):
+            del known[file]
+
+
+def _blob_hashes(stored: StoredFile) -> tuple[str, ...]:
+    return tuple(c.hash for c in stored.chunks) if stored.chunks else (stored.hash,)
+
+
+def _record(
+    opened: Stores,
+    dataset: str,
+    source: Path,
+    manifest: _manifest.Manifest,
+    message: str | None,
+    files: Sequence[tuple[Path, str]],
+) -> tuple[DatasetVersion, bool, str | None]:
+    data = manifest.to_bytes()
+    manifest_blob = opened.artifacts.put_bytes(data)
+    datasets = opened.metadata.datasets
+    try:
+        latest = datasets.latest_version(dataset)
+        if latest.manifest_hash == manifest_blob.hash:
+            return latest, False, None  # skip profiling an unchanged dataset
+    except NotFound:
+        pass
+    problem = None
+    try:
+        schema_json, profile_hash, rows = _profile(opened, [file for file, _ in files])
+    except InvalidInput as exc:  # malformed tables are still versioned, without a profile
+        logger.warning("%s: not profiled: %s", dataset, exc.message)
+        schema_json, profile_hash, rows, problem = None, None, None, exc.message
+    version, created = datasets.add_version(
+        dataset,
+        manifest_hash=manifest_blob.hash,
+        author=current_user(),
+        file_count=len(manifest.entries),
+        total_size=manifest.total_size,
+        message=message,
+        row_count=rows,
+        schema_json=schema_json,
+        profile_hash=profile_hash,
+        source=source.relative_to(opened.settings.root.resolve()).as_posix(),
+    )
+    return version, created, problem
+
+
+def _profile(opened: Stores, files: Sequence[Path]) -> tuple[str | None, str | None, int | None]:
+    """Schema JSON, profile blob hash and row count of the tabular files, if any."""
+    from loopline.data.profile import profile_table, tabular_files
+
+    tables = tabular_files(list(files))
+    if not tables:
+        return None, None, None
+    profile = profile_table(tables)
+    body = profile.to_dict()
+    schema = json.dumps(body["columns"], separators=(",", ":"))
+    blob = opened.artifacts.put_bytes(json.dumps(body, separators=(",", ":")).encode())
+    return schema, blob.hash, profile.row_count

@@ -1,0 +1,230 @@
+"""The local-folder back-end: loose blobs, pack files and temp files under one folder.
+
+Every file appears under its final name only when complete: bytes go to `tmp/<uuid>.part`
+and `os.replace` moves them into place, so a writer killed mid-write leaves only the
+`.part` (`clean_temp` removes it). No fsync: see artifacts.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from loopline.errors import NotFound
+from loopline.store._backend import Blob, PackListing
+from loopline.store._buffers import BufferPool
+from loopline.store._hashing import copy_hashing, ensure_unchanged, open_source
+
+logger = logging.getLogger(__name__)
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_IOV_MAX = 1024
+
+
+class LocalBlobs:
+    """Blobs in a local folder: temp file, then `os.replace` into the final name."""
+
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    unavailable_hint = "check that the folder exists and that you can write to it"
+    span_gap = 256 << 10  # a pread costs about as much as copying this many bytes
+    span_max = 16 << 20
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.expanduser().absolute()
+        self.uri = str(self._root)
+
+    def location(self, digest: str) -> str:
+        return str(self._blob_path(digest))
+
+    def exists(self, digest: str) -> bool:
+        return self._blob_path(digest).is_file()
+
+    def loose_lookup(self, expected: int) -> Callable[[str], bool]:
+        blobs = self._root / "blobs"
+        if not blobs.is_dir():  # the usual case for a data-only store: skip a stat per blob
+            return lambda digest: False
+        prefix = str(blobs)
+        return lambda digest: os.path.isfile(f"{prefix}/{digest[:2]}/{digest[2:]}")
+
+    def put_file(self, source: Path) -> Blob:
+        with open_source(source) as (file, before):
+            temp = self._new_temp()
+            try:
+                with open(temp, "xb") as out:
+                    digest = copy_hashing(file, out)
+                ensure_unchanged(source, file.fileno(), before)
+                self._publish(temp, digest, before.st_size)
+            finally:
+                temp.unlink(missing_ok=True)
+        return Blob(digest, before.st_size)
+
+    def put_bytes(self, digest: str, data: bytes) -> None:
+        if self._stored_size(digest) == len(data):
+            return
+        temp = self._new_temp()
+        try:
+            temp.write_bytes(data)
+            self._publish(temp, digest, len(data))
+        finally:
+            temp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str) -> Iterator[BinaryIO]:
+        try:
+            file = open(self._blob_path(digest), "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError as exc:
+            raise NotFound(f"no blob {digest} in artifact store {self.uri}") from exc
+        with file:
+            yield file
+
+    def clean_temp(self, older_than: float) -> int:
+        cutoff = time.time() - older_than
+        stale = list(self._root.joinpath("tmp").glob("*.part"))
+        listing = self.list_packs()
+        packs = self._root / "packs"
+        stale += [packs / f"{p}.pack" for p in listing.packs.keys() - listing.indexes]
+        stale += [packs / f"{p}.idx" for p in listing.indexes - listing.packs.keys()]
+        removed = 0
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):  # its writer finished meanwhile
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+        logger.debug("removed %d abandoned temp files from %s", removed, self.uri)
+        return removed
+
+    def list_packs(self) -> PackListing:
+        packs: dict[str, int] = {}
+        indexes: set[str] = set()
+        try:
+            entries = os.scandir(self._root / "packs")
+        except FileNotFoundError:
+            return PackListing(packs, frozenset())
+        with entries:
+            for entry in entries:
+                stem, _, suffix = entry.name.rpartition(".")
+                if suffix == "idx":
+                    indexes.add(stem)
+                elif suffix == "pack":
+                    with contextlib.suppress(FileNotFoundError):
+                        packs[stem] = entry.stat().st_size
+        return PackListing(packs, frozenset(indexes))
+
+    def read_indexes(self, pack_ids: Sequence[str]) -> dict[str, bytes]:
+        found = {}
+        for pack_id in pack_ids:
+            with contextlib.suppress(FileNotFoundError):
+                found[pack_id] = (self._root / "packs" / f"{pack_id}.idx").read_bytes()
+        return found
+
+    def write_index(self, pack_id: str, data: bytes) -> None:
+        temp = self._new_temp()
+        try:
+            temp.write_bytes(data)
+            os.replace(temp, self._root / "packs" / f"{pack_id}.idx")
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def new_pack(self) -> LocalPackSink:
+        return LocalPackSink(self._new_temp(), self._root / "packs")
+
+    def read_spans(
+        self, pack_id: str, spans: Sequence[tuple[int, int]], buffers: BufferPool | None = None
+    ) -> Iterator[bytes | memoryview]:
+        path = self.pack_location(pack_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_BINARY)
+        except FileNotFoundError as exc:
+            raise NotFound(f"pack {path} listed in its index is gone") from exc
+        try:
+            for start, end in spans:
+                if buffers is None or end - start > buffers.size:
+                    yield _pread_exactly(fd, start, end - start)
+                    continue
+                view = buffers.take()[: end - start]
+                got = 0
+                while got < len(view) and (more := os.preadv(fd, [view[got:]], start + got)):
+                    got += more
+                yield view[:got]
+        finally:
+            os.close(fd)
+
+    def pack_location(self, pack_id: str) -> str:
+        return str(self._root / "packs" / f"{pack_id}.pack")
+
+    def _blob_path(self, digest: str) -> Path:
+        return self._root / "blobs" / digest[:2] / digest[2:]
+
+    def _stored_size(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def _new_temp(self) -> Path:
+        temp_dir = self._root / "tmp"
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        return temp_dir / f"{uuid.uuid4().hex}.part"
+
+    def _publish(self, temp: Path, digest: str, size: int) -> None:
+        if self._stored_size(digest) == size:
+            logger.debug("blob %s already stored in %s", digest, self.uri)
+            return
+        final = self._blob_path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, final)
+        logger.debug("stored blob %s (%d bytes) in %s", digest, size, self.uri)
+
+
+class LocalPackSink:
+    """A pack written to `tmp/<uuid>.part` and renamed to `packs/<id>.pack` on commit."""
+
+    def __init__(self, temp: Path, packs: Path) -> None:
+        self.pack_id = temp.stem
+        self._temp = temp
+        self._final = packs / f"{self.pack_id}.pack"
+        self._fd: int | None = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY)
+
+    def write(self, buffers: Sequence[bytes | memoryview]) -> None:
+        assert self._fd is not None
+        for start in range(0, len(buffers), _IOV_MAX):
+            group = buffers[start : start + _IOV_MAX]
+            written = os.writev(self._fd, group) if hasattr(os, "writev") else 0
+            for buffer in group:  # the rest of a short writev, or everything without writev
+                view = memoryview(buffer)[written:]
+                written = max(0, written - len(buffer))
+                while view:
+                    view = view[os.write(self._fd, view) :]
+
+    def commit(self) -> None:
+        self._close()
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._temp, self._final)
+
+    def abort(self) -> None:
+        self._close()
+        self._temp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def _pread_exactly(fd: int, offset: int, length: int) -> bytes:
+    """Read `length` bytes at `offset`, fewer only at end of file (a truncated pack)."""
+    data = os.pread(fd, length, offset)
+    if len(data) == length or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length and (more := os.pread(fd, length - got, offset + got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)

@@ -1,0 +1,605 @@
+"""Packed and chunked storage (`put_files`, `get_files`, `missing`, `copy_to`), local and S3."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+
+from loopline.errors import Conflict, CorruptedData, InvalidInput, NotFound
+from loopline.store import _chunks, _packs
+from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+MB = 1 << 20
+
+
+def _b3sum(data: bytes) -> str:
+    return str(blake3.blake3(data).hexdigest())
+
+
+def _write(folder: Path, contents: dict[str, bytes]) -> list[Path]:
+    paths = []
+    for name, data in contents.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def small_read_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read large files in 5 MiB pieces, so that small test files cross piece boundaries."""
+    monkeypatch.setattr(_chunks, "SEGMENT", 5 * MB)
+
+
+def _small_files(count: int, seed: int = 0) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {f"d{n % 7}/f{n:04d}.bin": rng.randbytes(rng.randrange(0, 20_000)) for n in range(count)}
+
+
+class Objects:
+    """A store's objects read and written behind its back (disk damage, tampering)."""
+
+    def __init__(self, store: ArtifactStore, client: Any) -> None:
+        self.s3 = store.uri.startswith("s3://")
+        self.root = store.uri
+        self.client = client
+        if self.s3:
+            self.bucket, _, self.prefix = store.uri.removeprefix("s3://").partition("/")
+
+    def keys(self, folder: str) -> list[str]:
+        if self.s3:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/{folder}/"
+            )
+            return sorted(
+                obj["Key"].removeprefix(f"{self.prefix}/")
+                for page in pages
+                for obj in page.get("Contents", [])
+            )
+        base = Path(self.root)
+        return sorted(p.relative_to(base).as_posix() for p in base.glob(f"{folder}/**/*.*"))
+
+    def read(self, key: str) -> bytes:
+        if self.s3:
+            body = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")["Body"]
+            return bytes(body.read())
+        return Path(self.root, key).read_bytes()
+
+    def write(self, key: str, data: bytes) -> None:
+        if self.s3:
+            self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data)
+        else:
+            Path(self.root, key).write_bytes(data)
+
+    def delete(self, key: str) -> None:
+        if self.s3:
+            self.client.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
+        else:
+            Path(self.root, key).unlink()
+
+    def pack_bytes(self) -> int:
+        return sum(len(self.read(key)) for key in self.keys("packs") if key.endswith(".pack"))
+
+
+@pytest.fixture
+def objects(artifact_store: ArtifactStore, request: pytest.FixtureRequest) -> Objects:
+    client = request.getfixturevalue("s3_client") if artifact_store.uri.startswith("s3") else None
+    return Objects(artifact_store, client)
+
+
+def _reopen(store: ArtifactStore, request: pytest.FixtureRequest) -> ArtifactStore:
+    """A second store object on the same location, with nothing loaded in memory."""
+    if store.uri.startswith("s3://"):
+        return ArtifactStore(store.uri, s3_endpoint_url=request.getfixturevalue("s3_endpoint"))
+    return ArtifactStore(store.uri)
+
+
+def _restore_and_compare(
+    store: ArtifactStore, stored: list[StoredFile], sources: list[Path], dest: Path
+) -> None:
+    targets = [dest / source.name for source in sources]
+    store.get_files(list(zip(stored, targets, strict=True)))
+    for source, target in zip(sources, targets, strict=True):
+        assert target.read_bytes() == source.read_bytes(), target
+    assert not list(dest.rglob(".*.part"))
+
+
+def test_small_and_large_files_round_trip(
+    artifact_store: ArtifactStore,
+    objects: Objects,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    contents = _small_files(300)
+    contents["medium.bin"] = os.urandom(MB)  # hashed on a worker thread
+    contents["large.bin"] = os.urandom(5 * MB)  # chunked
+    contents["larger.bin"] = os.urandom(11 * MB + 123)  # read in three pieces
+    sources = _write(tmp_path / "src", contents)
+
+    stored = artifact_store.put_files(sources)
+
+    assert [f.size for f in stored] == [len(data) for data in contents.values()]
+    for result, data in zip(stored, contents.values(), strict=True):
+        if len(data) < 4 * MB:
+            assert result.hash == _b3sum(data) and result.chunks == ()
+        else:
+            assert len(result.chunks) >= 3 and sum(c.size for c in result.chunks) == len(data)
+            assert result.hash != _b3sum(data)
+    assert objects.keys("blobs") == []  # everything packed, nothing loose
+    assert {key.rpartition(".")[2] for key in objects.keys("packs")} == {"pack", "idx"}
+
+    fresh = _reopen(artifact_store, request)  # loads the index from the store
+    _restore_and_compare(fresh, stored, sources, tmp_path / "out")
+
+
+def test_chunks_are_content_defined_and_independent_of_read_boundaries(tmp_path: Path) -> None:
+    from pyfastcdc import FastCDC
+
+    data = os.urandom(4 * _chunks.SEGMENT + 12345)  # several read pieces
+    [source] = _write(tmp_path, {"big.bin": data})
+    [stored] = ArtifactStore(str(tmp_path / "store")).put_files([source])
+
+    cutter = FastCDC(_chunks.CHUNK_AVG, min_size=_chunks.CHUNK_MIN, max_size=_chunks.CHUNK_MAX)
+    expected = [Blob(_b3sum(bytes(chunk.data)), chunk.length) for chunk in cutter.cut_buf(data)]
+    assert list(stored.chunks) == expected
+    ids = b"".join(bytes.fromhex(c.hash) + struct.pack("<Q", c.size) for c in expected)
+    assert stored.hash == _b3sum(b"loopline-chunked-v1\n" + ids)
+
+
+def test_storing_the_same_files_again_writes_nothing(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    contents = _small_files(50)
+    contents["large.bin"] = os.urandom(6 * MB)
+    sources = _write(tmp_path / "a", contents)
+    copies = _write(tmp_path / "b", contents)  # same content under other names
+    first = artifact_store.put_files(sources + sources[:5])
+    stored_bytes = objects.pack_bytes()
+    packs = objects.keys("packs")
+
+    assert artifact_store.put_files(copies) == first[: len(copies)]
+    assert objects.keys("packs") == packs
+    unique = {f.hash: f for f in first}.values()
+    blob_bytes = sum(b.size for f in unique for b in f.blobs)
+    assert stored_bytes <= blob_bytes + len(packs) * len(_packs.PACK_HEADER)
+
+
+@pytest.mark.parametrize("edit", ["overwrite", "insert"])
+def test_editing_one_region_of_a_large_file_stores_only_nearby_chunks(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path, edit: str
+) -> None:
+    data = bytearray(os.urandom(12 * MB))
+    [source] = _write(tmp_path, {"table.csv": bytes(data)})
+    [before] = artifact_store.put_files([source])
+    stored_before = objects.pack_bytes()
+
+    middle = len(data) // 2
+    if edit == "overwrite":
+        data[middle : middle + 40] = b"x" * 40
+    else:
+        data[middle:middle] = b"1,new row,3.5\n"
+    source.write_bytes(data)
+    [after] = artifact_store.put_files([source])
+
+    new_bytes = objects.pack_bytes() - stored_before
+    assert 0 < new_bytes <= 2 * _chunks.CHUNK_MAX
+    assert len(set(after.chunks) - set(before.chunks)) <= 2
+    _restore_and_compare(artifact_store, [after], [source], tmp_path / "out")
+
+
+def test_empty_file_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -> None:
+    [source] = _write(tmp_path, {"empty.txt": b""})
+    [stored] = artifact_store.put_files([source])
+    assert stored == StoredFile(_b3sum(b""), 0)
+    assert artifact_store.exists(stored.hash)
+    _restore_and_compare(artifact_store, [stored], [source], tmp_path / "out")
+
+
+def test_file_deleted_after_listing_is_not_found_and_nothing_is_stored(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    sources = _write(tmp_path, _small_files(20))
+    sources[12].unlink()  # listed, then deleted before the add reads it
+    with pytest.raises(NotFound, match=r"f0012\.bin: no such file"):
+        artifact_store.put_files(sources)
+    assert objects.keys("packs") == []
+    hashes = {_b3sum(path.read_bytes()) for path in sources if path.exists()}
+    assert artifact_store.missing(hashes) == hashes
+
+
+def test_large_file_growing_while_stored_is_a_conflict(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    [source] = _write(tmp_path, {"train.log": os.urandom(12 * MB)})
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        with open(source, "ab") as log:
+            while not stop.is_set():
+                log.write(b"epoch done\n")
+                log.flush()
+
+    appender = threading.Thread(target=keep_appending)
+    appender.start()
+    try:
+        with pytest.raises(Conflict, match="changed while it was being stored"):
+            artifact_store.put_files([source])
+    finally:
+        stop.set()
+        appender.join()
+    assert objects.keys("packs") == []
+
+
+def _flip_byte_of(objects: Objects, content: bytes) -> None:
+    """Flip one byte of `content` where it sits inside a pack."""
+    for key in objects.keys("packs"):
+        if key.endswith(".pack") and (offset := (pack := objects.read(key)).find(content)) >= 0:
+            position = offset + len(content) // 2
+            objects.write(key, pack[:position] + bytes([pack[position] ^ 1]) + pack[position + 1 :])
+            return
+    raise AssertionError("content not found in any pack")
+
+
+def test_corrupted_byte_in_a_pack_is_detected_and_no_file_is_written(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    contents = {"ok.bin": os.urandom(3000), "bad.bin": os.urandom(5000)}
+    contents["large.bin"] = os.urandom(6 * MB)
+    sources = _write(tmp_path / "src", contents)
+    stored = artifact_store.put_files(sources)
+    _flip_byte_of(objects, contents["bad.bin"])
+
+    with pytest.raises(CorruptedData, match=stored[1].hash) as caught:
+        artifact_store.get_bytes(stored[1].hash)
+    assert "packs/" in caught.value.message
+
+    out = tmp_path / "out"
+    (out / "bad.bin").parent.mkdir()
+    (out / "bad.bin").write_bytes(b"previous version")
+    with pytest.raises(CorruptedData, match=stored[1].hash) as caught:
+        artifact_store.get_files([(f, out / p.name) for f, p in zip(stored, sources, strict=True)])
+    assert str(out / "bad.bin") in caught.value.message
+    assert (out / "bad.bin").read_bytes() == b"previous version"
+    assert sorted(p.name for p in out.iterdir()) in (["bad.bin"], ["bad.bin", "ok.bin"])
+
+
+def test_corrupted_chunk_of_a_large_file_is_detected(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    data = os.urandom(8 * MB)
+    [source] = _write(tmp_path / "src", {"large.bin": data})
+    [stored] = artifact_store.put_files([source])
+    bad = stored.chunks[len(stored.chunks) // 2]
+    offset = sum(c.size for c in stored.chunks[: len(stored.chunks) // 2])
+    _flip_byte_of(objects, data[offset : offset + bad.size])
+
+    dest = tmp_path / "out" / "large.bin"
+    with pytest.raises(CorruptedData, match=bad.hash) as caught:
+        artifact_store.get_files([(stored, dest)])
+    assert str(dest) in caught.value.message
+    assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
+
+
+def test_chunk_list_that_does_not_match_the_file_id_is_corrupted(
+    artifact_store: ArtifactStore, tmp_path: Path
+) -> None:
+    [source] = _write(tmp_path, {"large.bin": os.urandom(6 * MB)})
+    [stored] = artifact_store.put_files([source])
+    tampered = StoredFile(stored.hash, stored.size, tuple(reversed(stored.chunks)))
+    with pytest.raises(CorruptedData, match="chunk list does not match"):
+        artifact_store.get_files([(tampered, tmp_path / "out.bin")])
+    assert not (tmp_path / "out.bin").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "future version"])
+def test_damaged_index_is_ignored_with_a_warning_and_repaired_by_storing_again(
+    artifact_store: ArtifactStore,
+    objects: Objects,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+) -> None:
+    sources = _write(tmp_path / "src", _small_files(10))
+    stored = artifact_store.put_files(sources)
+    [index_key] = [key for key in objects.keys("packs") if key.endswith(".idx")]
+    index = objects.read(index_key)
+    if damage == "truncated":
+        objects.write(index_key, index[:-10])
+    elif damage == "garbage":
+        objects.write(index_key, os.urandom(len(index)))
+    else:
+        body = index[:8] + struct.pack("<I", 2) + index[12:-32]
+        objects.write(index_key, body + blake3.blake3(body).digest())
+
+    fresh = _reopen(artifact_store, request)
+    hashes = {f.hash for f in stored}
+    with caplog.at_level(logging.WARNING, logger="loopline.store._packs"):
+        assert fresh.missing(hashes) == hashes
+    assert "damaged pack index" in caplog.text and index_key in caplog.text
+    with pytest.raises(NotFound, match=stored[0].hash) as caught:
+        fresh.get_files([(stored[0], tmp_path / "out" / "f.bin")])
+    assert "damaged" in str(caught.value.hint)
+
+    assert fresh.put_files(sources) == stored  # stores them again, in a new pack
+    _restore_and_compare(_reopen(artifact_store, request), stored, sources, tmp_path / "out")
+
+
+def test_pack_without_its_file_is_ignored_and_cleaned(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    stored = artifact_store.put_files(_write(tmp_path, _small_files(5)))
+    [pack_key] = [key for key in objects.keys("packs") if key.endswith(".pack")]
+    objects.delete(pack_key)
+    hashes = {f.hash for f in stored}
+    assert _reopen(artifact_store, request).missing(hashes) == hashes
+    assert artifact_store.clean_temp(older_than=0) == 1  # the orphan .idx
+    assert objects.keys("packs") == []
+
+
+def test_packs_roll_over_at_the_target_size(
+    artifact_store: ArtifactStore,
+    objects: Objects,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    monkeypatch.setattr(_packs, "PACK_TARGET", 64 << 10)
+    sources = _write(tmp_path, _small_files(60))
+    stored = artifact_store.put_files(sources)
+    packs = [key for key in objects.keys("packs") if key.endswith(".pack")]
+    assert len(packs) >= 5
+    assert all(len(objects.read(key)) <= (64 << 10) + 20_000 for key in packs)
+    _restore_and_compare(_reopen(artifact_store, request), stored, sources, tmp_path / "out")
+
+
+def test_packed_blobs_are_found_by_exists_get_bytes_and_get_file(
+    artifact_store: ArtifactStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    reader = _reopen(artifact_store, request)
+    assert not reader.exists(_b3sum(b"x" * 100))  # loads the (empty) index before the put
+    [source] = _write(tmp_path, {"x.bin": b"x" * 100})
+    [stored] = artifact_store.put_files([source])
+    # `reader` learns about the new pack when a lookup misses
+    assert reader.exists(stored.hash)
+    assert reader.get_bytes(stored.hash) == b"x" * 100
+    reader.get_file(stored.hash, tmp_path / "out" / "x.bin")
+    assert (tmp_path / "out" / "x.bin").read_bytes() == b"x" * 100
+
+
+def test_missing_reports_blobs_stored_neither_loose_nor_packed(
+    artifact_store: ArtifactStore, tmp_path: Path
+) -> None:
+    loose = artifact_store.put_bytes(b"a loose blob")
+    [packed] = artifact_store.put_files(_write(tmp_path, {"p.bin": b"a packed blob"}))
+    absent = _b3sum(b"never stored")
+    assert artifact_store.missing([loose.hash, packed.hash, absent]) == {absent}
+    assert artifact_store.missing([]) == set()
+    with pytest.raises(InvalidInput, match="not a blob hash"):
+        artifact_store.missing(["nope"])
+
+
+def test_loose_blobs_are_not_stored_again_and_restore_through_get_files(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    loose = artifact_store.put_bytes(b"already here")
+    [source] = _write(tmp_path, {"same.bin": b"already here"})
+    [stored] = artifact_store.put_files([source])
+    assert stored.hash == loose.hash
+    assert objects.keys("packs") == []
+    _restore_and_compare(artifact_store, [stored], [source], tmp_path / "out")
+
+
+def test_progress_reports_every_byte(artifact_store: ArtifactStore, tmp_path: Path) -> None:
+    contents = _small_files(30)
+    contents["large.bin"] = os.urandom(5 * MB)
+    sources = _write(tmp_path, contents)
+    total = sum(map(len, contents.values()))
+    added: list[int] = []
+    stored = artifact_store.put_files(sources, progress=added.append)
+    restored: list[int] = []
+    artifact_store.get_files(
+        [(f, tmp_path / "out" / p.name) for f, p in zip(stored, sources, strict=True)],
+        progress=restored.append,
+    )
+    assert sum(added) == total == sum(restored)
+
+
+def test_get_files_replaces_existing_files_and_creates_folders(
+    artifact_store: ArtifactStore, tmp_path: Path
+) -> None:
+    [source] = _write(tmp_path, {"new.txt": b"new content"})
+    [stored] = artifact_store.put_files([source])
+    (tmp_path / "old.txt").write_bytes(b"old content, longer than the new one")
+    targets = [tmp_path / "old.txt", tmp_path / "a" / "b" / "c.txt"]
+    artifact_store.get_files([(stored, target) for target in targets])
+    assert [target.read_bytes() for target in targets] == [b"new content"] * 2
+
+
+def test_get_files_rejects_malformed_items(artifact_store: ArtifactStore, tmp_path: Path) -> None:
+    [source] = _write(tmp_path, {"f.txt": b"content"})
+    [stored] = artifact_store.put_files([source])
+    bad_items: list[Any] = [
+        [(stored, tmp_path / "a"), (stored, tmp_path / "a")],
+        [(StoredFile("A" * 64, 1), tmp_path / "a")],
+        [("not a stored file", tmp_path / "a")],
+        [(stored, tmp_path)],  # a directory
+    ]
+    for items in bad_items:
+        with pytest.raises(InvalidInput):
+            artifact_store.get_files(items)
+    with pytest.raises(InvalidInput, match="expects a list"):
+        artifact_store.put_files(str(source))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="workers"):
+        artifact_store.put_files([source], workers=0)
+
+
+def test_concurrent_writers_with_overlapping_files_both_succeed(
+    artifact_store: ArtifactStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    contents = _small_files(200)
+    contents["large.bin"] = os.urandom(6 * MB)
+    sources = _write(tmp_path / "src", contents)
+    halves = [sources[:130] + sources[-1:], sources[70:]]  # overlap: 60 small + the large one
+    start = threading.Barrier(2)
+    results: dict[int, list[StoredFile]] = {}
+
+    def add(number: int) -> None:
+        store = _reopen(artifact_store, request)  # as another process would: its own index
+        start.wait()
+        results[number] = store.put_files(halves[number])
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    by_path = dict(zip(halves[0], results[0], strict=True))
+    for path, stored in zip(halves[1], results[1], strict=True):
+        assert by_path.setdefault(path, stored) == stored
+    stored_files = [by_path[path] for path in sources]
+    _restore_and_compare(_reopen(artifact_store, request), stored_files, sources, tmp_path / "out")
+
+
+def test_copy_to_pushes_and_pulls_between_local_and_s3(tmp_path: Path, s3_uri: Any) -> None:
+    local = ArtifactStore(str(tmp_path / "local"))
+    remote = ArtifactStore(s3_uri.uri, s3_endpoint_url=s3_uri.endpoint_url)
+    contents = _small_files(100)
+    contents["large.bin"] = os.urandom(6 * MB)
+    sources = _write(tmp_path / "src", contents)
+    stored = local.put_files(sources)
+    loose = local.put_bytes(b"a run artifact, stored loose")
+    hashes = {b.hash for f in stored for b in f.blobs} | {loose.hash}
+
+    pushed: list[int] = []
+    copied = local.copy_to(remote, hashes, progress=pushed.append)
+    assert (
+        copied
+        == sum(pushed)
+        == sum(len(d) for d in {_b3sum(d): d for d in contents.values()}.values()) + loose.size
+    )
+    assert remote.missing(hashes) == set()
+    assert local.copy_to(remote, hashes) == 0  # nothing left to push
+
+    fresh = ArtifactStore(str(tmp_path / "fresh"))
+    assert remote.copy_to(fresh, hashes) == copied
+    _restore_and_compare(fresh, stored, sources, tmp_path / "out")
+    assert fresh.get_bytes(loose.hash) == b"a run artifact, stored loose"
+
+    [extra] = fresh.put_files(_write(tmp_path / "more", {"extra.bin": b"made after the pull"}))
+    assert fresh.copy_to(remote, hashes | {extra.hash}) == extra.size  # and back
+    assert local.copy_to(remote, hashes) == 0
+    assert remote.get_bytes(extra.hash) == b"made after the pull"
+
+
+def test_copy_to_a_store_lacking_a_blob_that_this_store_lacks_too(
+    artifact_store: ArtifactStore, tmp_path: Path
+) -> None:
+    other = ArtifactStore(str(tmp_path / "other"))
+    absent = _b3sum(b"nowhere")
+    with pytest.raises(NotFound, match=absent):
+        artifact_store.copy_to(other, [absent])
+
+
+def test_clean_temp_keeps_recent_orphan_packs(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    (tmp_path / "packs").mkdir()
+    fresh = tmp_path / "packs" / "fresh.pack"
+    fresh.write_bytes(_packs.PACK_HEADER)
+    stale = tmp_path / "packs" / "stale.pack"
+    stale.write_bytes(_packs.PACK_HEADER)
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    assert store.clean_temp() == 1
+    assert list((tmp_path / "packs").iterdir()) == [fresh]
+
+
+KILLED_WRITER = """
+import sys, time
+from loopline.store import _local_blobs, _packs, _s3_blobs
+
+_packs.PACK_TARGET = 1 << 40  # everything in one pack, so the kill lands inside it
+_s3_blobs._PART = 5 << 20  # the smallest multipart part S3 allows
+for sink in (_local_blobs.LocalPackSink, _s3_blobs.S3PackSink):
+    def slow_write(self, buffers, _write=sink.write):
+        _write(self, buffers)
+        time.sleep(0.2)  # give the test time to see a partial pack and kill us
+    sink.write = slow_write
+
+from loopline.store.artifacts import ArtifactStore
+
+store = ArtifactStore(sys.argv[1], s3_endpoint_url=sys.argv[2] or None)
+store.put_files(sys.argv[3:])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_writer_killed_mid_pack_leaves_no_visible_blob(
+    artifact_store: ArtifactStore,
+    objects: Objects,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    contents = {f"part{n}.bin": os.urandom(MB) for n in range(16)}
+    sources = _write(tmp_path / "src", contents)
+    endpoint = request.getfixturevalue("s3_endpoint") if objects.s3 else ""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, artifact_store.uri, endpoint, *map(str, sources)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    try:
+        _wait_for_partial_pack(objects, tmp_path / "src", writer)
+        writer.send_signal(signal.SIGKILL)
+        assert writer.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        writer.kill()
+
+    hashes = {_b3sum(data) for data in contents.values()}
+    assert _reopen(artifact_store, request).missing(hashes) == hashes
+    assert [key for key in objects.keys("packs") if key.endswith(".idx")] == []
+    assert artifact_store.clean_temp(older_than=0) >= 1
+    assert objects.keys("packs") == []
+    if objects.s3:
+        uploads = objects.client.list_multipart_uploads(Bucket=objects.bucket)
+        assert uploads.get("Uploads", []) == []
+    else:
+        assert list(Path(artifact_store.uri, "tmp").iterdir()) == []
+
+
+def _wait_for_partial_pack(objects: Objects, src: Path, writer: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert writer.poll() is None, "the writer exited on its own"
+        if objects.s3:
+            uploads = objects.client.list_multipart_uploads(Bucket=objects.bucket)
+            for upload in uploads.get("Uploads", []):
+                parts = objects.client.list_parts(
+                    Bucket=objects.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                if parts.get("Parts"):
+                    return
+        else:
+            temp = Path(objects.root, "tmp")
+            with_bytes = list(temp.glob("*.part")) if temp.is_dir() else []
+            try:
+                if any(part.stat().st_size > MB for part in with_bytes):
+                    return
+            except FileNotFoundError:
+                pass
+        time.sleep(0.005)
+    pytest.fail("the writer never got going")

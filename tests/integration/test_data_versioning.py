@@ -246,3 +246,26 @@ def test_expect_then_validate_passes_on_reference_and_fails_on_corrupted_copy(
     assert "<html" in report.read_text().lower()
     assert [r.success for r in data.history("credit.csv@2")] == [False]
     assert [r.success for r in data.history("credit.csv@1")] == [True]
+
+
+def test_malformed_and_empty_tables_are_versioned_but_not_profiled(project: Stores) -> None:
+    root = project.settings.root
+    broken = root / "broken.csv"
+    broken.write_text("a,b,c\n1,2,3\n4,5\n6,7,8\n")  # a ragged row
+    result = data.add(broken)
+    assert result.created and result.version.profile_hash is None
+    assert result.profile_error and "broken.csv" in result.profile_error
+    with pytest.raises(InvalidInput, match=r"broken\.csv"):
+        data.load("broken.csv@1")
+    empty = root / "empty.csv"
+    empty.write_bytes(b"")
+    assert data.add(empty).version.total_size == 0
+    data.checkout("empty.csv@1")
+    assert empty.read_bytes() == b""
+    wider = root / "wider.csv"  # a wider row late: DuckDB alone would drop the others
+    wider.write_text("a,b,c\n1,2,3\n4,5\n6,7,8,9\n")
+    assert data.add(wider).profile_error
+    mixed = root / "mixed.csv"
+    mixed.write_text("id,value\n1,3.5\n2,abc\n3,\n")
+    version = data.add(mixed).version
+    assert version.row_count == 3

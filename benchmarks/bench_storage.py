@@ -13,10 +13,13 @@ Each figure next to a reference measured in the same run, on the same files:
 4. `get_files` of the 20,000-file set into an empty folder, vs writing the same files
    from memory with open/write/close. Goal <= 1.4x.
 
-All sources are in the page cache; a fresh store or folder is made before every run
-(untimed), so deduplication never skips work; the two sides take turns, REPEAT timed
-runs each after one untimed warm-up, and medians are reported. Both sides of the
-get_files figure build their destination paths inside the timed run.
+Before every run, untimed: a fresh store or output folder (so deduplication never skips
+work), `os.sync()` (so one run's writeback does not land in the next), and the sources
+read again (this VM pages out memory left idle for a few seconds, so "in the page
+cache" must be re-established). The two sides take turns, REPEAT timed runs each after
+one untimed warm-up, and medians are reported. Both sides of the get_files figure
+build their destination paths inside the timed run. Expect +-20% between runs on a
+shared 2-core VM: compare the ratios, and run it twice.
 
 Run: `python benchmarks/bench_storage.py [small] [large] [edit]` (default: all), or
 `make bench`. Needs about 4 GB free in the temp folder.
@@ -47,10 +50,21 @@ REPEAT = 5
 MB = 1 << 20
 
 
-def _fresh(folder: Path) -> Callable[[], None]:
+def _warm(paths: list[Path]) -> None:
+    """Read files into the page cache. This VM pages out memory left idle for a few
+    seconds (DAMON), so "in the page cache" has to be re-established before each run."""
+    for path in paths:
+        with open(path, "rb") as file:
+            while file.read(16 * MB):
+                pass
+
+
+def _fresh(folder: Path, sources: list[Path]) -> Callable[[], None]:
     def make() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+        os.sync()  # start each run with the previous run's writes on disk
+        _warm(sources)
 
     return make
 
@@ -60,11 +74,13 @@ class _NewFolders:
 
     Deleting 20,000 files makes creating files on this machine's disk (ext4 mounted with
     `discard`, on a virtual disk) several times slower for a while, so the small-file
-    runs never delete anything until they are all done.
+    runs never delete anything until they are all done; `os.sync` before each run keeps
+    one run's writeback out of the next.
     """
 
-    def __init__(self, parent: Path) -> None:
+    def __init__(self, parent: Path, sources: Callable[[], list[Path]]) -> None:
         self.parent = parent
+        self.sources = sources
         self.count = 0
         self.current = parent / "run-0"
 
@@ -72,6 +88,8 @@ class _NewFolders:
         self.count += 1
         self.current = self.parent / f"run-{self.count}"
         self.current.mkdir(parents=True)
+        os.sync()  # start each run with the previous run's writes on disk
+        _warm(self.sources())
 
     def remove(self) -> None:
         shutil.rmtree(self.parent, ignore_errors=True)
@@ -91,7 +109,7 @@ def _small_files(workdir: Path) -> tuple[list[Path], list[bytes]]:
 
 def bench_small(workdir: Path) -> list[Row]:
     paths, contents = _small_files(workdir)
-    stores = _NewFolders(workdir / "stores")
+    stores = _NewFolders(workdir / "stores", lambda: paths)
     stored: list[StoredFile] = []
     last_store: list[Path] = []
 
@@ -111,7 +129,7 @@ def bench_small(workdir: Path) -> list[Row]:
 
     # get_files reads from the last store; each run writes into a new, empty folder.
     store = ArtifactStore(str(last_store[0]))
-    outs = _NewFolders(workdir / "out")
+    outs = _NewFolders(workdir / "out", lambda: list(last_store[0].glob("packs/*")))
     relative = [p.relative_to(workdir / "src") for p in paths]
 
     def get() -> None:
@@ -146,7 +164,7 @@ def bench_large(workdir: Path) -> list[Row]:
     source = workdir / "large.bin"
     _random_file(source, LARGE)
     scratch = workdir / "scratch"
-    fresh = _fresh(scratch)
+    fresh = _fresh(scratch, [source])
 
     def put() -> None:
         ArtifactStore(str(scratch / "store")).put_files([source])
@@ -184,7 +202,7 @@ def bench_edit(workdir: Path) -> list[Row]:
     source = workdir / "table.csv"
     _csv_file(source, LARGE)
     scratch = workdir / "scratch"
-    fresh = _fresh(scratch)
+    fresh = _fresh(scratch, [source])
 
     def packs_size() -> int:
         return sum(p.stat().st_size for p in (scratch / "store").glob("packs/*.pack"))
@@ -206,7 +224,9 @@ def bench_edit(workdir: Path) -> list[Row]:
     put_again()
     new_bytes = packs_size() - before
     read_and_hash()
-    again_s, hash_s = median_times([put_again, read_and_hash], REPEAT)
+    again_s, hash_s = median_times(
+        [put_again, read_and_hash], REPEAT, setup=lambda: _warm([source])
+    )
     shutil.rmtree(scratch)
     source.unlink()
     return [

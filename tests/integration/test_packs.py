@@ -175,7 +175,8 @@ def test_storing_the_same_files_again_writes_nothing(
     assert objects.keys("packs") == packs
     unique = {f.hash: f for f in first}.values()
     blob_bytes = sum(b.size for f in unique for b in f.blobs)
-    assert stored_bytes <= blob_bytes + len(packs) * len(_packs.PACK_HEADER)
+    padding = 63 * sum(len(f.chunks) for f in unique)  # chunks keep their file offset mod 64
+    assert stored_bytes <= blob_bytes + len(packs) * len(_packs.PACK_HEADER) + padding
 
 
 @pytest.mark.parametrize("edit", ["overwrite", "insert"])
@@ -199,6 +200,18 @@ def test_editing_one_region_of_a_large_file_stores_only_nearby_chunks(
     assert 0 < new_bytes <= 2 * _chunks.CHUNK_MAX
     assert len(set(after.chunks) - set(before.chunks)) <= 2
     _restore_and_compare(artifact_store, [after], [source], tmp_path / "out")
+
+
+def test_one_worker_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -> None:
+    contents = _small_files(20)
+    contents["medium.bin"] = os.urandom(MB)
+    contents["large.bin"] = os.urandom(6 * MB)
+    sources = _write(tmp_path / "src", contents)
+    stored = artifact_store.put_files(sources, workers=1)
+    assert stored == artifact_store.put_files(sources)  # the same ids, whatever the threads
+    targets = [tmp_path / "out" / p.name for p in sources]
+    artifact_store.get_files(list(zip(stored, targets, strict=True)), workers=1)
+    assert [t.read_bytes() for t in targets] == list(contents.values())
 
 
 def test_empty_file_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -> None:
@@ -266,6 +279,9 @@ def test_corrupted_byte_in_a_pack_is_detected_and_no_file_is_written(
     with pytest.raises(CorruptedData, match=stored[1].hash) as caught:
         artifact_store.get_bytes(stored[1].hash)
     assert "packs/" in caught.value.message
+    with pytest.raises(CorruptedData, match=stored[1].hash):
+        artifact_store.get_file(stored[1].hash, tmp_path / "single" / "bad.bin")
+    assert list((tmp_path / "single").glob("*")) == []
 
     out = tmp_path / "out"
     (out / "bad.bin").parent.mkdir()
@@ -404,6 +420,18 @@ def test_loose_blobs_are_not_stored_again_and_restore_through_get_files(
     _restore_and_compare(artifact_store, [stored], [source], tmp_path / "out")
 
 
+def test_large_loose_blob_is_streamed_to_its_destination(
+    artifact_store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline.store import _get_files
+
+    monkeypatch.setattr(_get_files, "_LOOSE_IN_MEMORY_MAX", 10)  # "large" from 11 bytes
+    blob = artifact_store.put_bytes(b"a model, stored loose by put_bytes")
+    dest = tmp_path / "out" / "model.bin"
+    artifact_store.get_files([(StoredFile(blob.hash, blob.size), dest)])
+    assert dest.read_bytes() == b"a model, stored loose by put_bytes"
+
+
 def test_progress_reports_every_byte(artifact_store: ArtifactStore, tmp_path: Path) -> None:
     contents = _small_files(30)
     contents["large.bin"] = os.urandom(5 * MB)
@@ -505,6 +533,22 @@ def test_copy_to_pushes_and_pulls_between_local_and_s3(tmp_path: Path, s3_uri: A
     assert fresh.copy_to(remote, hashes | {extra.hash}) == extra.size  # and back
     assert local.copy_to(remote, hashes) == 0
     assert remote.get_bytes(extra.hash) == b"made after the pull"
+
+
+def test_copy_to_copies_large_loose_blobs_loose(
+    tmp_path: Path, s3_uri: Any, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline.store import artifacts
+
+    monkeypatch.setattr(artifacts, "_COPY_PACKED_MAX", 10)  # "large" from 11 bytes
+    local = ArtifactStore(str(tmp_path / "local"))
+    remote = ArtifactStore(s3_uri.uri, s3_endpoint_url=s3_uri.endpoint_url)
+    blob = local.put_bytes(b"weights too large to pack")
+    assert local.copy_to(remote, [blob.hash]) == blob.size
+    assert remote.get_bytes(blob.hash) == b"weights too large to pack"
+    objects = Objects(remote, s3_client)
+    assert objects.keys("packs") == []
+    assert objects.keys("blobs") == [f"blobs/{blob.hash[:2]}/{blob.hash[2:]}"]
 
 
 def test_copy_to_a_store_lacking_a_blob_that_this_store_lacks_too(

@@ -11,14 +11,36 @@ page-aligned, and keep them for reuse.
 from __future__ import annotations
 
 import mmap
+import os
 import queue
 import threading
 
+ALIGNMENT = 64  # a cache line: the kernel copies at full speed between congruent addresses
 _thread_local = threading.local()
 
 
+def read_into(fd: int, target: memoryview, offset: int) -> int:
+    """Fill `target` from byte `offset` of `fd`; fewer bytes only at end of file."""
+    done = 0
+    while done < len(target):
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [target[done:]], offset + done)
+        else:  # Windows: no positional reads
+            os.lseek(fd, offset + done, os.SEEK_SET)
+            data = os.read(fd, len(target) - done)
+            target[done : done + len(data)] = data
+            got = len(data)
+        if not got:
+            break
+        done += got
+    return done
+
+
 def aligned(size: int) -> memoryview:
-    """A new page-aligned, zero-filled buffer of `size` bytes."""
+    """A new page-aligned, zero-filled buffer of `size` bytes (private anonymous memory)."""
+    private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    if private:  # POSIX; Python's default, MAP_SHARED, is shared memory: slower to touch
+        return memoryview(mmap.mmap(-1, max(size, 1), flags=private))
     return memoryview(mmap.mmap(-1, max(size, 1)))
 
 
@@ -34,12 +56,15 @@ def scratch(size: int) -> memoryview:
 class BufferPool:
     """Aligned buffers of one size, handed out and given back across threads.
 
-    `take` never blocks: with no buffer free it makes a new one, so how many exist is
-    bounded by how many the callers hold at once (a pipeline's depth).
+    With no buffer free, `take` makes a new one, up to `limit` buffers; then it waits
+    for one to be given back (use a limit only where every buffer is surely given back,
+    even after an error). Without a limit, how many exist is bounded by how many the
+    callers hold at once (a pipeline's depth).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, limit: int | None = None) -> None:
         self.size = size
+        self._limit = limit
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         self._made: list[object] = []
 
@@ -47,6 +72,8 @@ class BufferPool:
         try:
             return self._free.get_nowait()
         except queue.Empty:
+            if self._limit is not None and len(self._made) >= self._limit:
+                return self._free.get()
             buffer = aligned(self.size)
             self._made.append(buffer.obj)
             return buffer

@@ -35,7 +35,7 @@ from concurrent.futures import Executor, Future
 import blake3
 
 from loopline.store._backend import Blob, StoredFile
-from loopline.store._buffers import BufferPool
+from loopline.store._buffers import BufferPool, read_into
 from loopline.store._hashing import changed, ensure_unchanged
 from loopline.store._packs import PackWriter
 
@@ -45,6 +45,7 @@ CHUNK_AVG = 1 << 20
 CHUNK_MAX = 4 << 20
 CHUNKED_ID_PREFIX = b"loopline-chunked-v1\n"
 SEGMENT = 16 << 20  # bytes read from a large file at once
+_BUFFERS = 4
 
 
 def chunked_file_id(chunks: Sequence[Blob]) -> str:
@@ -57,8 +58,12 @@ def chunked_file_id(chunks: Sequence[Blob]) -> str:
 
 
 def chunk_buffers() -> BufferPool:
-    """Buffers for `put_chunked`: a piece of `SEGMENT` bytes after room for a carry-over."""
-    return BufferPool(CHUNK_MAX + SEGMENT)
+    """Buffers for `put_chunked`: a piece of `SEGMENT` bytes after room for a carry-over.
+
+    Four: one being read and cut, one being hashed, two being written. More would only
+    let reading run further ahead of writing, and fresh memory is slow to touch.
+    """
+    return BufferPool(CHUNK_MAX + SEGMENT, limit=_BUFFERS)
 
 
 def put_chunked(
@@ -80,7 +85,7 @@ def put_chunked(
     cutter = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX)
     size = before.st_size
     chunks: list[Blob] = []
-    hashing: deque[tuple[Future[list[bytes]] | list[bytes], memoryview, list[tuple[int, int]]]]
+    hashing: deque[tuple[Future[list[bytes]] | list[bytes], memoryview, int, list[tuple[int, int]]]]
     hashing = deque()
     carry: memoryview = memoryview(b"")
     offset = 0  # in the file, of the first byte not read yet
@@ -91,7 +96,7 @@ def put_chunked(
         first = CHUNK_MAX - len(carry)
         buffer[first:CHUNK_MAX] = carry
         wanted = min(len(buffer) - CHUNK_MAX, size - offset)
-        read = _read_into(fd, buffer[CHUNK_MAX : CHUNK_MAX + wanted], offset)
+        read = read_into(fd, buffer[CHUNK_MAX : CHUNK_MAX + wanted], offset)
         offset += read
         view = buffer[first : CHUNK_MAX + read]
         valid = len(view)
@@ -101,7 +106,7 @@ def put_chunked(
         cuts = _cut(cutter, view[:valid], at_end)
         carry = view[sum(cuts[-1]) if cuts else 0 : valid] if not at_end else memoryview(b"")
         job = pool.submit(_hash_chunks, view, cuts) if pool else _hash_chunks(view, cuts)
-        hashing.append((job, view, cuts))
+        hashing.append((job, view, first, cuts))
         progress(read)
         # Store the previous piece's chunks only now: its tail was just copied out.
         while len(hashing) > (0 if at_end else 1):
@@ -112,17 +117,9 @@ def put_chunked(
     return StoredFile(chunked_file_id(chunks), size, tuple(chunks))
 
 
-def _read_into(fd: int, target: memoryview, offset: int) -> int:
-    """Fill `target` from `offset`; fewer bytes only at end of file."""
-    done = 0
-    while done < len(target) and (got := os.preadv(fd, [target[done:]], offset + done)):
-        done += got
-    return done
-
-
 def _ensure_at_end(path: str, fd: int, offset: int, size: int) -> None:
     """A file that ends before or after the size it had when opened has changed."""
-    if offset != size or os.pread(fd, 1, size):
+    if offset != size or read_into(fd, memoryview(bytearray(1)), size):
         raise changed(path)
 
 
@@ -146,15 +143,16 @@ def _hash_chunks(view: memoryview, cuts: list[tuple[int, int]]) -> list[bytes]:
 
 
 def _store(
-    item: tuple[Future[list[bytes]] | list[bytes], memoryview, list[tuple[int, int]]],
+    item: tuple[Future[list[bytes]] | list[bytes], memoryview, int, list[tuple[int, int]]],
     writer: PackWriter,
     buffers: BufferPool,
     chunks: list[Blob],
 ) -> None:
-    job, view, cuts = item
+    """Add a piece's chunks to the pack; `first` is where `view` starts in its buffer."""
+    job, view, first, cuts = item
     digests = job.result() if isinstance(job, Future) else job
     for digest, (start, length) in zip(digests, cuts, strict=True):
         chunk = Blob(digest.hex(), length)
         chunks.append(chunk)
-        writer.add(chunk.hash, view[start : start + length])
+        writer.add(chunk.hash, view[start : start + length], address=first + start)
     writer.after_written(lambda: buffers.give_back(view))

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import blake3
 
 from loopline.errors import CorruptedData, InvalidInput, NotFound
 from loopline.store._backend import Backend, StoredFile
-from loopline.store._buffers import BufferPool
+from loopline.store._buffers import ALIGNMENT, BufferPool
 from loopline.store._packs import Location, PackIndex, background, plan_spans
 
 EMPTY = blake3.blake3(b"").hexdigest()
@@ -30,6 +32,8 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
 _HASH_THREADS_MIN = 1 << 20  # blobs this large are hashed on several threads
 _LOOSE_IN_MEMORY_MAX = 64 << 20  # larger loose blobs are streamed to their destination
+_BATCH_FILES = 64  # small files handed to a writer thread at once
+_BATCH_BYTES = 1 << 20
 
 
 @dataclass
@@ -112,7 +116,7 @@ def read_packed(
     ]
 
     longest = max((end - start for _, planned in plans for start, end, _ in planned), default=0)
-    buffers = BufferPool(min(longest, backend.span_max))
+    buffers = BufferPool(min(longest, backend.span_max) + ALIGNMENT)
 
     def spans() -> Iterator[bytes | memoryview]:
         for pack_id, planned in plans:
@@ -162,7 +166,7 @@ def get_files(
             sizes[blob.hash] = blob.size
     sizes.pop(EMPTY, None)  # every store can produce the empty blob
     packed, loose = locate(backend, index, sizes, lambda d: _owner(plan, d))
-    writer = _Writer(plan, progress)
+    writer = _Writer(plan, progress, workers)
     try:
         if EMPTY in plan.targets:
             writer.place(EMPTY, b"")
@@ -188,6 +192,7 @@ def get_files(
                     progress(sizes[digest] or 0)
             else:
                 writer.place(digest, read_loose(digest))  # read_loose verifies
+        writer.finish()
     except BaseException:
         writer.discard()
         raise
@@ -217,40 +222,67 @@ def _where(backend: Backend, where: Location) -> str:
 
 
 class _Writer:
-    """Writes verified blobs to their destinations' temp files, renaming finished ones."""
+    """Writes verified blobs to their destinations' temp files, renaming finished ones.
 
-    def __init__(self, plan: _Plan, progress: Callable[[int], None]) -> None:
+    Small files go to `workers` threads in batches: creating a file waits in the kernel
+    (the journal, the directory lock) more than it computes, and on this machine's disk
+    two threads create 5,000 files in well under half the time of one. Chunks of large
+    files are written by the caller's thread, which owns their temp files' state.
+    """
+
+    def __init__(self, plan: _Plan, progress: Callable[[int], None], workers: int) -> None:
         self._plan = plan
         self._progress = progress
         self._folders: set[str] = set()
+        self._pool = ThreadPoolExecutor(workers, "loopline-write") if workers > 1 else None
+        self._batch: list[tuple[_Restore, bytes]] = []
+        self._batch_size = 0
+        self._writing: deque[Future[None]] = deque()
+        self._in_flight_max = 4 * workers
 
     def place(self, digest: str, data: memoryview | bytes) -> None:
         for number, offset in self._plan.targets[digest]:
             restore = self._plan.files[number]
             if restore.remaining == 1 and not restore.created:
-                self._write_whole(restore, data)
+                if restore.folder not in self._folders:
+                    self._make_folder(restore)
+                restore.created = True
+                if self._pool is not None and len(data) < _BATCH_BYTES:
+                    self._batch.append((restore, bytes(data)))  # `data`'s buffer is reused
+                    self._batch_size += len(data)
+                    if len(self._batch) >= _BATCH_FILES or self._batch_size >= _BATCH_BYTES:
+                        self._send_batch()
+                else:
+                    _write_whole(restore, data)
             else:
                 self._write_part(restore, offset, data)
             self._progress(len(data))
 
+    def finish(self) -> None:
+        """Wait for the batches in flight; re-raise the first error of a worker."""
+        self._send_batch()
+        while self._writing:
+            self._writing.popleft().result()
+        if self._pool is not None:
+            self._pool.shutdown()
+
     def discard(self) -> None:
+        """After an error: wait for the workers, then remove every unfinished temp file."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
         for restore in self._plan.files:
             if restore.created and restore.remaining:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(restore.temp)
 
-    def _write_whole(self, restore: _Restore, data: memoryview | bytes) -> None:
-        if restore.folder not in self._folders:
-            self._make_folder(restore)
-        fd = os.open(restore.temp, _CREATE, 0o666)
-        restore.created = True
-        try:
-            written = os.write(fd, data)
-            if written < len(data):
-                _write_all(fd, memoryview(data)[written:], written)
-        finally:
-            os.close(fd)
-        self._finish(restore)
+    def _send_batch(self) -> None:
+        if not self._batch:
+            return
+        assert self._pool is not None
+        self._writing.append(self._pool.submit(_write_batch, self._batch))
+        self._batch, self._batch_size = [], 0
+        while len(self._writing) > self._in_flight_max:
+            self._writing.popleft().result()
 
     def _write_part(self, restore: _Restore, offset: int, data: memoryview | bytes) -> None:
         flags = os.O_WRONLY | _O_BINARY
@@ -266,7 +298,7 @@ class _Writer:
             os.close(fd)
         restore.remaining -= 1
         if not restore.remaining:
-            self._finish(restore)
+            _finish(restore)
 
     def _make_folder(self, restore: _Restore) -> None:
         if restore.folder:
@@ -276,13 +308,31 @@ class _Writer:
                 raise InvalidInput(f"cannot write {restore.dest}: {exc}") from exc
         self._folders.add(restore.folder)
 
-    def _finish(self, restore: _Restore) -> None:
-        try:
-            os.replace(restore.temp, restore.dest)
-        except IsADirectoryError as exc:
-            os.unlink(restore.temp)
-            raise InvalidInput(f"cannot write {restore.dest}: it is a directory") from exc
-        restore.remaining = 0
+
+def _write_batch(batch: list[tuple[_Restore, bytes]]) -> None:
+    for restore, data in batch:
+        _write_whole(restore, data)
+
+
+def _write_whole(restore: _Restore, data: memoryview | bytes) -> None:
+    """Write a one-blob file to its temp file and rename it into place."""
+    fd = os.open(restore.temp, _CREATE, 0o666)
+    try:
+        written = os.write(fd, data)
+        if written < len(data):
+            _write_all(fd, memoryview(data)[written:], written)
+    finally:
+        os.close(fd)
+    _finish(restore)
+
+
+def _finish(restore: _Restore) -> None:
+    try:
+        os.replace(restore.temp, restore.dest)
+    except IsADirectoryError as exc:
+        os.unlink(restore.temp)
+        raise InvalidInput(f"cannot write {restore.dest}: it is a directory") from exc
+    restore.remaining = 0
 
 
 def _write_all(fd: int, data: memoryview | bytes, offset: int) -> None:

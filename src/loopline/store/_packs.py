@@ -4,10 +4,14 @@ Writing 20,000 small files as 20,000 loose blobs costs about three times as long
 hashing them (DESIGN.md, measured lessons), so `put_files` appends blobs into packs of
 about `PACK_TARGET` bytes, as git and restic do.
 
-    packs/<id>.pack   PACK_HEADER, then the blobs' bytes back to back (no framing)
-    packs/<id>.idx    INDEX_HEADER (magic, version, count), `count` entries sorted by
-                      digest (32-byte digest, u64 offset, u64 length, little-endian),
-                      then the 32-byte BLAKE3 hash of everything before it
+    packs/<id>.pack   16-byte header (magic `LLPACK\0` + format version byte 1 + zero
+                      padding), then the blobs' bytes, no framing; a large blob may be
+                      preceded by up to 63 zero bytes so that it starts at the same
+                      offset modulo 64 as in its source file (see PackWriter.add)
+    packs/<id>.idx    24-byte header (magic `LLINDEX\0`, u32 version 1, u32 reserved,
+                      u64 entry count), the entries sorted by digest (32-byte digest,
+                      u64 offset in the pack, u64 length: 48 bytes each), then the
+                      32-byte BLAKE3 hash of everything before it; integers little-endian
 
 A pack is written under a temporary name and moved into place (local), or uploaded to
 its final key (S3, where an object appears only once its upload completes); its `.idx`
@@ -34,6 +38,7 @@ from typing import NamedTuple, TypeVar
 import blake3
 
 from loopline.store._backend import Backend, PackSink
+from loopline.store._buffers import ALIGNMENT
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +51,7 @@ _HEADER = struct.Struct("<8sIIQ")  # magic, version, reserved, entry count
 _ENTRY = struct.Struct("<32sQQ")  # digest, offset in the pack, length
 _TRAILER = 32  # BLAKE3 of header + entries
 _BATCH = 4 << 20  # bytes handed to the I/O thread at once
+_PADDING = memoryview(bytes(ALIGNMENT))
 _IOV_MAX = 1024  # buffers per writev (POSIX guarantees at least 16; Linux allows 1024)
 
 
@@ -130,8 +136,9 @@ class PackIndex:
 
     def find(self, digest: str) -> Location | None:
         """Like `get`, but on a miss look for packs added by others first."""
+        loaded = self._loaded
         found = self.get(digest)
-        if found is None:
+        if found is None and loaded:
             self.refresh()
             found = self._entries.get(digest)
         return found
@@ -227,15 +234,14 @@ class PackWriter:
         else:
             self.abort()
 
-    def is_stored(self, digest: str) -> bool:
-        """Whether `digest` is already in the store or added by this writer."""
-        return digest in self._added or digest in self._known or self._is_loose(digest)
-
-    def add(self, digest: str, data: bytes | memoryview) -> bool:
+    def add(self, digest: str, data: bytes | memoryview, address: int | None = None) -> bool:
         """Append a blob unless it is stored already; False if it was skipped.
 
         `data` must stay unchanged until the I/O thread has written it (see
-        `after_written`); bytes objects always do.
+        `after_written`); bytes objects always do. `address`, if given, is where `data`
+        sits in memory, modulo `ALIGNMENT` at least: the blob then goes at a pack offset
+        congruent to it, after up to 63 bytes of padding, because the kernel copies
+        between relatively misaligned addresses four times slower (see _buffers.py).
         """
         if digest in self._added or digest in self._known or self._is_loose(digest):
             return False
@@ -246,6 +252,10 @@ class PackWriter:
             self._sink = self._backend.new_pack()
             self._size = len(PACK_HEADER)
             self._batch.append(PACK_HEADER)
+        if address is not None and (padding := (address - self._size) % ALIGNMENT):
+            self._batch.append(_PADDING[:padding])
+            self._size += padding
+            self._batch_size += padding
         self._entries.append((digest, self._size, length))
         self._added.add(digest)
         self._size += length
@@ -266,8 +276,10 @@ class PackWriter:
         try:
             if self._sink is not None:
                 self._roll_over()
-        finally:
-            self._io.stop()
+        except BaseException:
+            self.abort()
+            raise
+        self._io.stop()
         self._io.raise_error()
 
     def abort(self) -> None:

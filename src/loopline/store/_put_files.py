@@ -21,12 +21,13 @@ from stat import S_ISREG
 import blake3
 
 from loopline.store._backend import Backend, StoredFile
-from loopline.store._buffers import scratch
+from loopline.store._buffers import read_into, scratch
 from loopline.store._chunks import CHUNKED_MIN, chunk_buffers, put_chunked
 from loopline.store._hashing import OPEN_FLAGS, changed, check_regular, open_source_fd, source_error
 from loopline.store._packs import PackIndex, PackWriter
 
 POOLED_MIN = 256 << 10  # smaller files are read and hashed in the caller's thread
+_preadv = getattr(os, "preadv", None)  # not on Windows
 _POOLED_IN_FLIGHT = 64 << 20  # bytes of pooled files read ahead of the pack writer
 
 
@@ -47,8 +48,9 @@ def put_files(
         add = writer.add
         inline_max = POOLED_MIN if workers > 1 else CHUNKED_MIN
         larger: list[int] = []
+        buffer = scratch(inline_max + 1)
         for number, path in enumerate(paths):
-            read = _read_whole(path, inline_max)
+            read = _read_whole(path, inline_max, buffer)
             if isinstance(read, int):
                 larger.append(number)
                 continue
@@ -107,8 +109,10 @@ def _put_pooled(
     return chunked
 
 
-def _read_whole(path: str, limit: int) -> tuple[str, bytes] | int:
+def _read_whole(path: str, limit: int, buffer: memoryview | None = None) -> tuple[str, bytes] | int:
     """Read and hash a file smaller than `limit`; return a larger file's size, unread.
+
+    `buffer`, this thread's `scratch` of at least `limit + 1` bytes, saves looking it up.
 
     Raises:
         NotFound: no such file.
@@ -127,10 +131,12 @@ def _read_whole(path: str, limit: int) -> tuple[str, bytes] | int:
         if size >= limit:
             return size
         # Into an aligned buffer, then copied: see _buffers.py for why that is faster.
-        view = scratch(limit + 1)[: size + 1]
-        got = os.preadv(fd, [view], 0)
-        while 0 < got <= size and (more := os.preadv(fd, [view[got:]], got)):
-            got += more  # a short read (network file systems): keep reading
+        view = (scratch(limit + 1) if buffer is None else buffer)[: size + 1]
+        # One read normally does: fewer bytes than asked means the end of the file (and
+        # the fstat below confirms the size); more than `size` means it grew.
+        got = _preadv(fd, [view], 0) if _preadv else 0
+        if got < size:  # a short read (network file systems), or Windows: keep reading
+            got += read_into(fd, view[got:], got)
         after = os.fstat(fd)
         if got != size or after.st_mtime_ns != before.st_mtime_ns or after.st_size != size:
             raise changed(path)

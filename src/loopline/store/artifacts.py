@@ -43,9 +43,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from loopline.errors import CorruptedData, InvalidInput, LooplineError, NotFound, StoreUnavailable
-from loopline.store import _get_files, _put_files
 from loopline.store._backend import Backend, Blob, Progress, StoredFile
-from loopline.store._chunks import chunked_file_id
 from loopline.store._hashing import copy_hashing, hash_bytes, verify
 from loopline.store._local_blobs import LocalBlobs
 from loopline.store._packs import PackIndex, PackWriter
@@ -124,6 +122,8 @@ class ArtifactStore:
             Conflict: a file changed while it was being stored.
             On any error, the pack being written is discarded: no blob of it is visible.
         """
+        from loopline.store import _put_files  # loads only when used: `import loopline` stays fast
+
         sources = [_as_str_path(path, "put_files") for path in _sequence(paths, "put_files")]
         with self._boundary(f"storing {len(sources)} files"), _batched(progress) as report:
             return _put_files.put_files(
@@ -275,6 +275,8 @@ class ArtifactStore:
     def _get_files(
         self, items: list[tuple[StoredFile, str]], workers: int | None, progress: Progress | None
     ) -> None:
+        from loopline.store import _get_files
+
         with _batched(progress) as report:
             _get_files.get_files(
                 self._backend,
@@ -287,6 +289,8 @@ class ArtifactStore:
             )
 
     def _copy_blobs(self, other: ArtifactStore, digests: list[str], report: Progress) -> int:
+        from loopline.store import _get_files
+
         packed, loose = _get_files.locate(
             self._backend, self._index, dict.fromkeys(digests), lambda d: f"copy to {other.uri}"
         )
@@ -402,15 +406,19 @@ def _check_item(item: tuple[StoredFile, str | os.PathLike[str]]) -> tuple[Stored
         if not isinstance(blob, Blob) or not isinstance(blob.size, int) or blob.size < 0:
             raise InvalidInput(f"not a blob: {blob!r} (restoring {dest})")
         _check_digest(blob.hash)
-    if stored.chunks and (
-        sum(chunk.size for chunk in stored.chunks) != stored.size
-        or chunked_file_id(stored.chunks) != stored.hash
-    ):
+    if stored.chunks and not _chunk_list_matches(stored):
         raise CorruptedData(
             f"cannot restore {dest}: its chunk list does not match its id {stored.hash}",
             hint="the record of this file was altered; restore it from the dataset version",
         )
     return stored, dest
+
+
+def _chunk_list_matches(stored: StoredFile) -> bool:
+    from loopline.store._chunks import chunked_file_id
+
+    total = sum(chunk.size for chunk in stored.chunks)
+    return total == stored.size and chunked_file_id(stored.chunks) == stored.hash
 
 
 def _as_str_path(value: str | os.PathLike[str], method: str) -> str:

@@ -34,10 +34,10 @@ class StatCache:
     def close(self) -> None:
         self._db.close()
 
-    def lookup(self, files: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, StoredFile]:
+    def lookup(self, files: Sequence[tuple[str, os.stat_result]]) -> dict[str, StoredFile]:
         """The cached content id of each file whose stat still matches."""
-        found: dict[Path, StoredFile] = {}
-        wanted = {str(path): (path, st) for path, st in files}
+        found: dict[str, StoredFile] = {}
+        wanted = dict(files)
         if not wanted:
             return found
         # Only the rows in the range of paths asked about (the primary key is ordered).
@@ -47,17 +47,18 @@ class StatCache:
             (low, high),
         )
         for key, size, mtime_ns, inode, stored in rows:
-            hit = wanted.get(key)
-            if hit is None:
-                continue
-            path, st = hit
-            if (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode):
-                found[path] = _decode(stored)
+            st = wanted.get(key)
+            if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
+                size,
+                mtime_ns,
+                inode,
+            ):
+                found[key] = _decode(stored)
         return found
 
-    def update(self, entries: Sequence[tuple[Path, os.stat_result, StoredFile]]) -> None:
+    def update(self, entries: Sequence[tuple[str, os.stat_result, StoredFile]]) -> None:
         rows = [
-            (str(path), st.st_size, st.st_mtime_ns, st.st_ino, _encode(stored))
+            (path, st.st_size, st.st_mtime_ns, st.st_ino, _encode(stored))
             for path, st, stored in entries
         ]
         self._db.execute("BEGIN IMMEDIATE")

@@ -3,6 +3,7 @@ anywhere, `materialize` keeps a verified read-only copy for loading."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from loopline.data._cache import StatCache
 from loopline.data.versions import resolve
 from loopline.errors import InvalidInput
 from loopline.project import stores
-from loopline.store import DatasetVersion, resolve_under
+from loopline.store import DatasetVersion, StoredFile, resolve_under
 
 Progress = Callable[[int], None]
 
@@ -94,16 +95,36 @@ def _restore(
     opened = stores()
     cache = StatCache(opened.settings.state_dir)
     try:
-        targets = [(entry, resolve_under(root, entry.path)) for entry in manifest.entries]
-        present = [(path, path.stat()) for _, path in targets if path.is_file()]
+        targets = _targets(root, manifest)
+        present = []
+        for _, path in targets:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                present.append((str(path), os.stat(path)))
         known = cache.lookup(present)
-        todo = [(e, p) for e, p in targets if known.get(p) is None or known[p].hash != e.file.hash]
+        todo = [(e, p) for e, p in targets if _outdated(known.get(str(p)), e)]
         if todo:
             opened.artifacts.get_files([(e.file, p) for e, p in todo], progress=progress)
-            cache.update([(p, p.stat(), e.file) for e, p in todo])
+            cache.update([(str(p), os.stat(p), e.file) for e, p in todo])
     finally:
         cache.close()
     return len(todo), len(targets) - len(todo)
+
+
+def _targets(root: Path, manifest: _manifest.Manifest) -> list[tuple[_manifest.Entry, Path]]:
+    """Where each entry goes. Manifest paths are validated (no '..', not absolute); each
+    distinct folder is resolved once to refuse symlinks that lead out of `root`."""
+    checked: dict[str, Path] = {}
+    targets = []
+    for entry in manifest.entries:
+        folder, _, name = entry.path.rpartition("/")
+        if folder not in checked:
+            checked[folder] = resolve_under(root, folder) if folder else root
+        targets.append((entry, checked[folder] / name))
+    return targets
+
+
+def _outdated(cached: StoredFile | None, entry: _manifest.Entry) -> bool:
+    return cached is None or cached.hash != entry.file.hash
 
 
 def _extra_files(manifest: _manifest.Manifest, root: Path) -> tuple[Path, ...]:

@@ -74,7 +74,7 @@ def get(ref: str, dest: str | Path, *, progress: Progress | None = None) -> list
         stores().artifacts.get_files([(entry.file, target)], progress=progress)
         return [target]
     target.mkdir(parents=True, exist_ok=True)
-    items = [(e.file, resolve_under(target, e.path)) for e in manifest.entries]
+    items = [(entry.file, path) for entry, path in _targets(target, manifest)]
     stores().artifacts.get_files(items, progress=progress)
     return [path for _, path in items]
 

@@ -28,7 +28,7 @@ class Entry:
 
     @property
     def blob_hashes(self) -> tuple[str, ...]:
-        return tuple(c.hash for c in self.file.chunks) if self.file.chunks else (self.file.hash,)
+        return tuple(blob.hash for blob in self.file.blobs)
 
 
 @dataclass(frozen=True)

@@ -169,17 +169,13 @@ def _stat(path: str) -> os.stat_result:
 
 def _drop_missing_blobs(known: dict[str, StoredFile], opened: Stores) -> None:
     """Cached entries are trusted only if their blobs are still stored."""
-    wanted = {h for f in known.values() for h in _blob_hashes(f)}
+    wanted = {blob.hash for f in known.values() for blob in f.blobs}
     if not wanted:
         return
     missing = opened.artifacts.missing(wanted)
     for file, stored in list(known.items()):
-        if missing.intersection(_blob_hashes(stored)):
+        if missing.intersection(blob.hash for blob in stored.blobs):
             del known[file]
-
-
-def _blob_hashes(stored: StoredFile) -> tuple[str, ...]:
-    return tuple(c.hash for c in stored.chunks) if stored.chunks else (stored.hash,)
 
 
 def _record(

@@ -176,9 +176,7 @@ class DatasetStore:
         return _version(row)
 
     def latest_version(self, name: str) -> DatasetVersion:
-        versions = self._versions(name).order_by(dataset_versions.c.version.desc()).limit(1)
-        with self._m._read() as conn:
-            row = conn.execute(versions).first()
+        row = self._latest_row(name)
         if row is None:
             raise self._no_version(name, "no versions")
         return _version(row)
@@ -197,11 +195,7 @@ class DatasetStore:
         return _version(rows[0])
 
     def get_version_by_id(self, version_id: str) -> DatasetVersion:
-        stmt = (
-            select(dataset_versions, datasets.c.name.label("dataset_name"))
-            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-            .where(dataset_versions.c.id == version_id)
-        )
+        stmt = _joined().where(dataset_versions.c.id == version_id)
         with self._m._read() as conn:
             row = conn.execute(stmt).first()
         if row is None:
@@ -209,11 +203,7 @@ class DatasetStore:
         return _version(row)
 
     def versions_with_manifest(self, manifest_hash: str) -> list[DatasetVersion]:
-        stmt = (
-            select(dataset_versions, datasets.c.name.label("dataset_name"))
-            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-            .where(dataset_versions.c.manifest_hash == manifest_hash)
-        )
+        stmt = _joined().where(dataset_versions.c.manifest_hash == manifest_hash)
         with self._m._read() as conn:
             return [_version(row) for row in conn.execute(stmt)]
 
@@ -297,18 +287,25 @@ class DatasetStore:
         check_dataset_name(name)
         if self._dataset_id(name) is None:
             raise NotFound(f"no dataset named {name!r}", hint="`loopline data ls` lists them")
-        return (
-            select(dataset_versions, datasets.c.name.label("dataset_name"))
-            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-            .where(datasets.c.name == name)
-        )
+        return _joined().where(datasets.c.name == name)
 
-    def _no_version(self, name: str, what: str) -> NotFound:
+    def _latest_row(self, name: str) -> Row[Any] | None:
         versions = self._versions(name).order_by(dataset_versions.c.version.desc()).limit(1)
         with self._m._read() as conn:
-            row = conn.execute(versions).first()
+            row: Row[Any] | None = conn.execute(versions).first()
+        return row
+
+    def _no_version(self, name: str, what: str) -> NotFound:
+        row = self._latest_row(name)
         latest = f"latest is {row.version}" if row is not None else "it has no versions"
         return NotFound(f"dataset {name!r} has {what}; {latest}")
+
+
+def _joined() -> Any:
+    """Versions with their dataset's name: the base of every version query."""
+    return select(dataset_versions, datasets.c.name.label("dataset_name")).join(
+        datasets, datasets.c.id == dataset_versions.c.dataset_id
+    )
 
 
 def _version(row: Row[Any]) -> DatasetVersion:

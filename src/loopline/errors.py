@@ -3,13 +3,16 @@
     LooplineError                  500 / exit 1   base class; carries message + hint
     ├── InvalidInput               422 / exit 2   the caller passed something malformed
     │   ├── InvalidFilter          422 / exit 2   a search filter that does not parse
-    │   └── InvalidPath            422 / exit 2   a logical path that would escape the store
+    │   ├── InvalidPath            422 / exit 2   a logical path that would escape the store
+    │   └── SignatureMismatch      422 / exit 2   model input that breaks the model's signature
     ├── NotFound                   404 / exit 3   an unknown run, experiment, artifact, ...
     ├── Conflict                   409 / exit 4   a write that contradicts stored state
     ├── CorruptedData              500 / exit 5   stored bytes no longer match their hash
     ├── StoreUnavailable           503 / exit 6   the database or object store cannot be reached
     ├── ProjectNotFound            404 / exit 7   no loopline project here or above
-    └── MissingExtra               501 / exit 8   an optional dependency is not installed
+    ├── MissingExtra               501 / exit 8   an optional dependency is not installed
+    ├── UnsafeModel                403 / exit 9   loading would run untrusted code (pickle, unknown types)
+    └── PromotionRefused           409 / exit 1   promotion gates failed; carries the failed rules
 
 Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
 errors the same way without a table of their own.
@@ -55,6 +58,14 @@ class InvalidFilter(InvalidInput):
 
 class InvalidPath(InvalidInput):
     """A logical path that is absolute, climbs out with '..', or holds NUL or backslashes."""
+
+
+class SignatureMismatch(InvalidInput):
+    """Model input that breaks the model's signature; `field` names the offending column."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
 
 
 class NotFound(LooplineError):
@@ -106,6 +117,25 @@ class MissingExtra(LooplineError):
         self.extra = extra
 
 
+class UnsafeModel(LooplineError):
+    """Loading a model would run untrusted code: a pickle without `allow_pickle=True`, or
+    types the caller did not list in `trusted=[...]`."""
+
+    http_status = 403
+    exit_code = 9
+
+
+class PromotionRefused(LooplineError):
+    """A promotion whose gates failed; `failures` holds one line per failed rule."""
+
+    http_status = 409
+    exit_code = 1
+
+    def __init__(self, message: str, *, failures: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.failures = failures
+
+
 ERROR_TYPES: dict[str, type[LooplineError]] = {
     cls.__name__: cls
     for cls in (
@@ -113,12 +143,15 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         InvalidInput,
         InvalidFilter,
         InvalidPath,
+        SignatureMismatch,
         NotFound,
         Conflict,
         CorruptedData,
         StoreUnavailable,
         ProjectNotFound,
         MissingExtra,
+        UnsafeModel,
+        PromotionRefused,
     )
 }
 """Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

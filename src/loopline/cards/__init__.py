@@ -1,0 +1,1 @@
+"""Model cards generated from the registry (Markdown, HTML, Model Card Toolkit JSON)."""

@@ -1,0 +1,1 @@
+"""Model evaluation: metrics, slices, fairness, calibration, robustness, latency, reports."""

@@ -1,0 +1,1 @@
+"""Models for users: `log_model`, `load` by reference, export to ONNX."""

@@ -1,0 +1,1 @@
+"""Promotion: policies, gates, approvals."""

@@ -5,7 +5,11 @@ it and validate it; then version a deliberately corrupted copy and watch validat
 fail with a report.
 Stage 2 (experiment tracking): train several real scikit-learn models on the versioned
 data with different hyper-parameters, each as a tracked run that records the dataset
-version it used, then show the runs sorted by ROC AUC and compare the two best.
+version it used and registers its model, then show the runs sorted by ROC AUC and
+compare the two best.
+Stage 3 (registry): evaluate the best model with slices and a sensitive attribute,
+promote it through the project's gates to `champion`, watch the gates refuse a
+deliberately worse model, write the champion's model card, and export it to ONNX.
 
 Run with `make demo`, or `python examples/demo.py [PROJECT_DIR]` (default `.demo/`,
 recreated on each run).
@@ -20,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -27,6 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score, r
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 import loopline as ll
 from loopline.cli.app import run as loopline_cli
@@ -50,10 +56,37 @@ def build(kind: str, params: dict[str, object]) -> object:
     return GradientBoostingClassifier(random_state=0, **params)
 
 
+MODEL = "breast-cancer"
+# Not features: the id, the label, and two synthetic columns (a clinic, for slices, and a
+# sensitive attribute, for fairness) that the bundled dataset does not have.
+NOT_FEATURES = ["patient_id", "target", "clinic", "sex"]
+
+GATES = """
+[gates]
+rules = [
+  "metrics.roc_auc >= 0.95",
+  "slices.min.roc_auc >= 0.90",
+  "fairness.sex.demographic_parity_diff <= 0.15",
+  "compare.champion.roc_auc >= -0.005",
+  "latency.p99_ms <= 100",
+  "robustness.flip_rate <= 0.05",
+]
+
+[gates.evaluation]
+data = "breast_cancer.csv@1"
+target = "target"
+slices = ["clinic", "`mean radius` > 15"]
+sensitive = ["sex"]
+"""
+
+
 def version_data(project: Path) -> str:
     """Write the data to CSV, version it, infer a suite and validate; returns its ref."""
     frame = load_breast_cancer(as_frame=True).frame
     frame.insert(0, "patient_id", range(len(frame)))
+    rng = np.random.default_rng(7)
+    frame["clinic"] = rng.choice(["north", "south", "east"], len(frame))
+    frame["sex"] = rng.choice(["female", "male"], len(frame), p=[0.8, 0.2])
     folder = project / "data"
     folder.mkdir()
     frame.to_csv(folder / "breast_cancer.csv", index=False)
@@ -81,7 +114,7 @@ def version_data(project: Path) -> str:
 
 def train_all(workdir: Path, ref: str) -> None:
     frame = ll.data.load(ref)  # outside a run: no lineage yet
-    features = frame.drop(columns=["patient_id", "target"])
+    features = frame.drop(columns=NOT_FEATURES)
     x_train, x_test, y_train, y_test = train_test_split(
         features, frame["target"], test_size=0.25, random_state=42, stratify=frame["target"]
     )
@@ -111,7 +144,80 @@ def train_all(workdir: Path, ref: str) -> None:
                 writer.writerow(["fpr", "tpr", "threshold"])
                 writer.writerows(zip(fpr, tpr, thresholds, strict=True))
             ll.log_artifact(curve, artifact_path="evaluation")
-        print(f"  trained {run.name:<22} {kind:<9} {params}")
+            version = ll.models.log_model(model, name=MODEL, input_example=x_train.head(5))
+            ll.set_tag("model_version", version.ref)
+        print(f"  trained {run.name:<22} {kind:<9} {params}  -> {version.ref}")
+
+
+def worse_model(ref: str) -> str:
+    """A deliberately weak model (two features, a stump), registered like the others."""
+    frame = ll.data.load(ref)
+    with ll.start_run(experiment="breast-cancer", params={"model": "stump"}):
+        ll.data.load(ref)
+        features = frame[["mean fractal dimension", "texture error"]]
+        stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(features, frame["target"])
+        return ll.models.log_model(stump, name=MODEL, input_example=features.head(5)).ref
+
+
+def registry_stage(project: Path, ref: str, best_version: str) -> None:
+    print(f"\n== 5. Evaluating {best_version} with slices and a sensitive attribute")
+    loopline_cli(
+        [
+            "models",
+            "evaluate",
+            best_version,
+            ref,
+            "--target",
+            "target",
+            "--slice",
+            "clinic",
+            "--slice",
+            "`mean radius` > 15",
+            "--sensitive",
+            "sex",
+            "--report",
+            "evaluation.html",
+        ]
+    )
+    print("\n== 6. Promoting it through the gates in loopline.toml to champion")
+    with (project / "loopline.toml").open("a", encoding="utf-8") as fh:
+        fh.write(GATES)
+    ll.configure(project=project)  # re-read loopline.toml
+    loopline_cli(
+        [
+            "models",
+            "promote",
+            best_version,
+            "--to",
+            "production",
+            "--alias",
+            "champion",
+            "--reason",
+            "best ROC AUC of the sweep",
+        ]
+    )
+    print("\n== 7. A worse model is offered: the gates refuse it")
+    worse = worse_model(ref)
+    code = loopline_cli(
+        [
+            "models",
+            "promote",
+            worse,
+            "--to",
+            "production",
+            "--alias",
+            "champion",
+            "--reason",
+            "just trying",
+        ]
+    )
+    print(f"(promotion exit code {code}: the champion stays {best_version})")
+    print("\n== 8. The champion: card, lineage, ONNX export, audit log")
+    loopline_cli(["models", "card", f"{MODEL}@champion", "--html", "-o", "model_card.html"])
+    loopline_cli(["models", "lineage", f"{MODEL}@champion"])
+    loopline_cli(["models", "export", f"{MODEL}@champion", "--format", "onnx"])
+    loopline_cli(["models", "show", MODEL])
+    loopline_cli(["audit", "ls", "--model", MODEL, "--limit", "8"])
 
 
 def main() -> int:
@@ -144,7 +250,10 @@ def main() -> int:
     print(
         f"\nBest run: {best[0].name} ({best[0].id[:8]}), ROC AUC {best[0].metrics['roc_auc']:.4f}"
     )
-    print(f"Data-quality report of the corrupted extract: {project / 'dq.html'}")
+    registry_stage(project, ref, best[0].tags["model_version"])
+    print(f"\nData-quality report of the corrupted extract: {project / 'dq.html'}")
+    print(f"Evaluation report of the champion: {project / 'evaluation.html'}")
+    print(f"Model card of the champion: {project / 'model_card.html'}")
     print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {ref})")
     return 0
 

@@ -23,12 +23,15 @@ __all__ = [
     "RunStatus",
     "__version__",
     "active_run",
+    "cards",
     "configure",
     "data",
     "delete_run",
     "download_artifacts",
     "end_run",
     "errors",
+    "evaluate",
+    "evaluation",
     "flush",
     "get_metric_history",
     "get_run",
@@ -39,6 +42,9 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "models",
+    "promotion",
+    "registry",
     "restore_run",
     "search_runs",
     "set_tag",
@@ -47,12 +53,15 @@ __all__ = [
 ]
 
 _STORE_NAMES = {"Experiment", "MetricPoint", "Run", "RunStatus"}
+_MODULES = {"errors", "data", "models", "registry", "promotion", "evaluation", "cards"}
 
 
 def _home(name: str) -> str | None:
     """The module that defines a public name."""
-    if name in ("errors", "data"):
+    if name in _MODULES:
         return f"loopline.{name}"
+    if name == "evaluate":
+        return "loopline.evaluation"
     if name in _STORE_NAMES:
         return "loopline.store"
     if name == "configure":
@@ -61,7 +70,8 @@ def _home(name: str) -> str | None:
 
 
 if TYPE_CHECKING:
-    from loopline import data, errors
+    from loopline import cards, data, errors, evaluation, models, promotion, registry
+    from loopline.evaluation import evaluate
     from loopline.store import Experiment, MetricPoint, Run, RunStatus
     from loopline.tracking import (
         ActiveRun,
@@ -92,7 +102,7 @@ def __getattr__(name: str) -> Any:
     module = _home(name)
     if module is None or name == "__version__":
         raise AttributeError(f"module 'loopline' has no attribute {name!r}")
-    is_module = name in ("errors", "data")
+    is_module = name in _MODULES
     value = import_module(module) if is_module else getattr(import_module(module), name)
     globals()[name] = value
     return value

@@ -14,7 +14,7 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loopline.errors import InvalidInput, ProjectNotFound
@@ -49,6 +49,8 @@ class Settings:
     artifact_uri: str
     metric_flush_interval: float = 1.0
     s3_endpoint_url: str | None = None
+    # the [gates] table of loopline.toml: promotion rules (read by loopline.promotion)
+    gates: dict[str, object] = field(default_factory=dict, hash=False)
 
     @property
     def state_dir(self) -> Path:
@@ -99,6 +101,7 @@ def load_settings(start: Path | None = None, *, require_project: bool = False) -
         metric_flush_interval=_positive_float(interval, "metric_flush_interval"),
         s3_endpoint_url=os.environ.get("LOOPLINE_S3_ENDPOINT_URL")
         or _optional_str(store.get("s3_endpoint_url")),
+        gates=_section(table, "gates"),
     )
 
 

@@ -11,8 +11,9 @@
     ├── StoreUnavailable           503 / exit 6   the database or object store cannot be reached
     ├── ProjectNotFound            404 / exit 7   no loopline project here or above
     ├── MissingExtra               501 / exit 8   an optional dependency is not installed
-    ├── UnsafeModel                403 / exit 9   loading would run untrusted code (pickle, unknown types)
-    └── PromotionRefused           409 / exit 1   promotion gates failed; carries the failed rules
+    ├── UnsafeModel                403 / exit 9   loading would run untrusted code (pickle, types)
+    ├── PromotionRefused           409 / exit 1   promotion gates failed; carries the failed rules
+    └── ParityFailed               422 / exit 10  an exported model predicts differently
 
 Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
 errors the same way without a table of their own.
@@ -136,6 +137,14 @@ class PromotionRefused(LooplineError):
         self.failures = failures
 
 
+class ParityFailed(LooplineError):
+    """An exported model (e.g. ONNX) whose predictions differ from the original's beyond
+    the tolerance; nothing was registered."""
+
+    http_status = 422
+    exit_code = 10
+
+
 ERROR_TYPES: dict[str, type[LooplineError]] = {
     cls.__name__: cls
     for cls in (
@@ -152,6 +161,7 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         MissingExtra,
         UnsafeModel,
         PromotionRefused,
+        ParityFailed,
     )
 }
 """Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loopline.config import STATE_DIR, Settings, load_settings
@@ -61,12 +61,10 @@ def configure(
     global _current
     settings = load_settings(Path(project) if project is not None else None)
     if store_uri is not None or artifact_uri is not None:
-        settings = Settings(
-            root=settings.root,
+        settings = replace(
+            settings,
             store_uri=store_uri or settings.store_uri,
             artifact_uri=artifact_uri or settings.artifact_uri,
-            metric_flush_interval=settings.metric_flush_interval,
-            s3_endpoint_url=settings.s3_endpoint_url,
         )
     with _lock:
         if _current is not None and _current.settings == settings:

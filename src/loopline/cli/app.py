@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from loopline import __version__
-from loopline.cli import _artifacts, _data, _experiments, _project, _runs
+from loopline.cli import _artifacts, _data, _experiments, _models, _project, _promotion, _runs
 from loopline.cli._output import err
 from loopline.errors import LooplineError
 
@@ -30,6 +30,9 @@ app.add_typer(_experiments.app, name="experiments")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_artifacts.app, name="artifacts")
 app.add_typer(_data.app, name="data")
+app.add_typer(_models.app, name="models")
+app.command("gate")(_promotion.gate)
+app.add_typer(_promotion.audit, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -1,1 +1,20 @@
 """Models for users: `log_model`, `load` by reference, export to ONNX."""
+
+from loopline.models.exporting import ExportResult, export
+from loopline.models.lineage import model_lineage
+from loopline.models.loading import load, load_version
+from loopline.models.logging import log_model, register_package
+from loopline.packaging import LoadedModel, Signature, infer_signature
+
+__all__ = [
+    "ExportResult",
+    "LoadedModel",
+    "Signature",
+    "export",
+    "infer_signature",
+    "load",
+    "load_version",
+    "log_model",
+    "model_lineage",
+    "register_package",
+]

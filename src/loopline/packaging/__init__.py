@@ -1,1 +1,22 @@
-"""The model package format: flavors, signatures, the `loopline-model.yaml` manifest and safe loading (no registry)."""
+"""Model packages: flavors, signatures, the `loopline-model.yaml` manifest, safe loading."""
+
+from loopline.packaging._flavors import detect_flavor
+from loopline.packaging._loaded import LoadedModel
+from loopline.packaging._manifest import MANIFEST_NAME, ModelManifest, read_manifest, verify_package
+from loopline.packaging._package import load_model, save_model
+from loopline.packaging._signature import ColumnSpec, Signature, SignatureWarning, infer_signature
+
+__all__ = [
+    "MANIFEST_NAME",
+    "ColumnSpec",
+    "LoadedModel",
+    "ModelManifest",
+    "Signature",
+    "SignatureWarning",
+    "detect_flavor",
+    "infer_signature",
+    "load_model",
+    "read_manifest",
+    "save_model",
+    "verify_package",
+]

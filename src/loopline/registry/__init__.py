@@ -1,1 +1,34 @@
 """The model registry: models, immutable versions, aliases, status and the audit log."""
+
+from loopline.registry.changes import (
+    archive,
+    audit_log,
+    delete_alias,
+    describe,
+    describe_model,
+    set_alias,
+    set_status,
+)
+from loopline.registry.listing import get_model, list_models, list_versions
+from loopline.registry.refs import ModelRef, parse_ref, resolve
+from loopline.store import AuditEvent, ModelStatus, ModelVersion, RegisteredModel
+
+__all__ = [
+    "AuditEvent",
+    "ModelRef",
+    "ModelStatus",
+    "ModelVersion",
+    "RegisteredModel",
+    "archive",
+    "audit_log",
+    "delete_alias",
+    "describe",
+    "describe_model",
+    "get_model",
+    "list_models",
+    "list_versions",
+    "parse_ref",
+    "resolve",
+    "set_alias",
+    "set_status",
+]

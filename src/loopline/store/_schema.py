@@ -199,3 +199,115 @@ validation_results = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "version_id", "created_at"),
 )
+
+# -- model registry (migration 0003) --------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("tags_json", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One immutable packaged model. Its files live in the artifact store; `package_hash`
+# addresses the JSON index of them (path -> content id). Only status, description,
+# tags and the generated card change after creation.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", String(32), ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("package_hash", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("signature_json", Text, nullable=False),
+    Column("manifest_json", Text, nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=True),
+    Column("source_version_id", String(32), ForeignKey("model_versions.id"), nullable=True),
+    Column("extra_json", Text, nullable=False),  # e.g. an ONNX export's parity report
+    Column("description", Text, nullable=True),
+    Column("tags_json", Text, nullable=False),
+    Column("card_hash", String(64), nullable=True),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "model_id", "version", unique=True),
+    Index(None, "run_id"),
+    Index(None, "source_version_id"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", String(32), ForeignKey("registered_models.id"), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version_id", String(32), ForeignKey("model_versions.id"), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("version_id", String(32), ForeignKey("model_versions.id"), nullable=False),
+    Column("data_ref", Text, nullable=False),  # "credit@3", or "dataframe:<hash>"
+    Column("dataset_version_id", String(32), ForeignKey("dataset_versions.id"), nullable=True),
+    Column("target", String(256), nullable=False),
+    Column("config_hash", String(64), nullable=False),  # slices, sensitive, task
+    Column("report_hash", String(64), nullable=False),
+    Column("html_hash", String(64), nullable=False),
+    Column("metrics_json", Text, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "version_id", "created_at"),
+)
+
+gate_checks = Table(
+    "gate_checks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("version_id", String(32), ForeignKey("model_versions.id"), nullable=False),
+    Column("evaluation_id", String(32), ForeignKey("model_evaluations.id"), nullable=True),
+    Column("policy_json", Text, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("results_json", Text, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "version_id", "created_at"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("version_id", String(32), ForeignKey("model_versions.id"), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "version_id"),
+)
+
+# Every change to a registry object: who did what to which object, the state before and
+# after (JSON) and why. Append-only; `seq` orders events written in the same instant.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(256), nullable=False),
+    Column("before_json", Text, nullable=True),
+    Column("after_json", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    Index(None, "object_type", "object_id"),
+    Index(None, "time"),
+)

@@ -33,7 +33,9 @@ from loopline.store._names import (
 from loopline.store._rows import RunDetails, chunks, experiment_record
 from loopline.store._schema import experiments, params, run_links, runs, tags
 from loopline.store._search import apply_order, compile_condition
+from loopline.store.audit import AuditLog
 from loopline.store.datasets import DatasetStore
+from loopline.store.models import ModelStore
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
     CodeVersion,
@@ -46,6 +48,7 @@ from loopline.store.records import (
     RunStatus,
     new_id,
 )
+from loopline.store.reviews import ReviewStore
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,21 @@ class MetadataStore:
     def datasets(self) -> DatasetStore:
         """Datasets and their versions (the data area's tables)."""
         return DatasetStore(self)
+
+    @cached_property
+    def models(self) -> ModelStore:
+        """Registered models, versions, aliases and status (the registry's tables)."""
+        return ModelStore(self)
+
+    @cached_property
+    def reviews(self) -> ReviewStore:
+        """Evaluations, gate checks and approvals of model versions."""
+        return ReviewStore(self)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The append-only log of registry changes."""
+        return AuditLog(self)
 
     def __repr__(self) -> str:
         return f"MetadataStore({self._engine.url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,254 @@
+"""`loopline models evaluate|promote|approve`, `loopline gate`, `loopline audit ls`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from loopline.cli._models import app as models
+from loopline.cli._models import print_gate_results
+from loopline.cli._output import console, moment, number
+
+if TYPE_CHECKING:
+    from loopline.promotion import RuleResult
+
+audit = typer.Typer(help="The audit log of registry changes.", no_args_is_help=True)
+
+
+def _open() -> None:
+    from loopline.cli._project import open_project
+
+    open_project()
+
+
+@models.command("evaluate")
+def evaluate(
+    ref: str = typer.Argument(..., help="The version, e.g. churn/4"),
+    data: str = typer.Argument(..., help="A dataset version, e.g. credit@3"),
+    target: str = typer.Option(..., "--target", "-y", help="The label column."),
+    slice_: list[str] | None = typer.Option(
+        None, "--slice", "-s", help="A column or a condition like 'age > 60' (repeatable)."
+    ),
+    sensitive: list[str] | None = typer.Option(
+        None, "--sensitive", help="A sensitive column for fairness (repeatable)."
+    ),
+    report: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Evaluate a version on a dataset version; the report is stored with the version.
+
+    Example: loopline models evaluate churn/4 credit@3 -y churned -s segment -s "age > 60"
+    """
+    from rich.table import Table
+
+    from loopline.evaluation import evaluate as run_evaluation
+
+    _open()
+    result = run_evaluation(
+        ref, data, target=target, slices=slice_ or [], sensitive=sensitive or []
+    )
+    if report is not None:
+        result.save_html(report)
+    if as_json:
+        console.print_json(json.dumps(result.report))
+        return
+    body = result.report
+    console.print(f"[bold]{result.version.ref}[/] on {data}: {body['task']}, {body['rows']:,} rows")
+    metrics = Table("Metric", "Value", title="Metrics", title_justify="left")
+    for key, value in result.metrics.items():
+        metrics.add_row(key, number(value, 4))
+    console.print(metrics)
+    if result.slices:
+        keys = list(result.metrics)[:5]
+        table = Table("Slice", "Rows", *keys, title="Slices", title_justify="left")
+        for name, found in result.slices.items():
+            values = found.get("metrics") or {}
+            table.add_row(name, f"{found['rows']:,}", *(number(values.get(k), 4) for k in keys))
+        console.print(table)
+    for column, fair in (body.get("fairness") or {}).items():
+        parity = fair.get("demographic_parity_diff")
+        odds = fair.get("equalized_odds_diff")
+        console.print(
+            f"fairness {column}: demographic parity diff {number(parity, 4)}, "
+            f"equalized odds diff {number(odds, 4)}"
+        )
+    latency = body.get("latency") or {}
+    console.print(
+        f"latency one row p50 {number(latency.get('p50_ms'), 3)} ms, "
+        f"p99 {number(latency.get('p99_ms'), 3)} ms; "
+        f"calibration ECE {number((body.get('calibration') or {}).get('ece'), 4)}; "
+        f"flip rate {number((body.get('robustness') or {}).get('flip_rate'), 4)}"
+    )
+    if report is not None:
+        console.print(f"report: {report}")
+
+
+@models.command("promote")
+def promote(
+    ref: str = typer.Argument(..., help="The version, e.g. churn/4"),
+    to: str = typer.Option("production", "--to", help="staging or production."),
+    alias: str | None = typer.Option(None, "--alias", help="Also point this alias at it."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit log)."),
+    force: bool = typer.Option(False, "--force", help="Promote despite failed gates (audited)."),
+    policy: Path | None = typer.Option(None, "--policy", help="A YAML policy file."),
+    data: str | None = typer.Option(None, "--data", help="Evaluate on this dataset version."),
+    target: str | None = typer.Option(None, "--target", "-y", help="The label column."),
+) -> None:
+    """Run the gates, then move a version to staging or production.
+
+    Refuses (exit 1, with a table of the failed rules) unless every rule passes or
+    --force --reason is given.
+
+    Example: loopline models promote churn/4 --to production --alias champion --reason "..."
+    """
+    from loopline import promotion
+    from loopline.errors import PromotionRefused
+
+    _open()
+    loaded = None if policy is None else promotion.load_policy(policy)
+    try:
+        result = promotion.promote(
+            ref,
+            to=to,
+            alias=alias,
+            reason=reason,
+            force=force,
+            policy=loaded,
+            data=data,
+            target=target,
+        )
+    except PromotionRefused:
+        from loopline.project import stores
+        from loopline.registry import resolve
+
+        checks = stores().metadata.reviews.list_gate_checks(resolve(ref).id)
+        if checks:
+            print_gate_results(checks[0].results, title="Gates")
+        raise
+    if result.gates is not None and result.gates.results:
+        print_gate_results([_result(r) for r in result.gates.results], title="Gates")
+    for note in [] if result.gates is None else result.gates.notes:
+        console.print(f"[dim]{note}[/]")
+    if result.forced:
+        console.print("[yellow]forced past failed gates; recorded in the audit log[/]")
+    version = result.version
+    if result.awaiting_approval:
+        console.print(
+            f"{version.ref} is in [bold]{version.status.value}[/], waiting for an approval: "
+            f"loopline models approve {version.ref} --reason '...'"
+        )
+        return
+    aliased = f", {version.model}@{result.alias}" if result.alias else ""
+    console.print(f"{version.ref} is now [bold]{version.status.value}[/]{aliased}")
+
+
+@models.command("approve")
+def approve(
+    ref: str = typer.Argument(..., help="The version, e.g. churn/4"),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+) -> None:
+    """Approve a version; a promotion waiting for this approval completes.
+
+    Example: loopline models approve churn/4 --reason "reviewed by risk team"
+    """
+    from loopline import promotion
+
+    _open()
+    completed = promotion.approve(ref, reason=reason)
+    if completed is None:
+        console.print(f"approved {ref}")
+        return
+    version = completed.version
+    aliased = f", {version.model}@{completed.alias}" if completed.alias else ""
+    console.print(f"approved; {version.ref} is now [bold]{version.status.value}[/]{aliased}")
+
+
+def gate(
+    ref: str = typer.Argument(..., help="The version, e.g. churn/4"),
+    policy: Path | None = typer.Option(None, "--policy", help="A YAML policy file."),
+    data: str | None = typer.Option(None, "--data", help="Evaluate on this dataset version."),
+    target: str | None = typer.Option(None, "--target", "-y", help="The label column."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Run the promotion gates alone (for CI): exit 0 if every rule passes, 1 otherwise.
+
+    Example: loopline gate churn/4 --policy gates.yaml
+    """
+    from loopline import promotion
+
+    _open()
+    loaded = None if policy is None else promotion.load_policy(policy)
+    report = promotion.check_gates(ref, policy=loaded, data=data, target=target)
+    results = [_result(r) for r in report.results]
+    if as_json:
+        console.print_json(
+            json.dumps({"version": report.version.ref, "passed": report.passed, "rules": results})
+        )
+    else:
+        print_gate_results(results, title=f"Gates for {report.version.ref}")
+        for note in report.notes:
+            console.print(f"[dim]{note}[/]")
+        verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
+        console.print(f"{report.version.ref}: gates {verdict}")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@audit.command("ls")
+def list_events(
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model's events."),
+    action: str | None = typer.Option(None, "--action", help="e.g. alias.set"),
+    actor: str | None = typer.Option(None, "--actor", help="Only this actor's events."),
+    limit: int = typer.Option(50, "--limit", "-n", help="At most this many events."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List audit events, newest first.
+
+    Example: loopline audit ls --model churn
+    """
+    from rich.table import Table
+
+    from loopline import registry
+
+    _open()
+    events = registry.audit_log(model=model, action=action, actor=actor, limit=limit)
+    if as_json:
+        body = [
+            {
+                "time": e.time.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "object": e.object_id,
+                "before": e.before,
+                "after": e.after,
+                "reason": e.reason,
+            }
+            for e in events
+        ]
+        console.print_json(json.dumps(body))
+        return
+    table = Table("Time", "Actor", "Action", "Object", "Before", "After", "Reason")
+    for event in events:
+        table.add_row(
+            moment(event.time),
+            event.actor,
+            event.action,
+            event.object_id,
+            _brief(event.before),
+            _brief(event.after),
+            event.reason or "",
+        )
+    console.print(table)
+
+
+def _brief(state: dict[str, object] | None) -> str:
+    if not state:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in state.items() if v is not None)
+
+
+def _result(result: RuleResult) -> dict[str, Any]:
+    return result.to_dict()

@@ -1,0 +1,136 @@
+"""Changing registry objects: aliases, status, descriptions and tags. Each change is
+one transaction with its audit event; the actor defaults to the current user."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from loopline.config import current_user
+from loopline.errors import InvalidInput
+from loopline.project import Stores, stores
+from loopline.registry.refs import ModelRef, resolve
+from loopline.store import (
+    AuditEvent,
+    ModelStatus,
+    ModelVersion,
+    RegisteredModel,
+    model_status,
+)
+
+
+def set_alias(
+    ref: str | ModelRef | ModelVersion,
+    alias: str,
+    *,
+    reason: str | None = None,
+    actor: str | None = None,
+    opened: Stores | None = None,
+) -> ModelVersion:
+    """Point `alias` (e.g. "champion") at the version `ref` names; atomic and audited."""
+    version = resolve(ref, opened=opened)
+    (opened or stores()).metadata.models.set_alias(
+        version.model, alias, version.version, actor=actor or current_user(), reason=reason
+    )
+    return version
+
+
+def delete_alias(
+    name: str, alias: str, *, reason: str | None = None, actor: str | None = None
+) -> int:
+    """Remove `name@alias`; returns the version it pointed at."""
+    return stores().metadata.models.delete_alias(
+        name, alias, actor=actor or current_user(), reason=reason
+    )
+
+
+def set_status(
+    ref: str | ModelRef | ModelVersion,
+    status: ModelStatus | str,
+    *,
+    reason: str | None = None,
+    actor: str | None = None,
+    opened: Stores | None = None,
+) -> ModelVersion:
+    """Move a version's status forward (candidate -> staging -> production -> archived)."""
+    version = resolve(ref, opened=opened)
+    _before, updated = (opened or stores()).metadata.models.set_status(
+        version.model,
+        version.version,
+        model_status(status),
+        actor=actor or current_user(),
+        reason=reason,
+    )
+    return updated
+
+
+def archive(
+    ref: str | ModelRef | ModelVersion, *, reason: str | None = None, actor: str | None = None
+) -> ModelVersion:
+    """Archive a version: it can no longer be promoted or named by an alias."""
+    version = resolve(ref)
+    for alias in stores().metadata.models.aliases_of(version.id):
+        delete_alias(version.model, alias, reason=f"archiving {version.ref}", actor=actor)
+    return set_status(version, ModelStatus.ARCHIVED, reason=reason, actor=actor)
+
+
+def describe(
+    ref: str | ModelRef | ModelVersion,
+    *,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str | None = None,
+) -> ModelVersion:
+    """Set a version's description and/or merge tags into its tags."""
+    _check_tags(tags)
+    version = resolve(ref)
+    return stores().metadata.models.update_version(
+        version.model,
+        version.version,
+        actor=actor or current_user(),
+        description=description,
+        tags=tags,
+    )
+
+
+def describe_model(
+    name: str,
+    *,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str | None = None,
+) -> RegisteredModel:
+    """Set a registered model's description and/or merge tags into its tags."""
+    _check_tags(tags)
+    return stores().metadata.models.update_model(
+        name, actor=actor or current_user(), description=description, tags=tags
+    )
+
+
+def audit_log(
+    *,
+    object_id: str | None = None,
+    model: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Audit events, newest first; `model="churn"` selects the model, its versions and
+    aliases."""
+    return stores().metadata.audit.list_events(
+        object_id=object_id,
+        object_prefix=model,
+        action=action,
+        actor=actor,
+        since=since,
+        limit=limit,
+    )
+
+
+def _check_tags(tags: object) -> None:
+    if tags is None:
+        return
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k for k, v in tags.items()
+    ):
+        raise InvalidInput(f"tags must map non-empty strings to strings, got {tags!r}")

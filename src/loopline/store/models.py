@@ -1,0 +1,566 @@
+"""Registered models, their immutable versions, aliases and status, in the metadata database.
+
+A version's files live in the artifact store; the row records which package (by hash)
+the version number names, with its flavor, signature, source run and who made it. Every
+change (new version, alias move, status change, approval) writes an audit event in the
+same transaction, so the log and the state can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, func, select, update
+
+from loopline.errors import Conflict, InvalidInput, NotFound
+from loopline.store._schema import model_aliases, model_versions, registered_models
+from loopline.store.audit import record_event
+from loopline.store.records import new_id
+
+if TYPE_CHECKING:
+    from loopline.store.metadata import MetadataStore
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+RESERVED_ALIASES = frozenset({"latest"})
+_ATTEMPTS = 5  # concurrent registrations race for the next version number
+
+
+class ModelStatus(StrEnum):
+    CANDIDATE = "candidate"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+# Status only moves forward; any live version may be archived; archived is final.
+_NEXT = {
+    ModelStatus.CANDIDATE: {ModelStatus.STAGING, ModelStatus.PRODUCTION, ModelStatus.ARCHIVED},
+    ModelStatus.STAGING: {ModelStatus.PRODUCTION, ModelStatus.ARCHIVED},
+    ModelStatus.PRODUCTION: {ModelStatus.ARCHIVED},
+    ModelStatus.ARCHIVED: set(),
+}
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    id: str
+    name: str
+    description: str | None
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None = None
+    aliases: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable packaged model; `ref` (e.g. "churn/3") names it."""
+
+    id: str
+    model: str
+    version: int
+    status: ModelStatus
+    flavor: str
+    package_hash: str
+    size_bytes: int
+    signature: dict[str, Any]
+    manifest: dict[str, Any]
+    run_id: str | None
+    source_version_id: str | None
+    extra: dict[str, Any]
+    description: str | None
+    tags: dict[str, str]
+    card_hash: str | None
+    created_by: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}/{self.version}"
+
+
+def check_model_name(name: object) -> str:
+    """Model names appear in refs (`churn/3`, `churn@champion`) and paths: no '/', '@', '..'."""
+    if not isinstance(name, str) or not MODEL_NAME.match(name) or ".." in name:
+        raise InvalidInput(
+            f"invalid model name {name!r}",
+            hint="use 1-128 letters, digits, '_', '-' and '.', starting with a letter or digit",
+        )
+    return name
+
+
+def check_alias(alias: object) -> str:
+    if not isinstance(alias, str) or not ALIAS_NAME.match(alias) or alias in RESERVED_ALIASES:
+        raise InvalidInput(
+            f"invalid alias {alias!r}",
+            hint="an alias starts with a letter and holds letters, digits, '_' and '-' "
+            "('latest' is reserved)",
+        )
+    return alias
+
+
+def model_status(value: object) -> ModelStatus:
+    try:
+        return ModelStatus(str(value).lower())
+    except ValueError:
+        names = ", ".join(s.value for s in ModelStatus)
+        raise InvalidInput(f"unknown model status {value!r}; expected one of {names}") from None
+
+
+class ModelStore:
+    """SQL operations on the model registry; reached as `MetadataStore.models`."""
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._m = metadata
+
+    # -- versions ------------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        package_hash: str,
+        size_bytes: int,
+        signature: dict[str, Any],
+        manifest: dict[str, Any],
+        created_by: str,
+        run_id: str | None = None,
+        source_version_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersion:
+        """Register the next version of `name` (the model is created on first use)."""
+        check_model_name(name)
+        model_id = self._get_or_create(name, created_by)
+        for _attempt in range(_ATTEMPTS):
+            try:
+                with self._m._write("register model version") as conn:
+                    latest = conn.execute(
+                        select(func.max(model_versions.c.version)).where(
+                            model_versions.c.model_id == model_id
+                        )
+                    ).scalar()
+                    number = (latest or 0) + 1
+                    now = datetime.now(UTC)
+                    conn.execute(
+                        model_versions.insert().values(
+                            id=new_id(),
+                            model_id=model_id,
+                            version=number,
+                            status=ModelStatus.CANDIDATE.value,
+                            flavor=flavor,
+                            package_hash=package_hash,
+                            size_bytes=size_bytes,
+                            signature_json=_dump(signature),
+                            manifest_json=_dump(manifest),
+                            run_id=run_id,
+                            source_version_id=source_version_id,
+                            extra_json=_dump(extra or {}),
+                            description=description,
+                            tags_json=_dump(tags or {}),
+                            created_by=created_by,
+                            created_at=now,
+                        )
+                    )
+                    conn.execute(
+                        update(registered_models)
+                        .where(registered_models.c.id == model_id)
+                        .values(updated_at=now)
+                    )
+                    record_event(
+                        conn,
+                        actor=created_by,
+                        action="model_version.create",
+                        object_type="model_version",
+                        object_id=f"{name}/{number}",
+                        after={"flavor": flavor, "package": package_hash, "run_id": run_id},
+                    )
+                return self.get_version(name, number)
+            except Conflict:
+                continue  # another writer took this number first; try the next
+        raise Conflict(f"could not register a version of {name!r}: too many concurrent writers")
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self._m._read() as conn:
+            row = conn.execute(
+                self._versions(conn, name).where(model_versions.c.version == version)
+            ).first()
+        if row is None:
+            raise self._no_version(name, f"no version {version}")
+        return _version(row)
+
+    def get_version_by_id(self, version_id: str) -> ModelVersion:
+        with self._m._read() as conn:
+            row = conn.execute(_joined().where(model_versions.c.id == version_id)).first()
+        if row is None:
+            raise NotFound(f"no model version with id {version_id!r}")
+        return _version(row)
+
+    def latest_version(self, name: str) -> ModelVersion:
+        with self._m._read() as conn:
+            row = conn.execute(
+                self._versions(conn, name).order_by(model_versions.c.version.desc()).limit(1)
+            ).first()
+        if row is None:
+            raise NotFound(f"model {name!r} has no versions")
+        return _version(row)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of `name`, newest first."""
+        with self._m._read() as conn:
+            stmt = self._versions(conn, name).order_by(model_versions.c.version.desc())
+            return [_version(row) for row in conn.execute(stmt)]
+
+    def versions_from_source(self, version_id: str) -> list[ModelVersion]:
+        """Versions derived from `version_id` (e.g. its ONNX exports), newest first."""
+        stmt = (
+            _joined()
+            .where(model_versions.c.source_version_id == version_id)
+            .order_by(model_versions.c.created_at.desc())
+        )
+        with self._m._read() as conn:
+            return [_version(row) for row in conn.execute(stmt)]
+
+    def versions_for_run(self, run_id: str) -> list[ModelVersion]:
+        stmt = _joined().where(model_versions.c.run_id == run_id)
+        with self._m._read() as conn:
+            return [_version(row) for row in conn.execute(stmt)]
+
+    def set_status(
+        self, name: str, version: int, status: ModelStatus, *, actor: str, reason: str | None
+    ) -> tuple[ModelStatus, ModelVersion]:
+        """Move a version to `status`; returns (the status before, the updated version)."""
+        with self._m._write("change model status") as conn:
+            model_id = self._lock_model(conn, name)
+            row = conn.execute(
+                select(model_versions.c.id, model_versions.c.status).where(
+                    (model_versions.c.model_id == model_id) & (model_versions.c.version == version)
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            before = ModelStatus(row.status)
+            if status == before:
+                raise Conflict(f"{name}/{version} is already {status.value}")
+            if status not in _NEXT[before]:
+                raise Conflict(
+                    f"{name}/{version} is {before.value} and cannot move to {status.value}",
+                    hint="status moves candidate -> staging -> production -> archived; "
+                    "archived is final",
+                )
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.id == row.id)
+                .values(status=status.value)
+            )
+            record_event(
+                conn,
+                actor=actor,
+                action="model_version.status",
+                object_type="model_version",
+                object_id=f"{name}/{version}",
+                before={"status": before.value},
+                after={"status": status.value},
+                reason=reason,
+            )
+        return before, self.get_version(name, version)
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersion:
+        """Change a version's description or tags (its package never changes)."""
+        current = self.get_version(name, version)
+        values: dict[str, Any] = {}
+        if description is not None:
+            values["description"] = description
+        if tags is not None:
+            values["tags_json"] = _dump({**current.tags, **tags})
+        if values:
+            with self._m._write("update model version") as conn:
+                conn.execute(
+                    update(model_versions).where(model_versions.c.id == current.id).values(**values)
+                )
+                record_event(
+                    conn,
+                    actor=actor,
+                    action="model_version.update",
+                    object_type="model_version",
+                    object_id=current.ref,
+                    before={"description": current.description, "tags": current.tags},
+                    after={"description": description, "tags": tags},
+                )
+        return self.get_version(name, version)
+
+    def set_card(self, version_id: str, card_hash: str) -> None:
+        """Point a version at its latest generated model card (derived data, not audited)."""
+        with self._m._write("store model card") as conn:
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.id == version_id)
+                .values(card_hash=card_hash)
+            )
+
+    # -- aliases -------------------------------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
+    ) -> int | None:
+        """Point `name@alias` at `version` atomically; returns the version it named before.
+
+        The model's row is locked first, so concurrent moves of one alias serialize and
+        each audit event records the true previous target.
+        """
+        check_alias(alias)
+        with self._m._write("move alias") as conn:
+            model_id = self._lock_model(conn, name)
+            target = conn.execute(
+                select(model_versions.c.id, model_versions.c.status).where(
+                    (model_versions.c.model_id == model_id) & (model_versions.c.version == version)
+                )
+            ).first()
+            if target is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            if target.status == ModelStatus.ARCHIVED.value:
+                raise Conflict(f"{name}/{version} is archived; an alias cannot point at it")
+            before = self._alias_target(conn, model_id, alias)
+            now = datetime.now(UTC)
+            if before is None:
+                conn.execute(
+                    model_aliases.insert().values(
+                        model_id=model_id, alias=alias, version_id=target.id, updated_at=now
+                    )
+                )
+            else:
+                conn.execute(
+                    update(model_aliases)
+                    .where(
+                        (model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias)
+                    )
+                    .values(version_id=target.id, updated_at=now)
+                )
+            record_event(
+                conn,
+                actor=actor,
+                action="alias.set",
+                object_type="alias",
+                object_id=f"{name}@{alias}",
+                before=None if before is None else {"version": before},
+                after={"version": version},
+                reason=reason,
+            )
+        return before
+
+    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str | None = None) -> int:
+        check_alias(alias)
+        with self._m._write("delete alias") as conn:
+            model_id = self._lock_model(conn, name)
+            before = self._alias_target(conn, model_id, alias)
+            if before is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            conn.execute(
+                model_aliases.delete().where(
+                    (model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias)
+                )
+            )
+            record_event(
+                conn,
+                actor=actor,
+                action="alias.delete",
+                object_type="alias",
+                object_id=f"{name}@{alias}",
+                before={"version": before},
+                reason=reason,
+            )
+        return before
+
+    def version_for_alias(self, name: str, alias: str) -> ModelVersion:
+        with self._m._read() as conn:
+            model_id = self._model_id(conn, name)
+            number = None if model_id is None else self._alias_target(conn, model_id, alias)
+        if number is None:
+            known = ", ".join(sorted(self.get_model(name).aliases)) or "none"
+            raise NotFound(f"model {name!r} has no alias {alias!r} (aliases: {known})")
+        return self.get_version(name, number)
+
+    def aliases_of(self, version_id: str) -> list[str]:
+        stmt = select(model_aliases.c.alias).where(model_aliases.c.version_id == version_id)
+        with self._m._read() as conn:
+            return sorted(str(row.alias) for row in conn.execute(stmt))
+
+    # -- models --------------------------------------------------------------------------
+
+    def get_model(self, name: str) -> RegisteredModel:
+        check_model_name(name)
+        with self._m._read() as conn:
+            row = conn.execute(
+                select(registered_models).where(registered_models.c.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"no model named {name!r}", hint="`loopline models ls` lists registered models"
+                )
+            return self._model(conn, row)
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self._m._read() as conn:
+            rows = conn.execute(select(registered_models).order_by(registered_models.c.name))
+            return [self._model(conn, row) for row in rows]
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        actor: str,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> RegisteredModel:
+        current = self.get_model(name)
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        if description is not None:
+            values["description"] = description
+        if tags is not None:
+            values["tags_json"] = _dump({**current.tags, **tags})
+        with self._m._write("update model") as conn:
+            conn.execute(
+                update(registered_models)
+                .where(registered_models.c.id == current.id)
+                .values(**values)
+            )
+            record_event(
+                conn,
+                actor=actor,
+                action="model.update",
+                object_type="model",
+                object_id=name,
+                before={"description": current.description, "tags": current.tags},
+                after={"description": description, "tags": tags},
+            )
+        return self.get_model(name)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _model(self, conn: Connection, row: Row[Any]) -> RegisteredModel:
+        latest = conn.execute(
+            select(func.max(model_versions.c.version)).where(model_versions.c.model_id == row.id)
+        ).scalar()
+        aliases = conn.execute(
+            select(model_aliases.c.alias, model_versions.c.version)
+            .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+            .where(model_aliases.c.model_id == row.id)
+        )
+        return RegisteredModel(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            tags=json.loads(row.tags_json),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            latest_version=latest,
+            aliases={str(a.alias): int(a.version) for a in aliases},
+        )
+
+    def _get_or_create(self, name: str, actor: str) -> str:
+        with self._m._read() as conn:
+            found = self._model_id(conn, name)
+        if found is not None:
+            return found
+        try:
+            with self._m._write("create model") as conn:
+                now = datetime.now(UTC)
+                conn.execute(
+                    registered_models.insert().values(
+                        id=new_id(), name=name, tags_json="{}", created_at=now, updated_at=now
+                    )
+                )
+                record_event(
+                    conn, actor=actor, action="model.create", object_type="model", object_id=name
+                )
+        except Conflict:
+            pass  # created concurrently
+        with self._m._read() as conn:
+            found = self._model_id(conn, name)
+        assert found is not None
+        return found
+
+    def _model_id(self, conn: Connection, name: str) -> str | None:
+        row = conn.execute(
+            select(registered_models.c.id).where(registered_models.c.name == name)
+        ).first()
+        return None if row is None else str(row.id)
+
+    def _lock_model(self, conn: Connection, name: str) -> str:
+        """The model's id, with its row locked until the transaction ends (PostgreSQL;
+        SQLite's BEGIN IMMEDIATE already serializes writers)."""
+        check_model_name(name)
+        row = conn.execute(
+            select(registered_models.c.id).where(registered_models.c.name == name).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"no model named {name!r}", hint="`loopline models ls` lists them")
+        return str(row.id)
+
+    def _alias_target(self, conn: Connection, model_id: str, alias: str) -> int | None:
+        row = conn.execute(
+            select(model_versions.c.version)
+            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+            .where((model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias))
+        ).first()
+        return None if row is None else int(row.version)
+
+    def _versions(self, conn: Connection, name: str) -> Any:
+        check_model_name(name)
+        if self._model_id(conn, name) is None:
+            raise NotFound(f"no model named {name!r}", hint="`loopline models ls` lists them")
+        return _joined().where(registered_models.c.name == name)
+
+    def _no_version(self, name: str, what: str) -> NotFound:
+        versions = self.list_versions(name)
+        latest = f"latest is {versions[0].version}" if versions else "it has no versions"
+        return NotFound(f"model {name!r} has {what}; {latest}")
+
+
+def _joined() -> Any:
+    return select(model_versions, registered_models.c.name.label("model_name")).join(
+        registered_models, registered_models.c.id == model_versions.c.model_id
+    )
+
+
+def _version(row: Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        id=row.id,
+        model=row.model_name,
+        version=row.version,
+        status=ModelStatus(row.status),
+        flavor=row.flavor,
+        package_hash=row.package_hash,
+        size_bytes=row.size_bytes,
+        signature=json.loads(row.signature_json),
+        manifest=json.loads(row.manifest_json),
+        run_id=row.run_id,
+        source_version_id=row.source_version_id,
+        extra=json.loads(row.extra_json),
+        description=row.description,
+        tags=json.loads(row.tags_json),
+        card_hash=row.card_hash,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=False, default=str)

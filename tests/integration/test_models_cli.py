@@ -63,6 +63,9 @@ def test_registry_commands_show_list_alias_and_audit(
     assert cli(["models", "show", "churn@challenger", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["ref"] == "churn/1" and body["aliases"] == ["challenger"]
+    assert cli(["models", "show", ref]) == 0
+    out = capsys.readouterr().out
+    assert "lineage of churn/1" in out and "data credit@1" in out
     assert cli(["models", "lineage", ref]) == 0
     out = capsys.readouterr().out
     assert "credit@1" in out and "run " in out

@@ -7,7 +7,9 @@ import json
 import threading
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -266,3 +268,38 @@ def test_bad_names_and_inputs_are_refused(
             ll.registry.set_alias(version, alias)
     with pytest.raises(InvalidInput):
         ll.registry.describe(version, tags={"k": 1})  # type: ignore[dict-item]
+
+
+def test_models_live_on_an_s3_artifact_store(
+    project: Stores,
+    frame: pd.DataFrame,
+    classifier: object,
+    s3_uri: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loopline.project import configure
+
+    monkeypatch.setenv("LOOPLINE_S3_ENDPOINT_URL", s3_uri.endpoint_url)
+    opened = configure(project=project.settings.root, artifact_uri=s3_uri.uri)
+    assert opened.artifacts.uri.startswith("s3://")
+    version = _log(classifier, frame)
+    assert opened.artifacts.exists(version.package_hash)
+    model = ll.models.load(version.ref)
+    features = frame.drop(columns="y")
+    assert (model.predict(features) == classifier.predict(features)).all()  # type: ignore[attr-defined]
+
+
+def test_a_lightgbm_model_with_string_labels_exports_to_onnx_with_its_labels(
+    project: Stores, frame: pd.DataFrame
+) -> None:
+    import lightgbm
+
+    labelled = frame.assign(y=np.where(frame["y"] == 1, "benign", "malignant"))
+    features = labelled.drop(columns="y")
+    booster = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(features, labelled["y"])
+    source = _log(booster, labelled, name="lgbm")
+    exported = ll.models.export(source, data=features)
+    assert exported.parity.passed and exported.version.flavor == "onnx"
+    onnx = ll.models.load(exported.version.ref)
+    assert list(onnx.predict(features)) == list(booster.predict(features))
+    assert set(onnx.predict(features)) <= {"benign", "malignant"}

@@ -323,6 +323,14 @@ def _print_version(version: ModelVersion, as_json: bool) -> None:
         console.print(table)
     if checks:
         print_gate_results(checks[0].results, title=f"Gates ({moment(checks[0].created_at)})")
+    from rich.tree import Tree
+
+    from loopline.models import model_lineage
+
+    tree = model_lineage(version)
+    root = Tree(f"[bold]lineage of {version.ref}[/]")
+    _add_lineage(root, tree)
+    console.print(root)
     for approval in approvals:
         console.print(
             f"approved by {approval.actor}: {approval.reason} ({moment(approval.created_at)})"

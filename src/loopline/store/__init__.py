@@ -6,15 +6,15 @@ from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
 from loopline.store.audit import AuditEvent, AuditLog
 from loopline.store.datasets import Dataset, DatasetVersion, ValidationRecord, check_dataset_name
 from loopline.store.metadata import MetadataStore
-from loopline.store.models import (
+from loopline.store.model_records import (
     ModelStatus,
-    ModelStore,
     ModelVersion,
     RegisteredModel,
     check_alias,
     check_model_name,
     model_status,
 )
+from loopline.store.models import ModelStore
 from loopline.store.paths import resolve_under, validate_logical_path
 from loopline.store.records import (
     CodeVersion,

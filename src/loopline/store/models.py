@@ -9,109 +9,28 @@ same transaction, so the log and the state can never disagree.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
-from loopline.errors import Conflict, InvalidInput, NotFound
+from loopline.errors import Conflict, NotFound
 from loopline.store._schema import model_aliases, model_versions, registered_models
 from loopline.store.audit import record_event
+from loopline.store.model_records import (
+    NEXT_STATUS,
+    ModelStatus,
+    ModelVersion,
+    RegisteredModel,
+    check_alias,
+    check_model_name,
+)
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
     from loopline.store.metadata import MetadataStore
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-RESERVED_ALIASES = frozenset({"latest"})
 _ATTEMPTS = 5  # concurrent registrations race for the next version number
-
-
-class ModelStatus(StrEnum):
-    CANDIDATE = "candidate"
-    STAGING = "staging"
-    PRODUCTION = "production"
-    ARCHIVED = "archived"
-
-
-# Status only moves forward; any live version may be archived; archived is final.
-_NEXT = {
-    ModelStatus.CANDIDATE: {ModelStatus.STAGING, ModelStatus.PRODUCTION, ModelStatus.ARCHIVED},
-    ModelStatus.STAGING: {ModelStatus.PRODUCTION, ModelStatus.ARCHIVED},
-    ModelStatus.PRODUCTION: {ModelStatus.ARCHIVED},
-    ModelStatus.ARCHIVED: set(),
-}
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    id: str
-    name: str
-    description: str | None
-    tags: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-    latest_version: int | None = None
-    aliases: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One immutable packaged model; `ref` (e.g. "churn/3") names it."""
-
-    id: str
-    model: str
-    version: int
-    status: ModelStatus
-    flavor: str
-    package_hash: str
-    size_bytes: int
-    signature: dict[str, Any]
-    manifest: dict[str, Any]
-    run_id: str | None
-    source_version_id: str | None
-    extra: dict[str, Any]
-    description: str | None
-    tags: dict[str, str]
-    card_hash: str | None
-    created_by: str
-    created_at: datetime
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}/{self.version}"
-
-
-def check_model_name(name: object) -> str:
-    """Model names appear in refs (`churn/3`, `churn@champion`) and paths: no '/', '@', '..'."""
-    if not isinstance(name, str) or not MODEL_NAME.match(name) or ".." in name:
-        raise InvalidInput(
-            f"invalid model name {name!r}",
-            hint="use 1-128 letters, digits, '_', '-' and '.', starting with a letter or digit",
-        )
-    return name
-
-
-def check_alias(alias: object) -> str:
-    if not isinstance(alias, str) or not ALIAS_NAME.match(alias) or alias in RESERVED_ALIASES:
-        raise InvalidInput(
-            f"invalid alias {alias!r}",
-            hint="an alias starts with a letter and holds letters, digits, '_' and '-' "
-            "('latest' is reserved)",
-        )
-    return alias
-
-
-def model_status(value: object) -> ModelStatus:
-    try:
-        return ModelStatus(str(value).lower())
-    except ValueError:
-        names = ", ".join(s.value for s in ModelStatus)
-        raise InvalidInput(f"unknown model status {value!r}; expected one of {names}") from None
 
 
 class ModelStore:
@@ -144,6 +63,7 @@ class ModelStore:
         for _attempt in range(_ATTEMPTS):
             try:
                 with self._m._write("register model version") as conn:
+                    self._lock_model(conn, name)  # writers of one model take turns
                     latest = conn.execute(
                         select(func.max(model_versions.c.version)).where(
                             model_versions.c.model_id == model_id
@@ -251,7 +171,7 @@ class ModelStore:
             before = ModelStatus(row.status)
             if status == before:
                 raise Conflict(f"{name}/{version} is already {status.value}")
-            if status not in _NEXT[before]:
+            if status not in NEXT_STATUS[before]:
                 raise Conflict(
                     f"{name}/{version} is {before.value} and cannot move to {status.value}",
                     hint="status moves candidate -> staging -> production -> archived; "

@@ -80,10 +80,12 @@ def promote(
                 hint="fix the model, or pass --force --reason '...' (audited)",
             )
         _audit_force(opened, version, failures, reason or "", actor)
+    approved = any(
+        approval.stage == policy.approval_stage
+        for approval in opened.metadata.reviews.list_approvals(version.id)
+    )
     needs_approval = (
-        policy.require_approval
-        and status.value == policy.approval_stage
-        and not opened.metadata.reviews.list_approvals(version.id)
+        policy.require_approval and status.value == policy.approval_stage and not approved
     )
     if needs_approval:
         version = _wait_for_approval(opened, version, status, alias, reason, actor)

@@ -280,3 +280,27 @@ def test_model_that_refuses_nan_itself_still_reports_the_column(tmp_path: Path) 
     frame.loc[1, "mean area"] = np.inf
     with pytest.raises(InvalidInput, match=r"the model rejected the input: .*infinity"):
         loaded.predict(frame)
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_scaled_pipelines_refuse_nan_by_their_last_step_and_name_the_column(
+    tmp_path: Path, scaled: bool
+) -> None:
+    # StandardScaler keeps NaN in place, so the pipeline's LogisticRegression refuses it
+    # and LoadedModel skips its own scan; an imputer in front would accept it, so then
+    # LoadedModel scans first. Either way the caller learns which column is missing.
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features, target = load_breast_cancer(as_frame=True, return_X_y=True)
+    first = StandardScaler() if scaled else SimpleImputer()
+    model = make_pipeline(first, LogisticRegression(max_iter=5000)).fit(features, target)
+    save_model(model, tmp_path / "pkg", input_example=features.head())
+    loaded = load_model(tmp_path / "pkg", trusted=["numpy.dtype"])
+    frame = features.head(3).copy()
+    frame.loc[2, "mean texture"] = np.nan
+    with pytest.raises(SignatureMismatch, match="'mean texture'") as info:
+        loaded.predict(frame)
+    assert info.value.field == "mean texture"
+    assert loaded.predict(features.head(3)).tolist() == model.predict(features.head(3)).tolist()

@@ -106,6 +106,12 @@ def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Pr
     return EstimatorPredictor(model, frame_input=frame_input, refuses_nan=_refuses_nan(model))
 
 
+# scikit-learn transformers documented to keep NaN in place in transform.
+_KEEP_NAN = frozenset(
+    {"StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "PowerTransformer"}
+)
+
+
 def _refuses_nan(model: Any) -> bool:
     """Whether a scikit-learn model's predict raises ValueError on NaN by itself.
 
@@ -116,8 +122,14 @@ def _refuses_nan(model: Any) -> bool:
     step. The dummy estimators ignore X, so they are left out.
     """
     from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline
     from sklearn.utils import get_tags
 
+    if type(model) is Pipeline:
+        # NaN reaches the last step unchanged through scalers, which keep missing values
+        # as they are in transform; the pipeline then refuses it as its last step does.
+        *before, (_, last) = model.steps
+        return all(_keeps_nan(step) for _, step in before) and _refuses_nan(last)
     module = type(model).__module__
     if not module.startswith("sklearn.") or module.startswith("sklearn.dummy"):
         return False
@@ -128,6 +140,11 @@ def _refuses_nan(model: Any) -> bool:
         )
     except (AttributeError, TypeError, ValueError):  # unusual tags or params: scan ourselves
         return False
+
+
+def _keeps_nan(step: Any) -> bool:
+    kind = type(step)
+    return kind.__module__.startswith("sklearn.preprocessing") and kind.__name__ in _KEEP_NAN
 
 
 def _flatten(values: Any) -> Any:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import pytest
 import loopline as ll
 from loopline import data
 from loopline.errors import Conflict, CorruptedData, InvalidInput, NotFound
-from loopline.project import Stores
+from loopline.project import Stores, close
 from loopline.store import Direction, LinkKind
 
 
@@ -52,6 +56,58 @@ def test_unchanged_data_makes_no_new_version_and_is_not_rehashed(project: Stores
     (folder / "sub0" / "0.bin").write_bytes(b"changed")
     third = data.add(folder, message="one file changed")
     assert third.created and third.version.version == 2 and third.hashed_files == 1
+
+
+def test_unchanged_large_file_keeps_its_chunks_and_is_not_rehashed(project: Stores) -> None:
+    big = project.settings.root / "weights.bin"
+    big.write_bytes(os.urandom(9 << 20))  # chunked: 4 MiB or more
+    first = data.add(big)
+    again = data.add(big)
+    assert (again.created, again.hashed_files) == (False, 0)
+    assert data.manifest_of(again.version) == data.manifest_of(first.version)
+    assert len(data.manifest_of(again.version).entries[0].file.chunks) > 1
+
+
+def test_cached_files_whose_blobs_are_gone_are_read_and_stored_again(project: Stores) -> None:
+    folder = project.settings.root / "images"
+    contents = {f"sub{i % 2}/{i}.bin": os.urandom(500 + i) for i in range(12)}
+    for name, content in contents.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    data.add(folder)
+    for pack in Path(project.artifacts.uri).glob("packs/*"):
+        pack.unlink()  # lost behind loopline's back
+    close()  # as a new process would, with nothing in memory
+    again = data.add(folder)
+    assert (again.created, again.hashed_files) == (False, 12)
+    shutil.rmtree(folder)
+    data.checkout("images@1")
+    assert {name: (folder / name).read_bytes() for name in contents} == contents
+
+
+def test_stat_cache_of_an_older_layout_is_replaced(project: Stores) -> None:
+    credit = _csv(project.settings.root / "credit.csv", 10)
+    cache = project.settings.state_dir / "cache" / "stat.db"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(cache)) as db, db:
+        st = credit.stat()
+        db.execute(
+            "CREATE TABLE stat_cache (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+            " inode INTEGER, stored TEXT)"
+        )
+        db.execute(
+            "INSERT INTO stat_cache VALUES (?, ?, ?, ?, ?)",
+            (
+                str(credit.resolve()),
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
+                f'["{"0" * 64}", 1, []]',
+            ),
+        )
+    result = data.add(credit)
+    assert result.hashed_files == 1
+    assert data.add(credit).hashed_files == 0
 
 
 def test_references_resolve_by_number_latest_and_hash_prefix(project: Stores) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,14 +236,13 @@ def test_file_deleted_after_listing_is_not_found_and_nothing_is_stored(
     assert artifact_store.missing(hashes) == hashes
 
 
-def test_large_file_growing_while_stored_is_a_conflict(
-    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
-) -> None:
-    [source] = _write(tmp_path, {"train.log": os.urandom(12 * MB)})
+@contextlib.contextmanager
+def _appending(path: Path) -> Iterator[None]:
+    """Keep appending lines to `path` (a training log) until the block ends."""
     stop = threading.Event()
 
     def keep_appending() -> None:
-        with open(source, "ab") as log:
+        with open(path, "ab") as log:
             while not stop.is_set():
                 log.write(b"epoch done\n")
                 log.flush()
@@ -249,12 +250,32 @@ def test_large_file_growing_while_stored_is_a_conflict(
     appender = threading.Thread(target=keep_appending)
     appender.start()
     try:
-        with pytest.raises(Conflict, match="changed while it was being stored"):
-            artifact_store.put_files([source])
+        yield
     finally:
         stop.set()
         appender.join()
+
+
+def test_large_file_growing_while_stored_is_a_conflict(
+    artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
+) -> None:
+    [source] = _write(tmp_path, {"train.log": os.urandom(12 * MB)})
+    with _appending(source), pytest.raises(Conflict, match="changed while it was being stored"):
+        artifact_store.put_files([source])
     assert objects.keys("packs") == []
+
+
+def test_large_files_store_normally_after_a_conflict_mid_file(tmp_path: Path) -> None:
+    # A call that fails part-way may still hold read buffers: later calls must neither
+    # wait for them nor mix up data.
+    store = ArtifactStore(str(tmp_path / "store"))
+    [growing] = _write(tmp_path / "log", {"train.log": os.urandom(12 * MB)})
+    with _appending(growing), pytest.raises(Conflict):
+        store.put_files([growing])
+    sources = _write(tmp_path / "src", {"a.bin": os.urandom(11 * MB), "b.bin": os.urandom(9 * MB)})
+    for source in sources:  # one call each: the second reuses the first one's buffers
+        stored = store.put_files([source])
+        _restore_and_compare(store, stored, [source], tmp_path / "out")
 
 
 def _flip_byte_of(objects: Objects, content: bytes) -> None:

@@ -57,19 +57,7 @@ def add(
     source = _inside_project(Path(path), opened)
     dataset = check_dataset_name(name if name is not None else source.name)
     files = _list_files(source)
-    stats = [(path, st) for path, _, st in files]
-    cache = StatCache(opened.settings.state_dir)
-    try:
-        known = cache.lookup(stats)
-        _drop_missing_blobs(known, opened)
-        todo = [(file, st) for file, st in stats if file not in known]
-        if on_total is not None:
-            on_total(sum(st.st_size for _, st in todo))
-        fresh = opened.artifacts.put_files([file for file, _ in todo], progress=progress)
-        stored = {**known, **dict(zip([file for file, _ in todo], fresh, strict=True))}
-        cache.update([(file, st, stored[file]) for file, st in todo])
-    finally:
-        cache.close()
+    stored, hashed = _store_files(opened, files, progress, on_total)
     manifest = _manifest.build(
         [rel for _, rel, _ in files], [stored[path] for path, _, _ in files], folder=source.is_dir()
     )
@@ -77,7 +65,7 @@ def add(
     pointer = _pointer.write(source, version)
     if created:
         record_output(LinkKind.DATASET_VERSION, dataset, version.id, version.total_size)
-    return AddResult(version, created, len(todo), pointer, problem)
+    return AddResult(version, created, hashed, pointer, problem)
 
 
 def resolve(ref: str) -> DatasetVersion:
@@ -167,12 +155,40 @@ def _stat(path: str) -> os.stat_result:
         raise NotFound(f"{path} vanished while it was being added") from None
 
 
+def _store_files(
+    opened: Stores,
+    files: Sequence[tuple[str, str, os.stat_result]],
+    progress: Progress | None,
+    on_total: Callable[[int], None] | None,
+) -> tuple[dict[str, StoredFile], int]:
+    """The stored content of each file (by path), and how many files had to be read."""
+    cache = StatCache(opened.settings.state_dir)
+    try:
+        stored = cache.lookup([(path, st) for path, _, st in files])
+        _drop_missing_blobs(stored, opened)
+        todo = [(path, st) for path, _, st in files if path not in stored]
+        if on_total is not None:
+            on_total(sum(st.st_size for _, st in todo))
+        if todo:  # an unchanged folder skips the pack index and thread pool altogether
+            paths = [path for path, _ in todo]
+            fresh = opened.artifacts.put_files(paths, progress=progress)
+            stored.update(zip(paths, fresh, strict=True))
+            cache.update([(path, st, stored[path]) for path, st in todo])
+    finally:
+        cache.close()
+    return stored, len(todo)
+
+
 def _drop_missing_blobs(known: dict[str, StoredFile], opened: Stores) -> None:
     """Cached entries are trusted only if their blobs are still stored."""
-    wanted = {blob.hash for f in known.values() for blob in f.blobs}
+    # A file without chunks is its own one blob: no Blob objects for 20,000 small files.
+    wanted = {stored.hash for stored in known.values() if not stored.chunks}
+    wanted.update(chunk.hash for stored in known.values() for chunk in stored.chunks)
     if not wanted:
         return
     missing = opened.artifacts.missing(wanted)
+    if not missing:
+        return
     for file, stored in list(known.items()):
         if missing.intersection(blob.hash for blob in stored.blobs):
             del known[file]

@@ -28,6 +28,7 @@ process with SIGBUS instead of raising Conflict).
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -46,6 +47,8 @@ CHUNK_MAX = 4 << 20
 CHUNKED_ID_PREFIX = b"loopline-chunked-v1\n"
 SEGMENT = 16 << 20  # bytes read from a large file at once
 _BUFFERS = 4
+_spare: list[BufferPool] = []  # the pool kept between calls (see keep_chunk_buffers)
+_spare_lock = threading.Lock()
 
 
 def chunked_file_id(chunks: Sequence[Blob]) -> str:
@@ -61,9 +64,28 @@ def chunk_buffers() -> BufferPool:
     """Buffers for `put_chunked`: a piece of `SEGMENT` bytes after room for a carry-over.
 
     Four: one being read and cut, one being hashed, two being written. More would only
-    let reading run further ahead of writing, and fresh memory is slow to touch.
+    let reading run further ahead of writing, and fresh memory is slow to touch: the
+    pool that the last call gave back with `keep_chunk_buffers` is handed out again.
     """
-    return BufferPool(CHUNK_MAX + SEGMENT, limit=_BUFFERS)
+    size = CHUNK_MAX + SEGMENT
+    with _spare_lock:
+        if _spare and _spare[-1].size == size:  # not if SEGMENT changed since (tests do)
+            return _spare.pop()
+    return BufferPool(size, limit=_BUFFERS)
+
+
+def keep_chunk_buffers(buffers: BufferPool) -> None:
+    """Keep `buffers` for the next call; only once every buffer taken was given back.
+
+    New buffers must be touched: the reads of a 1 GB `put_files` took 0.3-0.55 s into
+    new buffers against 0.16 s into reused ones. So one pool is kept between calls, and
+    only one (concurrent calls make their own): at most 80 MB stays allocated in the
+    process. A pool missing a buffer would hang the next call, so callers keep it only
+    after a call that ended normally, once the pack writer has written (and given
+    back) everything.
+    """
+    with _spare_lock:
+        _spare[:] = [buffers]
 
 
 def put_chunked(

@@ -27,6 +27,7 @@ read of them raises NotFound whose hint mentions the damaged index.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import struct
@@ -51,6 +52,7 @@ _HEADER = struct.Struct("<8sIIQ")  # magic, version, reserved, entry count
 _ENTRY = struct.Struct("<32sQQ")  # digest, offset in the pack, length
 _TRAILER = 32  # BLAKE3 of header + entries
 _BATCH = 4 << 20  # bytes handed to the I/O thread at once
+_WRITE_MAX = 256 << 10  # bytes per `PackSink.write` call (see _write_in_pieces)
 _PADDING = memoryview(bytes(ALIGNMENT))
 _IOV_MAX = 1024  # buffers per writev (POSIX guarantees at least 16; Linux allows 1024)
 
@@ -294,7 +296,7 @@ class PackWriter:
         if self._batch:
             sink, batch = self._sink, self._batch
             assert sink is not None
-            self._io.submit(lambda: sink.write(batch))
+            self._io.submit(lambda: _write_in_pieces(sink, batch))
             self._batch, self._batch_size = [], 0
         self._io.raise_error()
 
@@ -313,6 +315,35 @@ class PackWriter:
         logger.debug(
             "committed pack %s: %d blobs", self._backend.pack_location(sink.pack_id), len(entries)
         )
+
+
+def _write_in_pieces(sink: PackSink, batch: Sequence[bytes | memoryview]) -> None:
+    """Hand `batch` to the sink in writes of at most `_WRITE_MAX` bytes.
+
+    The kernel sizes a file's page-cache folios after each write call, and on this VM
+    (ext4, Linux 6.18, free memory reported back to the hypervisor) large folios most
+    likely land on memory that the host must fault in again. Measured on `data add` of a 1 GB
+    file, runs taking turns with the benchmark's reference: with 4 MiB write calls,
+    1.5-2.1 s in 13 runs of 15 (0.57 s in the other two); with 256 KiB calls, 0.51-0.70 s
+    in all 21 runs (128 KiB: 0.60-0.74 s; 512 KiB: 0.48-1.1 s). The extra calls cost
+    ~10 ms per GB, on the I/O thread.
+    """
+    group: list[bytes | memoryview] = []
+    room = _WRITE_MAX  # bytes the group can still take
+    for buffer in batch:
+        pieces: Sequence[bytes | memoryview] = (buffer,)  # most small blobs: no slicing
+        if len(buffer) > room:  # cut where the groups end
+            view = memoryview(buffer)
+            cuts = [0, *range(room, len(view), _WRITE_MAX), len(view)]
+            pieces = [view[start:end] for start, end in itertools.pairwise(cuts)]
+        for piece in pieces:
+            group.append(piece)
+            room -= len(piece)
+            if not room:
+                sink.write(group)
+                group, room = [], _WRITE_MAX
+    if group:
+        sink.write(group)
 
 
 class _IOThread:

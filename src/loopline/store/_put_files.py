@@ -4,10 +4,10 @@ Measured on 2 cores: for files of a few KB, a thread pool is about twice as slow
 thread (each tiny read releases and re-takes the GIL, and the threads queue for it), so
 small files are read and hashed in the caller's thread with as few system calls and
 Python calls as possible (open, fstat, read, fstat, close), and only the pack writes,
-batched into multi-megabyte `writev` calls, run on the pack writer's I/O thread. Files
-of `POOLED_MIN` bytes or more are then read and hashed by worker threads, where BLAKE3
-and the reads release the GIL for long enough to pay off; files of `CHUNKED_MIN` bytes
-or more are chunked last (_chunks.py).
+handed over in 4 MiB batches and written in 256 KiB `writev` calls (_packs.py), run on
+the pack writer's I/O thread. Files of `POOLED_MIN` bytes or more are then read and
+hashed by worker threads, where BLAKE3 and the reads release the GIL for long enough to
+pay off; files of `CHUNKED_MIN` bytes or more are chunked last (_chunks.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import blake3
 
 from loopline.store._backend import Backend, StoredFile
 from loopline.store._buffers import read_into, scratch
-from loopline.store._chunks import CHUNKED_MIN, chunk_buffers, put_chunked
+from loopline.store._chunks import CHUNKED_MIN, chunk_buffers, keep_chunk_buffers, put_chunked
 from loopline.store._hashing import OPEN_FLAGS, changed, check_regular, open_source_fd, source_error
 from loopline.store._packs import PackIndex, PackWriter
 
@@ -41,6 +41,7 @@ def put_files(
     """Store `paths` into new packs; see `ArtifactStore.put_files`."""
     index.refresh()  # once: a blob another process adds meanwhile is at worst stored twice
     results: list[StoredFile | None] = [None] * len(paths)
+    buffers = None
     with (
         PackWriter(backend, index, backend.loose_lookup(len(paths))) as writer,
         ThreadPoolExecutor(workers, thread_name_prefix="loopline-hash") as pool,
@@ -48,9 +49,9 @@ def put_files(
         add = writer.add
         inline_max = POOLED_MIN if workers > 1 else CHUNKED_MIN
         larger: list[int] = []
-        buffer = scratch(inline_max + 1)
+        scratch_buffer = scratch(inline_max + 1)
         for number, path in enumerate(paths):
-            read = _read_whole(path, inline_max, buffer)
+            read = _read_whole(path, inline_max, scratch_buffer)
             if isinstance(read, int):
                 larger.append(number)
                 continue
@@ -69,6 +70,8 @@ def put_files(
                     )
                 finally:
                     os.close(fd)
+    if buffers is not None:  # the writer has closed: every buffer is back
+        keep_chunk_buffers(buffers)
     assert all(result is not None for result in results)
     return results  # type: ignore[return-value]  # every slot was filled above
 

@@ -4,7 +4,11 @@
     ├── InvalidInput               422 / exit 2   the caller passed something malformed
     │   ├── InvalidFilter          422 / exit 2   a search filter that does not parse
     │   ├── InvalidPath            422 / exit 2   a logical path that would escape the store
+    │   ├── MalformedRequest       400 / exit 2   not JSON or UTF-8, repeated keys, too deep
+    │   ├── PayloadTooLarge        413 / exit 2   a request body over the server's limit
+    │   ├── UnsupportedMediaType   415 / exit 2   a request body that is not application/json
     │   └── SignatureMismatch      422 / exit 2   model input that breaks the model's signature
+    │       └── InvalidField       422 / exit 2   one field of one request row; names field and row
     ├── NotFound                   404 / exit 3   an unknown run, experiment, artifact, ...
     ├── Conflict                   409 / exit 4   a write that contradicts stored state
     ├── CorruptedData              500 / exit 5   stored bytes no longer match their hash
@@ -13,7 +17,8 @@
     ├── MissingExtra               501 / exit 8   an optional dependency is not installed
     ├── UnsafeModel                403 / exit 9   loading would run untrusted code (pickle, types)
     ├── PromotionRefused           409 / exit 1   promotion gates failed; carries the failed rules
-    └── ParityFailed               422 / exit 10  an exported model predicts differently
+    ├── ParityFailed               422 / exit 10  an exported model predicts differently
+    └── NotReady                   503 / exit 11  a served model is still loading or warming up
 
 Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
 errors the same way without a table of their own.
@@ -67,6 +72,35 @@ class SignatureMismatch(InvalidInput):
     def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.field = field
+
+
+class InvalidField(SignatureMismatch):
+    """One field of a request row that breaks the model's signature: missing, extra, of the
+    wrong type, or null / NaN / infinite where the column does not allow it."""
+
+    def __init__(
+        self, message: str, *, field: str, row: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, field=field, hint=hint)
+        self.row = row
+
+
+class MalformedRequest(InvalidInput):
+    """A body that is not valid UTF-8 JSON, repeats a key in an object, or nests too deep."""
+
+    http_status = 400
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body larger than the server accepts (checked before parsing)."""
+
+    http_status = 413
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A request whose Content-Type is not JSON; no other deserializer ever runs."""
+
+    http_status = 415
 
 
 class NotFound(LooplineError):
@@ -145,6 +179,13 @@ class ParityFailed(LooplineError):
     exit_code = 10
 
 
+class NotReady(LooplineError):
+    """A served model is still loading or warming up; retry once /health/ready answers 200."""
+
+    http_status = 503
+    exit_code = 11
+
+
 ERROR_TYPES: dict[str, type[LooplineError]] = {
     cls.__name__: cls
     for cls in (
@@ -153,6 +194,10 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         InvalidFilter,
         InvalidPath,
         SignatureMismatch,
+        InvalidField,
+        MalformedRequest,
+        PayloadTooLarge,
+        UnsupportedMediaType,
         NotFound,
         Conflict,
         CorruptedData,
@@ -162,6 +207,7 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         UnsafeModel,
         PromotionRefused,
         ParityFailed,
+        NotReady,
     )
 }
 """Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 import typer
 
 from loopline import __version__
-from loopline.cli import _artifacts, _data, _experiments, _models, _project, _promotion, _runs
+from loopline.cli import (
+    _artifacts,
+    _data,
+    _experiments,
+    _models,
+    _project,
+    _promotion,
+    _runs,
+    _serving,
+)
 from loopline.cli._output import err
 from loopline.errors import LooplineError
 
@@ -33,6 +42,7 @@ app.add_typer(_data.app, name="data")
 app.add_typer(_models.app, name="models")
 app.command("gate")(_promotion.gate)
 app.add_typer(_promotion.audit, name="audit")
+app.command("serve")(_serving.serve)
 
 
 def _version(value: bool) -> None:

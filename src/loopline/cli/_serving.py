@@ -1,0 +1,33 @@
+"""`loopline serve`: a registered model over HTTP."""
+
+from __future__ import annotations
+
+import typer
+
+
+def serve(
+    ref: str = typer.Argument(..., help="The model to serve: churn, churn/3 or churn@champion."),
+    port: int = typer.Option(8080, "--port", help="The TCP port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes, each with the model."),
+    name: str | None = typer.Option(
+        None, "--name", help="deployment name; default: the model name"
+    ),
+    native: bool = typer.Option(
+        False, "--native", help="serve the native flavor even if an ONNX form exists"
+    ),
+) -> None:
+    """Serve a registered model: loopline's JSON API, KServe V2 and MLflow /invocations.
+
+    Uses the model's parity-checked ONNX export with onnxruntime when there is one.
+    Endpoints: POST /v1/deployments/NAME/predict, POST /v2/models/NAME/infer,
+    POST /invocations, GET /health/ready, GET /metrics. Stop with Ctrl+C.
+
+    Example: loopline serve churn@champion --port 8080 --workers 2
+    """
+    from loopline.cli._project import open_project
+    from loopline.serving import serve as run_server
+
+    open_project()
+    refs: dict[str, str] | str = ref if name is None else {name: ref}
+    run_server(refs, host=host, port=port, workers=workers, prefer_onnx=not native)

@@ -1,0 +1,351 @@
+"""Request rows checked against the model's signature at the JSON level, before any model
+sees them, and kept as a `Block`: the rows' values column by column in signature order,
+plus one float64 matrix when every input is numeric (what ONNX and scikit-learn take).
+
+A row must hold exactly the signature's fields: a missing or an extra field, a value of
+the wrong JSON type (a string or a boolean for a number, a number for a string), null
+where the column is not nullable, NaN unless it is, and infinity anywhere, each raise
+InvalidField naming the field and the row. The common case (numbers only) costs a
+C-level pass over the value types and one numpy array; the precise error message is
+looked for only when something is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+from loopline.errors import InvalidField, InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from loopline.packaging import ColumnSpec
+
+NUMBERS = frozenset({"double", "float", "long", "integer"})
+WHOLE = frozenset({"long", "integer"})
+_PYTHON_TYPES: dict[str, frozenset[type]] = {
+    **{kind: frozenset({int, float}) for kind in NUMBERS},
+    "boolean": frozenset({bool}),
+    "string": frozenset({str}),
+    "datetime": frozenset({str}),
+}
+_NONE = type(None)
+
+
+class InputSchema:
+    """The signature's input columns, prepared for checking JSON rows quickly."""
+
+    def __init__(self, specs: Sequence[ColumnSpec]) -> None:
+        import numpy as np
+
+        if not specs:
+            raise InvalidInput(
+                "the model has no input signature, so requests cannot be checked",
+                hint="register it with input_example= so that its columns are known",
+            )
+        self.specs = tuple(specs)
+        self.names = tuple(spec.name for spec in specs)
+        self.name_set = frozenset(self.names)
+        self.getter = _getter(self.names)
+        self.allowed = tuple(
+            _PYTHON_TYPES[spec.type] | ({_NONE} if spec.nullable else set()) for spec in specs
+        )
+        self.numeric = all(spec.type in NUMBERS or spec.type == "boolean" for spec in specs)
+        self.only_numbers = all(spec.type in NUMBERS for spec in specs)
+        self.number_types = frozenset().union(*self.allowed) if self.only_numbers else frozenset()
+        # The numeric columns' values are checked on one float64 matrix (every column
+        # when all are numeric); positions below are within that matrix.
+        self.number_positions = [
+            i for i, spec in enumerate(specs) if spec.type in NUMBERS or spec.type == "boolean"
+        ]
+        numbers = [specs[i] for i in self.number_positions]
+        strict = [i for i, spec in enumerate(numbers) if not spec.nullable]
+        self._all_strict = len(strict) == len(numbers)
+        self._strict = np.array(strict, dtype=np.intp)
+        self._nullable = np.array(
+            [i for i, spec in enumerate(numbers) if spec.nullable and spec.type in NUMBERS],
+            dtype=np.intp,
+        )
+        self._whole = np.array(
+            [i for i, spec in enumerate(numbers) if spec.type in WHOLE], dtype=np.intp
+        )
+
+    def matrix_ok(self, matrix: np.ndarray[Any, Any]) -> bool:
+        """Whether the numeric columns' matrix holds only allowed values (else look for the
+        precise error)."""
+        import numpy as np
+
+        strict = matrix if self._all_strict else matrix[:, self._strict]
+        if strict.size and not np.isfinite(strict).all():
+            return False
+        if self._nullable.size and np.isinf(matrix[:, self._nullable]).any():
+            return False
+        if self._whole.size:
+            whole = matrix[:, self._whole]
+            return bool(np.all((whole == np.floor(whole)) | np.isnan(whole)))
+        return True
+
+
+def _getter(keys: tuple[Any, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """A C-speed function from a row (dict or list) to its values at `keys`, as a tuple."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda row: (row[key],)
+    return operator.itemgetter(*keys)
+
+
+class Block:
+    """Checked input rows: `n_rows`, `columns()` in signature order, and `matrix` (float64,
+    shape (n_rows, n_columns)) when every input is numeric, else None."""
+
+    __slots__ = ("_columns", "_parts", "_rows", "matrix", "n_rows", "names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        n_rows: int,
+        matrix: np.ndarray[Any, Any] | None,
+        *,
+        rows: Sequence[Sequence[Any]] | None = None,
+        columns: Sequence[Sequence[Any]] | None = None,
+        parts: Sequence[Block] | None = None,
+    ) -> None:
+        self.names = names
+        self.n_rows = n_rows
+        self.matrix = matrix
+        self._rows = rows
+        self._columns = columns
+        self._parts = parts
+
+    def columns(self) -> Sequence[Sequence[Any]]:
+        """The values of each column, as the client sent them (null stays None)."""
+        if self._columns is None:
+            if self._parts is not None:
+                columns = [part.columns() for part in self._parts]
+                self._columns = [list(chain.from_iterable(c)) for c in zip(*columns, strict=True)]
+            else:
+                assert self._rows is not None
+                self._columns = list(zip(*self._rows, strict=True))
+        return self._columns
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as {field: value} dicts (for the prediction log; not on the hot path)."""
+        return [
+            dict(zip(self.names, values, strict=True))
+            for values in zip(*self.columns(), strict=True)
+        ]
+
+    @staticmethod
+    def concat(blocks: Sequence[Block]) -> Block:
+        """One block holding the rows of several, in order (a micro-batch)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        import numpy as np
+
+        first = blocks[0]
+        matrix = None
+        if first.matrix is not None:
+            matrix = np.concatenate([block.matrix for block in blocks])
+        return Block(first.names, sum(b.n_rows for b in blocks), matrix, parts=blocks)
+
+
+def rows_block(rows: Any, schema: InputSchema, where: str) -> Block:
+    """A block from a list of {field: value} rows."""
+    _check_rows(rows, where)
+    getter, names = schema.getter, schema.name_set
+    values = []
+    for index, row in enumerate(rows):
+        if type(row) is not dict:
+            raise InvalidInput(
+                f"row {index} of '{where}' must be an object of field: value pairs, got "
+                f"{describe(row)}"
+            )
+        if row.keys() != names:
+            raise _field_set_error(row.keys(), schema, index)
+        values.append(getter(row))
+    return _from_rows(values, schema)
+
+
+def positional_block(rows: Any, schema: InputSchema, where: str) -> Block:
+    """A block from a list of rows given as arrays of values in signature order."""
+    _check_rows(rows, where)
+    width = len(schema.names)
+    for index, row in enumerate(rows):
+        if type(row) is not list or len(row) != width:
+            got = f"{len(row)} values" if type(row) is list else describe(row)
+            raise InvalidInput(
+                f"row {index} of '{where}' must be an array of {width} values (the inputs "
+                f"{_preview(schema.names)} in this order), got {got}"
+            )
+    return _from_rows(rows, schema)
+
+
+def table_block(columns: Any, data: Any, schema: InputSchema, where: str) -> Block:
+    """A block from split form: a list of column names and rows of values in that order.
+
+    `where` prefixes the names in error messages ("dataframe_split" gives
+    'dataframe_split.columns'); empty for top-level keys.
+    """
+    at = f"{where}." if where else ""
+    if type(columns) is not list or not all(type(name) is str for name in columns):
+        raise InvalidInput(f"'{at}columns' must be a list of column names")
+    if len(set(columns)) != len(columns):
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        raise InvalidField(f"'{at}columns' names {twice[0]!r} twice", field=twice[0])
+    if set(columns) != schema.name_set:
+        raise _field_set_error(columns, schema, None)
+    _check_rows(data, f"{at}data")
+    width = len(columns)
+    for index, row in enumerate(data):
+        if type(row) is not list or len(row) != width:
+            got = f"{len(row)} values" if type(row) is list else describe(row)
+            raise InvalidInput(
+                f"row {index} of '{at}data' must be an array of {width} values, one per "
+                f"column, got {got}"
+            )
+    if tuple(columns) == schema.names:
+        return _from_rows(data, schema)
+    pick = _getter(tuple(columns.index(name) for name in schema.names))
+    return _from_rows([pick(row) for row in data], schema)
+
+
+def columns_block(columns: Any, schema: InputSchema, where: str) -> Block:
+    """A block from a {column: [values...]} object."""
+    if type(columns) is not dict:
+        raise InvalidInput(f"'{where}' must be an object of column: [values]")
+    if columns.keys() != schema.name_set:
+        raise _field_set_error(columns.keys(), schema, None)
+    values = [columns[name] for name in schema.names]
+    lengths = {len(v) if type(v) is list else -1 for v in values}
+    if -1 in lengths:
+        name = next(n for n, v in zip(schema.names, values, strict=True) if type(v) is not list)
+        raise InvalidField(f"column '{name}' of '{where}' must be an array of values", field=name)
+    if len(lengths) != 1 or 0 in lengths:
+        raise InvalidInput(f"the columns of '{where}' must be non-empty and of one length")
+    return from_columns(values, schema)
+
+
+def _check_rows(rows: Any, where: str) -> None:
+    if type(rows) is not list:
+        raise InvalidInput(f"'{where}' must be a list of rows, got {describe(rows)}")
+    if not rows:
+        raise InvalidInput(f"'{where}' holds no rows; send at least one")
+
+
+def _from_rows(values: Sequence[Sequence[Any]], schema: InputSchema) -> Block:
+    if schema.only_numbers and set(map(type, chain.from_iterable(values))) <= schema.number_types:
+        matrix = _matrix(values)
+        if matrix is not None and schema.matrix_ok(matrix):
+            return Block(schema.names, len(values), matrix, rows=values)
+    return from_columns(list(zip(*values, strict=True)), schema, rows=values)
+
+
+def from_columns(
+    columns: Sequence[Sequence[Any]],
+    schema: InputSchema,
+    *,
+    rows: Sequence[Sequence[Any]] | None = None,
+) -> Block:
+    """A block from the values of each column, in signature order, all of one length."""
+    for allowed, column in zip(schema.allowed, columns, strict=True):
+        if not set(map(type, column)) <= allowed:
+            raise first_error(columns, schema)
+    matrix = None
+    if schema.number_positions:
+        numbers = columns if schema.numeric else [columns[i] for i in schema.number_positions]
+        matrix = _matrix(numbers)
+        if matrix is None or not schema.matrix_ok(matrix.T):
+            raise first_error(columns, schema)
+        matrix = matrix.T.copy() if schema.numeric else None
+    return Block(schema.names, len(columns[0]), matrix, rows=rows, columns=columns)
+
+
+def _matrix(values: Sequence[Sequence[Any]]) -> np.ndarray[Any, Any] | None:
+    import numpy as np
+
+    try:
+        return np.array(values, dtype=np.float64)
+    except (OverflowError, ValueError, TypeError):  # an integer too large for a double
+        return None
+
+
+def first_error(columns: Sequence[Sequence[Any]], schema: InputSchema) -> InvalidField:
+    """The first bad value, row by row (this path runs only when something is wrong)."""
+    for row in range(len(columns[0])):
+        for spec, column in zip(schema.specs, columns, strict=True):
+            problem = value_problem(spec, column[row])
+            if problem is not None:
+                return InvalidField(
+                    f"row {row}: field '{spec.name}' {problem}", field=spec.name, row=row
+                )
+    return InvalidField("the input breaks the signature", field=schema.names[0])
+
+
+def value_problem(spec: ColumnSpec, value: Any) -> str | None:
+    """What is wrong with one value for a column, or None when it is acceptable."""
+    kind = type(value)
+    if value is None:
+        return None if spec.nullable else f"is null, but the column is not nullable ({spec.type})"
+    if spec.type in NUMBERS:
+        if kind is not int and kind is not float:
+            return f"expects a number ({spec.type}), received {describe(value)}"
+        if kind is float and math.isnan(value):
+            return None if spec.nullable else "is NaN, but the column is not nullable"
+        try:
+            number = float(value)
+        except OverflowError:
+            return f"holds {describe(value)}, too large for a {spec.type}"
+        if math.isinf(number):
+            return "is infinite; only finite numbers are accepted"
+        if spec.type in WHOLE and not number.is_integer():
+            return f"expects a whole number ({spec.type}), received {value!r}"
+        return None
+    if spec.type == "boolean":
+        return None if kind is bool else f"expects true or false, received {describe(value)}"
+    return None if kind is str else f"expects a string ({spec.type}), received {describe(value)}"
+
+
+def describe(value: Any) -> str:
+    """A JSON value as a client would name it: 'the string "abc"', 'an array', ..."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        text = repr(value)
+        return f"the number {text if len(text) <= 40 else text[:37] + '...'}"
+    if kind is str:
+        return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if kind is list:
+        return "an array"
+    if kind is dict:
+        return "an object"
+    return kind.__name__
+
+
+def _field_set_error(given: Any, schema: InputSchema, row: int | None) -> InvalidField:
+    """Name the first missing field, else the first extra one."""
+    present = set(given)
+    where = "" if row is None else f"row {row}: "
+    for spec in schema.specs:
+        if spec.name not in present:
+            return InvalidField(
+                f"{where}field '{spec.name}' ({spec.type}) is missing", field=spec.name, row=row
+            )
+    extra = next(str(name) for name in given if name not in schema.name_set)
+    return InvalidField(
+        f"{where}field '{extra}' is not an input of this model",
+        field=extra,
+        row=row,
+        hint=f"the model's inputs are {_preview(schema.names)}",
+    )
+
+
+def _preview(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

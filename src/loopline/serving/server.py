@@ -1,0 +1,214 @@
+"""Running the prediction service: uvicorn, one or more worker processes, TCP_NODELAY.
+
+`serve({"churn": "churn@champion"})` pins each reference to a version in this process
+(so that every worker serves the same one, even if an alias moves meanwhile), then
+starts uvicorn on the `app_from_env` factory; the settings reach the workers in the
+LOOPLINE_SERVE_CONFIG environment variable, and each worker loads and warms up its
+models in the background (/health/ready answers 200 once it has).
+
+Accepted sockets get TCP_NODELAY through `NoDelayHTTPProtocol`: uvicorn's multi-worker
+mode hands its workers a socket on which asyncio does not set it (uvicorn#3149), and
+with Nagle's algorithm each response waits for the client's delayed ACK (~40 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import json
+import logging
+import logging.config
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loopline.errors import InvalidInput
+from loopline.serving._service import check_deployment_name
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from loopline.serving.runtime import ServedModel, ServingPlan
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "LOOPLINE_SERVE_CONFIG"
+PROTOCOL = "loopline.serving.server:NoDelayHTTPProtocol"
+FACTORY = "loopline.serving.server:app_from_env"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What every worker needs to build the same app (JSON in LOOPLINE_SERVE_CONFIG)."""
+
+    deployments: dict[str, tuple[str, bool]]  # name -> (pinned version ref, prefer ONNX)
+    project: str | None = None
+    store_uri: str | None = None
+    artifact_uri: str | None = None
+    app: dict[str, Any] = field(default_factory=dict)  # create_app keyword arguments
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        body = json.loads(text)
+        deployments = {name: (ref, bool(onnx)) for name, (ref, onnx) in body["deployments"].items()}
+        return cls(
+            deployments=deployments,
+            project=body.get("project"),
+            store_uri=body.get("store_uri"),
+            artifact_uri=body.get("artifact_uri"),
+            app=dict(body.get("app", {})),
+        )
+
+
+def plan_deployments(
+    refs: Mapping[str, str] | str, *, prefer_onnx: bool = True
+) -> dict[str, ServingPlan]:
+    """The version and runtime each deployment will serve (nothing is loaded).
+
+    `refs` maps deployment names to model references; a single reference is deployed
+    under its model's name. Raises NotFound for an unknown reference.
+    """
+    from loopline.serving.runtime import plan_served
+
+    if isinstance(refs, str):
+        plan = plan_served(refs, prefer_onnx=prefer_onnx)
+        return {plan.version.model: plan}
+    if not refs:
+        raise InvalidInput("nothing to serve: give at least one model reference")
+    return {
+        check_deployment_name(name): plan_served(ref, prefer_onnx=prefer_onnx)
+        for name, ref in refs.items()
+    }
+
+
+def serve(
+    refs: Mapping[str, str] | str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    prefer_onnx: bool = True,
+    max_body_bytes: int = 1_048_576,
+    max_batch_size: int = 64,
+    max_batch_wait_ms: float = 2.0,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Serve models over HTTP until interrupted (see `create_app` for the endpoints).
+
+    `refs`: {deployment name: model reference}, or one reference (deployed under its
+    model's name). Each of `workers` processes loads every model; `prefer_onnx=False`
+    serves native flavors even where an ONNX export exists.
+
+    Example:
+        serve({"churn": "churn@champion"}, port=8080, workers=2)
+    """
+    import uvicorn
+
+    from loopline.project import stores
+
+    if workers < 1:
+        raise InvalidInput(f"workers must be at least 1, got {workers}")
+    plans = plan_deployments(refs, prefer_onnx=prefer_onnx)
+    settings = stores().settings
+    config = ServeConfig(
+        deployments={
+            name: (plan.runtime_version.ref, plan.runtime == "onnxruntime")
+            for name, plan in plans.items()
+        },
+        project=str(settings.root),
+        store_uri=settings.store_uri,
+        artifact_uri=settings.artifact_uri,
+        app={
+            "max_body_bytes": max_body_bytes,
+            "max_batch_size": max_batch_size,
+            "max_batch_wait_ms": max_batch_wait_ms,
+        },
+    )
+    os.environ[CONFIG_ENV] = config.to_json()
+    logging_config = log_config(log_level)
+    logging.config.dictConfig(logging_config)
+    for name, plan in plans.items():
+        log.info("deployment '%s' serves %s", name, plan.describe())
+    log.info(
+        "prediction service on http://%s:%d (%d worker%s)", host, port, workers, "s" * (workers > 1)
+    )
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=PROTOCOL,
+        log_config=logging_config,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn calls in each worker, configured by LOOPLINE_SERVE_CONFIG."""
+    from loopline.project import configure
+    from loopline.serving.app import create_app
+    from loopline.serving.runtime import load_served
+
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise InvalidInput(f"{CONFIG_ENV} is not set; start the service with loopline serve")
+    config = ServeConfig.from_json(text)
+    configure(project=config.project, store_uri=config.store_uri, artifact_uri=config.artifact_uri)
+
+    def load() -> dict[str, ServedModel]:
+        return {
+            name: load_served(ref, prefer_onnx=onnx, warm_up=False)
+            for name, (ref, onnx) in config.deployments.items()
+        }
+
+    return create_app(load, **config.app)
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging configuration, plus loopline's logger on the same handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["loopline"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+@functools.cache
+def no_delay_protocol() -> type[Any]:
+    """uvicorn's HTTP protocol class, setting TCP_NODELAY on every accepted TCP socket."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    base: Any = AutoHTTPProtocol
+
+    class NoDelayHTTPProtocol(base):  # type: ignore[misc]
+        """HTTP/1.1 with Nagle's algorithm off: each response leaves at once."""
+
+        def connection_made(self, transport: Any) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().connection_made(transport)
+
+    return NoDelayHTTPProtocol
+
+
+def __getattr__(name: str) -> Any:
+    # uvicorn imports the protocol by its import string, in every worker.
+    if name == "NoDelayHTTPProtocol":
+        return no_delay_protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,14 @@ artifacts = ".loopline/artifacts"
 [tracking]
 # Seconds between background flushes of buffered metric points.
 metric_flush_interval = 1.0
+
+# Promotion gates (`loopline models promote`, `loopline gate`), for example:
+# [gates]
+# rules = ["metrics.roc_auc >= 0.90", "compare.champion.roc_auc >= -0.005"]
+# require_approval = false
+# [gates.evaluation]
+# data = "credit@latest"
+# target = "y"
 """
 
 

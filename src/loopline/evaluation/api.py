@@ -120,6 +120,10 @@ class SignatureColumns:
         return self._model.has_proba
 
     @property
+    def input_names(self) -> list[str]:
+        return list(self._names)
+
+    @property
     def classes(self) -> list[Any] | None:
         return self._model.classes
 

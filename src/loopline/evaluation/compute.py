@@ -118,7 +118,9 @@ def evaluate_predictor(
         "robustness": _robustness.robustness(
             model.predict, features, pred, task=task, y=y, seed=seed
         ),
-        "latency": _timing.latency(model.predict, features, repeats=latency_repeats, seed=seed),
+        "latency": _timing.latency(
+            model.predict, _model_columns(model, features), repeats=latency_repeats, seed=seed
+        ),
         "size": {"bytes": model_size_bytes},
         "curves": _curves.residuals(y, pred)
         if classes is None
@@ -290,3 +292,12 @@ def _key(key: Any) -> str:
     import numpy as np
 
     return str(key.item() if isinstance(key, np.generic) else key)
+
+
+def _model_columns(model: Predictor, features: pd.DataFrame) -> pd.DataFrame:
+    """The features the model takes (`input_names`, if it says), selected once, so that
+    timing measures predict and not the selection of columns from a wider frame."""
+    names = list(getattr(model, "input_names", None) or [])
+    if names and all(name in features.columns for name in names):
+        return features[names]
+    return features

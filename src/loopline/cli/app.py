@@ -11,6 +11,7 @@ import typer
 from loopline import __version__
 from loopline.cli import (
     _artifacts,
+    _batch,
     _data,
     _experiments,
     _models,
@@ -43,6 +44,7 @@ app.add_typer(_models.app, name="models")
 app.command("gate")(_promotion.gate)
 app.add_typer(_promotion.audit, name="audit")
 app.command("serve")(_serving.serve)
+app.command("predict")(_batch.predict)
 
 
 def _version(value: bool) -> None:

@@ -2,6 +2,7 @@
 
 from loopline.serving._sink import PredictionRecord
 from loopline.serving.app import create_app
+from loopline.serving.batch import BatchResult, predict_batch
 from loopline.serving.runtime import (
     Prediction,
     ServedModel,
@@ -12,6 +13,7 @@ from loopline.serving.runtime import (
 from loopline.serving.server import plan_deployments, serve
 
 __all__ = [
+    "BatchResult",
     "Prediction",
     "PredictionRecord",
     "ServedModel",
@@ -20,5 +22,6 @@ __all__ = [
     "load_served",
     "plan_deployments",
     "plan_served",
+    "predict_batch",
     "serve",
 ]

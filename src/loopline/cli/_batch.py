@@ -1,0 +1,80 @@
+"""`loopline predict`: batch prediction over a file or a dataset version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loopline.cli._output import _console, console
+
+
+class _RowProgress:
+    """A Rich progress bar counting rows; hidden when stderr is not a terminal."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=_console(True),
+            transient=True,
+            disable=not _console(True).is_terminal,
+        )
+        self._task = self._progress.add_task(description, total=None)
+
+    def __enter__(self) -> _RowProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def on_total(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+    def advance(self, count: int) -> None:
+        self._progress.advance(self._task, count)
+
+
+def predict(
+    model: str = typer.Argument(..., help="A model reference: NAME, NAME/VERSION, NAME@ALIAS."),
+    input: str = typer.Option(
+        ..., "--input", help="A .parquet or .csv file, or a dataset version NAME@VERSION."
+    ),
+    output: Path = typer.Option(..., "--output", help="The Parquet file to write."),
+    chunk_size: int = typer.Option(50_000, "--chunk-size", help="Rows predicted at a time."),
+    native: bool = typer.Option(
+        False, "--native", help="Run the model's own flavor, not its ONNX export."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Predict on every row of a file or dataset version; write the predictions as Parquet.
+
+    Example: loopline predict churn@champion --input data.parquet --output preds.parquet
+    """
+    from loopline.cli._project import open_project
+    from loopline.serving.batch import predict_batch
+
+    open_project()
+    with _RowProgress("predicting") as bar:
+        result = predict_batch(
+            model,
+            input,
+            output,
+            chunk_size=chunk_size,
+            prefer_onnx=not native,
+            overwrite=overwrite,
+            progress=bar.advance,
+            on_total=bar.on_total,
+        )
+    console.print(
+        f"predicted [bold]{result.rows:,}[/] rows with [bold]{result.model_version}[/] "
+        f"({result.rows_per_second:,.0f} rows/s)"
+    )
+    console.print(f"output: {result.output}")
+    if result.run_id is not None:
+        console.print(f"run: {result.run_id}")

@@ -114,6 +114,8 @@ def test_gates_promote_a_good_model_and_refuse_a_worse_one(
     assert "metrics.roc_auc >= 0.90" in failed and "compare.champion.roc_auc" in failed
     assert ll.registry.get_model("churn").aliases == {"champion": 1}
     assert ll.registry.resolve(bad).status == ModelStatus.CANDIDATE
+    attempts = ll.registry.audit_log(object_id=bad, action="model_version.promotion_refused")
+    assert len(attempts) == 1 and attempts[0].after["alias"] == "champion"  # type: ignore[index]
     with pytest.raises(InvalidInput, match="reason"):
         ll.promotion.promote(bad, to="staging", force=True, policy=policy)
     forced = ll.promotion.promote(

@@ -74,6 +74,14 @@ def promote(
     if not gates.passed:
         failures = [f"{r.rule}: {r.reason}" for r in gates.failures]
         if not force:
+            opened.metadata.audit.record(
+                actor=actor,
+                action="model_version.promotion_refused",
+                object_type="model_version",
+                object_id=version.ref,
+                after={"to": status.value, "alias": alias, "failed_rules": failures},
+                reason=reason,
+            )
             raise PromotionRefused(
                 f"{version.ref} failed {len(failures)} of {len(gates.results)} gate rules",
                 failures=failures,

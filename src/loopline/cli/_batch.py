@@ -6,38 +6,7 @@ from pathlib import Path
 
 import typer
 
-from loopline.cli._output import _console, console
-
-
-class _RowProgress:
-    """A Rich progress bar counting rows; hidden when stderr is not a terminal."""
-
-    def __init__(self, description: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=_console(True),
-            transient=True,
-            disable=not _console(True).is_terminal,
-        )
-        self._task = self._progress.add_task(description, total=None)
-
-    def __enter__(self) -> _RowProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def on_total(self, total: int) -> None:
-        self._progress.update(self._task, total=total)
-
-    def advance(self, count: int) -> None:
-        self._progress.advance(self._task, count)
+from loopline.cli._output import RowProgress, console
 
 
 def predict(
@@ -60,7 +29,7 @@ def predict(
     from loopline.serving.batch import predict_batch
 
     open_project()
-    with _RowProgress("predicting") as bar:
+    with RowProgress("predicting") as bar:
         result = predict_batch(
             model,
             input,

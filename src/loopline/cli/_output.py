@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,35 +80,24 @@ def status(text: str) -> str:
     return f"[{STATUS_STYLE.get(text, 'white')}]{text}[/]"
 
 
-class ByteProgress:
-    """A Rich progress bar for byte counts, fed by the library's progress callbacks.
+class Bar:
+    """A Rich progress bar fed by the library's progress callbacks: `on_total(n)` sets the
+    total, `advance(n)` moves it. Hidden when stderr is not a terminal, so logs stay clean.
+    `columns` (Rich progress columns) say what the counts are: see ByteProgress, RowProgress."""
 
-    `on_total(n)` sets the total; `advance(n)` moves it. Hidden when stderr is not a
-    terminal, so logs stay clean.
-    """
-
-    def __init__(self, description: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+    def __init__(self, description: str, columns: list[Any]) -> None:
+        from rich.progress import Progress
 
         self._progress = Progress(
             "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            *columns,
             console=_console(True),
             transient=True,
             disable=not _console(True).is_terminal,
         )
         self._task = self._progress.add_task(description, total=None)
 
-    def __enter__(self) -> ByteProgress:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
@@ -120,3 +109,27 @@ class ByteProgress:
 
     def advance(self, count: int) -> None:
         self._progress.advance(self._task, count)
+
+
+class ByteProgress(Bar):
+    """A progress bar for byte counts: size done, speed, time left."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+        super().__init__(description, columns)
+
+
+class RowProgress(Bar):
+    """A progress bar for row counts: rows done of the total, time left."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+
+        super().__init__(description, [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()])

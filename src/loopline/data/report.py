@@ -59,7 +59,7 @@ def _template() -> jinja2.Template:
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["num"] = _number
+    env.filters["num"] = human_number
     return env.from_string(_TEMPLATE.read_text(encoding="utf-8"))
 
 
@@ -168,10 +168,10 @@ def _histogram(data: object) -> dict[str, object] | None:
                 "y": round(_CHART_HEIGHT - height, 2),
                 "w": round(max(width - 1, 0.5), 2),
                 "h": round(height, 2),
-                "label": f"[{_number(edges[i])}, {_number(edges[i + 1])}): {count:,}",
+                "label": f"[{human_number(edges[i])}, {human_number(edges[i + 1])}): {count:,}",
             }
         )
-    return {"bars": bars, "low": _number(edges[0]), "high": _number(edges[-1])}
+    return {"bars": bars, "low": human_number(edges[0]), "high": human_number(edges[-1])}
 
 
 def _top_values(data: object) -> list[dict[str, object]]:
@@ -198,7 +198,7 @@ def _top_values(data: object) -> list[dict[str, object]]:
 # --- formatting -------------------------------------------------------------------------------
 
 
-def _number(value: object) -> str:
+def human_number(value: object) -> str:
     """Numbers for people: thousands separators and about four significant digits."""
     if value is None:
         return "—"

@@ -8,11 +8,11 @@ the SVG plots escape their own labels.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopline.data.report import human_number
 from loopline.errors import InvalidInput
 from loopline.evaluation import _plots
 from loopline.evaluation._metrics import HIGHER_IS_BETTER, metric_names
@@ -84,7 +84,7 @@ def _template() -> jinja2.Template:
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["num"] = _number
+    env.filters["num"] = human_number
     return env.from_string(_TEMPLATE.read_text(encoding="utf-8"))
 
 
@@ -185,18 +185,3 @@ def _plots_of(task: str, report: Mapping[str, Any]) -> list[tuple[str, str]]:
         svg = _plots.heat_map(confusion["labels"], confusion["matrix"], title="confusion matrix")
         plots.append(("Confusion matrix", svg))
     return plots
-
-
-def _number(value: object) -> str:
-    """Numbers for people: thousands separators and about four significant digits."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}"
-    if not math.isfinite(value) or abs(value) >= 1e15 or abs(value) < 1e-3:
-        return f"{value:.4g}"
-    decimals = max(0, 3 - math.floor(math.log10(abs(value))))
-    text = f"{value:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text

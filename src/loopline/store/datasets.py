@@ -264,24 +264,12 @@ class DatasetStore:
             ]
 
     def _get_or_create(self, name: str) -> str:
-        found = self._dataset_id(name)
-        if found is not None:
-            return found
-        try:
-            with self._m._write("create dataset") as conn:
-                conn.execute(
-                    datasets.insert().values(id=new_id(), name=name, created_at=datetime.now(UTC))
-                )
-        except Conflict:
-            pass  # created concurrently
-        found = self._dataset_id(name)
-        assert found is not None
-        return found
+        return self._m._get_or_create_named(
+            datasets, name, {"created_at": datetime.now(UTC)}, what="create dataset"
+        )
 
     def _dataset_id(self, name: str) -> str | None:
-        with self._m._read() as conn:
-            row = conn.execute(select(datasets.c.id).where(datasets.c.name == name)).first()
-        return None if row is None else str(row.id)
+        return self._m._named_id(datasets, name)
 
     def _versions(self, name: str) -> Any:
         check_dataset_name(name)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from loopline.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
@@ -417,6 +417,38 @@ class MetadataStore:
     def _require_run(self, conn: Connection, run_id: str) -> None:
         if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
             raise _no_run(run_id)
+
+    def _named_id(self, table: Table, name: str) -> str | None:
+        """The id of the row of `table` (datasets, registered_models) called `name`."""
+        with self._read() as conn:
+            row = conn.execute(select(table.c.id).where(table.c.name == name)).first()
+        return None if row is None else str(row.id)
+
+    def _get_or_create_named(
+        self,
+        table: Table,
+        name: str,
+        values: Mapping[str, object],
+        *,
+        what: str,
+        on_insert: Callable[[Connection], object] | None = None,
+    ) -> str:
+        """The id of the row called `name`, inserted with `values` on first use (safe under
+        concurrency: a writer that loses the race reads the winner's row); `on_insert`
+        runs in the inserting transaction (e.g. an audit event)."""
+        found = self._named_id(table, name)
+        if found is not None:
+            return found
+        try:
+            with self._write(what) as conn:
+                conn.execute(table.insert().values(id=new_id(), name=name, **values))
+                if on_insert is not None:
+                    on_insert(conn)
+        except Conflict:
+            pass  # created concurrently
+        found = self._named_id(table, name)
+        assert found is not None
+        return found
 
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:

@@ -395,27 +395,16 @@ class ModelStore:
         )
 
     def _get_or_create(self, name: str, actor: str) -> str:
-        with self._m._read() as conn:
-            found = self._model_id(conn, name)
-        if found is not None:
-            return found
-        try:
-            with self._m._write("create model") as conn:
-                now = datetime.now(UTC)
-                conn.execute(
-                    registered_models.insert().values(
-                        id=new_id(), name=name, tags_json="{}", created_at=now, updated_at=now
-                    )
-                )
-                record_event(
-                    conn, actor=actor, action="model.create", object_type="model", object_id=name
-                )
-        except Conflict:
-            pass  # created concurrently
-        with self._m._read() as conn:
-            found = self._model_id(conn, name)
-        assert found is not None
-        return found
+        now = datetime.now(UTC)
+        return self._m._get_or_create_named(
+            registered_models,
+            name,
+            {"tags_json": "{}", "created_at": now, "updated_at": now},
+            what="create model",
+            on_insert=lambda conn: record_event(
+                conn, actor=actor, action="model.create", object_type="model", object_id=name
+            ),
+        )
 
     def _model_id(self, conn: Connection, name: str) -> str | None:
         row = conn.execute(

@@ -107,6 +107,7 @@ def test_redundant_separators_normalize_away(path: str, noise: list[str]) -> Non
 @given(PATHISH)
 @example("a/b/..")
 @example("C:x")
+@example("./C:")
 def test_normalization_is_idempotent(raw: str) -> None:
     try:
         normalized = validate_logical_path(raw)

@@ -37,6 +37,8 @@ def validate_logical_path(path: str) -> str:
     segments = [segment for segment in path.split("/") if segment not in ("", ".")]
     if not segments:
         raise InvalidPath(f"invalid artifact path {path!r}: it names no file")
+    if _WINDOWS_DRIVE.match(segments[0]):  # `./C:x` would normalize to the drive path `C:x`
+        raise InvalidPath(f"invalid artifact path {path!r}: it names a Windows drive")
     return "/".join(segments)
 
 

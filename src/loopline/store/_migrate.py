@@ -20,7 +20,7 @@ from loopline.store._engine import read_transaction, write_transaction
 
 log = logging.getLogger(__name__)
 
-HEAD = "0003"
+HEAD = "0004"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x100F1143  # any constant; names loopline's migration lock
 

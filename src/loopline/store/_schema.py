@@ -311,3 +311,64 @@ audit_events = Table(
     Index(None, "object_type", "object_id"),
     Index(None, "time"),
 )
+
+# -- deployments and the prediction log (migration 0004) -----------------------------------
+
+# A named serving endpoint. `config_json` is its current configuration (model versions
+# and strategy, see serving.deployments); every change appends a row to
+# `deployment_revisions` with the whole configuration, so history and rollback are reads.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("revision", Integer, nullable=False),
+    Column("config_json", Text, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deployment_revisions = Table(
+    "deployment_revisions",
+    metadata,
+    Column("deployment_id", String(32), ForeignKey("deployments.id"), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("action", String(32), nullable=False),
+    Column("config_json", Text, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One Parquet file of logged predictions (a batch of one deployment within one UTC hour),
+# stored as a blob; the monitor reads the files of a time window through this index.
+prediction_log_files = Table(
+    "prediction_log_files",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("hour", UTCDateTime, nullable=False),
+    Column("blob_hash", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("first_time", UTCDateTime, nullable=False),
+    Column("last_time", UTCDateTime, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "deployment", "hour"),
+    Index(None, "deployment", "blob_hash", unique=True),  # a redelivered file is indexed once
+)
+
+# Ground truth sent back for a logged request (row: which row of a multi-row request).
+prediction_feedback = Table(
+    "prediction_feedback",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("deployment", String(128), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("label_json", Text, nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Index(None, "deployment", "request_id"),
+    Index(None, "deployment", "time"),
+)

@@ -35,7 +35,9 @@ from loopline.store._schema import experiments, params, run_links, runs, tags
 from loopline.store._search import apply_order, compile_condition
 from loopline.store.audit import AuditLog
 from loopline.store.datasets import DatasetStore
+from loopline.store.deployments import DeploymentStore
 from loopline.store.models import ModelStore
+from loopline.store.predictions import PredictionStore
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
     CodeVersion,
@@ -87,6 +89,16 @@ class MetadataStore:
     def reviews(self) -> ReviewStore:
         """Evaluations, gate checks and approvals of model versions."""
         return ReviewStore(self)
+
+    @cached_property
+    def deployments(self) -> DeploymentStore:
+        """Deployments and their revision history."""
+        return DeploymentStore(self)
+
+    @cached_property
+    def predictions(self) -> PredictionStore:
+        """The prediction log's index of Parquet files, and feedback labels."""
+        return PredictionStore(self)
 
     @cached_property
     def audit(self) -> AuditLog:

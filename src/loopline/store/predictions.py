@@ -1,0 +1,239 @@
+"""The prediction log's index and the feedback labels, in the metadata database.
+
+Logged predictions live in Parquet files in the artifact store (serving.prediction_log
+writes them); each file holds one deployment's records from one UTC hour and is indexed
+here by `add_file`, so `files` finds the few files that overlap a time window. Indexing
+is idempotent: a file delivered twice (a process killed between indexing and cleaning
+up its spool) is indexed once, by its content hash.
+
+Feedback is ground truth sent back for a logged request: one row per (request id, row of
+the request, label), appended; a later label for the same row supersedes an earlier one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row, func, select
+
+from loopline.errors import Conflict, InvalidInput
+from loopline.store._schema import prediction_feedback, prediction_log_files
+from loopline.store.deployments import check_deployment_name
+from loopline.store.records import new_id
+
+if TYPE_CHECKING:
+    from loopline.store.metadata import MetadataStore
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class PredictionLogFile:
+    """One indexed Parquet file of logged predictions: a deployment's records from the
+    UTC hour starting at `hour`, between `first_time` and `last_time` (inclusive)."""
+
+    deployment: str
+    hour: datetime
+    blob_hash: str
+    rows: int
+    first_time: datetime
+    last_time: datetime
+    size_bytes: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """A label recorded for row `row` of request `request_id`; `label_json` is its JSON text."""
+
+    request_id: str
+    row: int
+    label_json: str
+    time: datetime
+
+
+class PredictionStore:
+    """SQL operations on the prediction log index and feedback; reached as
+    `MetadataStore.predictions`. Callers validate request ids and labels (see
+    serving.prediction_log); times must be timezone-aware."""
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._m = metadata
+
+    # -- the index of log files ---------------------------------------------------------
+
+    def add_file(
+        self,
+        deployment: str,
+        *,
+        hour: datetime,
+        blob_hash: str,
+        rows: int,
+        first_time: datetime,
+        last_time: datetime,
+        size_bytes: int,
+    ) -> bool:
+        """Index a stored log file; False (and nothing written) if it is indexed already.
+
+        Raises InvalidInput for a bad deployment name or hash, or `hour` not on the hour.
+        """
+        check_deployment_name(deployment)
+        if not isinstance(blob_hash, str) or not _DIGEST.fullmatch(blob_hash):
+            raise InvalidInput(f"not a blob hash: {blob_hash!r}")
+        hour = _aware(hour, "hour")
+        if hour != floor_hour(hour):
+            raise InvalidInput(f"hour must be on the hour (UTC), got {hour.isoformat()}")
+        if self._indexed(deployment, blob_hash):
+            return False
+        try:
+            with self._m._write("index prediction log file") as conn:
+                conn.execute(
+                    prediction_log_files.insert().values(
+                        id=new_id(),
+                        deployment=deployment,
+                        hour=hour,
+                        blob_hash=blob_hash,
+                        rows=rows,
+                        first_time=_aware(first_time, "first_time"),
+                        last_time=_aware(last_time, "last_time"),
+                        size_bytes=size_bytes,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+        except Conflict:
+            if self._indexed(deployment, blob_hash):
+                return False  # another process delivered the same file meanwhile
+            raise
+        return True
+
+    def files(
+        self,
+        deployment: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[PredictionLogFile]:
+        """The indexed files of `deployment` holding records in [since, until), by time."""
+        check_deployment_name(deployment)
+        table = prediction_log_files.c
+        stmt = select(prediction_log_files).where(table.deployment == deployment)
+        if since is not None:
+            since = _aware(since, "since")
+            # a file's records all lie within its hour: the indexed column narrows first
+            stmt = stmt.where(table.hour > since - HOUR, table.last_time >= since)
+        if until is not None:
+            until = _aware(until, "until")
+            stmt = stmt.where(table.hour < until, table.first_time < until)
+        stmt = stmt.order_by(table.first_time, table.blob_hash)
+        with self._m._read() as conn:
+            return [_file(row) for row in conn.execute(stmt)]
+
+    def _indexed(self, deployment: str, blob_hash: str) -> bool:
+        table = prediction_log_files.c
+        with self._m._read() as conn:
+            found = conn.execute(
+                select(table.id).where(table.deployment == deployment, table.blob_hash == blob_hash)
+            )
+            return found.first() is not None
+
+    # -- feedback -----------------------------------------------------------------------
+
+    def add_feedback(
+        self,
+        deployment: str,
+        items: Sequence[tuple[str, int, str]],
+        *,
+        time: datetime | None = None,
+    ) -> int:
+        """Append (request_id, row, label_json) labels in one transaction; their count."""
+        check_deployment_name(deployment)
+        moment = _aware(time, "time") if time is not None else datetime.now(UTC)
+        rows = [
+            {
+                "deployment": deployment,
+                "request_id": request_id,
+                "row": row,
+                "label_json": label_json,
+                "time": moment,
+            }
+            for request_id, row, label_json in items
+        ]
+        if not rows:
+            return 0
+        with self._m._write("record feedback") as conn:
+            conn.execute(prediction_feedback.insert(), rows)
+        return len(rows)
+
+    def feedback(
+        self,
+        deployment: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[FeedbackRecord]:
+        """Labels of `deployment` recorded in [since, until), oldest first; of several
+        labels for one (request_id, row) in the window, only the newest."""
+        check_deployment_name(deployment)
+        table = prediction_feedback.c
+        newest = (
+            func.row_number()
+            .over(partition_by=(table.request_id, table.row), order_by=table.seq.desc())
+            .label("newest")
+        )
+        inner = select(
+            table.seq, table.request_id, table.row, table.label_json, table.time, newest
+        ).where(table.deployment == deployment)
+        if since is not None:
+            inner = inner.where(table.time >= _aware(since, "since"))
+        if until is not None:
+            inner = inner.where(table.time < _aware(until, "until"))
+        ranked = inner.subquery()
+        stmt = (
+            select(ranked.c.request_id, ranked.c.row, ranked.c.label_json, ranked.c.time)
+            .where(ranked.c.newest == 1)
+            .order_by(ranked.c.time, ranked.c.seq)
+        )
+        with self._m._read() as conn:
+            return [
+                FeedbackRecord(
+                    request_id=str(row.request_id),
+                    row=int(row.row),
+                    label_json=str(row.label_json),
+                    time=_utc(row.time),
+                )
+                for row in conn.execute(stmt)
+            ]
+
+
+def floor_hour(moment: datetime) -> datetime:
+    """The start of the UTC hour holding `moment` (aware)."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _aware(moment: datetime, what: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise InvalidInput(f"{what} must be a timezone-aware datetime, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _utc(value: Any) -> datetime:
+    # the subquery's column loses the UTCDateTime type on SQLite: parse text if need be
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _file(row: Row[Any]) -> PredictionLogFile:
+    return PredictionLogFile(
+        deployment=str(row.deployment),
+        hour=row.hour,
+        blob_hash=str(row.blob_hash),
+        rows=int(row.rows),
+        first_time=row.first_time,
+        last_time=row.last_time,
+        size_bytes=int(row.size_bytes),
+        created_at=row.created_at,
+    )

@@ -34,7 +34,9 @@ class PredictionRecord:
 
     `inputs` are the request's rows ({field: value}, as sent); `predictions` and
     `probabilities` are the model's outputs for them (numpy arrays); `latency_ms` runs
-    from the request's arrival to its predictions.
+    from the request's arrival to its predictions. With a shadow model, `shadow_version`
+    names it and `shadow_predictions`/`shadow_probabilities` hold what it said, or
+    `shadow_error` why it failed (the shadow never answers the client).
     """
 
     request_id: str
@@ -47,6 +49,10 @@ class PredictionRecord:
     probabilities: np.ndarray[Any, Any] | None
     latency_ms: float
     block: Block = field(repr=False)
+    shadow_version: str | None = None
+    shadow_predictions: np.ndarray[Any, Any] | None = None
+    shadow_probabilities: np.ndarray[Any, Any] | None = None
+    shadow_error: str | None = None
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -101,6 +107,12 @@ class SinkWorker:
             log.warning("the prediction sink is stuck; %d records are lost", self._queue.qsize())
         self._thread.join(timeout)
         self._thread = None
+        close = getattr(self._sink, "close", None)
+        if callable(close):
+            try:
+                close()  # e.g. the prediction log writes out what it buffers
+            except Exception:
+                log.exception("closing the prediction sink failed")
 
     def _feed(self) -> None:
         while True:

@@ -1,0 +1,290 @@
+"""The prediction log's Parquet files: answered requests as columns, and the spool files.
+
+`records_table` turns buffered PredictionRecords into one arrow table, a row per
+predicted row, vectorised over the records (numpy concatenation, arrow `take`); the
+schema is described in prediction_log's docstring. `write_spool_file` writes one group
+(a deployment's records within one UTC hour) atomically with its description in the
+Parquet key-value metadata, which `spool_file_info` reads back for the index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.store.deployments import check_deployment_name
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from loopline.serving._sink import PredictionRecord
+
+log = logging.getLogger(__name__)
+
+FILE_KEY = b"loopline.prediction_log"  # Parquet key-value metadata: what the file holds
+STALE_PART_S = 3600.0
+_STRINGS = ("request_id", "deployment", "model_version", "runtime_version", "endpoint")
+BASE_COLUMNS = (
+    "request_id",
+    "row",
+    "time",
+    "deployment",
+    "model_version",
+    "runtime_version",
+    "endpoint",
+    "latency_ms",
+    "prediction",
+    "probabilities",
+    "shadow_version",
+    "shadow_prediction",
+    "shadow_probabilities",
+    "shadow_error",
+    "inputs",
+)
+
+
+def write_spool_file(
+    spool: Path, deployment: str, hour: datetime, records: Sequence[PredictionRecord]
+) -> Path:
+    """Write one group's records as a Parquet file under `spool/<deployment>/`, atomically."""
+    import pyarrow.parquet as pq
+
+    check_deployment_name(deployment)
+    table = records_table(records)
+    times = table.column("time")
+    first, last = _time_bounds(times)
+    about = {
+        "format": 1,
+        "deployment": deployment,
+        "hour": hour.isoformat(),
+        "rows": table.num_rows,
+        "first_time": first.isoformat(),
+        "last_time": last.isoformat(),
+    }
+    table = table.replace_schema_metadata({FILE_KEY: json.dumps(about).encode()})
+    folder = spool / deployment
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{hour:%Y%m%dT%H}Z-{uuid.uuid4().hex}.parquet"
+    temp = folder / f".{name}.part"
+    try:
+        pq.write_table(table, temp, compression="zstd")
+        os.replace(temp, folder / name)
+    finally:
+        temp.unlink(missing_ok=True)
+    return folder / name
+
+
+def spool_file_info(path: Path) -> dict[str, Any]:
+    """What a log file holds (from its Parquet metadata): deployment, hour, rows, times."""
+    import pyarrow.parquet as pq
+
+    about = json.loads(pq.read_schema(path).metadata[FILE_KEY])
+    return {
+        "deployment": str(about["deployment"]),
+        "hour": datetime.fromisoformat(about["hour"]),
+        "rows": int(about["rows"]),
+        "first_time": datetime.fromisoformat(about["first_time"]),
+        "last_time": datetime.fromisoformat(about["last_time"]),
+    }
+
+
+def records_table(records: Sequence[PredictionRecord]) -> pa.Table:
+    """The log rows of some records (see the module docstring for the schema)."""
+    import numpy as np
+    import pyarrow as pa
+
+    counts = np.fromiter((len(r.predictions) for r in records), np.int64, len(records))
+    total = int(counts.sum())
+    owner = pa.array(np.repeat(np.arange(len(records)), counts))  # each row's record
+
+    def repeated(values: list[Any], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(owner)
+
+    starts = np.cumsum(counts) - counts
+    prediction = _values([r.predictions for r in records])
+    columns: dict[str, pa.Array] = {
+        name: repeated([getattr(r, name) for r in records], pa.string()) for name in _STRINGS
+    }
+    columns["row"] = pa.array((np.arange(total) - np.repeat(starts, counts)).astype(np.int32))
+    columns["time"] = repeated([utc(r.time) for r in records], pa.timestamp("us", tz="UTC"))
+    latency = np.fromiter((r.latency_ms for r in records), np.float64, len(records))
+    columns["latency_ms"] = pa.array(np.repeat(latency, counts))
+    columns["prediction"] = prediction
+    columns["probabilities"] = _lists([r.probabilities for r in records], counts)
+    columns["shadow_version"] = repeated([r.shadow_version for r in records], pa.string())
+    columns["shadow_prediction"] = _optional(
+        [r.shadow_predictions for r in records], counts, prediction.type
+    )
+    columns["shadow_probabilities"] = _lists([r.shadow_probabilities for r in records], counts)
+    columns["shadow_error"] = repeated([r.shadow_error for r in records], pa.string())
+    columns["inputs"] = _inputs(records)
+    return pa.table({name: columns[name] for name in BASE_COLUMNS})
+
+
+def _values(arrays: Sequence[np.ndarray[Any, Any]]) -> pa.Array:
+    """One arrow array of the rows of several prediction arrays (2-D rows become lists)."""
+    import numpy as np
+    import pyarrow as pa
+
+    parts = [np.asarray(a) for a in arrays]
+    if all(part.ndim == 1 for part in parts):
+        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        try:
+            return pa.array(joined)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            values = joined.tolist()
+    else:
+        values = [row.tolist() for part in parts for row in part]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types, e.g. two model versions
+        log.warning("predictions of mixed types are logged as text")
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _optional(
+    arrays: Sequence[np.ndarray[Any, Any] | None], counts: np.ndarray[Any, Any], kind: pa.DataType
+) -> pa.Array:
+    """Like _values, with null rows for the records that have no array."""
+    import numpy as np
+    import pyarrow as pa
+
+    given = np.array([a is not None for a in arrays])
+    if not given.any():
+        return pa.nulls(int(counts.sum()), kind)
+    values = _values([a for a in arrays if a is not None])
+    rows = np.repeat(given, counts)
+    positions = np.where(rows, np.cumsum(rows) - 1, 0)
+    return values.take(pa.array(positions, mask=~rows))
+
+
+def _lists(arrays: Sequence[np.ndarray[Any, Any] | None], counts: np.ndarray[Any, Any]) -> pa.Array:
+    """A list<float64> per row: that row's class probabilities, null when there are none."""
+    import numpy as np
+    import pyarrow as pa
+
+    kind = pa.list_(pa.float64())
+    if all(a is None for a in arrays):
+        return pa.nulls(int(counts.sum()), kind)
+    matrices = [
+        None if a is None else np.asarray(a, np.float64).reshape(n, -1)
+        for a, n in zip(arrays, counts.tolist(), strict=True)
+    ]
+    widths = np.array([0 if m is None else m.shape[1] for m in matrices], np.int64)
+    lengths = np.repeat(widths, counts)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = np.concatenate([m.ravel() for m in matrices if m is not None])
+    missing = np.repeat(np.array([m is None for m in matrices]), counts)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(values), type=kind, mask=pa.array(missing)
+    )
+
+
+def _inputs(records: Sequence[PredictionRecord]) -> pa.Array:
+    """The request rows as one struct array, a field per input column."""
+    import numpy as np
+    import pyarrow as pa
+
+    names = records[0].block.names
+    if all(r.block.names == names and r.block.matrix is not None for r in records):
+        matrix = np.concatenate([r.block.matrix for r in records])
+        fields = [pa.array(matrix[:, i], from_pandas=True) for i in range(len(names))]
+        return pa.StructArray.from_arrays(fields, names=list(names))
+    every = list(dict.fromkeys(chain.from_iterable(r.block.names for r in records)))
+    pieces: dict[str, list[Any]] = {name: [] for name in every}
+    for record in records:
+        block = record.block
+        given = dict(zip(block.names, range(len(block.names)), strict=True))
+        columns = block.columns() if block.matrix is None else None
+        for name in every:
+            at = given.get(name)
+            if at is None:
+                pieces[name].append([None] * block.n_rows)
+            elif columns is None:
+                assert block.matrix is not None
+                pieces[name].append(block.matrix[:, at])
+            else:
+                pieces[name].append(columns[at])
+    return pa.StructArray.from_arrays([_column(pieces[n]) for n in every], names=every)
+
+
+def _column(pieces: list[Any]) -> pa.Array:
+    """One input column from per-record pieces (numpy arrays or lists of JSON values)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if all(isinstance(p, np.ndarray) for p in pieces):
+        return pa.array(np.concatenate(pieces), from_pandas=True)
+    values = list(
+        chain.from_iterable(p.tolist() if isinstance(p, np.ndarray) else p for p in pieces)
+    )
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. two signatures disagree on a type
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return array.cast(pa.float64()) if pa.types.is_integer(array.type) else array
+
+
+def checked_rows(record: PredictionRecord) -> int | None:
+    """The record's row count, or None (logged) if its arrays disagree on it."""
+    rows = len(record.predictions)
+    lengths = [record.block.n_rows]
+    for array in (record.probabilities, record.shadow_predictions, record.shadow_probabilities):
+        if array is not None:
+            lengths.append(len(array))
+    if rows == 0 or any(n != rows for n in lengths):
+        log.warning(
+            "prediction record %s has rows of unequal lengths; not logged", record.request_id
+        )
+        return None
+    return rows
+
+
+def _time_bounds(times: pa.ChunkedArray) -> tuple[datetime, datetime]:
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(times)
+    return bounds["min"].as_py(), bounds["max"].as_py()
+
+
+def remove_stale_parts(spool: Path) -> None:
+    """Remove `.part` files that a killed writer left more than an hour ago."""
+    cutoff = time.time() - STALE_PART_S
+    for part in spool.glob("*/.*.part"):
+        try:
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+        except OSError:
+            pass
+
+
+def empty_predictions() -> pa.Table:
+    """A table with no rows and the base columns (prediction types unknown: null)."""
+    import pyarrow as pa
+
+    kinds = {
+        "row": pa.int32(),
+        "time": pa.timestamp("us", tz="UTC"),
+        "latency_ms": pa.float64(),
+        "prediction": pa.null(),
+        "probabilities": pa.list_(pa.float64()),
+        "shadow_prediction": pa.null(),
+        "shadow_probabilities": pa.list_(pa.float64()),
+        "inputs": pa.struct([]),
+    }
+    schema = pa.schema([(name, kinds.get(name, pa.string())) for name in BASE_COLUMNS])
+    return schema.empty_table()
+
+
+def utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

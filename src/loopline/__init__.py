@@ -27,6 +27,7 @@ __all__ = [
     "configure",
     "data",
     "delete_run",
+    "deployments",
     "download_artifacts",
     "end_run",
     "errors",
@@ -47,19 +48,22 @@ __all__ = [
     "registry",
     "restore_run",
     "search_runs",
+    "serving",
     "set_tag",
     "set_tags",
     "start_run",
 ]
 
 _STORE_NAMES = {"Experiment", "MetricPoint", "Run", "RunStatus"}
-_MODULES = {"errors", "data", "models", "registry", "promotion", "evaluation", "cards"}
+_MODULES = {"errors", "data", "models", "registry", "promotion", "evaluation", "cards", "serving"}
 
 
 def _home(name: str) -> str | None:
     """The module that defines a public name."""
     if name in _MODULES:
         return f"loopline.{name}"
+    if name == "deployments":
+        return "loopline.serving.deployments"
     if name == "evaluate":
         return "loopline.evaluation"
     if name in _STORE_NAMES:
@@ -70,8 +74,9 @@ def _home(name: str) -> str | None:
 
 
 if TYPE_CHECKING:
-    from loopline import cards, data, errors, evaluation, models, promotion, registry
+    from loopline import cards, data, errors, evaluation, models, promotion, registry, serving
     from loopline.evaluation import evaluate
+    from loopline.serving import deployments
     from loopline.store import Experiment, MetricPoint, Run, RunStatus
     from loopline.tracking import (
         ActiveRun,
@@ -102,7 +107,7 @@ def __getattr__(name: str) -> Any:
     module = _home(name)
     if module is None or name == "__version__":
         raise AttributeError(f"module 'loopline' has no attribute {name!r}")
-    is_module = name in _MODULES
+    is_module = name in _MODULES or name == "deployments"
     value = import_module(module) if is_module else getattr(import_module(module), name)
     globals()[name] = value
     return value

@@ -16,12 +16,14 @@ def serve(
     native: bool = typer.Option(
         False, "--native", help="serve the native flavor even if an ONNX form exists"
     ),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
 ) -> None:
     """Serve a registered model: loopline's JSON API, KServe V2 and MLflow /invocations.
 
     Uses the model's parity-checked ONNX export with onnxruntime when there is one.
     Endpoints: POST /v1/deployments/NAME/predict, POST /v2/models/NAME/infer,
-    POST /invocations, GET /health/ready, GET /metrics. Stop with Ctrl+C.
+    POST /invocations, GET /health/ready, GET /metrics. Every answered request goes to
+    the prediction log (`loopline deploy logs NAME`) unless --no-log. Stop with Ctrl+C.
 
     Example: loopline serve churn@champion --port 8080 --workers 2
     """
@@ -30,4 +32,11 @@ def serve(
 
     open_project()
     refs: dict[str, str] | str = ref if name is None else {name: ref}
-    run_server(refs, host=host, port=port, workers=workers, prefer_onnx=not native)
+    run_server(
+        refs,
+        host=host,
+        port=port,
+        workers=workers,
+        prefer_onnx=not native,
+        log_predictions=not no_log,
+    )

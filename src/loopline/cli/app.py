@@ -13,6 +13,7 @@ from loopline.cli import (
     _artifacts,
     _batch,
     _data,
+    _deploy,
     _experiments,
     _models,
     _project,
@@ -44,6 +45,7 @@ app.add_typer(_models.app, name="models")
 app.command("gate")(_promotion.gate)
 app.add_typer(_promotion.audit, name="audit")
 app.command("serve")(_serving.serve)
+app.add_typer(_deploy.app, name="deploy")
 app.command("predict")(_batch.predict)
 
 

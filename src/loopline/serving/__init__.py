@@ -3,6 +3,25 @@
 from loopline.serving._sink import PredictionRecord
 from loopline.serving.app import create_app
 from loopline.serving.batch import BatchResult, predict_batch
+from loopline.serving.deployments import (
+    Deployment,
+    DeploymentSpec,
+    Variant,
+    create_deployment,
+    deployment_history,
+    get_deployment,
+    list_deployments,
+    promote_deployment,
+    rollback_deployment,
+    update_deployment,
+)
+from loopline.serving.export import ExportResult, export_deployment
+from loopline.serving.prediction_log import (
+    PredictionLog,
+    read_feedback,
+    read_predictions,
+    record_feedback,
+)
 from loopline.serving.runtime import (
     Prediction,
     ServedModel,
@@ -10,18 +29,35 @@ from loopline.serving.runtime import (
     load_served,
     plan_served,
 )
-from loopline.serving.server import plan_deployments, serve
+from loopline.serving.server import plan_deployments, serve, serve_deployments
 
 __all__ = [
     "BatchResult",
+    "Deployment",
+    "DeploymentSpec",
+    "ExportResult",
     "Prediction",
+    "PredictionLog",
     "PredictionRecord",
     "ServedModel",
     "ServingPlan",
+    "Variant",
     "create_app",
+    "create_deployment",
+    "deployment_history",
+    "export_deployment",
+    "get_deployment",
+    "list_deployments",
     "load_served",
     "plan_deployments",
     "plan_served",
     "predict_batch",
+    "promote_deployment",
+    "read_feedback",
+    "read_predictions",
+    "record_feedback",
+    "rollback_deployment",
     "serve",
+    "serve_deployments",
+    "update_deployment",
 ]

@@ -132,6 +132,15 @@ class Block:
                 self._columns = list(zip(*self._rows, strict=True))
         return self._columns
 
+    def first(self, name: str) -> Any:
+        """The first row's value of column `name` (KeyError if there is no such column)."""
+        index = self.names.index(name) if name in self.names else -1
+        if index < 0 or self.n_rows == 0:
+            raise KeyError(name)
+        if self._rows is not None:
+            return self._rows[0][index]
+        return self.columns()[index][0]
+
     def rows(self) -> list[dict[str, Any]]:
         """The rows as {field: value} dicts (for the prediction log; not on the hot path)."""
         return [

@@ -6,6 +6,8 @@
     loopline_serving_batch_requests{deployment}     requests per predict call (histogram)
     loopline_serving_batch_rows{deployment}         rows per predict call (histogram)
     loopline_serving_model_ready{deployment, model_version, runtime, runtime_version}
+    loopline_serving_shadow_requests_total{deployment, model_version, outcome}
+    loopline_serving_deployment_revision{deployment}  the stored revision being served
     loopline_serving_sink_dropped_total              records the sink could not keep up with
 
 Labels hold only names the server knows (a request for an unknown deployment counts
@@ -15,6 +17,7 @@ its own registry: with several workers, a scrape sees one worker's counts.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -72,6 +75,18 @@ class ServingMetrics:
             ["deployment", "model_version", "runtime", "runtime_version"],
             registry=self.registry,
         )
+        self._shadow = Counter(
+            prefix + "shadow_requests",
+            "Requests mirrored to a shadow model, by outcome (ok or the error type).",
+            ["deployment", "model_version", "outcome"],
+            registry=self.registry,
+        )
+        self._revision = Gauge(
+            prefix + "deployment_revision",
+            "The stored deployment revision each deployment serves.",
+            ["deployment"],
+            registry=self.registry,
+        )
         self.sink_dropped = Counter(
             prefix + "sink_dropped",
             "Prediction records dropped because the sink fell behind.",
@@ -108,6 +123,19 @@ class ServingMetrics:
         self._ready.labels(
             deployment, model.version_ref, model.runtime, model.runtime_version_ref
         ).set(1 if model.ready else 0)
+
+    def model_gone(self, deployment: str, model: ServedModel) -> None:
+        """A version no longer served by the deployment (after a swap)."""
+        labels = (deployment, model.version_ref, model.runtime, model.runtime_version_ref)
+        with contextlib.suppress(KeyError):
+            self._ready.remove(*labels)
+
+    def shadow(self, deployment: str, version: str, outcome: str) -> None:
+        """Count one shadow prediction: "ok" or the error's type."""
+        self._child(self._shadow, deployment, version, outcome).inc()
+
+    def revision(self, deployment: str, revision: int) -> None:
+        self._revision.labels(deployment).set(revision)
 
     def render(self) -> bytes:
         """The exposition text of every metric."""

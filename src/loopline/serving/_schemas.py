@@ -104,12 +104,16 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 503)}
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """FastAPI `openapi_extra` declaring `model` as the JSON request body."""
+def request_body(model: Any) -> dict[str, Any]:
+    """FastAPI `openapi_extra` declaring `model` (a pydantic model or a type such as a
+    union of them) as the JSON request body."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(model).json_schema()
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _inline(model.model_json_schema())}},
+            "content": {"application/json": {"schema": _inline(schema)}},
         }
     }
 
@@ -130,3 +134,19 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+class Feedback(BaseModel):
+    """The ground truth for one logged request (and row, for a multi-row request)."""
+
+    request_id: str = Field(description="The request's id (its X-Request-Id header).")
+    label: Any = Field(description="A number, string or boolean.", examples=[1])
+    row: int = Field(0, ge=0, description="The row within the request (0-based).")
+
+
+class FeedbackBatch(BaseModel):
+    feedback: list[Feedback]
+
+
+class FeedbackResponse(BaseModel):
+    recorded: int = Field(description="How many labels were stored.")

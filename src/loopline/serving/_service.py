@@ -1,12 +1,16 @@
-"""The prediction service behind the HTTP routes: deployments, loading, readiness, and the
-one path every prediction request takes.
+"""The prediction service behind the HTTP routes: endpoints, loading, hot swaps,
+readiness, and the one path every prediction request takes.
 
-    request -> deployment -> Deployment.route() picks the target (model version)
-            -> JSON checked -> micro-batched predict -> response -> metrics, sink
+    request -> endpoint -> JSON checked (the endpoint's model's signature)
+            -> Endpoint.route() picks the answering version (canary weight, A/B key)
+            -> micro-batched predict -> response -> metrics, sink
+            -> (shadow) the same rows to the shadow version, off the response path
 
-`Deployment.route` is where canary, shadow and A/B strategies will choose among several
-model versions; the chosen version, its outputs and the latency reach the sink in a
-`PredictionRecord`, which is where the prediction log will plug in.
+What is served comes from a `Source`: fixed models (`loopline serve churn@champion`),
+or stored deployments that the service polls for new revisions. A new revision's models
+are loaded and warmed up in a thread while the old endpoint keeps answering; then the
+endpoint is replaced in one assignment. Requests already routed finish on the version
+they started with, so a swap drops and fails nothing.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from loopline.errors import (
     InvalidField,
@@ -34,6 +38,7 @@ from loopline.serving._batching import MicroBatcher
 from loopline.serving._json import check_content_type, dumps, parse_json, read_body
 from loopline.serving._metrics import ServingMetrics
 from loopline.serving._sink import PredictionRecord, Sink, SinkWorker
+from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -44,20 +49,89 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Models = Mapping[str, "ServedModel"] | Callable[[], Mapping[str, "ServedModel"]]
 # parse(body, model) -> (rows, anything render needs); render(answer) -> response body
 Parse = Callable[[Any, "ServedModel"], tuple["Block", Any]]
 Render = Callable[["Answer"], dict[str, Any]]
 DEFAULT_DEPLOYMENT = "default"
-DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_MESSAGE, MAX_FIELD = 1000, 200
 # Models whose one-row predict takes less run on the event loop (see _batching).
 INLINE_BELOW_MS = 0.2
+# An A/B key that is not one of the model's inputs comes in this request header.
+ROUTING_KEY_HEADER = "x-routing-key"
+_BUCKETS = 10_000  # canary weights are resolved to 0.01 %
+
+
+@dataclass(frozen=True)
+class EndpointModels:
+    """What one endpoint serves, by role: `primary` answers unless the `canary` takes
+    `weight` percent of requests or `ab` splits them by the value of `key`; `shadow`
+    gets a copy of every request. `revision` is the stored deployment's revision."""
+
+    primary: ServedModel
+    canary: ServedModel | None = None
+    weight: float = 0.0
+    shadow: ServedModel | None = None
+    ab: tuple[ServedModel, ...] = ()
+    key: str | None = None
+    revision: int | None = None
+
+    @property
+    def models(self) -> tuple[ServedModel, ...]:
+        found = [self.primary, *self.ab]
+        found += [m for m in (self.canary, self.shadow) if m is not None]
+        return tuple({id(m): m for m in found}.values())
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where the service learns what to serve.
+
+    `load(known)` returns the endpoints whose configuration differs from `known`
+    ({name: revision} of what is served now; {} at startup), with models loaded but not
+    necessarily warmed up; it runs in a worker thread. `poll_seconds` is how often to
+    ask again (None: never, the models are fixed).
+    """
+
+    poll_seconds: float | None
+
+    def load(self, known: Mapping[str, int | None]) -> dict[str, EndpointModels]: ...
+
+    def names(self) -> set[str] | None:
+        """The endpoint names this source serves, when known before loading."""
+        ...
+
+
+class FixedModels:
+    """A source of fixed models: {name: ServedModel}, or a callable returning them."""
+
+    poll_seconds: float | None = None
+
+    def __init__(
+        self, models: Mapping[str, ServedModel] | Callable[[], Mapping[str, ServedModel]]
+    ) -> None:
+        if isinstance(models, Mapping):
+            if not models:
+                raise InvalidInput("nothing to serve: give at least one model")
+            for name in models:
+                check_deployment_name(name)
+        self._models = models
+
+    def names(self) -> set[str] | None:
+        return set(self._models) if isinstance(self._models, Mapping) else None
+
+    def load(self, known: Mapping[str, int | None]) -> dict[str, EndpointModels]:
+        if known:
+            return {}
+        models = self._models if isinstance(self._models, Mapping) else self._models()
+        return {check_deployment_name(n): EndpointModels(m) for n, m in models.items()}
+
+
+Models = Mapping[str, "ServedModel"] | Callable[[], Mapping[str, "ServedModel"]] | Source
 
 
 @dataclass(frozen=True)
 class Target:
-    """One model version a deployment can send requests to, with its batcher."""
+    """One model version an endpoint can send requests to, with its batcher."""
 
     model: ServedModel
     batcher: MicroBatcher
@@ -74,28 +148,68 @@ class Answer:
     context: Any
 
 
-class Deployment:
-    """A named endpoint and the model version behind it.
+@dataclass(frozen=True)
+class Endpoint:
+    """A named endpoint and the targets behind it; `route` picks who answers."""
 
-    Today a deployment serves one version. Strategies (canary weights, shadow, A/B by
-    key) will hold several targets and choose in `route`.
-    """
+    name: str
+    primary: Target
+    canary: Target | None = None
+    weight: float = 0.0
+    shadow: Target | None = None
+    ab: tuple[Target, ...] = ()
+    key: str | None = None
+    revision: int | None = None
+    targets: tuple[Target, ...] = field(default=(), compare=False)
 
-    def __init__(self, name: str, target: Target) -> None:
-        self.name = name
-        self.targets = (target,)
+    def route(self, request_id: str, block: Block, headers: Mapping[str, str]) -> Target:
+        """The target that answers this request.
 
-    def route(self, request_id: str) -> Target:
-        """The target that answers this request."""
-        return self.targets[0]
+        Canary: a stable hash of the request id decides, so `weight` percent of requests
+        reach the canary. A/B: a stable hash of the key's value (the first row's, or the
+        X-Routing-Key header when the key is not a model input) picks the variant, so one
+        key always reaches the same version, in every worker and after restarts; requests
+        without a key are spread by request id.
+        """
+        if self.canary is not None:
+            bucket = zlib.crc32(request_id.encode()) % _BUCKETS
+            return self.canary if bucket < self.weight * (_BUCKETS / 100) else self.primary
+        if self.ab:
+            value = _key_value(self.key, block, headers)
+            text = request_id if value is None else repr(value)
+            return self.ab[zlib.crc32(text.encode()) % len(self.ab)]
+        return self.primary
 
     @property
     def ready(self) -> bool:
         return all(target.model.ready for target in self.targets)
 
+    def describe(self) -> dict[str, Any]:
+        """Who serves what, for /health/ready."""
+        body: dict[str, Any] = {
+            "model_version": self.primary.model.version_ref,
+            "runtime": self.primary.model.runtime,
+            "ready": self.ready,
+        }
+        if self.revision is not None:
+            body["revision"] = self.revision
+        if self.canary is not None:
+            body["canary"] = {"model_version": self.canary.model.version_ref, "weight": self.weight}
+        if self.ab:
+            body["ab"] = {"model_versions": [t.model.version_ref for t in self.ab], "key": self.key}
+        if self.shadow is not None:
+            body["shadow"] = {"model_version": self.shadow.model.version_ref}
+        return body
+
+
+def _key_value(key: str | None, block: Block, headers: Mapping[str, str]) -> Any:
+    if key is not None and key in block.names:
+        return block.first(key)
+    return headers.get(ROUTING_KEY_HEADER)
+
 
 class Service:
-    """Deployments, their loading and readiness, and the prediction request path."""
+    """Endpoints, their loading, hot swaps and readiness, and the prediction request path."""
 
     def __init__(
         self,
@@ -110,24 +224,21 @@ class Service:
         from starlette.requests import ClientDisconnect
 
         _check_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, max_depth)
-        if isinstance(models, Mapping):
-            if not models:
-                raise InvalidInput("nothing to serve: give at least one model")
-            for name in models:
-                check_deployment_name(name)
+        self.source: Source = models if isinstance(models, Source) else FixedModels(models)
         self.metrics = ServingMetrics()
-        self.deployments: dict[str, Deployment] = {}
+        self.deployments: dict[str, Endpoint] = {}
         self.failure: str | None = None
-        self._models = models
         self._limits = (max_body_bytes, max_depth)
         self._batching = (max_batch_size, max_batch_wait_ms)
         self._executor: ThreadPoolExecutor | None = None
-        self._loading: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # by (endpoint, id(ServedModel)): a version's batcher survives swaps
+        self._targets: dict[tuple[str, int], Target] = {}
         self._sink = (
             None if sink is None else SinkWorker(sink, on_drop=self.metrics.sink_dropped.inc)
         )
-        self._expected = set(models) if isinstance(models, Mapping) else None
-        self._loaded = False  # every model loaded (the names are known)
+        self._expected = self.source.names()
+        self._loaded = False  # every endpoint loaded (the names are known)
         self._disconnected = ClientDisconnect
 
     @property
@@ -139,51 +250,122 @@ class Service:
         """Start loading and warming up in the background (the server answers meanwhile)."""
         if self._sink is not None:
             self._sink.start()
-        self._loading = asyncio.get_running_loop().create_task(self._load())
+        self._executor = ThreadPoolExecutor(4, thread_name_prefix="loopline-predict")
+        self._spawn(self._run(), name="loopline-load")
 
     async def stop(self) -> None:
-        """Stop the sink (handing over what is queued) and the worker threads."""
-        if self._loading is not None and not self._loading.done():
-            self._loading.cancel()
+        """Stop watching, finish shadow predictions, stop the sink (handing over what is
+        queued) and the worker threads."""
+        for task in list(self._tasks):
+            if task.get_name() in ("loopline-load", "loopline-watch") and not task.done():
+                task.cancel()
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
         if self._sink is not None:
             await asyncio.to_thread(self._sink.stop)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _load(self) -> None:
+    def _spawn(self, work: Any, name: str | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self) -> None:
         try:
-            models = self._models
-            if not isinstance(models, Mapping):
-                models = await asyncio.to_thread(models)
-            workers = max(1, min(4, len(models)))
-            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="loopline-predict")
-            for name, model in models.items():
-                check_deployment_name(name)
-                if not model.ready:
-                    await asyncio.to_thread(model.warm_up)
-                inline = model.predict_ms is not None and model.predict_ms < INLINE_BELOW_MS
-                self.deployments[name] = Deployment(name, self._target(name, model, inline))
-                self.metrics.model_ready(name, model)
-                log.info(
-                    "deployment '%s' ready in process %d: %s via %s (%s; predict %s)",
-                    name,
-                    os.getpid(),
-                    model.version_ref,
-                    model.runtime,
-                    model.path,
-                    "on the event loop" if inline else "in a worker thread",
-                )
+            await self._refresh()
             self._loaded = True
         except LooplineError as exc:
             self.failure = exc.message
             log.error("loading the models failed: %s", exc)
+            return
         except Exception as exc:  # keep serving /health so that the failure is visible
             self.failure = f"{type(exc).__name__}: {exc}"
             log.exception("loading the models failed")
+            return
+        if self.source.poll_seconds is not None:
+            self._spawn(self._watch(self.source.poll_seconds), name="loopline-watch")
 
-    def _target(self, name: str, model: ServedModel, inline: bool) -> Target:
+    async def _watch(self, seconds: float) -> None:
+        """Poll the source and swap in changed endpoints; a failed load keeps the old one."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self._refresh()
+            except Exception as exc:
+                level = logging.WARNING if isinstance(exc, LooplineError) else logging.ERROR
+                log.log(
+                    level,
+                    "a deployment change could not be loaded; still serving the "
+                    "previous configuration: %s",
+                    exc,
+                )
+
+    async def _refresh(self) -> None:
+        known = {name: endpoint.revision for name, endpoint in self.deployments.items()}
+        changed = await asyncio.to_thread(self.source.load, known)
+        for name, models in changed.items():
+            check_deployment_name(name)
+            for model in models.models:
+                if not model.ready:
+                    await asyncio.to_thread(model.warm_up)
+            endpoint = self._endpoint(name, models)
+            previous = self.deployments.get(name)
+            self.deployments[name] = endpoint  # the swap: requests routed before finish
+            self._published(name, endpoint, previous)
+
+    def _published(self, name: str, endpoint: Endpoint, previous: Endpoint | None) -> None:
+        served = {id(t.model) for t in endpoint.targets}
+        for target in endpoint.targets:
+            self.metrics.model_ready(name, target.model)
+        if previous is not None:
+            for target in previous.targets:
+                if id(target.model) not in served:
+                    self.metrics.model_gone(name, target.model)
+                    self._targets.pop((name, id(target.model)), None)
+        if endpoint.revision is not None:
+            self.metrics.revision(name, endpoint.revision)
+        primary = endpoint.primary.model
+        log.info(
+            "deployment '%s'%s %s in process %d: %s via %s (%s)%s",
+            name,
+            "" if endpoint.revision is None else f" revision {endpoint.revision}",
+            "swapped in" if previous is not None else "ready",
+            os.getpid(),
+            primary.version_ref,
+            primary.runtime,
+            primary.path,
+            _strategy_note(endpoint),
+        )
+
+    def _endpoint(self, name: str, models: EndpointModels) -> Endpoint:
+        def target(model: ServedModel | None) -> Target | None:
+            return None if model is None else self._target(name, model)
+
+        primary = self._target(name, models.primary)
+        canary, shadow = target(models.canary), target(models.shadow)
+        ab = tuple(self._target(name, model) for model in models.ab)
+        targets = {id(t): t for t in (primary, canary, shadow, *ab) if t is not None}
+        return Endpoint(
+            name,
+            primary,
+            canary=canary,
+            weight=models.weight,
+            shadow=shadow,
+            ab=ab,
+            key=models.key,
+            revision=models.revision,
+            targets=tuple(targets.values()),
+        )
+
+    def _target(self, name: str, model: ServedModel) -> Target:
+        found = self._targets.get((name, id(model)))
+        if found is not None:
+            return found
         assert self._executor is not None
         size, wait = self._batching
+        inline = model.predict_ms is not None and model.predict_ms < INLINE_BELOW_MS
         batcher = MicroBatcher(
             model.predict_rows,
             self._executor,
@@ -192,10 +374,11 @@ class Service:
             on_batch=lambda requests, rows: self.metrics.batch(name, requests, rows),
             inline=inline,
         )
-        return Target(model, batcher)
+        target = self._targets[name, id(model)] = Target(model, batcher)
+        return target
 
-    def deployment(self, name: str | None) -> Deployment:
-        """The named deployment (None: "default", or the only one); NotFound / NotReady."""
+    def deployment(self, name: str | None) -> Endpoint:
+        """The named endpoint (None: "default", or the only one); NotFound / NotReady."""
         known = self._expected if self._expected is not None else set(self.deployments)
         if name is None:
             if DEFAULT_DEPLOYMENT in known or len(known) != 1:
@@ -220,14 +403,7 @@ class Service:
         """Readiness, per deployment, for the health endpoints."""
         return {
             "ready": self.ready,
-            "deployments": {
-                name: {
-                    "model_version": d.targets[0].model.version_ref,
-                    "runtime": d.targets[0].model.runtime,
-                    "ready": d.ready,
-                }
-                for name, d in self.deployments.items()
-            },
+            "deployments": {name: d.describe() for name, d in self.deployments.items()},
             **({"error": self.failure} if self.failure else {}),
         }
 
@@ -242,14 +418,15 @@ class Service:
         try:
             deployment = self.deployment(name)
             deployment_name = deployment.name
-            target = deployment.route(request_id)
-            version = target.model.version_ref
+            version = deployment.primary.model.version_ref
             check_content_type(request.headers.get("content-type"))
             max_bytes, max_depth = self._limits
             raw = await read_body(
                 request.stream(), request.headers.get("content-length"), max_bytes
             )
-            block, context = parse(parse_json(raw, max_depth=max_depth), target.model)
+            block, context = parse(parse_json(raw, max_depth=max_depth), deployment.primary.model)
+            target = deployment.route(request_id, block, request.headers)
+            version = target.model.version_ref
             prediction = await target.batcher.submit(block)
         except self._disconnected:
             exc = MalformedRequest("the client disconnected before sending the whole body")
@@ -263,22 +440,114 @@ class Service:
         response = json_response(render(answer), headers={"X-Model-Version": version})
         seconds = time.perf_counter() - started
         self.metrics.request(deployment_name, version, endpoint, 200, seconds)
-        if self._sink is not None:
-            self._sink.submit(
-                PredictionRecord(
-                    request_id=request_id,
-                    time=arrived,
-                    deployment=deployment_name,
-                    model_version=version,
-                    runtime_version=target.model.runtime_version_ref,
-                    endpoint=endpoint,
-                    predictions=prediction.predictions,
-                    probabilities=prediction.probabilities,
-                    latency_ms=seconds * 1000.0,
-                    block=block,
-                )
-            )
+        if self._sink is None and deployment.shadow is None:
+            return response
+        record = PredictionRecord(
+            request_id=request_id,
+            time=arrived,
+            deployment=deployment_name,
+            model_version=version,
+            runtime_version=target.model.runtime_version_ref,
+            endpoint=endpoint,
+            predictions=prediction.predictions,
+            probabilities=prediction.probabilities,
+            latency_ms=seconds * 1000.0,
+            block=block,
+        )
+        if deployment.shadow is not None:
+            self._spawn(self._shadow(deployment.shadow, record))
+        elif self._sink is not None:
+            self._sink.submit(record)
         return response
+
+    async def feedback(self, request: Request, name: str) -> Response:
+        """Store ground-truth labels for requests this deployment answered."""
+        from loopline.serving.prediction_log import record_feedback
+
+        try:
+            known = self._expected if self._expected is not None else set(self.deployments)
+            if name not in known:
+                raise NotFound(f"no deployment named '{name}'")
+            check_content_type(request.headers.get("content-type"))
+            max_bytes, max_depth = self._limits
+            raw = await read_body(
+                request.stream(), request.headers.get("content-length"), max_bytes
+            )
+            items = feedback_items(parse_json(raw, max_depth=max_depth))
+            recorded = await asyncio.to_thread(record_feedback, name, items)
+        except self._disconnected:
+            return error_response(MalformedRequest("the client disconnected mid-body"))
+        except LooplineError as exc:
+            self.metrics.error(name if name in self.deployments else "", type(exc).__name__)
+            return error_response(exc)
+        return json_response({"recorded": recorded})
+
+    async def _shadow(self, shadow: Target, record: PredictionRecord) -> None:
+        """Run the shadow on the request's rows and log both answers (never the client's
+        concern: errors are logged and counted)."""
+        version = shadow.model.version_ref
+        try:
+            answer = await shadow.batcher.submit(record.block)
+        except Exception as exc:
+            kind = type(exc).__name__
+            self.metrics.shadow(record.deployment, version, kind)
+            message = exc.message if isinstance(exc, LooplineError) else f"{kind}: {exc}"
+            record = _with_shadow(record, version, error=message)
+        else:
+            self.metrics.shadow(record.deployment, version, "ok")
+            record = _with_shadow(
+                record, version, predictions=answer.predictions, proba=answer.probabilities
+            )
+        if self._sink is not None:
+            self._sink.submit(record)
+
+
+def feedback_items(body: Any) -> list[dict[str, Any]]:
+    """The labels of a feedback body: one {"request_id", "label"} object, a list of them,
+    or {"feedback": [...]}; each item is checked by `record_feedback`."""
+    if isinstance(body, dict) and "feedback" in body:
+        if set(body) != {"feedback"}:
+            raise InvalidInput('a feedback batch is {"feedback": [...]} with nothing else')
+        body = body["feedback"]
+    if isinstance(body, dict):
+        return [body]
+    if isinstance(body, list):
+        return body
+    raise InvalidInput(
+        'feedback is {"request_id": ..., "label": ...}, a list of them, or {"feedback": [...]}',
+        hint="the request id is the X-Request-Id header of the prediction's response",
+    )
+
+
+def _with_shadow(
+    record: PredictionRecord,
+    version: str,
+    *,
+    predictions: Any = None,
+    proba: Any = None,
+    error: str | None = None,
+) -> PredictionRecord:
+    from dataclasses import replace
+
+    return replace(
+        record,
+        shadow_version=version,
+        shadow_predictions=predictions,
+        shadow_probabilities=proba,
+        shadow_error=error,
+    )
+
+
+def _strategy_note(endpoint: Endpoint) -> str:
+    parts = []
+    if endpoint.canary is not None:
+        parts.append(f"canary {endpoint.canary.model.version_ref} at {endpoint.weight:g}%")
+    if endpoint.ab:
+        versions = " | ".join(t.model.version_ref for t in endpoint.ab)
+        parts.append(f"A/B {versions} by {endpoint.key}")
+    if endpoint.shadow is not None:
+        parts.append(f"shadow {endpoint.shadow.model.version_ref}")
+    return "" if not parts else "; " + ", ".join(parts)
 
 
 def _check_limits(max_body_bytes: int, max_batch_size: int, wait_ms: float, depth: int) -> None:
@@ -319,16 +588,6 @@ def error_body(exc: LooplineError) -> dict[str, Any]:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_deployment_name(name: object) -> str:
-    """A deployment name is one URL path segment: letters, digits, '_', '-', '.'."""
-    if not isinstance(name, str) or not DEPLOYMENT_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"invalid deployment name {name!r}",
-            hint="use 1-128 letters, digits, '_', '-' and '.', starting with a letter or digit",
-        )
-    return name
 
 
 def error_response(exc: LooplineError) -> Response:

@@ -2,6 +2,7 @@
 Protocol (KServe V2), MLflow's `/invocations`, health, and Prometheus metrics.
 
     POST /v1/deployments/{name}/predict     {"inputs": [{...}]} or {"columns", "data"}
+    POST /v1/deployments/{name}/feedback    {"request_id", "label"[, "row"]}, or a list of them
     POST /v2/models/{name}/infer            Open Inference Protocol tensors
     GET  /v2/models/{name}  .../ready       model metadata (which runtime serves it), readiness
     GET  /v2  /v2/health/live  /v2/health/ready
@@ -152,6 +153,7 @@ def create_app(
     # dependency solving costs ~70 µs, a quarter of the server's CPU time per request.
     app.router.routes[0:0] = routes
     _document_prediction_routes(app, {route.path: route.endpoint for route in routes})
+    _add_feedback_route(app, service)
     _add_status_routes(app, service)
     return app
 
@@ -227,6 +229,27 @@ def _document_prediction_routes(app: "FastAPI", handlers: dict[str, Callable[...
         return response
 
 
+def _add_feedback_route(app: "FastAPI", service: Service) -> None:
+    """Ground-truth labels for logged requests, stored for performance monitoring."""
+    from fastapi import Request
+    from fastapi.responses import Response
+
+    from loopline.serving import _schemas as schemas
+
+    @app.post(
+        "/v1/deployments/{name}/feedback",
+        summary="Record ground truth for logged predictions",
+        response_model=schemas.FeedbackResponse,
+        responses=schemas.error_responses(),
+        openapi_extra=schemas.request_body(
+            schemas.Feedback | list[schemas.Feedback] | schemas.FeedbackBatch
+        ),
+        tags=["predict"],
+    )
+    async def feedback(name: str, request: Request) -> Response:
+        return await service.feedback(request, name)
+
+
 def _add_status_routes(app: "FastAPI", service: Service) -> None:
     """Model metadata and readiness (V2), health, and Prometheus metrics."""
     from fastapi.responses import Response
@@ -240,7 +263,7 @@ def _add_status_routes(app: "FastAPI", service: Service) -> None:
 
     @app.get("/v2/models/{name}", response_model=schemas.ModelMetadata, responses=errors, tags=v2)
     async def model_metadata(name: str) -> Response:
-        model = service.deployment(name).targets[0].model
+        model = service.deployment(name).primary.model
         return json_response(v2_metadata(name, model))
 
     @app.get("/v2/models/{name}/ready", responses=errors, tags=v2)

@@ -21,12 +21,12 @@ import logging
 import logging.config
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
-from loopline.serving._service import check_deployment_name
+from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -45,6 +45,9 @@ class ServeConfig:
     """What every worker needs to build the same app (JSON in LOOPLINE_SERVE_CONFIG)."""
 
     deployments: dict[str, tuple[str, bool]]  # name -> (pinned version ref, prefer ONNX)
+    stored: list[str] = field(default_factory=list)  # stored deployments, watched for changes
+    poll_seconds: float = 2.0
+    log_predictions: bool = True
     project: str | None = None
     store_uri: str | None = None
     artifact_uri: str | None = None
@@ -59,6 +62,9 @@ class ServeConfig:
         deployments = {name: (ref, bool(onnx)) for name, (ref, onnx) in body["deployments"].items()}
         return cls(
             deployments=deployments,
+            stored=list(body.get("stored", [])),
+            poll_seconds=float(body.get("poll_seconds", 2.0)),
+            log_predictions=bool(body.get("log_predictions", True)),
             project=body.get("project"),
             store_uri=body.get("store_uri"),
             artifact_uri=body.get("artifact_uri"),
@@ -94,6 +100,7 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     prefer_onnx: bool = True,
+    log_predictions: bool = True,
     max_body_bytes: int = 1_048_576,
     max_batch_size: int = 64,
     max_batch_wait_ms: float = 2.0,
@@ -104,38 +111,113 @@ def serve(
 
     `refs`: {deployment name: model reference}, or one reference (deployed under its
     model's name). Each of `workers` processes loads every model; `prefer_onnx=False`
-    serves native flavors even where an ONNX export exists.
+    serves native flavors even where an ONNX export exists. `log_predictions` writes
+    every answered request to the prediction log.
 
     Example:
         serve({"churn": "churn@champion"}, port=8080, workers=2)
     """
-    import uvicorn
-
-    from loopline.project import stores
-
-    if workers < 1:
-        raise InvalidInput(f"workers must be at least 1, got {workers}")
+    _check_workers(workers)
     plans = plan_deployments(refs, prefer_onnx=prefer_onnx)
-    settings = stores().settings
-    config = ServeConfig(
+    config = _config(
         deployments={
             name: (plan.runtime_version.ref, plan.runtime == "onnxruntime")
             for name, plan in plans.items()
         },
-        project=str(settings.root),
-        store_uri=settings.store_uri,
-        artifact_uri=settings.artifact_uri,
+        log_predictions=log_predictions,
         app={
             "max_body_bytes": max_body_bytes,
             "max_batch_size": max_batch_size,
             "max_batch_wait_ms": max_batch_wait_ms,
         },
     )
+    lines = [f"deployment '{name}' serves {plan.describe()}" for name, plan in plans.items()]
+    _run(config, lines, host, port, workers, log_level, access_log)
+
+
+def serve_deployments(
+    names: Sequence[str] | str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    poll_seconds: float = 2.0,
+    log_predictions: bool = True,
+    max_body_bytes: int = 1_048_576,
+    max_batch_size: int = 64,
+    max_batch_wait_ms: float = 2.0,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Serve stored deployments until interrupted, following their changes.
+
+    Every `poll_seconds` each worker checks the deployments' revisions; a changed one is
+    loaded and warmed up beside the running one, then swapped in without dropping a
+    request. Raises NotFound for an unknown deployment.
+
+    Example:
+        serve_deployments("churn", port=8080, workers=2)
+    """
+    from loopline.serving.deployments import get_deployment
+
+    _check_workers(workers)
+    if not 0.1 <= poll_seconds <= 3600:
+        raise InvalidInput(f"poll_seconds must be between 0.1 and 3600, got {poll_seconds}")
+    names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
+    if not names:
+        raise InvalidInput("nothing to serve: name at least one deployment")
+    found = [get_deployment(check_deployment_name(name)) for name in names]
+    config = _config(
+        deployments={},
+        stored=names,
+        poll_seconds=poll_seconds,
+        log_predictions=log_predictions,
+        app={
+            "max_body_bytes": max_body_bytes,
+            "max_batch_size": max_batch_size,
+            "max_batch_wait_ms": max_batch_wait_ms,
+        },
+    )
+    lines = [
+        f"deployment '{d.name}' (revision {d.revision}) serves {d.spec.describe()}" for d in found
+    ]
+    _run(config, lines, host, port, workers, log_level, access_log)
+
+
+def _check_workers(workers: int) -> None:
+    if workers < 1:
+        raise InvalidInput(f"workers must be at least 1, got {workers}")
+
+
+def _config(**values: Any) -> ServeConfig:
+    """A ServeConfig for the current project's stores."""
+    from loopline.project import stores
+
+    settings = stores().settings
+    return ServeConfig(
+        project=str(settings.root),
+        store_uri=settings.store_uri,
+        artifact_uri=settings.artifact_uri,
+        **values,
+    )
+
+
+def _run(
+    config: ServeConfig,
+    lines: list[str],
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    access_log: bool,
+) -> None:
+    import uvicorn
+
     os.environ[CONFIG_ENV] = config.to_json()
     logging_config = log_config(log_level)
     logging.config.dictConfig(logging_config)
-    for name, plan in plans.items():
-        log.info("deployment '%s' serves %s", name, plan.describe())
+    for line in lines:
+        log.info("%s", line)
     log.info(
         "prediction service on http://%s:%d (%d worker%s)", host, port, workers, "s" * (workers > 1)
     )
@@ -164,6 +246,16 @@ def app_from_env() -> FastAPI:
         raise InvalidInput(f"{CONFIG_ENV} is not set; start the service with loopline serve")
     config = ServeConfig.from_json(text)
     configure(project=config.project, store_uri=config.store_uri, artifact_uri=config.artifact_uri)
+    sink = None
+    if config.log_predictions:
+        from loopline.serving.prediction_log import PredictionLog
+
+        sink = PredictionLog()
+    if config.stored:
+        from loopline.serving._stored import StoredDeployments
+
+        source = StoredDeployments(config.stored, poll_seconds=config.poll_seconds)
+        return create_app(source, sink=sink, **config.app)
 
     def load() -> dict[str, ServedModel]:
         return {
@@ -171,7 +263,7 @@ def app_from_env() -> FastAPI:
             for name, (ref, onnx) in config.deployments.items()
         }
 
-    return create_app(load, **config.app)
+    return create_app(load, sink=sink, **config.app)
 
 
 def log_config(level: str = "info") -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""Stored deployments as a source of endpoints for the prediction service.
+
+The service polls `load(known)` every few seconds; one cheap query reads the current
+revision of each deployment, and only a deployment whose revision changed is read and
+loaded. Loaded models are kept by (version, runtime preference), so a change that adds
+a canary loads only the canary; versions no deployment uses any more are let go.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from loopline.errors import NotFound
+from loopline.serving._service import EndpointModels
+from loopline.serving.deployments import DeploymentSpec
+from loopline.store.deployments import check_deployment_name
+
+if TYPE_CHECKING:
+    from loopline.serving.runtime import ServedModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 2.0
+
+
+class StoredDeployments:
+    """The named deployments of the current project, reloaded when they change."""
+
+    def __init__(self, names: Sequence[str], *, poll_seconds: float = DEFAULT_POLL_SECONDS):
+        if not names:
+            raise NotFound("nothing to serve: name at least one deployment")
+        self._names = [check_deployment_name(name) for name in dict.fromkeys(names)]
+        self.poll_seconds: float | None = poll_seconds
+        self._models: dict[tuple[str, bool], ServedModel] = {}
+        self._in_use: dict[str, set[tuple[str, bool]]] = {}
+
+    def names(self) -> set[str]:
+        return set(self._names)
+
+    def load(self, known: Mapping[str, int | None]) -> dict[str, EndpointModels]:
+        """The deployments whose revision differs from `known`, with their models loaded.
+
+        At startup (nothing known) every deployment must exist; later, a deployment that
+        disappeared keeps being served as it was.
+        """
+        from loopline.project import stores
+
+        opened = stores()
+        revisions = opened.metadata.deployments.revisions(self._names)
+        if not known:
+            missing = [name for name in self._names if name not in revisions]
+            if missing:
+                raise NotFound(
+                    f"no deployment named {', '.join(repr(n) for n in missing)}",
+                    hint="create it with `loopline deploy create NAME --model REF`",
+                )
+        changed: dict[str, EndpointModels] = {}
+        for name in self._names:
+            revision = revisions.get(name)
+            if revision is None or known.get(name) == revision:
+                continue
+            record = opened.metadata.deployments.get(name)
+            spec = DeploymentSpec.from_dict(record.config)
+            changed[name] = self._endpoint(name, spec, record.revision)
+        self._forget_unused()
+        return changed
+
+    def _endpoint(self, name: str, spec: DeploymentSpec, revision: int) -> EndpointModels:
+        keys = {ref: (ref, spec.prefer_onnx) for ref in spec.versions}
+        models = {ref: self._model(key) for ref, key in keys.items()}
+        self._in_use[name] = set(keys.values())
+        return EndpointModels(
+            primary=models[spec.model.model],
+            canary=None if spec.canary is None else models[spec.canary.model],
+            weight=spec.weight,
+            shadow=None if spec.shadow is None else models[spec.shadow.model],
+            ab=tuple(models[variant.model] for variant in spec.ab),
+            key=spec.key,
+            revision=revision,
+        )
+
+    def _model(self, key: tuple[str, bool]) -> ServedModel:
+        from loopline.serving.runtime import load_served
+
+        found = self._models.get(key)
+        if found is None:
+            ref, prefer_onnx = key
+            found = self._models[key] = load_served(ref, prefer_onnx=prefer_onnx, warm_up=False)
+            log.info("loaded %s via %s", found.version_ref, found.runtime)
+        return found
+
+    def _forget_unused(self) -> None:
+        used = set().union(*self._in_use.values()) if self._in_use else set()
+        for key in [key for key in self._models if key not in used]:
+            del self._models[key]

@@ -20,6 +20,18 @@ def predict(
         False, "--native", help="Run the model's own flavor, not its ONNX export."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where chunks are predicted: local (this process) or ray (a Ray cluster; the "
+        "ray extra).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="The Ray cluster for --executor ray (default: $RAY_ADDRESS, else a local Ray "
+        "started for this batch).",
+    ),
 ) -> None:
     """Predict on every row of a file or dataset version; write the predictions as Parquet.
 
@@ -39,6 +51,8 @@ def predict(
             overwrite=overwrite,
             progress=bar.advance,
             on_total=bar.on_total,
+            executor=executor,
+            ray_address=ray_address,
         )
     console.print(
         f"predicted [bold]{result.rows:,}[/] rows with [bold]{result.model_version}[/] "

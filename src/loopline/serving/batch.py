@@ -7,15 +7,19 @@ predictions to a Parquet file, so memory stays constant whatever the input's siz
 output is written under a temporary name in the same folder and renamed into place only
 once complete. The batch is a tracked run whose inputs are the model version and, for a
 `NAME@VERSION` input, the dataset version.
+
+`executor="ray"` keeps the reading and writing here and sends the chunks to a pool of Ray
+actors to predict (see `_ray_batch`); the output is the same file, row for row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 EXPERIMENT = "batch-predict"
 CSV_BLOCK_BYTES = 4 << 20  # bytes pyarrow's CSV reader parses at a time
 SUFFIXES = (".parquet", ".csv")
+EXECUTORS = ("local", "ray")
 _ARROW_TYPES = {
     "double": "float64",
     "float": "float64",
@@ -79,6 +84,8 @@ def predict_batch(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> BatchResult:
     """Predict with `model` ("churn", "churn/3", "churn@champion") on every row of `input`.
 
@@ -88,17 +95,22 @@ def predict_batch(
     `model_version`. `progress(n)` is called with the rows of each chunk done;
     `on_total(n)` with the number of rows when it is known up front (Parquet, datasets).
 
+    `executor="ray"` (the `ray` extra) predicts the chunks on a Ray cluster: the one at
+    `ray_address`, else at $RAY_ADDRESS, else a local Ray started for this batch and
+    stopped after it (a Ray already initialized in this process is used as it is).
+
     Runs inside the active run, or in a new run of the "batch-predict" experiment.
 
-    Raises InvalidInput for a bad chunk size, an unsupported file type or a chunk that
-    breaks the signature (InvalidField, naming the row in the whole input), NotFound for
-    an unknown model, dataset or input file, Conflict when `output` exists and
-    `overwrite` is False.
+    Raises InvalidInput for a bad chunk size or executor, an unsupported file type or a
+    chunk that breaks the signature (InvalidField, naming the row in the whole input),
+    NotFound for an unknown model, dataset or input file, Conflict when `output` exists
+    and `overwrite` is False, MissingExtra for `executor="ray"` without Ray installed.
     """
     from loopline.serving.runtime import load_served
 
     if type(chunk_size) is not int or chunk_size <= 0:
         raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+    _check_executor(executor, ray_address)
     target = Path(output)
     if target.exists() and not overwrite:
         raise Conflict(
@@ -109,13 +121,53 @@ def predict_batch(
     total = _row_total(source)
     if on_total is not None and total is not None:
         on_total(total)
-    with _tracked_run(served, str(input), chunk_size) as run_id:
+    with _tracked_run(served, str(input), chunk_size, executor) as run_id:
         _record_lineage(served, source)
-        started = time.perf_counter()
-        rows = _write(served, source, target, chunk_size, progress)
-        seconds = time.perf_counter() - started
+        chunks = _chunks(source, served.schema, chunk_size)
+        with _predictions(executor, served, chunks, total, chunk_size, ray_address) as tables:
+            started = time.perf_counter()  # Ray start-up and model loading excluded
+            rows = _write(tables, source, target, progress)
+            seconds = time.perf_counter() - started
         _log_metrics(rows, seconds)
     return BatchResult(rows, target, served.version_ref, run_id, seconds)
+
+
+def _check_executor(executor: str, ray_address: str | None) -> None:
+    if executor not in EXECUTORS:
+        raise InvalidInput(f"unknown executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise InvalidInput(
+            "a Ray address is only used with the ray executor", hint="add --executor ray"
+        )
+    if executor == "ray":
+        from loopline.serving._ray_batch import require_ray
+
+        require_ray()
+
+
+@contextlib.contextmanager
+def _predictions(
+    executor: str,
+    served: ServedModel,
+    chunks: Iterable[tuple[int, pa.RecordBatch]],
+    total: int | None,
+    chunk_size: int,
+    ray_address: str | None,
+) -> Iterator[Iterator[pa.Table]]:
+    """The output table of every chunk, in input order, predicted here or on Ray."""
+    if executor == "local":
+        yield (predict_chunk(served, batch, offset) for offset, batch in chunks)
+        return
+    from loopline.serving._ray_batch import ray_pool
+
+    chunks = iter(chunks)
+    first = next(chunks, None)  # an unreadable input fails here, before Ray starts
+    if first is None:
+        yield iter(())
+        return
+    most = None if total is None else max(1, -(-total // chunk_size))  # one actor a chunk
+    with ray_pool(served, address=ray_address, max_actors=most) as pool:
+        yield pool.predict(itertools.chain([first], chunks))
 
 
 # --- the input -------------------------------------------------------------------------
@@ -156,6 +208,18 @@ def _row_total(source: _Source) -> int | None:
         except Exception:  # unreadable files fail later with a clear message
             return None
     return None
+
+
+def _chunks(
+    source: _Source, schema: InputSchema, chunk_size: int
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Every non-empty chunk of the input, with the input row number of its first row."""
+    offset = 0
+    for path in source.files:
+        for batch in _batches(path, schema, chunk_size):
+            if batch.num_rows:
+                yield offset, batch
+                offset += batch.num_rows
 
 
 def _batches(path: Path, schema: InputSchema, chunk_size: int) -> Iterator[pa.RecordBatch]:
@@ -244,13 +308,12 @@ def _plain(spec: ColumnSpec, array: pa.Array) -> bool:
 
 
 def _write(
-    served: ServedModel,
+    tables: Iterable[pa.Table],
     source: _Source,
     target: Path,
-    chunk_size: int,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Stream every chunk through the model into a temporary file, then rename it."""
+    """Stream the chunks' output tables into a temporary file, then rename it."""
     import pyarrow.parquet as pq
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -258,17 +321,13 @@ def _write(
     writer: pq.ParquetWriter | None = None
     rows = 0
     try:
-        for path in source.files:
-            for batch in _batches(path, served.schema, chunk_size):
-                if batch.num_rows == 0:
-                    continue
-                table = _predict_chunk(served, batch, rows)
-                if writer is None:
-                    writer = pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                rows += batch.num_rows
-                if progress is not None:
-                    progress(batch.num_rows)
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            rows += table.num_rows
+            if progress is not None:
+                progress(table.num_rows)
         if writer is None:
             raise InvalidInput(f"the input {source.files[0].name} holds no rows")
         writer.close()
@@ -281,7 +340,9 @@ def _write(
     return rows
 
 
-def _predict_chunk(served: ServedModel, batch: pa.RecordBatch, offset: int) -> pa.Table:
+def predict_chunk(served: ServedModel, batch: pa.RecordBatch, offset: int) -> pa.Table:
+    """The output table of one chunk whose first row is row `offset` of the input (run by
+    both executors: here, or in a Ray actor)."""
     block = _block(batch, served.schema, offset)
     try:
         prediction = served.predict_rows(block)
@@ -314,7 +375,9 @@ def _output_table(served: ServedModel, prediction: Prediction, offset: int, n: i
 
 
 @contextlib.contextmanager
-def _tracked_run(served: ServedModel, input: str, chunk_size: int) -> Iterator[str | None]:
+def _tracked_run(
+    served: ServedModel, input: str, chunk_size: int, executor: str
+) -> Iterator[str | None]:
     """The active run's id, or a new "batch-predict" run's, ended FAILED on an error."""
     from loopline import tracking
 
@@ -322,7 +385,12 @@ def _tracked_run(served: ServedModel, input: str, chunk_size: int) -> Iterator[s
     if active is not None:
         yield active.id
         return
-    params = {"model": served.version_ref, "input": input, "chunk_size": chunk_size}
+    params = {
+        "model": served.version_ref,
+        "input": input,
+        "chunk_size": chunk_size,
+        "executor": executor,
+    }
     with tracking.start_run(EXPERIMENT, name=served.name, params=params) as run:
         yield run.id
 

@@ -48,6 +48,14 @@ def test_loopline_serve_starts_answers_and_stops(serving_project: ServingProject
         assert metadata.json()["platform"] == "onnxruntime_onnx"
         mlflow = _when_ready("POST", f"{url}/invocations", {"inputs": serving_project.rows(1)})
         assert mlflow.status_code == 200 and len(mlflow.json()["predictions"]) == 1
+        for _ in range(20):  # a new connection each: both workers answer some
+            httpx.post(f"{url}/v1/deployments/scoring/predict", json=body).raise_for_status()
+        scrapes = [httpx.get(f"{url}/metrics").text for _ in range(6)]
+        # every scrape, whichever worker answers it, counts the requests of both
+        counted = 'loopline_serving_requests_total{code="200",deployment="scoring",endpoint="v1"'
+        for text in scrapes:
+            line = next(x for x in text.splitlines() if x.startswith(counted))
+            assert float(line.rsplit(" ", 1)[1]) == 21.0, line
     finally:
         process.terminate()
         try:

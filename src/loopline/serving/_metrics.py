@@ -11,13 +11,19 @@
     loopline_serving_sink_dropped_total              records the sink could not keep up with
 
 Labels hold only names the server knows (a request for an unknown deployment counts
-under deployment=""), so a client cannot grow the label sets. Each worker process has
-its own registry: with several workers, a scrape sees one worker's counts.
+under deployment=""), so a client cannot grow the label sets.
+
+With several worker processes, `serve` sets PROMETHEUS_MULTIPROC_DIR before the workers
+start: every worker then writes its values to memory-mapped files there, and a scrape of
+any worker reads all of them (prometheus_client's multiprocess mode), so counters and
+histograms are the sums over the workers, `model_ready` the highest value among live
+workers and `deployment_revision` the lowest (the revision every worker has reached).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServingMetrics:
@@ -35,6 +42,7 @@ class ServingMetrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
         prefix = "loopline_serving_"
         self._requests = Counter(
             prefix + "requests",
@@ -74,6 +82,7 @@ class ServingMetrics:
             "1 when the model is loaded and warmed up, with the runtime that serves it.",
             ["deployment", "model_version", "runtime", "runtime_version"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self._shadow = Counter(
             prefix + "shadow_requests",
@@ -86,6 +95,7 @@ class ServingMetrics:
             "The stored deployment revision each deployment serves.",
             ["deployment"],
             registry=self.registry,
+            multiprocess_mode="livemin",
         )
         self.sink_dropped = Counter(
             prefix + "sink_dropped",
@@ -127,6 +137,9 @@ class ServingMetrics:
     def model_gone(self, deployment: str, model: ServedModel) -> None:
         """A version no longer served by the deployment (after a swap)."""
         labels = (deployment, model.version_ref, model.runtime, model.runtime_version_ref)
+        if self.multiprocess:  # its file keeps the last value: make that 0
+            self._ready.labels(*labels).set(0)
+            return
         with contextlib.suppress(KeyError):
             self._ready.remove(*labels)
 
@@ -139,6 +152,12 @@ class ServingMetrics:
 
     def render(self) -> bytes:
         """The exposition text of every metric."""
-        from prometheus_client import generate_latest
+        from prometheus_client import CollectorRegistry, generate_latest
 
-        return bytes(generate_latest(self.registry))
+        if not self.multiprocess:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(every_worker))

@@ -211,9 +211,18 @@ def _run(
     log_level: str,
     access_log: bool,
 ) -> None:
+    import shutil
+    import tempfile
+
     import uvicorn
 
+    from loopline.serving._metrics import MULTIPROCESS_ENV
+
     os.environ[CONFIG_ENV] = config.to_json()
+    metrics_dir = None
+    if workers > 1:  # every worker's metrics in one scrape (see _metrics)
+        metrics_dir = tempfile.mkdtemp(prefix="loopline-metrics-")
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
     logging_config = log_config(log_level)
     logging.config.dictConfig(logging_config)
     for line in lines:
@@ -221,18 +230,23 @@ def _run(
     log.info(
         "prediction service on http://%s:%d (%d worker%s)", host, port, workers, "s" * (workers > 1)
     )
-    uvicorn.run(
-        FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=PROTOCOL,
-        log_config=logging_config,
-        log_level=log_level,
-        access_log=access_log,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=PROTOCOL,
+            log_config=logging_config,
+            log_level=log_level,
+            access_log=access_log,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def app_from_env() -> FastAPI:

@@ -10,6 +10,9 @@ measure, one phase after another:
 - 8 concurrent clients, one-row requests: requests/s and p99;
 - 8 concurrent clients, 100-row requests: rows/s.
 
+Every server writes the prediction log (the default), except one logistic-regression
+server without it: the ratio of their requests/s at 8 clients is what logging costs.
+
 Two load generators: httpx's AsyncClient, and a lean one on asyncio streams (keep-alive
 HTTP/1.1, a fixed request, the response read by its Content-Length). On this machine
 httpx spends ~1.2-1.7 ms of CPU per request itself, so it measures httpx about as much
@@ -50,12 +53,17 @@ from _harness import Row, print_table
 SERVER = """
 import json, sys
 from loopline.serving import serve
-refs, onnx = json.loads(sys.argv[1]), sys.argv[3] == "onnx"
-serve(refs, port=int(sys.argv[2]), workers=2, prefer_onnx=onnx, log_level="warning")
+refs, onnx, log = json.loads(sys.argv[1]), sys.argv[3] != "native", sys.argv[3] != "no-log"
+serve(
+    refs, port=int(sys.argv[2]), workers=2, prefer_onnx=onnx, log_predictions=log,
+    log_level="warning",
+)
 """
-# one server (2 workers) per runtime, one after the other
+# one server (2 workers) per runtime, one after the other; every one writes the
+# prediction log except "no-log", the reference for what logging costs
 SERVERS = {
     "onnx": {"logreg": "bench-logreg/1", "forest": "bench-forest/1"},
+    "no-log": {"logreg-nolog": "bench-logreg/1"},
     "native": {"logreg-native": "bench-logreg/1", "forest-native": "bench-forest/1"},
 }
 
@@ -289,6 +297,7 @@ def main() -> list[Row]:
 
     clients = ["lean", "httpx"] if options.client == "both" else [options.client]
     rows: list[Row] = []
+    throughput: dict[tuple[str, str], float] = {}  # requests/s at 8 clients
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "bench"
         root.mkdir()
@@ -315,14 +324,25 @@ def main() -> list[Row]:
                     model = deployment.split("-")[0]
                     native = runtime == "native"
                     inside = reference[model]["LoadedModel.predict, 1-row DataFrame"]
-                    for client in ["lean"] if native else clients:
+                    for client in ["lean"] if runtime != "onnx" else clients:
                         seconds = options.seconds / 2 if native else options.seconds
                         phases = measure(base, deployment, (one, hundred), client, seconds)
-                        goals = model == "logreg" and not native
+                        goals = model == "logreg" and runtime == "onnx"
                         rows += figures(f"{deployment} ({client} client)", phases, inside, goals)
+                        throughput[deployment, client] = phases[1].per_second
             finally:
                 server.terminate()
                 server.wait(30)
+    rows.append(
+        Row(
+            "logreg: requests/s with the prediction log (vs without)",
+            throughput["logreg", "lean"],
+            throughput["logreg-nolog", "lean"],
+            ">= 0.9x",
+            unit="/s",
+            higher_is_better=True,
+        )
+    )
     print_table(
         f"Serving over HTTP (2 workers, uvicorn with {http_parser()}) against in-process "
         "LoadedModel.predict of one row",

@@ -10,6 +10,10 @@ compare the two best.
 Stage 3 (registry): evaluate the best model with slices and a sensitive attribute,
 promote it through the project's gates to `champion`, watch the gates refuse a
 deliberately worse model, write the champion's model card, and export it to ONNX.
+Stage 4 (serving): deploy the champion, serve it on a local port (`loopline deploy
+serve`, ONNX runtime), send it held-out rows, run a canary of the second-best model at
+20 %, read the per-version counts from /metrics, send ground-truth feedback, roll the
+canary back while the server keeps answering, and read the prediction log.
 
 Run with `make demo`, or `python examples/demo.py [PROJECT_DIR]` (default `.demo/`,
 recreated on each run).
@@ -19,11 +23,18 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -220,6 +231,107 @@ def registry_stage(project: Path, ref: str, best_version: str) -> None:
     loopline_cli(["audit", "ls", "--model", MODEL, "--limit", "8"])
 
 
+def serving_stage(project: Path, ref: str, second_best: str) -> None:
+    print("\n== 9. Deploying the champion and serving it (loopline deploy ...)")
+    loopline_cli(["deploy", "create", "cancer", "--model", f"{MODEL}@champion", "-m", "launch"])
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "loopline"), "deploy", "serve", "cancer"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--poll", "0.5"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client = httpx.Client(base_url=url, timeout=10)
+        _wait(client, lambda ready: ready.status_code == 200)
+        rows = _held_out_rows(ref)
+        labels = {}
+        for features, label in rows[:50]:
+            answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
+            labels[answer.json()["request_id"]] = label
+        runtime = client.get("/v2/models/cancer").json()["platform"]
+        print(f"  50 held-out rows answered by {answer.json()['model_version']} ({runtime})")
+
+        print(f"\n== 10. A canary: {second_best} gets 20 % of the traffic")
+        loopline_cli(["deploy", "update", "cancer", "--canary", second_best, "--weight", "20"])
+        _wait(client, lambda ready: _revision(ready) == 2)
+        for features, label in rows[50:]:
+            answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
+            labels[answer.json()["request_id"]] = label
+        print("  requests answered per model version so far (50 before the canary), from /metrics:")
+        for version, count in _counts(client.get("/metrics").text).items():
+            print(f"    {version:<22} {count:>5}")
+        feedback = [{"request_id": rid, "label": label} for rid, label in labels.items()]
+        recorded = client.post("/v1/deployments/cancer/feedback", json={"feedback": feedback})
+        print(f"  ground truth sent for {recorded.json()['recorded']} requests")
+
+        print("\n== 11. Rolling the canary back (the server swaps without a restart)")
+        loopline_cli(["deploy", "rollback", "cancer", "-m", "canary not needed"])
+        _wait(client, lambda ready: _revision(ready) == 3)
+        answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [rows[0][0]]})
+        print(f"  now answered by {answer.headers['x-model-version']} only")
+        client.close()
+    finally:
+        server.send_signal(signal.SIGINT)  # a clean stop writes out the prediction log
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    loopline_cli(["deploy", "history", "cancer"])
+    print("\n== 12. The prediction log (what monitoring reads)")
+    loopline_cli(["deploy", "logs", "cancer", "--since", "1h", "--limit", "5"])
+    loopline_cli(["deploy", "logs", "cancer", "--since", "1h", "-o", "predictions.parquet"])
+    loopline_cli(["deploy", "export", "cancer", "--target", "kubernetes", "-o", "k8s"])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait(
+    client: httpx.Client, done: Callable[[httpx.Response], bool], timeout: float = 60.0
+) -> None:
+    """Poll /health/ready until `done(response)` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if done(client.get("/health/ready")):
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the prediction server did not become ready")
+
+
+def _revision(ready: httpx.Response) -> int | None:
+    revision = ready.json().get("deployments", {}).get("cancer", {}).get("revision")
+    return None if revision is None else int(revision)
+
+
+def _held_out_rows(ref: str) -> list[tuple[dict[str, float], int]]:
+    frame = ll.data.load(ref)
+    _, test = train_test_split(frame, test_size=0.25, random_state=42, stratify=frame["target"])
+    features = test.drop(columns=NOT_FEATURES)
+    return list(
+        zip(features.to_dict(orient="records"), test["target"].astype(int).tolist(), strict=True)
+    )
+
+
+def _counts(metrics: str) -> dict[str, int]:
+    """Successful requests per answering version, from the Prometheus text."""
+    counts: dict[str, int] = {}
+    pattern = r'loopline_serving_requests_total\{code="200",deployment="cancer",endpoint="v1",'
+    pattern += r'model_version="([^"]+)"\} ([0-9.e+]+)'
+    for version, value in re.findall(pattern, metrics):
+        counts[version] = counts.get(version, 0) + int(float(value))
+    return counts
+
+
 def main() -> int:
     if not sys.stdout.isatty():  # logs and pipes: tables as wide as a typical terminal
         os.environ.setdefault("COLUMNS", "140")
@@ -251,6 +363,7 @@ def main() -> int:
         f"\nBest run: {best[0].name} ({best[0].id[:8]}), ROC AUC {best[0].metrics['roc_auc']:.4f}"
     )
     registry_stage(project, ref, best[0].tags["model_version"])
+    serving_stage(project, ref, best[1].tags["model_version"])
     print(f"\nData-quality report of the corrupted extract: {project / 'dq.html'}")
     print(f"Evaluation report of the champion: {project / 'evaluation.html'}")
     print(f"Model card of the champion: {project / 'model_card.html'}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
+import yaml
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
@@ -241,3 +243,27 @@ def test_deployments_reach_the_facade(models: Stores) -> None:
     created = ll.deployments.create_deployment("facade", "churn/1")
     assert ll.serving.get_deployment("facade") == created
     assert [d.name for d in ll.deployments.list_deployments()] == ["facade"]
+
+
+def test_deploy_export_and_logs_commands(
+    models: Stores, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dep.create_deployment("scoring", "churn/1")
+    dep.update_deployment("scoring", canary="churn/2", weight=15)
+    out = tmp_path / "k"
+    assert cli(["deploy", "export", "scoring", "--target", "kserve", "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    service = yaml.safe_load((out / "inferenceservice.yaml").read_text())
+    assert service["spec"]["predictor"]["canaryTrafficPercent"] == 15
+    assert cli(["deploy", "export", "scoring", "--target", "helm", "-o", str(out)]) == 2
+    assert "unknown export target" in capsys.readouterr().err
+
+    assert cli(["deploy", "logs", "scoring", "--since", "1h"]) == 0
+    assert "no logged predictions" in capsys.readouterr().out
+    assert cli(["deploy", "logs", "scoring", "--since", "yesterday"]) == 2
+    assert "not a duration" in capsys.readouterr().err
+    target = tmp_path / "empty.parquet"
+    assert cli(["deploy", "logs", "scoring", "--since", "2d", "-o", str(target)]) == 0
+    assert target.exists() and "wrote 0 logged predictions" in capsys.readouterr().out
+    assert cli(["deploy", "logs", "scoring", "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -375,3 +375,15 @@ def test_parse_since_reads_durations_and_timestamps(text: str, expected: datetim
 def test_parse_since_refuses_anything_else(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_since(text, now=NOW)
+
+
+def test_probabilities_of_different_widths_share_one_file() -> None:
+    """A canary with three classes beside a main model with two: both rows are logged."""
+    from dataclasses import replace
+
+    from loopline.serving._log_parquet import records_table
+
+    two = replace(_record("a", T0), probabilities=np.array([[0.3, 0.7]]))
+    three = replace(_record("b", T0), probabilities=np.array([[0.1, 0.2, 0.7]]))
+    table = records_table([two, three])
+    assert table.column("probabilities").to_pylist() == [[0.3, 0.7], [0.1, 0.2, 0.7]]

@@ -56,6 +56,9 @@ DEFAULT_DEPLOYMENT = "default"
 MAX_MESSAGE, MAX_FIELD = 1000, 200
 # Models whose one-row predict takes less run on the event loop (see _batching).
 INLINE_BELOW_MS = 0.2
+# Shadow predictions in flight at most; beyond, a request skips its shadow (counted as
+# outcome="skipped") so that a slow shadow cannot pile up work behind the main model.
+MAX_SHADOW_IN_FLIGHT = 64
 # An A/B key that is not one of the model's inputs comes in this request header.
 ROUTING_KEY_HEADER = "x-routing-key"
 _BUCKETS = 10_000  # canary weights are resolved to 0.01 %
@@ -232,6 +235,7 @@ class Service:
         self._batching = (max_batch_size, max_batch_wait_ms)
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shadows = 0  # shadow predictions in flight
         # by (endpoint, id(ServedModel)): a version's batcher survives swaps
         self._targets: dict[tuple[str, int], Target] = {}
         self._sink = (
@@ -454,9 +458,14 @@ class Service:
             latency_ms=seconds * 1000.0,
             block=block,
         )
-        if deployment.shadow is not None:
-            self._spawn(self._shadow(deployment.shadow, record))
-        elif self._sink is not None:
+        shadow = deployment.shadow
+        if shadow is not None and self._shadows < MAX_SHADOW_IN_FLIGHT:
+            self._shadows += 1
+            self._spawn(self._shadow(shadow, record))
+            return response
+        if shadow is not None:
+            self.metrics.shadow(deployment_name, shadow.model.version_ref, "skipped")
+        if self._sink is not None:
             self._sink.submit(record)
         return response
 
@@ -488,7 +497,7 @@ class Service:
         version = shadow.model.version_ref
         try:
             answer = await shadow.batcher.submit(record.block)
-        except Exception as exc:
+        except Exception as exc:  # the shadow never fails the service
             kind = type(exc).__name__
             self.metrics.shadow(record.deployment, version, kind)
             message = exc.message if isinstance(exc, LooplineError) else f"{kind}: {exc}"
@@ -498,6 +507,8 @@ class Service:
             record = _with_shadow(
                 record, version, predictions=answer.predictions, proba=answer.probabilities
             )
+        finally:
+            self._shadows -= 1
         if self._sink is not None:
             self._sink.submit(record)
 

@@ -1,16 +1,17 @@
 """The sink hook: every answered prediction handed to a callback, off the response path.
 
-The app puts one `PredictionRecord` per successful request on a bounded queue; a thread
-calls `sink(record)` for each. The prediction log (and shadow comparisons) will be
-sinks. A sink that raises is logged and keeps receiving records; one that falls behind
-loses records (counted in `loopline_serving_sink_dropped_total`) rather than slowing
-down or exhausting the server.
+The app puts one `PredictionRecord` per successful request (with the shadow's answer,
+if the deployment has a shadow) on a bounded queue; a thread hands them to the sink in
+batches. The prediction log is such a sink. A sink that raises is logged and keeps
+receiving records; one that falls behind loses records (counted in
+`loopline_serving_sink_dropped_total`) rather than slowing down or exhausting the
+server.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 10_000
-_STOP = object()
+DRAIN_INTERVAL_S = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass takes ~3x longer to build
 class PredictionRecord:
     """One answered request: who asked, which version answered, what it said, how fast.
 
@@ -74,17 +75,38 @@ Sink = Callable[[PredictionRecord], object]
 
 
 class SinkWorker:
-    """Feeds records to `sink` from a daemon thread; `submit` never blocks."""
+    """Feeds records to `sink` from a daemon thread; `submit` never blocks.
 
-    def __init__(self, sink: Sink, *, on_drop: Callable[[], None], max_queued: int = MAX_QUEUED):
+    `submit` only appends to a deque (no lock, no wake-up); the thread drains it every
+    `interval` seconds and hands the batch to `sink.write_many(records)` when the sink
+    has it (else calls `sink(record)` for each). Waking a thread per request cost ~100 µs
+    of CPU per request on this 2-core machine (a context switch and a fight for the GIL
+    with the event loop), more than a third of a small model's whole request; a thread
+    that runs Python code record by record still holds the GIL in many short turns
+    that the event loop waits for. One call per batch keeps both to a minimum.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        on_drop: Callable[[], None],
+        max_queued: int = MAX_QUEUED,
+        interval: float = DRAIN_INTERVAL_S,
+    ):
         self._sink = sink
         self._on_drop = on_drop
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queued)
+        self._max_queued = max_queued
+        self._interval = interval
+        self._queue: collections.deque[PredictionRecord] = collections.deque()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()  # set when the queue is half full: drain early
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the feeding thread (idempotent)."""
         if self._thread is None:
+            self._stopping.clear()
             self._thread = threading.Thread(
                 target=self._feed, name="loopline-prediction-sink", daemon=True
             )
@@ -92,34 +114,54 @@ class SinkWorker:
 
     def submit(self, record: PredictionRecord) -> None:
         """Queue a record; drop it (and count the drop) if the sink is too far behind."""
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        queued = len(self._queue)
+        if queued >= self._max_queued:
             self._on_drop()
+            return
+        self._queue.append(record)
+        if queued == self._max_queued // 2:
+            self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Hand over what is queued, then end the thread (waits at most `timeout`)."""
+        """Hand over what is queued, then end the thread (waits at most `timeout`), then
+        close the sink if it has a `close` (the prediction log writes out its buffer)."""
         if self._thread is None:
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.warning("the prediction sink is stuck; %d records are lost", self._queue.qsize())
+        self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the prediction sink is stuck; %d records are lost", len(self._queue))
         self._thread = None
         close = getattr(self._sink, "close", None)
         if callable(close):
             try:
-                close()  # e.g. the prediction log writes out what it buffers
+                close()
             except Exception:
                 log.exception("closing the prediction sink failed")
 
     def _feed(self) -> None:
         while True:
-            record = self._queue.get()
-            if record is _STOP:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            self._drain()
+            if stopping:
                 return
+
+    def _drain(self) -> None:
+        batch = [self._queue.popleft() for _ in range(len(self._queue))]
+        if not batch:
+            return
+        write_many = getattr(self._sink, "write_many", None)
+        if callable(write_many):
             try:
-                self._sink(record)  # type: ignore[arg-type]
+                write_many(batch)
+            except Exception:
+                log.exception("the prediction sink raised; %d records are skipped", len(batch))
+            return
+        for record in batch:
+            try:
+                self._sink(record)
             except Exception:
                 log.exception("the prediction sink raised; the record is skipped")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from loopline.errors import NotFound
+from loopline.errors import LooplineError, NotFound
 from loopline.serving._service import EndpointModels
 from loopline.serving.deployments import DeploymentSpec
 from loopline.store.deployments import check_deployment_name
@@ -61,9 +61,21 @@ class StoredDeployments:
             revision = revisions.get(name)
             if revision is None or known.get(name) == revision:
                 continue
-            record = opened.metadata.deployments.get(name)
-            spec = DeploymentSpec.from_dict(record.config)
-            changed[name] = self._endpoint(name, spec, record.revision)
+            try:
+                record = opened.metadata.deployments.get(name)
+                spec = DeploymentSpec.from_dict(record.config)
+                changed[name] = self._endpoint(name, spec, record.revision)
+            except LooplineError as exc:
+                if not known:
+                    raise  # at startup: nothing to fall back on
+                # one broken deployment must not hold back the others' changes
+                log.warning(
+                    "deployment '%s' revision %d could not be loaded; still serving the "
+                    "previous one: %s",
+                    name,
+                    revision,
+                    exc,
+                )
         self._forget_unused()
         return changed
 

@@ -1,0 +1,81 @@
+"""The sink worker: batches to write_many, drops when full, drains and closes on stop,
+survives a sink that raises."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from loopline.serving._sink import SinkWorker
+
+
+class Collecting:
+    def __init__(self, fail_first: bool = False) -> None:
+        self.batches: list[list[Any]] = []
+        self.closed = False
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+
+    def __call__(self, record: Any) -> None:
+        self.write_many([record])
+
+    def write_many(self, records: list[Any]) -> None:
+        with self.lock:
+            if self.fail_first:
+                self.fail_first = False
+                raise RuntimeError("the sink is down")
+            self.batches.append(list(records))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_records_arrive_in_batches_and_stop_drains_then_closes() -> None:
+    sink = Collecting()
+    worker = SinkWorker(sink, on_drop=lambda: None, interval=60.0)
+    worker.start()
+    for n in range(100):
+        worker.submit(n)  # type: ignore[arg-type]
+    assert sink.batches == []  # nothing is handed over per record
+    worker.stop()
+    assert sink.batches == [list(range(100))]
+    assert sink.closed
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
+    dropped: list[int] = []
+    sink = Collecting()
+    worker = SinkWorker(sink, on_drop=lambda: dropped.append(1), max_queued=10, interval=60.0)
+    for n in range(15):  # not started: nothing drains
+        worker.submit(n)  # type: ignore[arg-type]
+    assert len(dropped) == 5
+    worker.start()
+    worker.stop()
+    assert sink.batches == [list(range(10))]
+
+
+def test_a_half_full_queue_is_drained_early() -> None:
+    sink = Collecting()
+    worker = SinkWorker(sink, on_drop=lambda: None, max_queued=100, interval=60.0)
+    worker.start()
+    try:
+        for n in range(51):
+            worker.submit(n)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 5
+        while not sink.batches and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.batches and sink.batches[0][:50] == list(range(50))
+    finally:
+        worker.stop()
+
+
+def test_a_sink_that_raises_keeps_receiving() -> None:
+    sink = Collecting(fail_first=True)
+    worker = SinkWorker(sink, on_drop=lambda: None, interval=0.01)
+    worker.start()
+    worker.submit(1)  # type: ignore[arg-type]
+    time.sleep(0.2)
+    worker.submit(2)  # type: ignore[arg-type]
+    worker.stop()
+    assert sink.batches == [[2]]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import InvalidInput, LooplineError, MissingExtra
+from loopline.errors import LooplineError, MissingExtra
 from loopline.serving.batch import predict_chunk
 
 if TYPE_CHECKING:
@@ -104,9 +104,7 @@ class _ChunkPredictor:
 def _load(files: dict[str, bytes], model: _Model) -> ServedModel:
     """The ServedModel of a package's files, built as `load_served` builds it."""
     from loopline.packaging import load_model
-    from loopline.serving._inputs import InputSchema
-    from loopline.serving._runners import FrameRunner, OnnxRunner, Runner, sklearn_runner
-    from loopline.serving.runtime import ServedModel
+    from loopline.serving.runtime import served_model
     from loopline.store import resolve_under
 
     with tempfile.TemporaryDirectory(prefix="loopline-model-") as folder:
@@ -115,24 +113,12 @@ def _load(files: dict[str, bytes], model: _Model) -> ServedModel:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         loaded = load_model(folder)  # reads what it needs; the folder can go
-    schema = InputSchema(loaded.signature.inputs)
-    runner: Runner
-    if loaded.flavor == "onnx":
-        graph_labels = loaded.manifest.flavor_options.get("graph_labels")
-        try:
-            runner = OnnxRunner(loaded.raw, schema, loaded.classes, graph_labels)
-        except ValueError as exc:
-            raise InvalidInput(f"cannot serve {model.runtime_version_ref}: {exc}") from exc
-    else:
-        runner = sklearn_runner(loaded, schema) or FrameRunner(loaded, schema)
-    return ServedModel(
+    return served_model(
+        loaded,
         name=model.name,
         version_ref=model.version_ref,
         runtime=model.runtime,
         runtime_version_ref=model.runtime_version_ref,
-        inputs=schema.specs,
-        classes=loaded.classes,
-        runner=runner,
     )
 
 

@@ -29,7 +29,7 @@ from loopline.serving._runners import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from loopline.packaging import ColumnSpec
+    from loopline.packaging import ColumnSpec, LoadedModel
     from loopline.project import Stores
     from loopline.registry import ModelVersion
 
@@ -209,29 +209,43 @@ def load_served(
     opened = stores()
     plan = plan_served(ref, prefer_onnx=prefer_onnx, opened=opened)
     loaded = load_version(plan.runtime_version, trusted=trusted, opened=opened)
-    schema = InputSchema(loaded.signature.inputs)
-    runner: Runner | None
-    if plan.runtime_version.flavor == "onnx":
-        graph_labels = loaded.manifest.flavor_options.get("graph_labels")
-        try:
-            runner = OnnxRunner(loaded.raw, schema, loaded.classes, graph_labels)
-        except ValueError as exc:
-            raise InvalidInput(f"cannot serve {plan.runtime_version.ref}: {exc}") from exc
-    else:
-        runner = sklearn_runner(loaded, schema) or FrameRunner(loaded, schema)
-    served = ServedModel(
+    served = served_model(
+        loaded,
         name=plan.version.model,
         version_ref=plan.version.ref,
         runtime=plan.runtime,
         runtime_version_ref=plan.runtime_version.ref,
-        inputs=schema.specs,
-        classes=loaded.classes,
-        runner=runner,
     )
     log.debug("loaded %s; requests go %s", plan.describe(), served.path)
     if warm_up:
         served.warm_up()
     return served
+
+
+def served_model(
+    loaded: LoadedModel, *, name: str, version_ref: str, runtime: str, runtime_version_ref: str
+) -> ServedModel:
+    """A ServedModel around a loaded package: onnxruntime directly for an ONNX package,
+    else the fastest native path its flavor allows (see `_runners`)."""
+    schema = InputSchema(loaded.signature.inputs)
+    runner: Runner
+    if loaded.flavor == "onnx":
+        graph_labels = loaded.manifest.flavor_options.get("graph_labels")
+        try:
+            runner = OnnxRunner(loaded.raw, schema, loaded.classes, graph_labels)
+        except ValueError as exc:
+            raise InvalidInput(f"cannot serve {runtime_version_ref}: {exc}") from exc
+    else:
+        runner = sklearn_runner(loaded, schema) or FrameRunner(loaded, schema)
+    return ServedModel(
+        name=name,
+        version_ref=version_ref,
+        runtime=runtime,
+        runtime_version_ref=runtime_version_ref,
+        inputs=schema.specs,
+        classes=loaded.classes,
+        runner=runner,
+    )
 
 
 def _is_export(version: ModelVersion) -> bool:

@@ -236,3 +236,36 @@ def test_predictions_reach_the_log_and_feedback_joins_them(project: ServingProje
     assert sorted((f["request_id"], f["row"], f["label"]) for f in feedback) == sorted(
         [(rid, 1, 1) for rid in ids[:3]] + [(ids[5], 0, 0)]
     )
+
+
+def test_micro_batched_requests_are_logged_request_by_request(project: ServingProject) -> None:
+    """Concurrent requests answered by one predict call reach the log as one batch; each
+    request keeps its id, its rows (row index from 0) and its inputs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loopline.serving.prediction_log import PredictionLog, read_predictions
+
+    dep.create_deployment("batched", "churn/1")
+    sink = PredictionLog(flush_seconds=0.2)
+    sent: dict[str, list[dict[str, object]]] = {}
+    with live_server(_app("batched", sink)) as url:
+
+        def call(i: int) -> None:
+            rows = project.rows(1 + i % 3, i)
+            with httpx.Client(base_url=url) as client:
+                answer = _predict(client, "batched", {"inputs": rows})
+            assert answer.status_code == 200, answer.text
+            sent[answer.headers["x-request-id"]] = rows
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(call, range(40)))
+    log = read_predictions("batched").to_pylist()
+    assert len(log) == sum(len(rows) for rows in sent.values())
+    for entry in log:
+        rows = sent[entry["request_id"]]
+        assert entry["inputs"]["mean_radius"] == rows[entry["row"]]["mean_radius"]
+        assert entry["model_version"] == "churn/1" and entry["latency_ms"] > 0
+        assert entry["endpoint"] == "v1" and entry["shadow_version"] is None
+    assert {(e["request_id"], e["row"]) for e in log} == {
+        (rid, i) for rid, rows in sent.items() for i in range(len(rows))
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from loopline.serving._sink import SinkWorker
@@ -79,3 +80,38 @@ def test_a_sink_that_raises_keeps_receiving() -> None:
     worker.submit(2)  # type: ignore[arg-type]
     worker.stop()
     assert sink.batches == [[2]]
+
+
+def test_a_plain_sink_gets_one_record_per_request_of_a_batch() -> None:
+    import numpy as np
+
+    from loopline.packaging import ColumnSpec
+    from loopline.serving._inputs import Block, InputSchema, rows_block
+    from loopline.serving._sink import PredictionBatch
+
+    schema = InputSchema([ColumnSpec("x", "double")])
+    blocks = [rows_block([{"x": 1.0}, {"x": 2.0}], schema, "inputs")]
+    blocks.append(rows_block([{"x": 3.0}], schema, "inputs"))
+    batch = PredictionBatch(
+        deployment="d",
+        model_version="m/1",
+        runtime_version="m/1",
+        request_ids=["a", "b"],
+        times=[datetime.now(UTC)] * 2,
+        endpoints=["v1", "v2"],
+        latency_ms=np.array([1.0, 2.0]),
+        blocks=blocks,
+        block=Block.concat(blocks),
+        predictions=np.array([0, 1, 1]),
+        probabilities=np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]),
+    )
+    received: list[Any] = []
+    worker = SinkWorker(received.append, on_drop=lambda: None, interval=60.0)
+    worker.start()
+    worker.submit(batch)
+    worker.stop()
+    assert [r.request_id for r in received] == ["a", "b"]
+    assert [r.predictions.tolist() for r in received] == [[0, 1], [1]]
+    assert received[1].probabilities.tolist() == [[0.3, 0.7]]
+    assert [r.inputs for r in received] == [[{"x": 1.0}, {"x": 2.0}], [{"x": 3.0}]]
+    assert [(r.endpoint, r.latency_ms) for r in received] == [("v1", 1.0), ("v2", 2.0)]

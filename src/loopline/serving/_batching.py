@@ -24,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, LooplineError
 from loopline.serving._inputs import Block
@@ -34,11 +34,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# on_predicted(answered, merged): the tagged requests that got predictions, as (tag,
+# block, prediction), and the batch's merged block and prediction when one predict call
+# answered all of them (what the prediction log stores without per-request work).
+OnPredicted = Callable[
+    [list[tuple[Any, Block, "Prediction"]], "tuple[Block, Prediction] | None"], None
+]
+
+
+_Outcomes = tuple["list[Prediction | LooplineError]", "tuple[Block, Prediction] | None"]
+
 
 class MicroBatcher:
     """Runs `predict` on merged blocks in `executor`, one batch at a time per model.
 
-    `on_batch(requests, rows)` is called on the event loop after every predict call.
+    `on_batch(requests, rows)` is called on the event loop after every predict call, and
+    `on_predicted` (see OnPredicted) with the requests submitted with a `tag`.
     `max_batch_size=1` turns batching off: each request runs alone. `inline=True` runs
     `predict` on the event loop itself, for models faster than a hand-off to a thread.
     """
@@ -51,6 +62,7 @@ class MicroBatcher:
         max_batch_size: int = 64,
         max_wait_ms: float = 2.0,
         on_batch: Callable[[int, int], None] | None = None,
+        on_predicted: OnPredicted | None = None,
         inline: bool = False,
     ) -> None:
         if max_batch_size < 1:
@@ -62,21 +74,25 @@ class MicroBatcher:
         self._max_rows = max_batch_size
         self._max_wait = max_wait_ms / 1000.0
         self._on_batch = on_batch
+        self._on_predicted = on_predicted
         self._inline = inline
-        self._queue: deque[tuple[Block, asyncio.Future[Prediction]]] = deque()
+        self._queue: deque[tuple[Block, asyncio.Future[Prediction], Any]] = deque()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, block: Block) -> Prediction:
-        """The predictions for `block`'s rows, computed alone or with other requests'."""
+    async def submit(self, block: Block, tag: Any = None) -> Prediction:
+        """The predictions for `block`'s rows, computed alone or with other requests'.
+        With a `tag`, the request is reported to `on_predicted` once predicted."""
         loop = asyncio.get_running_loop()
         if self._max_rows == 1:
-            outcome = (await self._call([block], loop))[0]
+            outcomes, merged = await self._call([block], loop)
             self._batched(1, block.n_rows)
+            outcome = outcomes[0]
             if isinstance(outcome, LooplineError):
                 raise outcome
+            self._report([(tag, block, outcome)], merged)
             return outcome
         future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append((block, future))
+        self._queue.append((block, future, tag))
         if self._task is None:
             self._task = loop.create_task(self._drain())
         return await future
@@ -87,22 +103,25 @@ class MicroBatcher:
             while self._queue:
                 await self._collect(loop)
                 batch = self._take()
-                blocks = [block for block, _ in batch]
+                blocks = [block for block, _, _ in batch]
                 try:
-                    outcomes = await self._call(blocks, loop)
+                    outcomes, merged = await self._call(blocks, loop)
                 except BaseException as exc:  # the executor is shutting down
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     raise
                 self._batched(len(blocks), sum(block.n_rows for block in blocks))
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():  # the client went away
-                        continue
+                answered = []
+                for (block, future, tag), outcome in zip(batch, outcomes, strict=True):
                     if isinstance(outcome, LooplineError):
-                        future.set_exception(outcome)
-                    else:
+                        if not future.done():
+                            future.set_exception(outcome)
+                        continue
+                    answered.append((tag, block, outcome))
+                    if not future.done():  # else the client went away
                         future.set_result(outcome)
+                self._report(answered, merged)
         finally:
             self._task = None
 
@@ -115,17 +134,32 @@ class MicroBatcher:
             if len(self._queue) == before:
                 return
 
-    async def _call(
-        self, blocks: list[Block], loop: asyncio.AbstractEventLoop
-    ) -> list[Prediction | LooplineError]:
+    async def _call(self, blocks: list[Block], loop: asyncio.AbstractEventLoop) -> _Outcomes:
         if self._inline:
             return self._run(blocks)
         return await loop.run_in_executor(self._executor, self._run, blocks)
 
-    def _queued_rows(self) -> int:
-        return sum(block.n_rows for block, _ in self._queue)
+    def _report(
+        self,
+        answered: list[tuple[Any, Block, Prediction]],
+        merged: tuple[Block, Prediction] | None,
+    ) -> None:
+        if self._on_predicted is None:
+            return
+        tagged = [item for item in answered if item[0] is not None]
+        if not tagged:
+            return
+        if len(tagged) != len(answered):
+            merged = None  # the merged rows include untagged requests
+        try:
+            self._on_predicted(tagged, merged)
+        except Exception:  # reporting never fails a prediction
+            log.exception("reporting predictions failed")
 
-    def _take(self) -> list[tuple[Block, asyncio.Future[Prediction]]]:
+    def _queued_rows(self) -> int:
+        return sum(block.n_rows for block, _, _ in self._queue)
+
+    def _take(self) -> list[tuple[Block, asyncio.Future[Prediction], Any]]:
         batch = [self._queue.popleft()]
         rows = batch[0][0].n_rows
         while self._queue and rows + self._queue[0][0].n_rows <= self._max_rows:
@@ -134,11 +168,13 @@ class MicroBatcher:
             batch.append(item)
         return batch
 
-    def _run(self, blocks: list[Block]) -> list[Prediction | LooplineError]:
-        """In the worker thread: one predict call, or one per request if that fails."""
+    def _run(self, blocks: list[Block]) -> _Outcomes:
+        """In the worker thread: one predict call, or one per request if that fails; with
+        the merged block and prediction when one call answered all."""
         if len(blocks) > 1:
+            merged = Block.concat(blocks)
             try:
-                prediction = self._predict(Block.concat(blocks))
+                prediction = self._predict(merged)
             except LooplineError:
                 pass  # find out whose rows the model refused
             else:
@@ -147,8 +183,11 @@ class MicroBatcher:
                 for block in blocks:
                     outcomes.append(prediction.rows(start, start + block.n_rows))
                     start += block.n_rows
-                return outcomes
-        return [self._run_one(block) for block in blocks]
+                return outcomes, (merged, prediction)
+        answers = [self._run_one(block) for block in blocks]
+        if len(blocks) == 1 and not isinstance(answers[0], LooplineError):
+            return answers, (blocks[0], answers[0])
+        return answers, None
 
     def _run_one(self, block: Block) -> Prediction | LooplineError:
         try:

@@ -1,7 +1,8 @@
 """The prediction log's Parquet files: answered requests as columns, and the spool files.
 
-`records_table` turns buffered PredictionRecords into one arrow table, a row per
-predicted row, vectorised over the records (numpy concatenation, arrow `take`); the
+`records_table` turns buffered PredictionBatches (the requests of one predict call; a
+single request's PredictionRecord becomes a batch of one) into one arrow table, a row
+per predicted row, vectorised over batches and requests (numpy, arrow `take`); the
 schema is described in prediction_log's docstring. `write_spool_file` writes one group
 (a deployment's records within one UTC hour) atomically with its description in the
 Parquet key-value metadata, which `spool_file_info` reads back for the index.
@@ -14,7 +15,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -26,13 +27,12 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from loopline.serving._sink import PredictionRecord
+    from loopline.serving._sink import PredictionBatch, PredictionRecord
 
 log = logging.getLogger(__name__)
 
 FILE_KEY = b"loopline.prediction_log"  # Parquet key-value metadata: what the file holds
 STALE_PART_S = 3600.0
-_STRINGS = ("request_id", "deployment", "model_version", "runtime_version", "endpoint")
 BASE_COLUMNS = (
     "request_id",
     "row",
@@ -53,7 +53,10 @@ BASE_COLUMNS = (
 
 
 def write_spool_file(
-    spool: Path, deployment: str, hour: datetime, records: Sequence[PredictionRecord]
+    spool: Path,
+    deployment: str,
+    hour: datetime,
+    records: Sequence[PredictionBatch | PredictionRecord],
 ) -> Path:
     """Write one group's records as a Parquet file under `spool/<deployment>/`, atomically."""
     import pyarrow.parquet as pq
@@ -97,37 +100,56 @@ def spool_file_info(path: Path) -> dict[str, Any]:
     }
 
 
-def records_table(records: Sequence[PredictionRecord]) -> pa.Table:
-    """The log rows of some records (see the module docstring for the schema)."""
+def records_table(records: Sequence[PredictionBatch | PredictionRecord]) -> pa.Table:
+    """The log rows of some batches or records (the module docstring of prediction_log
+    has the schema)."""
     import numpy as np
     import pyarrow as pa
 
-    counts = np.fromiter((len(r.predictions) for r in records), np.int64, len(records))
-    total = int(counts.sum())
-    owner = pa.array(np.repeat(np.arange(len(records)), counts))  # each row's record
+    from loopline.serving._sink import PredictionBatch
 
-    def repeated(values: list[Any], kind: pa.DataType) -> pa.Array:
-        return pa.array(values, kind).take(owner)
+    batches = [r if isinstance(r, PredictionBatch) else PredictionBatch.of(r) for r in records]
+    # rows per batch, and per request (in request order over all batches)
+    per_batch = np.fromiter((len(b.predictions) for b in batches), np.int64, len(batches))
+    per_request = np.fromiter((block.n_rows for b in batches for block in b.blocks), np.int64)
+    total = int(per_batch.sum())
+    by_batch = pa.array(np.repeat(np.arange(len(batches)), per_batch))
+    by_request = pa.array(np.repeat(np.arange(len(per_request)), per_request))
 
-    starts = np.cumsum(counts) - counts
-    prediction = _values([r.predictions for r in records])
+    def of_batches(values: list[Any], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(by_batch)
+
+    def of_requests(values: list[Any], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(by_request)
+
+    starts = np.cumsum(per_request) - per_request
+    prediction = _values([b.predictions for b in batches])
     columns: dict[str, pa.Array] = {
-        name: repeated([getattr(r, name) for r in records], pa.string()) for name in _STRINGS
+        "request_id": of_requests(_joined(b.request_ids for b in batches), pa.string()),
+        "row": pa.array((np.arange(total) - np.repeat(starts, per_request)).astype(np.int32)),
+        "time": of_requests(
+            [utc(t) for b in batches for t in b.times], pa.timestamp("us", tz="UTC")
+        ),
+        "endpoint": of_requests(_joined(b.endpoints for b in batches), pa.string()),
+        "latency_ms": pa.array(
+            np.repeat(np.concatenate([b.latency_ms for b in batches]), per_request)
+        ),
+        "prediction": prediction,
+        "probabilities": _lists([b.probabilities for b in batches], per_batch),
+        "shadow_prediction": _optional(
+            [b.shadow_predictions for b in batches], per_batch, prediction.type
+        ),
+        "shadow_probabilities": _lists([b.shadow_probabilities for b in batches], per_batch),
+        "inputs": _inputs(batches),
     }
-    columns["row"] = pa.array((np.arange(total) - np.repeat(starts, counts)).astype(np.int32))
-    columns["time"] = repeated([utc(r.time) for r in records], pa.timestamp("us", tz="UTC"))
-    latency = np.fromiter((r.latency_ms for r in records), np.float64, len(records))
-    columns["latency_ms"] = pa.array(np.repeat(latency, counts))
-    columns["prediction"] = prediction
-    columns["probabilities"] = _lists([r.probabilities for r in records], counts)
-    columns["shadow_version"] = repeated([r.shadow_version for r in records], pa.string())
-    columns["shadow_prediction"] = _optional(
-        [r.shadow_predictions for r in records], counts, prediction.type
-    )
-    columns["shadow_probabilities"] = _lists([r.shadow_probabilities for r in records], counts)
-    columns["shadow_error"] = repeated([r.shadow_error for r in records], pa.string())
-    columns["inputs"] = _inputs(records)
+    for name in ("deployment", "model_version", "runtime_version", "shadow_version"):
+        columns[name] = of_batches([getattr(b, name) for b in batches], pa.string())
+    columns["shadow_error"] = of_batches([b.shadow_error for b in batches], pa.string())
     return pa.table({name: columns[name] for name in BASE_COLUMNS})
+
+
+def _joined(lists: Iterable[list[str]]) -> list[str]:
+    return list(chain.from_iterable(lists))
 
 
 def _values(arrays: Sequence[np.ndarray[Any, Any]]) -> pa.Array:
@@ -195,7 +217,7 @@ def _lists(arrays: Sequence[np.ndarray[Any, Any] | None], counts: np.ndarray[Any
     )
 
 
-def _inputs(records: Sequence[PredictionRecord]) -> pa.Array:
+def _inputs(records: Sequence[PredictionBatch]) -> pa.Array:
     """The request rows as one struct array, a field per input column."""
     import numpy as np
     import pyarrow as pa
@@ -240,16 +262,17 @@ def _column(pieces: list[Any]) -> pa.Array:
     return array.cast(pa.float64()) if pa.types.is_integer(array.type) else array
 
 
-def checked_rows(record: PredictionRecord) -> int | None:
-    """The record's row count, or None (logged) if its arrays disagree on it."""
+def checked_rows(record: PredictionBatch) -> int | None:
+    """The batch's row count, or None (logged) if its arrays disagree on it."""
     rows = len(record.predictions)
-    lengths = [record.block.n_rows]
+    lengths = [record.block.n_rows, sum(block.n_rows for block in record.blocks)]
     for array in (record.probabilities, record.shadow_predictions, record.shadow_probabilities):
         if array is not None:
             lengths.append(len(array))
-    if rows == 0 or any(n != rows for n in lengths):
+    per_request = (len(record.times), len(record.endpoints), len(record.latency_ms))
+    if rows == 0 or any(n != rows for n in lengths) or {*per_request} != {len(record.blocks)}:
         log.warning(
-            "prediction record %s has rows of unequal lengths; not logged", record.request_id
+            "prediction record %s has rows of unequal lengths; not logged", record.request_ids
         )
         return None
     return rows

@@ -34,10 +34,10 @@ from loopline.errors import (
     NotFound,
     NotReady,
 )
-from loopline.serving._batching import MicroBatcher
+from loopline.serving._batching import MicroBatcher, OnPredicted
 from loopline.serving._json import check_content_type, dumps, parse_json, read_body
 from loopline.serving._metrics import ServingMetrics
-from loopline.serving._sink import PredictionRecord, Sink, SinkWorker
+from loopline.serving._sink import PredictionBatch, PredictionRecord, Sink, SinkWorker
 from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
@@ -376,10 +376,44 @@ class Service:
             max_batch_size=size,
             max_wait_ms=wait,
             on_batch=lambda requests, rows: self.metrics.batch(name, requests, rows),
+            on_predicted=None if self._sink is None else self._logger(name, model),
             inline=inline,
         )
         target = self._targets[name, id(model)] = Target(model, batcher)
         return target
+
+    def _logger(self, name: str, model: ServedModel) -> OnPredicted:
+        """What a batcher calls with the tagged requests it answered: one PredictionBatch
+        to the sink per predict call (tags are (request id, arrival, start, endpoint))."""
+        import numpy as np
+
+        sink = self._sink
+        assert sink is not None
+
+        def log_batch(
+            answered: list[tuple[Any, Block, Prediction]], merged: tuple[Block, Prediction] | None
+        ) -> None:
+            now = time.perf_counter()
+            for part in [answered] if merged is not None else [[item] for item in answered]:
+                tags = [tag for tag, _, _ in part]
+                block, prediction = merged if merged is not None else part[0][1:]
+                sink.submit(
+                    PredictionBatch(
+                        deployment=name,
+                        model_version=model.version_ref,
+                        runtime_version=model.runtime_version_ref,
+                        request_ids=[tag[0] for tag in tags],
+                        times=[tag[1] for tag in tags],
+                        endpoints=[tag[3] for tag in tags],
+                        latency_ms=(now - np.array([tag[2] for tag in tags])) * 1000.0,
+                        blocks=[block for _, block, _ in part],
+                        block=block,
+                        predictions=prediction.predictions,
+                        probabilities=prediction.probabilities,
+                    )
+                )
+
+        return log_batch
 
     def deployment(self, name: str | None) -> Endpoint:
         """The named endpoint (None: "default", or the only one); NotFound / NotReady."""
@@ -431,7 +465,11 @@ class Service:
             block, context = parse(parse_json(raw, max_depth=max_depth), deployment.primary.model)
             target = deployment.route(request_id, block, request.headers)
             version = target.model.version_ref
-            prediction = await target.batcher.submit(block)
+            # tagged requests reach the prediction log from the batcher, a batch at a time
+            tag = None
+            if self._sink is not None and deployment.shadow is None:
+                tag = (request_id, arrived, started, endpoint)
+            prediction = await target.batcher.submit(block, tag)
         except self._disconnected:
             exc = MalformedRequest("the client disconnected before sending the whole body")
             return error_response(exc)
@@ -444,8 +482,8 @@ class Service:
         response = json_response(render(answer), headers={"X-Model-Version": version})
         seconds = time.perf_counter() - started
         self.metrics.request(deployment_name, version, endpoint, 200, seconds)
-        if self._sink is None and deployment.shadow is None:
-            return response
+        if deployment.shadow is None:
+            return response  # logged by the batcher (see _logger)
         record = PredictionRecord(
             request_id=request_id,
             time=arrived,
@@ -459,12 +497,11 @@ class Service:
             block=block,
         )
         shadow = deployment.shadow
-        if shadow is not None and self._shadows < MAX_SHADOW_IN_FLIGHT:
+        if self._shadows < MAX_SHADOW_IN_FLIGHT:
             self._shadows += 1
             self._spawn(self._shadow(shadow, record))
             return response
-        if shadow is not None:
-            self.metrics.shadow(deployment_name, shadow.model.version_ref, "skipped")
+        self.metrics.shadow(deployment_name, shadow.model.version_ref, "skipped")
         if self._sink is not None:
             self._sink.submit(record)
         return response

@@ -68,6 +68,7 @@ from loopline.serving._log_parquet import (
     utc_hour,
     write_spool_file,
 )
+from loopline.serving._sink import PredictionBatch
 from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class PredictionLog:
         remove_stale_parts(self.spool)
 
         self._lock = threading.Lock()  # guards the buffer
-        self._records: list[PredictionRecord] = []
+        self._records: list[PredictionBatch] = []
         self._rows = 0
         self._first_at: float | None = None  # monotonic time of the first buffered record
         self._closed = False
@@ -145,13 +146,15 @@ class PredictionLog:
         """Buffer one answered request (cheap); flush when the buffer is full or due."""
         self.write_many([record])
 
-    def write_many(self, records: Sequence[PredictionRecord]) -> None:
-        """Buffer answered requests in one step (what the server's sink thread calls)."""
-        kept = [record for record in records if checked_rows(record) is not None]
+    def write_many(self, items: Sequence[PredictionRecord | PredictionBatch]) -> None:
+        """Buffer answered requests in one step (what the server's sink thread calls):
+        records, or batches of the requests one predict call answered."""
+        batches = [i if isinstance(i, PredictionBatch) else PredictionBatch.of(i) for i in items]
+        kept = [batch for batch in batches if checked_rows(batch) is not None]
         if not kept:
             return
-        rows = sum(len(record.predictions) for record in kept)
-        batch: list[PredictionRecord] = []
+        rows = sum(len(batch.predictions) for batch in kept)
+        batch: list[PredictionBatch] = []
         first = False
         with self._lock:
             if self._closed:
@@ -221,17 +224,18 @@ class PredictionLog:
 
     # -- buffering and spooling -------------------------------------------------------
 
-    def _take(self) -> list[PredictionRecord]:
+    def _take(self) -> list[PredictionBatch]:
         """Empty the buffer (caller holds the lock)."""
         batch, self._records = self._records, []
         self._rows, self._first_at = 0, None
         return batch
 
-    def _spool_records(self, records: list[PredictionRecord]) -> None:
-        """Write records to the spool, one Parquet file per (deployment, UTC hour)."""
-        groups: dict[tuple[str, datetime], list[PredictionRecord]] = {}
+    def _spool_records(self, records: list[PredictionBatch]) -> None:
+        """Write batches to the spool, one Parquet file per (deployment, UTC hour of the
+        batch's first request; a batch spans milliseconds)."""
+        groups: dict[tuple[str, datetime], list[PredictionBatch]] = {}
         for record in records:
-            key = (record.deployment, utc_hour(record.time))
+            key = (record.deployment, utc_hour(record.times[0]))
             groups.setdefault(key, []).append(record)
         for (deployment, hour), group in groups.items():
             try:

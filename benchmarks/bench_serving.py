@@ -13,8 +13,9 @@ measure, one phase after another:
 Every server writes the prediction log (the default). What logging costs: two
 logistic-regression servers, with and without the log, both up, measured in turns
 (LOG_ROUNDS rounds, 8 clients, fresh connections each turn) and compared by their
-median requests/s. Turns matter: with 2 workers, how the 8 connections happen to spread
-over the workers moves a phase's throughput by up to ~20 %, more than logging does.
+median requests/s, with 2 workers each and again with 1. Turns matter: with 2 workers,
+how the 8 connections happen to spread over the workers moves a phase's throughput by
+up to ~20 %, more than logging does; 1 worker has no such spread.
 
 Two load generators: httpx's AsyncClient, and a lean one on asyncio streams (keep-alive
 HTTP/1.1, a fixed request, the response read by its Content-Length). On this machine
@@ -57,8 +58,9 @@ SERVER = """
 import json, sys
 from loopline.serving import serve
 refs, onnx, log = json.loads(sys.argv[1]), sys.argv[3] != "native", sys.argv[3] != "no-log"
+workers = int(sys.argv[4]) if len(sys.argv) > 4 else 2
 serve(
-    refs, port=int(sys.argv[2]), workers=2, prefer_onnx=onnx, log_predictions=log,
+    refs, port=int(sys.argv[2]), workers=workers, prefer_onnx=onnx, log_predictions=log,
     log_level="warning",
 )
 """
@@ -288,14 +290,14 @@ def figures(
     ]
 
 
-def logging_cost(root: Path, body: bytes, seconds: float) -> Row:
+def logging_cost(root: Path, body: bytes, seconds: float, workers: int) -> Row:
     """Requests/s at 8 clients with the prediction log against without it (medians)."""
     servers = {}
     try:
         for mode in ("onnx", "no-log"):
             port = free_port()
             deployments = json.dumps({"logreg": "bench-logreg/1"})
-            command = [sys.executable, "-c", SERVER, deployments, str(port), mode]
+            command = [sys.executable, "-c", SERVER, deployments, str(port), mode, str(workers)]
             servers[mode] = (subprocess.Popen(command, cwd=root), f"http://127.0.0.1:{port}")
         for _, base in servers.values():
             wait_ready(base)
@@ -309,16 +311,21 @@ def logging_cost(root: Path, body: bytes, seconds: float) -> Row:
             process.terminate()
             process.wait(30)
     logged, plain = (statistics.median(rates[mode]) for mode in ("onnx", "no-log"))
-    print(f"logging on, requests/s per round:  {[round(r) for r in rates['onnx']]}")
-    print(f"logging off, requests/s per round: {[round(r) for r in rates['no-log']]}")
+    print(f"{workers} worker(s), logging on, requests/s per round:  {_rounded(rates['onnx'])}")
+    print(f"{workers} worker(s), logging off, requests/s per round: {_rounded(rates['no-log'])}")
     return Row(
-        "logreg: requests/s with the prediction log (vs without, medians)",
+        f"logreg, {workers} worker{'s' * (workers > 1)}: requests/s with the prediction log "
+        "(vs without, medians)",
         logged,
         plain,
         ">= 0.9x",
         unit="/s",
         higher_is_better=True,
     )
+
+
+def _rounded(values: list[float]) -> list[int]:
+    return [round(value) for value in values]
 
 
 def main() -> list[Row]:
@@ -367,7 +374,8 @@ def main() -> list[Row]:
             finally:
                 server.terminate()
                 server.wait(30)
-        rows.append(logging_cost(root, one, options.seconds))
+        for workers in (2, 1):
+            rows.append(logging_cost(root, one, options.seconds, workers))
     print_table(
         f"Serving over HTTP (2 workers, uvicorn with {http_parser()}) against in-process "
         "LoadedModel.predict of one row",

@@ -1,8 +1,10 @@
 """The sink hook: every answered prediction handed to a callback, off the response path.
 
-The app puts one `PredictionRecord` per successful request (with the shadow's answer,
-if the deployment has a shadow) on a bounded queue; a thread hands them to the sink in
-batches. The prediction log is such a sink. A sink that raises is logged and keeps
+The app puts what it answered on a bounded queue: one `PredictionBatch` per predict
+call (the requests it answered together), or, for a deployment with a shadow, one
+`PredictionRecord` per request with the shadow's answer. A thread hands them to the
+sink in batches (`write_many`), or request by request to a plain callable. The
+prediction log is such a sink. A sink that raises is logged and keeps
 receiving records; one that falls behind loses records (counted in
 `loopline_serving_sink_dropped_total`) rather than slowing down or exhausting the
 server.
@@ -125,13 +127,7 @@ class PredictionBatch:
         found = []
         start = 0
         for i, block in enumerate(self.blocks):
-            stop = start + block.n_rows
-
-            def part(array: np.ndarray[Any, Any] | None) -> np.ndarray[Any, Any] | None:
-                return None if array is None else array[start:stop]  # noqa: B023
-
-            predictions = part(self.predictions)
-            assert predictions is not None
+            rows = slice(start, start + block.n_rows)
             found.append(
                 PredictionRecord(
                     request_id=self.request_ids[i],
@@ -140,18 +136,22 @@ class PredictionBatch:
                     model_version=self.model_version,
                     runtime_version=self.runtime_version,
                     endpoint=self.endpoints[i],
-                    predictions=predictions,
-                    probabilities=part(self.probabilities),
+                    predictions=self.predictions[rows],
+                    probabilities=_rows(self.probabilities, rows),
                     latency_ms=float(self.latency_ms[i]),
                     block=block,
                     shadow_version=self.shadow_version,
-                    shadow_predictions=part(self.shadow_predictions),
-                    shadow_probabilities=part(self.shadow_probabilities),
+                    shadow_predictions=_rows(self.shadow_predictions, rows),
+                    shadow_probabilities=_rows(self.shadow_probabilities, rows),
                     shadow_error=self.shadow_error,
                 )
             )
-            start = stop
+            start = rows.stop
         return found
+
+
+def _rows(array: np.ndarray[Any, Any] | None, rows: slice) -> np.ndarray[Any, Any] | None:
+    return None if array is None else array[rows]
 
 
 Sink = Callable[[PredictionRecord], object]

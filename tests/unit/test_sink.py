@@ -100,8 +100,8 @@ def test_a_plain_sink_gets_one_record_per_request_of_a_batch() -> None:
         times=[datetime.now(UTC)] * 2,
         endpoints=["v1", "v2"],
         latency_ms=np.array([1.0, 2.0]),
-        blocks=blocks,
-        block=Block.concat(blocks),
+        row_counts=np.array([2, 1]),
+        block=Block.concat(blocks).compact(),
         predictions=np.array([0, 1, 1]),
         probabilities=np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]),
     )

@@ -122,8 +122,11 @@ class Block:
         self._parts = parts
 
     def columns(self) -> Sequence[Sequence[Any]]:
-        """The values of each column, as the client sent them (null stays None)."""
+        """The values of each column, as the client sent them (null stays None; a compact
+        block gives its matrix's floats)."""
         if self._columns is None:
+            if self._rows is None and self._parts is None and self.matrix is not None:
+                return [self.matrix[:, i].tolist() for i in range(len(self.names))]
             if self._parts is not None:
                 columns = [part.columns() for part in self._parts]
                 self._columns = [list(chain.from_iterable(c)) for c in zip(*columns, strict=True)]
@@ -147,6 +150,23 @@ class Block:
             dict(zip(self.names, values, strict=True))
             for values in zip(*self.columns(), strict=True)
         ]
+
+    def compact(self) -> Block:
+        """The same rows without the per-row Python objects when a matrix holds them all
+        (what the prediction log keeps for seconds: fewer objects for the garbage
+        collector to walk)."""
+        if self.matrix is None or (self._rows is None and self._parts is None):
+            return self
+        numbers_only = len(self.names) == self.matrix.shape[1]
+        return Block(self.names, self.n_rows, self.matrix) if numbers_only else self
+
+    def slice(self, start: int, stop: int) -> Block:
+        """Rows [start, stop) as a block of their own."""
+        matrix = None if self.matrix is None else self.matrix[start:stop]
+        if self._rows is None and self._columns is None and self._parts is None:
+            return Block(self.names, stop - start, matrix)
+        columns = [column[start:stop] for column in self.columns()]
+        return Block(self.names, stop - start, matrix, columns=columns)
 
     @staticmethod
     def concat(blocks: Sequence[Block]) -> Block:

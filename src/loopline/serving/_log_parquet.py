@@ -111,7 +111,7 @@ def records_table(records: Sequence[PredictionBatch | PredictionRecord]) -> pa.T
     batches = [r if isinstance(r, PredictionBatch) else PredictionBatch.of(r) for r in records]
     # rows per batch, and per request (in request order over all batches)
     per_batch = np.fromiter((len(b.predictions) for b in batches), np.int64, len(batches))
-    per_request = np.fromiter((block.n_rows for b in batches for block in b.blocks), np.int64)
+    per_request = np.concatenate([b.row_counts for b in batches])
     total = int(per_batch.sum())
     by_batch = pa.array(np.repeat(np.arange(len(batches)), per_batch))
     by_request = pa.array(np.repeat(np.arange(len(per_request)), per_request))
@@ -265,12 +265,12 @@ def _column(pieces: list[Any]) -> pa.Array:
 def checked_rows(record: PredictionBatch) -> int | None:
     """The batch's row count, or None (logged) if its arrays disagree on it."""
     rows = len(record.predictions)
-    lengths = [record.block.n_rows, sum(block.n_rows for block in record.blocks)]
+    lengths = [record.block.n_rows, int(record.row_counts.sum())]
     for array in (record.probabilities, record.shadow_predictions, record.shadow_probabilities):
         if array is not None:
             lengths.append(len(array))
     per_request = (len(record.times), len(record.endpoints), len(record.latency_ms))
-    if rows == 0 or any(n != rows for n in lengths) or {*per_request} != {len(record.blocks)}:
+    if rows == 0 or any(n != rows for n in lengths) or {*per_request} != {len(record.row_counts)}:
         log.warning(
             "prediction record %s has rows of unequal lengths; not logged", record.request_ids
         )

@@ -406,8 +406,8 @@ class Service:
                         times=[tag[1] for tag in tags],
                         endpoints=[tag[3] for tag in tags],
                         latency_ms=(now - np.array([tag[2] for tag in tags])) * 1000.0,
-                        blocks=[block for _, block, _ in part],
-                        block=block,
+                        row_counts=np.array([b.n_rows for _, b, _ in part], np.int64),
+                        block=block.compact(),
                         predictions=prediction.predictions,
                         probabilities=prediction.probabilities,
                     )

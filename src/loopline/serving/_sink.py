@@ -79,8 +79,8 @@ class PredictionBatch:
     prediction log under load, so that logging costs per batch, not per request.
 
     Per request: `request_ids`, `times` (arrival), `endpoints`, `latency_ms` (arrival to
-    predictions) and `blocks` (its rows); for all of them at once: `block` (the rows
-    merged, in request order), `predictions` and `probabilities`.
+    predictions) and `row_counts`; for all of them at once: `block` (the rows merged, in
+    request order), `predictions` and `probabilities`.
     """
 
     deployment: str
@@ -90,7 +90,7 @@ class PredictionBatch:
     times: list[datetime]
     endpoints: list[str]
     latency_ms: np.ndarray[Any, Any]
-    blocks: list[Block]
+    row_counts: np.ndarray[Any, Any]
     block: Block
     predictions: np.ndarray[Any, Any]
     probabilities: np.ndarray[Any, Any] | None
@@ -112,7 +112,7 @@ class PredictionBatch:
             times=[record.time],
             endpoints=[record.endpoint],
             latency_ms=np.array([record.latency_ms], np.float64),
-            blocks=[record.block],
+            row_counts=np.array([record.block.n_rows], np.int64),
             block=record.block,
             predictions=record.predictions,
             probabilities=record.probabilities,
@@ -126,8 +126,8 @@ class PredictionBatch:
         """One PredictionRecord per request (for sinks that take records one by one)."""
         found = []
         start = 0
-        for i, block in enumerate(self.blocks):
-            rows = slice(start, start + block.n_rows)
+        for i, count in enumerate(self.row_counts.tolist()):
+            rows = slice(start, start + count)
             found.append(
                 PredictionRecord(
                     request_id=self.request_ids[i],
@@ -139,7 +139,7 @@ class PredictionBatch:
                     predictions=self.predictions[rows],
                     probabilities=_rows(self.probabilities, rows),
                     latency_ms=float(self.latency_ms[i]),
-                    block=block,
+                    block=self.block.slice(rows.start, rows.stop),
                     shadow_version=self.shadow_version,
                     shadow_predictions=_rows(self.shadow_predictions, rows),
                     shadow_probabilities=_rows(self.shadow_probabilities, rows),

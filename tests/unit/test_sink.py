@@ -115,3 +115,19 @@ def test_a_plain_sink_gets_one_record_per_request_of_a_batch() -> None:
     assert received[1].probabilities.tolist() == [[0.3, 0.7]]
     assert [r.inputs for r in received] == [[{"x": 1.0}, {"x": 2.0}], [{"x": 3.0}]]
     assert [(r.endpoint, r.latency_ms) for r in received] == [("v1", 1.0), ("v2", 2.0)]
+
+
+def test_compact_and_sliced_blocks_keep_their_values() -> None:
+    from loopline.packaging import ColumnSpec
+    from loopline.serving._inputs import InputSchema, rows_block
+
+    numbers = InputSchema([ColumnSpec("x", "double"), ColumnSpec("n", "long")])
+    block = rows_block([{"x": 1.5, "n": 2}, {"x": 2.5, "n": 3}], numbers, "inputs")
+    compact = block.compact()
+    assert compact is not block and compact.n_rows == 2
+    assert compact.rows() == [{"x": 1.5, "n": 2.0}, {"x": 2.5, "n": 3.0}]
+    assert compact.slice(1, 2).rows() == [{"x": 2.5, "n": 3.0}]
+    mixed = InputSchema([ColumnSpec("plan", "string"), ColumnSpec("n", "long")])
+    rows = rows_block([{"plan": "a", "n": 1}, {"plan": "b", "n": 2}], mixed, "inputs")
+    assert rows.compact() is rows  # the strings live only in the rows
+    assert rows.slice(1, 2).rows() == [{"plan": "b", "n": 2}]

@@ -155,10 +155,11 @@ class Block:
         """The same rows without the per-row Python objects when a matrix holds them all
         (what the prediction log keeps for seconds: fewer objects for the garbage
         collector to walk)."""
-        if self.matrix is None or (self._rows is None and self._parts is None):
+        if self.matrix is None or len(self.names) != self.matrix.shape[1]:
+            return self  # some inputs are not numbers: the rows are the only copy
+        if self._rows is None and self._columns is None and self._parts is None:
             return self
-        numbers_only = len(self.names) == self.matrix.shape[1]
-        return Block(self.names, self.n_rows, self.matrix) if numbers_only else self
+        return Block(self.names, self.n_rows, self.matrix)
 
     def slice(self, start: int, stop: int) -> Block:
         """Rows [start, stop) as a block of their own."""

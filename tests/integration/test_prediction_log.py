@@ -382,8 +382,9 @@ def test_probabilities_of_different_widths_share_one_file() -> None:
     from dataclasses import replace
 
     from loopline.serving._log_parquet import records_table
+    from loopline.serving._sink import PredictionBatch
 
     two = replace(_record("a", T0), probabilities=np.array([[0.3, 0.7]]))
     three = replace(_record("b", T0), probabilities=np.array([[0.1, 0.2, 0.7]]))
-    table = records_table([two, three])
+    table = records_table([PredictionBatch.of(two), PredictionBatch.of(three)])
     assert table.column("probabilities").to_pylist() == [[0.3, 0.7], [0.1, 0.2, 0.7]]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from loopline.serving._sink import PredictionBatch, PredictionRecord
+    from loopline.serving._sink import PredictionBatch
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def write_spool_file(
     spool: Path,
     deployment: str,
     hour: datetime,
-    records: Sequence[PredictionBatch | PredictionRecord],
+    records: Sequence[PredictionBatch],
 ) -> Path:
     """Write one group's records as a Parquet file under `spool/<deployment>/`, atomically."""
     import pyarrow.parquet as pq
@@ -100,15 +100,12 @@ def spool_file_info(path: Path) -> dict[str, Any]:
     }
 
 
-def records_table(records: Sequence[PredictionBatch | PredictionRecord]) -> pa.Table:
-    """The log rows of some batches or records (the module docstring of prediction_log
-    has the schema)."""
+def records_table(batches: Sequence[PredictionBatch]) -> pa.Table:
+    """The log rows of some batches (the module docstring of prediction_log has the
+    schema; PredictionLog.write_many turns single records into batches of one)."""
     import numpy as np
     import pyarrow as pa
 
-    from loopline.serving._sink import PredictionBatch
-
-    batches = [r if isinstance(r, PredictionBatch) else PredictionBatch.of(r) for r in records]
     # rows per batch, and per request (in request order over all batches)
     per_batch = np.fromiter((len(b.predictions) for b in batches), np.int64, len(batches))
     per_request = np.concatenate([b.row_counts for b in batches])

@@ -125,11 +125,7 @@ def serve(
             for name, plan in plans.items()
         },
         log_predictions=log_predictions,
-        app={
-            "max_body_bytes": max_body_bytes,
-            "max_batch_size": max_batch_size,
-            "max_batch_wait_ms": max_batch_wait_ms,
-        },
+        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms),
     )
     lines = [f"deployment '{name}' serves {plan.describe()}" for name, plan in plans.items()]
     _run(config, lines, host, port, workers, log_level, access_log)
@@ -172,16 +168,21 @@ def serve_deployments(
         stored=names,
         poll_seconds=poll_seconds,
         log_predictions=log_predictions,
-        app={
-            "max_body_bytes": max_body_bytes,
-            "max_batch_size": max_batch_size,
-            "max_batch_wait_ms": max_batch_wait_ms,
-        },
+        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms),
     )
     lines = [
         f"deployment '{d.name}' (revision {d.revision}) serves {d.spec.describe()}" for d in found
     ]
     _run(config, lines, host, port, workers, log_level, access_log)
+
+
+def _app_limits(max_body_bytes: int, max_batch_size: int, wait_ms: float) -> dict[str, Any]:
+    """The create_app keyword arguments every worker gets."""
+    return {
+        "max_body_bytes": max_body_bytes,
+        "max_batch_size": max_batch_size,
+        "max_batch_wait_ms": wait_ms,
+    }
 
 
 def _check_workers(workers: int) -> None:

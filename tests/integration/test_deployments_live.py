@@ -146,7 +146,9 @@ def test_a_hot_swap_under_load_fails_no_request(project: ServingProject) -> None
         for client in clients:
             client.start()
         try:
-            time.sleep(0.5)
+            deadline = time.monotonic() + 15  # the stream is flowing before the swap
+            while len(versions) < 20 and time.monotonic() < deadline:
+                time.sleep(0.02)
             dep.update_deployment("swap", model="churn/3", reason="swap under load")
             deadline = time.monotonic() + 15
             while (not versions or versions[-1] != "churn/3") and time.monotonic() < deadline:

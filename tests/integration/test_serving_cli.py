@@ -49,7 +49,8 @@ def test_loopline_serve_starts_answers_and_stops(serving_project: ServingProject
         mlflow = _when_ready("POST", f"{url}/invocations", {"inputs": serving_project.rows(1)})
         assert mlflow.status_code == 200 and len(mlflow.json()["predictions"]) == 1
         for _ in range(20):  # a new connection each: both workers answer some
-            httpx.post(f"{url}/v1/deployments/scoring/predict", json=body).raise_for_status()
+            answer = _when_ready("POST", f"{url}/v1/deployments/scoring/predict", body)
+            assert answer.status_code == 200, answer.text
         scrapes = [httpx.get(f"{url}/metrics").text for _ in range(6)]
         # every scrape, whichever worker answers it, counts the requests of both
         counted = 'loopline_serving_requests_total{code="200",deployment="scoring",endpoint="v1"'

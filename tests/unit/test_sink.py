@@ -76,7 +76,9 @@ def test_a_sink_that_raises_keeps_receiving() -> None:
     worker = SinkWorker(sink, on_drop=lambda: None, interval=0.01)
     worker.start()
     worker.submit(1)  # type: ignore[arg-type]
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5  # until the first drain has raised
+    while sink.fail_first and time.monotonic() < deadline:
+        time.sleep(0.01)
     worker.submit(2)  # type: ignore[arg-type]
     worker.stop()
     assert sink.batches == [[2]]

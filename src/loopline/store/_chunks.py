@@ -124,10 +124,10 @@ def put_chunked(
         valid = len(view)
         at_end = offset >= size or read < wanted
         if at_end:
-            _ensure_at_end(path, fd, offset, size)
-        cuts = _cut(cutter, view[:valid], at_end)
+            ensure_at_end(path, fd, offset, size)
+        cuts = cut_stable(cutter, view[:valid], at_end)
         carry = view[sum(cuts[-1]) if cuts else 0 : valid] if not at_end else memoryview(b"")
-        job = pool.submit(_hash_chunks, view, cuts) if pool else _hash_chunks(view, cuts)
+        job = pool.submit(hash_chunks, view, cuts) if pool else hash_chunks(view, cuts)
         hashing.append((job, view, first, cuts))
         progress(read)
         # Store the previous piece's chunks only now: its tail was just copied out.
@@ -139,13 +139,13 @@ def put_chunked(
     return StoredFile(chunked_file_id(chunks), size, tuple(chunks))
 
 
-def _ensure_at_end(path: str, fd: int, offset: int, size: int) -> None:
+def ensure_at_end(path: str, fd: int, offset: int, size: int) -> None:
     """A file that ends before or after the size it had when opened has changed."""
     if offset != size or read_into(fd, memoryview(bytearray(1)), size):
         raise changed(path)
 
 
-def _cut(cutter: object, data: memoryview, at_end: bool) -> list[tuple[int, int]]:
+def cut_stable(cutter: object, data: memoryview, at_end: bool) -> list[tuple[int, int]]:
     """`(offset, length)` of each chunk in `data` whose cut point cannot move.
 
     A cut point depends on the `CHUNK_MAX` bytes from its chunk's start, so unless the
@@ -160,7 +160,7 @@ def _cut(cutter: object, data: memoryview, at_end: bool) -> list[tuple[int, int]
     return cuts
 
 
-def _hash_chunks(view: memoryview, cuts: list[tuple[int, int]]) -> list[bytes]:
+def hash_chunks(view: memoryview, cuts: list[tuple[int, int]]) -> list[bytes]:
     return [blake3.blake3(view[start : start + length]).digest() for start, length in cuts]
 
 

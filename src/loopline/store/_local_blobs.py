@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -200,6 +201,23 @@ class LocalPackSink:
                 written = max(0, written - len(buffer))
                 while view:
                     view = view[os.write(self._fd, view) :]
+
+    def copy_from(self, source: int, offset: int, count: int, at: int) -> int:
+        """Copy up to `count` bytes from `offset` in file `source` to `at` in the pack, in
+        the kernel (Linux); the bytes copied, 0 at the source's end."""
+        assert self._fd is not None
+        os.lseek(self._fd, at, os.SEEK_SET)
+        return os.sendfile(self._fd, source, offset, count)
+
+    def mapped(self, size: int) -> mmap.mmap:
+        """Extend the pack to `size` bytes and map it read-only (see _copy_chunks.py)."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, size)
+        fd = os.open(self._temp, os.O_RDONLY | _O_BINARY)
+        try:
+            return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
 
     def commit(self) -> None:
         self._close()

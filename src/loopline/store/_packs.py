@@ -7,7 +7,9 @@ about `PACK_TARGET` bytes, as git and restic do.
     packs/<id>.pack   16-byte header (magic `LLPACK\0` + format version byte 1 + zero
                       padding), then the blobs' bytes, no framing; a large blob may be
                       preceded by up to 63 zero bytes so that it starts at the same
-                      offset modulo 64 as in its source file (see PackWriter.add)
+                      offset modulo 64 as in its source file (see PackWriter.add); a
+                      pack holding one large file copied whole has zeros up to byte
+                      4096, then the file (_copy_chunks.py), and bytes no entry lists
     packs/<id>.idx    24-byte header (magic `LLINDEX\0`, u32 version 1, u32 reserved,
                       u64 entry count), the entries sorted by digest (32-byte digest,
                       u64 offset in the pack, u64 length: 48 bytes each), then the
@@ -245,7 +247,7 @@ class PackWriter:
         congruent to it, after up to 63 bytes of padding, because the kernel copies
         between relatively misaligned addresses four times slower (see _buffers.py).
         """
-        if digest in self._added or digest in self._known or self._is_loose(digest):
+        if self.stored(digest):
             return False
         length = len(data)
         if self._entries and self._size + length > self._target:
@@ -267,6 +269,10 @@ class PackWriter:
         if self._batch_size >= _BATCH or len(self._batch) >= _IOV_MAX:
             self._send_batch()
         return True
+
+    def stored(self, digest: str) -> bool:
+        """Whether `digest` is in the store already, or added by this writer."""
+        return digest in self._added or digest in self._known or self._is_loose(digest)
 
     def after_written(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the I/O thread once everything added so far is written."""

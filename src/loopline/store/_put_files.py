@@ -7,7 +7,9 @@ Python calls as possible (open, fstat, read, fstat, close), and only the pack wr
 handed over in 4 MiB batches and written in 256 KiB `writev` calls (_packs.py), run on
 the pack writer's I/O thread. Files of `POOLED_MIN` bytes or more are then read and
 hashed by worker threads, where BLAKE3 and the reads release the GIL for long enough to
-pay off; files of `CHUNKED_MIN` bytes or more are chunked last (_chunks.py).
+pay off; files of `CHUNKED_MIN` bytes or more are chunked last: copied by the kernel into
+a pack of their own and cut there in a local store on Linux (_copy_chunks.py), read and
+cut in memory elsewhere (_chunks.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import blake3
 from loopline.store._backend import Backend, StoredFile
 from loopline.store._buffers import read_into, scratch
 from loopline.store._chunks import CHUNKED_MIN, chunk_buffers, keep_chunk_buffers, put_chunked
+from loopline.store._copy_chunks import copying_backend, put_copied
 from loopline.store._hashing import OPEN_FLAGS, changed, check_regular, open_source_fd, source_error
 from loopline.store._packs import PackIndex, PackWriter
 
@@ -59,17 +62,22 @@ def put_files(
             add(digest, data)
             results[number] = StoredFile(digest, len(data))
             progress(len(data))
-        chunked = _put_pooled(paths, larger, pool, writer, results, progress)
-        if chunked:
-            buffers = chunk_buffers()
-            for number in chunked:
-                fd, before = open_source_fd(paths[number])
-                try:
-                    results[number] = put_chunked(
-                        paths[number], fd, before, writer, pool, buffers, progress
-                    )
-                finally:
-                    os.close(fd)
+        local = copying_backend(backend)
+        for number in _put_pooled(paths, larger, pool, writer, results, progress):
+            path = paths[number]
+            fd, before = open_source_fd(path)
+            try:
+                if local is not None:
+                    copied = put_copied(path, fd, before, local, index, writer, pool, progress)
+                    if copied is not None:
+                        results[number] = copied
+                        continue
+                    local = None  # the next files would not copy either: read them
+                if buffers is None:
+                    buffers = chunk_buffers()
+                results[number] = put_chunked(path, fd, before, writer, pool, buffers, progress)
+            finally:
+                os.close(fd)
     if buffers is not None:  # the writer has closed: every buffer is back
         keep_chunk_buffers(buffers)
     assert all(result is not None for result in results)

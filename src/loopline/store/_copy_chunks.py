@@ -166,8 +166,13 @@ class _Copier:
         self._thread.start()
 
     def wait(self) -> int:
-        """The bytes copied so far, once more are; re-raise the copy's error."""
+        """The bytes copied so far, once more are; re-raise the copy's error.
+
+        Everything copied is handed out at once: a cutter that fell behind then cuts
+        larger pieces, so it re-cuts fewer piece ends (see `cut_stable`)."""
         copied = self._copied.get()
+        while not isinstance(copied, BaseException) and not self._copied.empty():
+            copied = self._copied.get()
         if isinstance(copied, BaseException):
             raise copied
         return copied

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +96,7 @@ def _restore(
     cache = StatCache(opened.settings.state_dir)
     try:
         targets = _targets(root, manifest)
-        present = []
-        for _, path in targets:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                present.append((path, os.stat(path)))
+        present = _present(path for _, path in targets)
         known = cache.lookup(present) if present else {}
         todo = [(e, p) for e, p in targets if _outdated(known.get(p), e)]
         if todo:
@@ -122,6 +119,27 @@ def _targets(root: Path, manifest: _manifest.Manifest) -> list[tuple[_manifest.E
             checked[folder] = os.path.join(resolve_under(root, folder) if folder else root, "")
         targets.append((entry, checked[folder] + name))
     return targets
+
+
+def _present(paths: Iterable[str]) -> list[tuple[str, os.stat_result]]:
+    """Those of `paths` that exist, with their stat. Each folder is listed once and only
+    the names found are looked up: into an empty folder, no lookup per file."""
+    listed: dict[str, frozenset[str] | None] = {}  # None: cannot list, look each up
+    present = []
+    for path in paths:
+        folder, name = os.path.split(path)
+        if folder not in listed:
+            try:
+                listed[folder] = frozenset(os.listdir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                listed[folder] = frozenset()
+            except PermissionError:
+                listed[folder] = None
+        names = listed[folder]
+        if names is None or name in names:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                present.append((path, os.stat(path)))
+    return present
 
 
 def _outdated(cached: StoredFile | None, entry: _manifest.Entry) -> bool:

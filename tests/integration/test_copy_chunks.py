@@ -56,6 +56,8 @@ def test_new_large_file_becomes_its_own_pack_with_the_same_chunks_as_reading(
     assert [stored] == _stored_by_reading(monkeypatch, source, tmp_path / "read")
     assert len(stored.chunks) > 3
     assert list(_packs(tmp_path / "store").values()) == [_copy_chunks.DATA_OFFSET + len(data)]
+    [pack] = (tmp_path / "store" / "packs").glob("*.pack")
+    assert pack.stat().st_blocks * 512 <= len(data) + (64 << 10)  # the gap is a hole
     assert _leftovers(tmp_path / "store") == []
     fresh = ArtifactStore(str(tmp_path / "store"))  # reads the index from disk
     assert _restored(fresh, stored, tmp_path / "out" / "big.bin") == data

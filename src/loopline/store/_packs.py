@@ -8,8 +8,8 @@ about `PACK_TARGET` bytes, as git and restic do.
                       padding), then the blobs' bytes, no framing; a large blob may be
                       preceded by up to 63 zero bytes so that it starts at the same
                       offset modulo 64 as in its source file (see PackWriter.add); a
-                      pack holding one large file copied whole has zeros up to byte
-                      4096, then the file (_copy_chunks.py), and bytes no entry lists
+                      pack holding one large file copied whole has a hole up to
+                      2 MiB, then the file (_copy_chunks.py), and bytes no entry lists
     packs/<id>.idx    24-byte header (magic `LLINDEX\0`, u32 version 1, u32 reserved,
                       u64 entry count), the entries sorted by digest (32-byte digest,
                       u64 offset in the pack, u64 length: 48 bytes each), then the

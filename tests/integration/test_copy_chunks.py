@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from loopline.store import _chunks, _copy_chunks, _local_blobs
 from loopline.store.artifacts import ArtifactStore, StoredFile
 
 MB = 1 << 20
-pytestmark = pytest.mark.skipif(not hasattr(os, "sendfile"), reason="Linux only")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the copy path is Linux only")
 
 
 @pytest.fixture(autouse=True)

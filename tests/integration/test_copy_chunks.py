@@ -79,7 +79,12 @@ def test_repeated_content_is_stored_once_and_the_copy_removed(tmp_path: Path) ->
     assert _restored(store, stored, tmp_path / "out" / "repeats.bin") == data
 
 
-def test_edited_file_stores_only_its_new_chunks(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("where", "copied"), [("middle", False), ("start", True)])
+def test_edited_file_stores_only_its_new_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, copied: bool
+) -> None:
+    # An edit past the first chunk is seen as an old file and read, not copied; an edit
+    # in the first chunk is copied, and only its new chunks are kept from the copy.
     data = bytearray(os.urandom(16 * MB))
     source = tmp_path / "table.csv"
     source.write_bytes(data)
@@ -87,13 +92,40 @@ def test_edited_file_stores_only_its_new_chunks(tmp_path: Path) -> None:
     store.put_files([source])
     before = sum(_packs(tmp_path / "store").values())
 
-    data[len(data) // 2 : len(data) // 2 + 10] = b"0123456789"
+    at = len(data) // 2 if where == "middle" else 100
+    data[at : at + 10] = b"0123456789"
     source.write_bytes(data)
+    copy_from = _local_blobs.LocalPackSink.copy_from
+    calls = []
+
+    def counted(sink: _local_blobs.LocalPackSink, *args: int) -> int:
+        calls.append(args)
+        return copy_from(sink, *args)
+
+    monkeypatch.setattr(_local_blobs.LocalPackSink, "copy_from", counted)
     [stored] = store.put_files([source])
 
+    assert bool(calls) is copied
     assert 0 < sum(_packs(tmp_path / "store").values()) - before <= 2 * _chunks.CHUNK_MAX + 4096
     assert _leftovers(tmp_path / "store") == []
     assert _restored(store, stored, tmp_path / "out" / "table.csv") == data
+
+
+def test_unchanged_file_stored_again_is_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(9 * MB))
+    store = ArtifactStore(str(tmp_path / "store"))
+    [first] = store.put_files([source])
+    packs = _packs(tmp_path / "store")
+
+    def refuse(*args: object) -> int:
+        raise AssertionError("copied a file whose first chunk is stored")
+
+    monkeypatch.setattr(_local_blobs.LocalPackSink, "copy_from", refuse)
+    assert store.put_files([source]) == [first]
+    assert _packs(tmp_path / "store") == packs
 
 
 def test_file_system_that_cannot_copy_falls_back_to_reading(

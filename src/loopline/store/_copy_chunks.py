@@ -34,6 +34,7 @@ from concurrent.futures import Executor, Future
 
 from loopline.store import _chunks
 from loopline.store._backend import Backend, Blob, StoredFile
+from loopline.store._buffers import read_into
 from loopline.store._hashing import changed, ensure_unchanged
 from loopline.store._local_blobs import LocalBlobs, LocalPackSink
 from loopline.store._packs import PACK_HEADER, PackIndex, PackWriter, encode_index
@@ -55,6 +56,21 @@ class _Unsupported(Exception):
 def copying_backend(backend: Backend) -> LocalBlobs | None:
     """`backend`, if `put_copied` can store into it (a local folder, on Linux)."""
     return backend if isinstance(backend, LocalBlobs) and sys.platform == "linux" else None
+
+
+def seen_before(fd: int, size: int, writer: PackWriter) -> bool:
+    """Whether the file's first chunk is stored already: then the file is most likely an
+    edited or touched copy of one stored before, of which little is new. Reading it
+    (`put_chunked`) takes about as long (1 GB CSV with one row changed: 477 ms read,
+    487 ms copied) but writes nothing, where the copy writes the whole file only to
+    drop it. Costs a few ms: the first `CHUNK_MAX` bytes are read, cut and hashed."""
+    from pyfastcdc import FastCDC
+
+    head = memoryview(bytearray(min(size, _chunks.CHUNK_MAX)))
+    read = read_into(fd, head, 0)
+    cutter = FastCDC(_chunks.CHUNK_AVG, min_size=_chunks.CHUNK_MIN, max_size=_chunks.CHUNK_MAX)
+    first = _chunks.cut_stable(cutter, head[:read], at_end=read == size)[:1]
+    return any(writer.stored(digest.hex()) for digest in _chunks.hash_chunks(head, first))
 
 
 def put_copied(
@@ -173,7 +189,13 @@ class _Copier:
 
         Everything copied is handed out at once: a cutter that fell behind then cuts
         larger pieces, so it re-cuts fewer piece ends (see `cut_stable`)."""
-        copied = self._copied.get()
+        while True:
+            try:
+                copied = self._copied.get(timeout=1.0)
+                break
+            except queue.Empty:  # every end of `_run` reports; this guards against a bug
+                if not self._thread.is_alive() and self._copied.empty():
+                    raise RuntimeError("the copy thread ended without reporting") from None
         while not isinstance(copied, BaseException) and not self._copied.empty():
             copied = self._copied.get()
         if isinstance(copied, BaseException):

@@ -25,7 +25,7 @@ import blake3
 from loopline.store._backend import Backend, StoredFile
 from loopline.store._buffers import read_into, scratch
 from loopline.store._chunks import CHUNKED_MIN, chunk_buffers, keep_chunk_buffers, put_chunked
-from loopline.store._copy_chunks import copying_backend, put_copied
+from loopline.store._copy_chunks import copying_backend, put_copied, seen_before
 from loopline.store._hashing import OPEN_FLAGS, changed, check_regular, open_source_fd, source_error
 from loopline.store._packs import PackIndex, PackWriter
 
@@ -67,7 +67,7 @@ def put_files(
             path = paths[number]
             fd, before = open_source_fd(path)
             try:
-                if local is not None:
+                if local is not None and not seen_before(fd, before.st_size, writer):
                     copied = put_copied(path, fd, before, local, index, writer, pool, progress)
                     if copied is not None:
                         results[number] = copied

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 import loopline as ll
 from fixtures.serving import ServingProject, live_server, open_serving_project
 from loopline.project import stores as opened
+from loopline.serving import _stored
 from loopline.serving import deployments as dep
 from loopline.serving._sink import PredictionRecord
 from loopline.serving._stored import StoredDeployments
@@ -185,6 +186,36 @@ def test_a_change_that_cannot_load_keeps_the_old_configuration(
         answer = _predict(client, "sturdy", {"inputs": project.rows(1)})
         assert answer.status_code == 200 and answer.json()["model_version"] == "churn/1"
         assert client.get("/health/ready").json()["deployments"]["sturdy"]["revision"] == 1
+
+
+def test_a_revision_that_cannot_load_is_retried_with_backoff(
+    project: ServingProject, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    dep.create_deployment("patient", "churn/1")
+    source = StoredDeployments(["patient"], poll_seconds=1.0)
+    assert source.load({})["patient"].revision == 1
+    broken = dep.get_deployment("patient").spec.to_dict()
+    broken["model"] = {"model": "churn/404", "ref": "churn/404"}
+    opened().metadata.deployments.update(
+        "patient", broken, action="update", actor="test", expected_revision=1
+    )
+    now = [1000.0]
+    monkeypatch.setattr(_stored, "monotonic", lambda: now[0])
+
+    tries = []
+    for at in (1000.0, 1000.5, 1001.1, 1002.0, 1003.2, 1005.0):  # each poll
+        now[0] = at
+        caplog.clear()
+        assert source.load({"patient": 1}) == {}
+        tries += [at for r in caplog.records if "could not be loaded" in r.getMessage()]
+    assert tries == [1000.0, 1001.1, 1003.2]  # after 1 s, then 2 s, then 4 s
+
+    fixed = dep.get_deployment("patient").spec.to_dict()
+    fixed["model"] = {"model": "churn/3", "ref": "churn/3"}
+    opened().metadata.deployments.update(
+        "patient", fixed, action="update", actor="test", expected_revision=2
+    )
+    assert source.load({"patient": 1})["patient"].revision == 3  # a new revision: at once
 
 
 def test_predictions_reach_the_log_and_feedback_joins_them(project: ServingProject) -> None:

@@ -4,12 +4,18 @@ The service polls `load(known)` every few seconds; one cheap query reads the cur
 revision of each deployment, and only a deployment whose revision changed is read and
 loaded. Loaded models are kept by (version, runtime preference), so a change that adds
 a canary loads only the canary; versions no deployment uses any more are let go.
+
+A revision that fails to load (a version whose package is gone, a store that is down)
+is tried again after 1 poll interval, then 2, 4, ... up to `RETRY_MAX_SECONDS`, not at
+every poll: each try reads the package and logs a warning. A newer revision is tried
+at once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from loopline.errors import LooplineError, NotFound
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
 
 
 class StoredDeployments:
@@ -35,6 +42,8 @@ class StoredDeployments:
         self.poll_seconds: float | None = poll_seconds
         self._models: dict[tuple[str, bool], ServedModel] = {}
         self._in_use: dict[str, set[tuple[str, bool]]] = {}
+        # a revision that failed to load -> (revision, when to try again, the last delay)
+        self._failed: dict[str, tuple[int, float, float]] = {}
 
     def names(self) -> set[str]:
         return set(self._names)
@@ -61,19 +70,28 @@ class StoredDeployments:
             revision = revisions.get(name)
             if revision is None or known.get(name) == revision:
                 continue
+            failed = self._failed.get(name)
+            if failed is not None and failed[0] == revision and monotonic() < failed[1]:
+                continue
             try:
                 record = opened.metadata.deployments.get(name)
                 spec = DeploymentSpec.from_dict(record.config)
                 changed[name] = self._endpoint(name, spec, record.revision)
+                self._failed.pop(name, None)
             except LooplineError as exc:
                 if not known:
                     raise  # at startup: nothing to fall back on
                 # one broken deployment must not hold back the others' changes
+                delay = self.poll_seconds or DEFAULT_POLL_SECONDS
+                if failed is not None and failed[0] == revision:
+                    delay = min(failed[2] * 2, RETRY_MAX_SECONDS)
+                self._failed[name] = (revision, monotonic() + delay, delay)
                 log.warning(
                     "deployment '%s' revision %d could not be loaded; still serving the "
-                    "previous one: %s",
+                    "previous one, trying again in %.0f s: %s",
                     name,
                     revision,
+                    delay,
                     exc,
                 )
         self._forget_unused()

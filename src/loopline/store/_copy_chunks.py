@@ -23,13 +23,12 @@ the map, and the copy is deleted.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
-import queue
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 
 from loopline.store import _chunks
@@ -37,7 +36,7 @@ from loopline.store._backend import Backend, Blob, StoredFile
 from loopline.store._buffers import read_into
 from loopline.store._hashing import changed, ensure_unchanged
 from loopline.store._local_blobs import LocalBlobs, LocalPackSink
-from loopline.store._packs import PACK_HEADER, PackIndex, PackWriter, encode_index
+from loopline.store._packs import PACK_HEADER, PackIndex, PackWriter, background, encode_index
 
 # The file's first byte in the pack. The kernel copies into the page cache faster when the
 # destination offset is congruent to the source's modulo its large pages (2 MiB): per GB
@@ -94,11 +93,10 @@ def put_copied(
     try:
         sink.write([PACK_HEADER])
         mapping = sink.mapped(DATA_OFFSET + size)
-        copier = _Copier(path, fd, sink, size)
-        try:
-            cuts, digests = _cut_and_hash(memoryview(mapping), copier, size, pool, progress)
-        finally:
-            copier.stop()
+        # The copy runs on a helper thread, never held back: its queue has room for every piece.
+        copying = background(_copy(path, fd, sink, size), depth=size // _chunks.SEGMENT + 2)
+        with contextlib.closing(copying):
+            cuts, digests = _cut_and_hash(memoryview(mapping), copying, size, pool, progress)
         _chunks.ensure_at_end(path, fd, size, size)
         ensure_unchanged(path, fd, before)
         chunks = [Blob(d.hex(), length) for d, (_, length) in zip(digests, cuts, strict=True)]
@@ -114,12 +112,13 @@ def put_copied(
 
 def _cut_and_hash(
     data: memoryview,
-    copier: _Copier,
+    copied_so_far: Iterator[int],
     size: int,
     pool: Executor,
     progress: Callable[[int], None],
 ) -> tuple[list[tuple[int, int]], list[bytes]]:
-    """Cut the file in the pack as the copier fills it; hash each piece's chunks on `pool`.
+    """Cut the file in the pack as the copy fills it (`copied_so_far` says how far it
+    got); hash each piece's chunks on `pool`.
 
     Returns each chunk's `(offset in the file, length)` and BLAKE3 digest, in order.
     """
@@ -131,8 +130,7 @@ def _cut_and_hash(
     hashing: list[Future[list[bytes]]] = []
     start = 0  # the first byte not in a chunk yet
     reported = 0
-    while True:
-        copied = copier.wait()
+    for copied in copied_so_far:
         at_end = copied >= size
         piece = _chunks.cut_stable(cutter, file[start:copied], at_end)
         if piece:
@@ -143,7 +141,8 @@ def _cut_and_hash(
         progress(copied - reported)
         reported = copied
         if at_end:
-            return cuts, [digest for job in hashing for digest in job.result()]
+            break
+    return cuts, [digest for job in hashing for digest in job.result()]
 
 
 def _store(
@@ -173,51 +172,23 @@ def _store(
     writer.after_written(sink.abort)  # the copy goes once the new chunks are written
 
 
-class _Copier:
-    """Copies the file into the pack on its own thread, `SEGMENT` bytes at a time, and
-    tells how far it got."""
+def _copy(path: str, fd: int, sink: LocalPackSink, size: int) -> Iterator[int]:
+    """Copy the file into the pack `SEGMENT` bytes at a time; yield how far it got.
 
-    def __init__(self, path: str, fd: int, sink: LocalPackSink, size: int) -> None:
-        self._path, self._fd, self._sink, self._size = path, fd, sink, size
-        self._copied: queue.SimpleQueue[int | BaseException] = queue.SimpleQueue()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="loopline-copy", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> int:
-        """The bytes copied so far, once more are; re-raise the copy's error.
-
-        Everything copied is handed out at once: a cutter that fell behind then cuts
-        larger pieces, so it re-cuts fewer piece ends (see `cut_stable`)."""
-        while True:
-            try:
-                copied = self._copied.get(timeout=1.0)
-                break
-            except queue.Empty:  # every end of `_run` reports; this guards against a bug
-                if not self._thread.is_alive() and self._copied.empty():
-                    raise RuntimeError("the copy thread ended without reporting") from None
-        while not isinstance(copied, BaseException) and not self._copied.empty():
-            copied = self._copied.get()
-        if isinstance(copied, BaseException):
-            raise copied
-        return copied
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        copied = 0
+    Raises:
+        _Unsupported: the kernel refused the first copy (nothing was copied).
+        Conflict: the file ends before the size it had when opened.
+    """
+    copied = 0
+    while copied < size:
+        count = min(_chunks.SEGMENT, size - copied)
         try:
-            while copied < self._size and not self._stopping.is_set():
-                count = min(_chunks.SEGMENT, self._size - copied)
-                sent = self._sink.copy_from(self._fd, copied, count, DATA_OFFSET + copied)
-                if not sent:  # the file ends before the size it had when opened
-                    raise changed(self._path)
-                copied += sent
-                self._copied.put(copied)
+            sent = sink.copy_from(fd, copied, count, DATA_OFFSET + copied)
         except OSError as exc:
-            unsupported = copied == 0 and exc.errno in _UNSUPPORTED
-            self._copied.put(_Unsupported() if unsupported else exc)
-        except BaseException as exc:
-            self._copied.put(exc)
+            if copied == 0 and exc.errno in _UNSUPPORTED:
+                raise _Unsupported from exc
+            raise
+        if not sent:
+            raise changed(path)
+        copied += sent
+        yield copied

@@ -13,12 +13,19 @@ from hypothesis import strategies as st
 from loopline.errors import InvalidInput, InvalidPath
 from loopline.store.paths import resolve_under, validate_logical_path
 
-# Segments a user could plausibly write: no separators or control characters, never "." or "..".
-VALID_SEGMENT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="/\\", exclude_categories=("Cc",)),
-    min_size=1,
-    max_size=12,
-).filter(lambda segment: segment not in (".", ".."))
+# Segments a user could plausibly write: no separators or control characters, never "." or
+# "..", no URI spelling (`%2e`, `~x`, `s3:` before another segment).
+VALID_SEGMENT = (
+    st.text(
+        alphabet=st.characters(
+            codec="utf-8", exclude_characters="/\\%:\u2028\u2029", exclude_categories=("Cc",)
+        ),
+        min_size=1,
+        max_size=12,
+    )
+    .filter(lambda segment: segment not in (".", ".."))
+    .filter(lambda segment: not segment.startswith("~"))
+)
 
 
 def _has_drive(path: str) -> bool:
@@ -161,15 +168,18 @@ def test_symlink_pointing_outside_the_root_is_rejected(tmp_path: Path) -> None:
     root.mkdir()
     outside.mkdir()
     os.symlink(outside, root / "escape")
-    with pytest.raises(InvalidPath, match="symlink"):
+    with pytest.raises(InvalidPath, match="symbolic link"):
         resolve_under(root, "escape/model.pkl")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
-def test_symlink_inside_the_root_is_followed(tmp_path: Path) -> None:
+def test_symlink_inside_the_root_is_refused_too(tmp_path: Path) -> None:
+    """Even a link that stays inside is not followed: data never decides where a write
+    lands through a link (a pushed link can be retargeted later)."""
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "alias")
-    assert resolve_under(tmp_path, "alias/model.pkl") == tmp_path.resolve() / "real/model.pkl"
+    with pytest.raises(InvalidPath, match="symbolic link"):
+        resolve_under(tmp_path, "alias/model.pkl")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")

@@ -8,35 +8,78 @@
 
 `add` writes it and lists the data path in the `.gitignore` of the same folder;
 `checkout POINTER` restores exactly the manifest named here.
+
+A pointer is committed data, so anyone who can push may have written it: `path:` must
+be one plain name beside the pointer, the pointer's folder must lie inside the project,
+and the destination goes through `resolve_under` (no `.git`, no `.loopline`, no
+symbolic link on the way, nothing outside the project).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopline.errors import InvalidInput, NotFound
-from loopline.store import DatasetVersion, check_dataset_name, validate_logical_path
+from loopline.errors import InvalidInput, InvalidPath, NotFound
+from loopline.store import (
+    DatasetVersion,
+    check_dataset_name,
+    control_folder,
+    resolve_under,
+    validate_logical_path,
+)
 
 SUFFIX = ".loopline"
 _HEADER = "# loopline dataset pointer: commit this file; the data itself is in .gitignore\n"
-_HASH = re.compile(r"^[0-9a-f]{64}$")
+_HASH = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
 class Pointer:
-    file: Path
+    file: Path  # absolute, links not resolved: a linked folder on the way must stay visible
     dataset: str
     version: int
     manifest: str
     path: str  # the data, relative to the pointer's folder
 
-    @property
-    def data_path(self) -> Path:
-        return self.file.parent / self.path
+
+def data_path(pointer: Pointer, root: Path) -> Path:
+    """Where the pointer's data goes inside the project at `root`, checked by the one
+    resolver; InvalidPath if the pointer lies outside the project, or the destination
+    is a control folder, runs through a symbolic link or leaves the project."""
+    base = root.resolve()
+    folder = _relative_folder(pointer.file.parent, base)
+    if folder is None:
+        raise InvalidPath(
+            f"pointer {pointer.file} is outside the project at {base}",
+            hint="check out pointers that lie inside the project (not behind a link)",
+        )
+    return resolve_under(base, pointer.path if folder == "." else f"{folder}/{pointer.path}")
+
+
+def _relative_folder(folder: Path, base: Path) -> str | None:
+    """`folder` relative to the project root `base`, as written (links not followed).
+
+    The nearest ancestor that *is* the root (possibly reached through a link of the
+    user's own, such as macOS's /tmp) anchors it; what lies below stays lexical, so
+    `resolve_under` sees, and refuses, a linked folder between the root and the pointer.
+    """
+    for ancestor in (folder, *folder.parents):
+        if ancestor == base or _same(ancestor, base):
+            return folder.relative_to(ancestor).as_posix()
+    return None
+
+
+def _same(path: Path, base: Path) -> bool:
+    try:
+        return path.resolve() == base
+    except (OSError, RuntimeError):
+        return False
 
 
 def pointer_path(source: Path, dataset: str) -> Path:
@@ -74,13 +117,18 @@ def read(file: Path) -> Pointer:
     missing = {"dataset", "version", "manifest", "path"} - fields.keys()
     if missing:
         raise InvalidInput(f"{file} is missing {', '.join(sorted(missing))}")
-    if not fields["version"].isdigit() or not _HASH.match(fields["manifest"]):
+    if not _VERSION.fullmatch(fields["version"]) or not _HASH.fullmatch(fields["manifest"]):
         raise InvalidInput(f"{file} has a malformed version or manifest hash")
     relative = validate_logical_path(fields["path"])
     if "/" in relative:
         raise InvalidInput(f"{file}: path must name a file or folder beside the pointer")
+    if control_folder(relative) is not None:
+        raise InvalidPath(
+            f"{file}: path {relative!r} names a control folder (git's or loopline's); "
+            "loopline never restores data there"
+        )
     return Pointer(
-        file=file.resolve(),
+        file=Path(os.path.abspath(file)),
         dataset=check_dataset_name(fields["dataset"]),
         version=int(fields["version"]),
         manifest=fields["manifest"],
@@ -91,6 +139,11 @@ def read(file: Path) -> Pointer:
 def _ignore(source: Path) -> None:
     """List the data in its folder's .gitignore, so that only the pointer is committed."""
     gitignore = source.parent / ".gitignore"
+    if _is_link(gitignore):  # appending would write wherever the link points
+        raise InvalidPath(
+            f"{gitignore} is a symbolic link; loopline does not write through links",
+            hint=f"replace it by a real file, then list /{source.name} in it",
+        )
     line = f"/{source.name}"
     existing = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
     if line not in existing:
@@ -98,3 +151,10 @@ def _ignore(source: Path) -> None:
             if existing and existing[-1] != "":
                 fh.write("\n")
             fh.write(line + "\n")
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False

@@ -1,20 +1,29 @@
 """Restoring versions: `checkout` puts a version back where it was added, `get` copies it
-anywhere, `materialize` keeps a verified read-only copy for loading."""
+anywhere, `materialize` keeps a verified read-only copy for loading.
+
+Every destination here is derived from data someone else may have written (a committed
+pointer, a version's recorded source, a manifest's file names), so each one goes through
+`resolve_under`: never into `.git` or `.loopline`, never through a symbolic link, never
+outside the folder it belongs in. `clean` removes only files and links found inside the
+checked-out folder, and never follows a link while looking.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopline.config import Settings
 from loopline.data import _manifest, _pointer
 from loopline.data._cache import StatCache
 from loopline.data.versions import resolve
-from loopline.errors import InvalidInput
+from loopline.errors import InvalidInput, InvalidPath
 from loopline.project import stores
-from loopline.store import DatasetVersion, StoredFile, resolve_under
+from loopline.store import DatasetVersion, StoredFile, control_folder, resolve_under
 
 Progress = Callable[[int], None]
 
@@ -45,19 +54,20 @@ def checkout(
         manifest = _manifest.load(opened.artifacts, pointer.manifest)
         versions = opened.metadata.datasets.versions_with_manifest(pointer.manifest)
         version = next((v for v in versions if v.dataset == pointer.dataset), None)
-        destination = pointer.data_path
+        destination = _pointer.data_path(pointer, opened.settings.root)
     else:
         version = resolve(text)
         if not version.source:
             raise InvalidInput(f"{version.ref} records no source path; use `data get`")
         manifest = _manifest.load(opened.artifacts, version.manifest_hash)
         destination = resolve_under(opened.settings.root, version.source)
+    _refuse_project_files(destination, opened.settings)
     root = destination if manifest.folder else destination.parent
     restored, unchanged = _restore(manifest, root, progress)
     extra = _extra_files(manifest, root) if manifest.folder else ()
     if clean:
         for file in extra:
-            file.unlink()
+            _remove(file, root)
     if version is not None and not text.endswith(_pointer.SUFFIX):
         _pointer.write(destination, version)
     return CheckoutResult(version, destination, restored, unchanged, extra)
@@ -109,11 +119,19 @@ def _restore(
 
 def _targets(root: Path, manifest: _manifest.Manifest) -> list[tuple[_manifest.Entry, str]]:
     """Where each entry goes, as plain strings (20,000 Path objects cost more than the
-    checks). Manifest paths are validated (no '..', not absolute); each distinct folder
-    is resolved once to refuse symlinks that lead out of `root`."""
+    checks). Manifest paths are validated when read (no '..', not absolute, no URI);
+    here no entry may name a control folder, and each distinct folder goes through
+    `resolve_under` once (no link on the way). A file that is a link is not followed:
+    the restore renames the new file over it."""
     checked: dict[str, str] = {}
     targets = []
     for entry in manifest.entries:
+        reserved = control_folder(entry.path)
+        if reserved is not None:
+            raise InvalidPath(
+                f"the version lists {entry.path!r}: {reserved!r} is a control folder "
+                "(git's or loopline's); loopline never restores data there"
+            )
         folder, _, name = entry.path.rpartition("/")
         if folder not in checked:
             checked[folder] = os.path.join(resolve_under(root, folder) if folder else root, "")
@@ -122,8 +140,10 @@ def _targets(root: Path, manifest: _manifest.Manifest) -> list[tuple[_manifest.E
 
 
 def _present(paths: Iterable[str]) -> list[tuple[str, os.stat_result]]:
-    """Those of `paths` that exist, with their stat. Each folder is listed once and only
-    the names found are looked up: into an empty folder, no lookup per file."""
+    """Those of `paths` that exist as regular files, with their stat. Each folder is
+    listed once and only the names found are looked up: into an empty folder, no lookup
+    per file. A symbolic link counts as absent, so that the restore replaces the link
+    (the write renames a new file over it) instead of trusting what it points to."""
     listed: dict[str, frozenset[str] | None] = {}  # None: cannot list, look each up
     present = []
     for path in paths:
@@ -138,7 +158,9 @@ def _present(paths: Iterable[str]) -> list[tuple[str, os.stat_result]]:
         names = listed[folder]
         if names is None or name in names:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                present.append((path, os.stat(path)))
+                found = os.lstat(path)
+                if stat.S_ISREG(found.st_mode):
+                    present.append((path, found))
     return present
 
 
@@ -147,11 +169,52 @@ def _outdated(cached: StoredFile | None, entry: _manifest.Entry) -> bool:
 
 
 def _extra_files(manifest: _manifest.Manifest, root: Path) -> tuple[Path, ...]:
+    """Files and links under `root` that the version does not list.
+
+    Links are never followed: a link (to a file or to a folder, inside or outside the
+    project) is itself an entry, reported like a file, and removing it removes the link.
+    """
     wanted = {e.path for e in manifest.entries}
-    top = str(root)
     extra = []
-    for folder, _dirs, names in os.walk(top):
-        relative = os.path.relpath(folder, top)
-        prefix = "" if relative == os.curdir else relative.replace(os.sep, "/") + "/"
-        extra += [os.path.join(folder, name) for name in names if prefix + name not in wanted]
+    folders = [(str(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append((entry.path, f"{prefix}{entry.name}/"))
+            elif prefix + entry.name not in wanted:
+                extra.append(entry.path)
     return tuple(Path(file) for file in sorted(extra))
+
+
+def _remove(file: Path, root: Path) -> None:
+    """Unlink one extra file or link, after proving it lies inside `root` (as walked)."""
+    if file.parent != root and root not in file.parents:
+        raise InvalidPath(f"refusing to remove {file}: it is not inside {root}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(file)  # unlinks a link itself, never its target
+
+
+def _refuse_project_files(destination: Path, settings: Settings) -> None:
+    """A checkout never overwrites (or, with `clean`, empties) the project's own
+    configuration or stores, wherever `loopline.toml` puts them inside the project."""
+    protected = [settings.root / "loopline.toml", settings.state_dir]
+    artifacts = settings.artifact_uri
+    if "://" not in artifacts:
+        protected.append(Path(artifacts))
+    if settings.store_uri.startswith("sqlite:///"):
+        protected.append(Path(settings.store_uri[len("sqlite:///") :]))
+    root = settings.root.resolve()
+    for path in protected:
+        place = Path(os.path.abspath(path))
+        if not place.is_relative_to(root):
+            continue  # a store outside the project (or around it) is not in reach
+        if destination == place or place in destination.parents or destination in place.parents:
+            raise InvalidPath(
+                f"refusing to check out into {destination}: it holds or overlaps {place}, "
+                "the project's own configuration or store"
+            )

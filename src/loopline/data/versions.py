@@ -19,15 +19,23 @@ from pathlib import Path
 from loopline.config import current_user
 from loopline.data import _manifest, _pointer
 from loopline.data._cache import StatCache
-from loopline.errors import InvalidInput, NotFound
+from loopline.errors import InvalidInput, InvalidPath, NotFound
 from loopline.lineage import record_output
 from loopline.project import Stores, stores
-from loopline.store import Dataset, DatasetVersion, LinkKind, StoredFile, check_dataset_name
+from loopline.store import (
+    Dataset,
+    DatasetVersion,
+    LinkKind,
+    StoredFile,
+    check_dataset_name,
+    control_folder,
+    validate_logical_path,
+)
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-_REF = re.compile(r"^(?P<name>[^@]+)(?:@(?P<version>[^@]+))?$")
+_REF = re.compile(r"(?P<name>[^@]+)(?:@(?P<version>[^@]+))?")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ def resolve(ref: str) -> DatasetVersion:
     datasets = stores().metadata.datasets
     if version is None or version == "latest":
         return datasets.latest_version(name)
-    if version.isdigit():
+    if version.isascii() and version.isdigit():
         return datasets.get_version(name, int(version))
     return datasets.find_by_hash_prefix(name, version.lower())
 
@@ -92,7 +100,7 @@ def log(name: str) -> list[DatasetVersion]:
 def parse_ref(ref: str) -> tuple[str, str | None]:
     if not isinstance(ref, str):
         raise InvalidInput(f"a dataset reference is a string like 'credit@3', got {ref!r}")
-    match = _REF.match(ref.strip())
+    match = _REF.fullmatch(ref.strip())
     if match is None:
         raise InvalidInput(
             f"invalid dataset reference {ref!r}", hint="use NAME, NAME@3 or NAME@latest"
@@ -116,16 +124,21 @@ def _inside_project(path: Path, opened: Stores) -> Path:
         )
     if source == root or source.is_relative_to(opened.settings.state_dir.resolve()):
         raise InvalidInput(f"cannot add {source}: it is the project itself or its state folder")
+    relative = validate_logical_path(source.relative_to(root).as_posix())
+    if control_folder(relative) is not None:
+        raise InvalidPath(f"cannot add {source}: it lies in a control folder (git's or loopline's)")
     return source
 
 
 def _list_files(source: Path) -> list[tuple[str, str, os.stat_result]]:
-    """(path, manifest path, stat) of every regular file, sorted; symlinks are refused.
+    """(path, manifest path, stat) of every regular file, sorted; symlinks are refused,
+    and so are names a checkout would refuse to restore (`.git`, `.loopline`, `~x`,
+    `%2e`, ...): a version that cannot be checked out is not made.
 
     Plain strings and os.scandir: pathlib objects cost more than the disk for 20,000 files.
     """
     if source.is_file():
-        return [(str(source), source.name, _stat(str(source)))]
+        return [(str(source), validate_logical_path(source.name), _stat(str(source)))]
     found: list[tuple[str, str, os.stat_result]] = []
     folders = [(str(source), "")]
     while folders:
@@ -136,12 +149,19 @@ def _list_files(source: Path) -> list[tuple[str, str, os.stat_result]]:
                     raise InvalidInput(
                         f"{entry.path} is a symbolic link; add the file it points to"
                     )
+                if control_folder(entry.name) is not None:
+                    raise InvalidPath(
+                        f"{entry.path} is a control folder (git's or loopline's); "
+                        "loopline never restores one, so it cannot be versioned",
+                        hint="add the data without it",
+                    )
                 if entry.is_dir(follow_symlinks=False):
                     folders.append((entry.path, f"{prefix}{entry.name}/"))
                 elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(
                     _pointer.SUFFIX
                 ):
-                    found.append((entry.path, prefix + entry.name, _stat(entry.path)))
+                    relative = validate_logical_path(prefix + entry.name)
+                    found.append((entry.path, relative, _stat(entry.path)))
     if not found:
         raise InvalidInput(f"{source} holds no files to add")
     found.sort(key=lambda item: item[1])

@@ -14,8 +14,8 @@ from loopline.errors import InvalidInput, NotFound
 from loopline.project import Stores, stores
 from loopline.store import ModelVersion, check_alias, check_model_name, validate_logical_path
 
-_MODEL_REF = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>[^/@]*)|@(?P<alias>[^/@]*))?$")
-_RUN_REF = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<path>.+)$")
+_MODEL_REF = re.compile(r"(?P<name>[^/@]+)(?:/(?P<version>[^/@]*)|@(?P<alias>[^/@]*))?")
+_RUN_REF = re.compile(r"runs:/(?P<run>[^/]+)/(?P<path>.+)", re.DOTALL)
 _HINT = "use churn, churn/3, churn@champion, models:/churn/3 or runs:/<run id>/model"
 
 
@@ -42,17 +42,20 @@ def parse_ref(text: object) -> ModelRef:
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput(f"invalid model reference {text!r}", hint=_HINT)
     ref = text.strip()
-    run = _RUN_REF.match(ref)
+    run = _RUN_REF.fullmatch(ref)
     if run is not None:
         return ModelRef(run_id=run["run"], path=validate_logical_path(run["path"]))
     if ref.startswith("models:/"):
         ref = ref[len("models:/") :]
-    match = _MODEL_REF.match(ref)
+    match = _MODEL_REF.fullmatch(ref)
     if match is None:
         raise InvalidInput(f"invalid model reference {text!r}", hint=_HINT)
     name = check_model_name(match["name"])
     if match["version"] is not None:
-        if not match["version"].isdigit() or int(match["version"]) < 1:
+        if (
+            not (match["version"].isascii() and match["version"].isdigit())
+            or int(match["version"]) < 1
+        ):
             raise InvalidInput(
                 f"invalid model reference {text!r}: a version is a positive number", hint=_HINT
             )

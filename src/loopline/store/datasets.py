@@ -21,7 +21,8 @@ from loopline.store.records import new_id
 if TYPE_CHECKING:
     from loopline.store.metadata import MetadataStore
 
-DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# Applied with fullmatch: `$` in `match` would accept a trailing newline ("ds1\n").
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _ATTEMPTS = 5  # concurrent adds race for the next version number; the loser retries
 
 
@@ -71,7 +72,7 @@ class ValidationRecord:
 
 def check_dataset_name(name: object) -> str:
     """Dataset names become file names (NAME.loopline): no '/', no '..', no leading dot."""
-    if not isinstance(name, str) or not DATASET_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name) or ".." in name:
         raise InvalidInput(
             f"invalid dataset name {name!r}",
             hint="use 1-128 letters, digits, '_', '-' and '.', starting with a letter or digit",

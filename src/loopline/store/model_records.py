@@ -9,9 +9,11 @@ from enum import StrEnum
 from typing import Any
 
 from loopline.errors import InvalidInput
+from loopline.store._names import check_key, tag_text
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+# Applied with fullmatch: `$` in `match` would accept a trailing newline ("churn\n").
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+ALIAS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")
 RESERVED_ALIASES = frozenset({"latest"})
 
 
@@ -72,7 +74,7 @@ class ModelVersion:
 
 def check_model_name(name: object) -> str:
     """Model names appear in refs (`churn/3`, `churn@champion`) and paths: no '/', '@', '..'."""
-    if not isinstance(name, str) or not MODEL_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
         raise InvalidInput(
             f"invalid model name {name!r}",
             hint="use 1-128 letters, digits, '_', '-' and '.', starting with a letter or digit",
@@ -81,13 +83,24 @@ def check_model_name(name: object) -> str:
 
 
 def check_alias(alias: object) -> str:
-    if not isinstance(alias, str) or not ALIAS_NAME.match(alias) or alias in RESERVED_ALIASES:
+    if not isinstance(alias, str) or not ALIAS_NAME.fullmatch(alias) or alias in RESERVED_ALIASES:
         raise InvalidInput(
             f"invalid alias {alias!r}",
             hint="an alias starts with a letter and holds letters, digits, '_' and '-' "
             "('latest' is reserved)",
         )
     return alias
+
+
+def check_model_tags(tags: object) -> dict[str, str] | None:
+    """Model and version tags follow the rules of run tags: checked keys, text values."""
+    if tags is None:
+        return None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise InvalidInput(f"tags must map names to strings, got {tags!r}")
+    for key, value in tags.items():
+        tag_text(check_key("tag", key), value)
+    return tags
 
 
 def model_status(value: object) -> ModelStatus:

@@ -24,6 +24,7 @@ from loopline.store.model_records import (
     RegisteredModel,
     check_alias,
     check_model_name,
+    check_model_tags,
 )
 from loopline.store.records import new_id
 
@@ -59,6 +60,7 @@ class ModelStore:
     ) -> ModelVersion:
         """Register the next version of `name` (the model is created on first use)."""
         check_model_name(name)
+        check_model_tags(tags)
         model_id = self._get_or_create(name, created_by)
         for _attempt in range(_ATTEMPTS):
             try:
@@ -204,6 +206,7 @@ class ModelStore:
         tags: dict[str, str] | None = None,
     ) -> ModelVersion:
         """Change a version's description or tags (its package never changes)."""
+        check_model_tags(tags)
         current = self.get_version(name, version)
         values: dict[str, Any] = {}
         if description is not None:
@@ -349,6 +352,7 @@ class ModelStore:
         description: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> RegisteredModel:
+        check_model_tags(tags)
         current = self.get_model(name)
         values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
         if description is not None:

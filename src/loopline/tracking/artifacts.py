@@ -1,15 +1,30 @@
 """A run's artifacts: files stored as content-addressed blobs, listed by a manifest of
-logical paths -> hashes (the run's output links of kind "artifact")."""
+logical paths -> hashes (the run's output links of kind "artifact").
+
+Symbolic links are not followed unless the caller asks (`follow_links=True`): a folder
+holding a link to `/etc/passwd` or `~/.ssh` would otherwise store that file's content
+under an innocent name, for anyone who can read the run.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from loopline.errors import InvalidInput, NotFound
+from loopline.errors import InvalidInput, InvalidPath, NotFound
 from loopline.project import Stores, stores
-from loopline.store import Direction, LinkKind, RunLink, resolve_under, validate_logical_path
+from loopline.store import (
+    Direction,
+    LinkKind,
+    RunLink,
+    control_folder,
+    resolve_under,
+    validate_logical_path,
+)
+
+MAX_ARTIFACT_PATH = 1024  # the width of the stored name
 
 
 def log_artifact_for_run(
@@ -17,6 +32,7 @@ def log_artifact_for_run(
     local_path: str | Path,
     artifact_path: str | None = None,
     *,
+    follow_links: bool = False,
     stores: Stores | None = None,
 ) -> list[str]:
     """Store a file or a directory's files under the run; returns the logical paths.
@@ -24,15 +40,22 @@ def log_artifact_for_run(
     A file keeps its name (`plots/roc.png` -> `roc.png`); a directory keeps its own name
     and layout (`plots/` -> `plots/roc.png`, ...). `artifact_path` files them under a
     folder. Logging a path again replaces the run's entry; the old blob stays stored.
+
+    Raises:
+        InvalidPath: `local_path` is, or the folder holds, a symbolic link (unless
+            `follow_links=True`, which stores what each link points to), or a name that
+            could not be restored (`.git`, `.loopline`, `~x`, `%2e`, ...).
     """
     opened = stores or _stores()
-    if not Path(local_path).exists():
+    given = Path(local_path)
+    if not given.exists() and not _is_link(given):
         raise NotFound(f"no file or directory at {str(local_path)!r}")
-    source = Path(local_path).resolve()
     prefix = validate_logical_path(artifact_path) + "/" if artifact_path else ""
+    planned = [
+        (file, _logical(prefix + relative)) for file, relative in _files(given, follow_links)
+    ]
     entries: list[tuple[str, str, int | None]] = []
-    for file, relative in _files(source):
-        logical = validate_logical_path(prefix + relative)
+    for file, logical in planned:  # every name is checked before anything is stored
         blob = opened.artifacts.put_file(file)
         entries.append((logical, blob.hash, blob.size))
     opened.metadata.add_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT, entries)
@@ -77,18 +100,73 @@ def download_artifacts(run_id: str, path: str, dest: str | Path) -> list[Path]:
     return written
 
 
-def _files(source: Path) -> Iterator[tuple[Path, str]]:
-    if source.is_file():
-        yield source, source.name
+def _logical(path: str) -> str:
+    logical = validate_logical_path(path)
+    if len(logical) > MAX_ARTIFACT_PATH:
+        raise InvalidPath(f"artifact path {logical[:60]!r}... is longer than {MAX_ARTIFACT_PATH}")
+    folder = control_folder(logical)
+    if folder is not None:
+        raise InvalidPath(
+            f"artifact path {logical!r} holds {folder!r}, a control folder (git's or "
+            "loopline's): it could never be downloaded",
+            hint="log the files without that folder",
+        )
+    return logical
+
+
+def _files(given: Path, follow_links: bool) -> Iterator[tuple[Path, str]]:
+    """(file, path relative to the logged folder's parent) of every regular file.
+
+    The names are the ones the user sees (a followed link keeps its own name); with
+    `follow_links`, a link back to a folder being walked is a loop and is refused.
+    """
+    _refuse_link(given, follow_links)
+    name = Path(os.path.abspath(given)).name  # `.` logs the current folder by its name
+    if given.is_file():
+        yield given, name
         return
-    if not source.is_dir():
-        raise InvalidInput(f"{str(source)!r} is neither a file nor a directory")
-    for folder, dirs, names in os.walk(source):
-        dirs.sort()
-        for name in sorted(names):
-            file = Path(folder) / name
-            if file.is_file():
-                yield file, f"{source.name}/{file.relative_to(source).as_posix()}"
+    if not given.is_dir():
+        raise InvalidInput(f"{str(given)!r} is neither a file nor a directory")
+    stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
+        (given, name, frozenset({_identity(given)}))
+    ]
+    while stack:
+        folder, relative, ancestors = stack.pop()
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+        for entry in entries:
+            path = Path(entry.path)
+            _refuse_link(path, follow_links)
+            if entry.is_symlink() and not path.exists():
+                raise NotFound(f"{path} is a symbolic link to nothing")
+            if entry.is_dir():  # follows a link only when follow_links let it through
+                identity = _identity(path)
+                if identity in ancestors:
+                    raise InvalidInput(f"{path} links back to a folder that holds it (a loop)")
+                stack.append((path, f"{relative}/{entry.name}", ancestors | {identity}))
+            elif entry.is_file():
+                yield path, f"{relative}/{entry.name}"
+
+
+def _refuse_link(path: Path, follow_links: bool) -> None:
+    if follow_links or not _is_link(path):
+        return
+    raise InvalidPath(
+        f"{path} is a symbolic link; loopline does not store what links point to",
+        hint="pass follow_links=True to store the content it points to",
+    )
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    found = os.stat(folder)
+    return found.st_dev, found.st_ino
 
 
 def _stores() -> Stores:

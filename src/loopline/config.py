@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loopline.errors import InvalidInput, ProjectNotFound
+from loopline.redact import redact_uri
 
 CONFIG_FILE = "loopline.toml"
 STATE_DIR = ".loopline"
@@ -35,7 +36,7 @@ uri = "sqlite:///.loopline/loopline.db"
 artifacts = ".loopline/artifacts"
 
 [tracking]
-# Seconds between background flushes of buffered metric points.
+# The most seconds of metric points a crash (SIGKILL) can lose; written every half of it.
 metric_flush_interval = 1.0
 
 # Promotion gates (`loopline models promote`, `loopline gate`), for example:
@@ -63,6 +64,14 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
+
+    def __repr__(self) -> str:  # printed settings must not show a store's password
+        return (
+            f"Settings(root={self.root!r}, store_uri={redact_uri(self.store_uri)!r}, "
+            f"artifact_uri={redact_uri(self.artifact_uri)!r}, "
+            f"metric_flush_interval={self.metric_flush_interval!r}, "
+            f"s3_endpoint_url={self.s3_endpoint_url!r})"
+        )
 
 
 def find_project_root(start: Path | None = None) -> Path | None:

@@ -5,6 +5,7 @@
     │   ├── InvalidFilter          422 / exit 2   a search filter that does not parse
     │   ├── InvalidPath            422 / exit 2   a logical path that would escape the store
     │   ├── MalformedRequest       400 / exit 2   not JSON or UTF-8, repeated keys, too deep
+    │   ├── RequestTimeout         408 / exit 2   a request body that did not arrive in time
     │   ├── PayloadTooLarge        413 / exit 2   a request body over the server's limit
     │   ├── UnsupportedMediaType   415 / exit 2   a request body that is not application/json
     │   └── SignatureMismatch      422 / exit 2   model input that breaks the model's signature
@@ -26,17 +27,25 @@ errors the same way without a table of their own.
 
 from __future__ import annotations
 
+from loopline.redact import redact_text
+
 
 class LooplineError(Exception):
-    """Base class: a message a user can act on, and an optional hint."""
+    """Base class: a message a user can act on, and an optional hint.
+
+    Message and hint are redacted (loopline.redact) as the error is made: an error may
+    quote a store URI or a command line, and it is printed, logged, sent over HTTP and
+    stored as a run's error, so a password must not survive into it.
+    """
 
     http_status = 500
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact_text(str(message))
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else redact_text(hint)
 
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message} (hint: {self.hint})"
@@ -86,9 +95,22 @@ class InvalidField(SignatureMismatch):
 
 
 class MalformedRequest(InvalidInput):
-    """A body that is not valid UTF-8 JSON, repeats a key in an object, or nests too deep."""
+    """A body that is not valid UTF-8 JSON, repeats a key in an object, nests too deep, or
+    holds text that is not valid Unicode (a lone surrogate); `field` locates the value when
+    the JSON parsed."""
 
     http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
+class RequestTimeout(InvalidInput):
+    """A request body that did not arrive within the server's body timeout (a stalled or
+    trickling client); the connection is closed after the answer."""
+
+    http_status = 408
 
 
 class PayloadTooLarge(InvalidInput):
@@ -196,6 +218,7 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         SignatureMismatch,
         InvalidField,
         MalformedRequest,
+        RequestTimeout,
         PayloadTooLarge,
         UnsupportedMediaType,
         NotFound,

@@ -15,6 +15,7 @@ from itertools import pairwise
 
 from loopline.errors import Conflict, InvalidFilter, InvalidInput, NotFound
 from loopline.store import Direction, LinkKind, MetadataStore, ModelStatus, RunStatus
+from loopline.store.query import Compare, Field
 from loopline.tracking._filter import parse_filter, parse_order_by
 
 Check = Callable[[MetadataStore], None]
@@ -244,6 +245,55 @@ def check_alias_moves_serialize(store: MetadataStore) -> None:
     _raises(NotFound, lambda: models.version_for_alias("race", "champion"))
 
 
+def check_like_escapes_match_alike(store: MetadataStore) -> None:
+    """LIKE/ILIKE: a backslash escapes `%`, `_` and itself on every back-end."""
+    values = ["%", "50%", "50x", "a_b", "axb", "A_B", "back\\slash", "backslash"]
+    ids = {}
+    for value in values:
+        run_id = _run(store)
+        store.log_params(run_id, {"v": value})
+        ids[value] = run_id
+
+    def found(text: str) -> set[str]:
+        by_id = {run_id: value for value, run_id in ids.items()}
+        return {by_id[run_id] for run_id in _search(store, text)}
+
+    assert found(r"params.v LIKE '\%'") == {"%"}
+    assert found(r"params.v LIKE '50\%'") == {"50%"}
+    assert found(r"params.v LIKE '50%'") == {"50%", "50x"}
+    assert found(r"params.v LIKE 'a\_b'") == {"a_b"}
+    assert found(r"params.v LIKE 'a_b'") == {"a_b", "axb"}
+    assert found(r"params.v ILIKE 'a\_b'") == {"a_b", "A_B"}
+    # the string literal reads \\ as \, so four backslashes are one literal backslash
+    assert found(r"params.v LIKE 'back\\\\slash'") == {"back\\slash"}
+    assert found(r"params.v LIKE '%\\\\%'") == {"back\\slash"}
+    assert found(r"params.v LIKE 'back\\slash'") == {"backslash"}  # \s is a literal s
+    _raises(InvalidFilter, lambda: parse_filter(r"params.v LIKE 'abc\\'"))
+    lone = Compare(Field("param", "v"), "like", "abc\\")
+    _raises(InvalidFilter, lambda: store.search_runs(None, lone))
+
+
+def check_secrets_never_reach_the_database(store: MetadataStore) -> None:
+    """A run's command line, error, params and tags are stored with secrets masked."""
+    secrets = ["hunter2", "sk-live0123456789abcdefXYZ", "s3cret"]
+    source = (
+        "train.py --db-password=hunter2 --api-key sk-live0123456789abcdefXYZ "
+        "--db postgresql+psycopg://loopline:s3cret@db:5432/loopline"
+    )
+    exp = store.get_or_create_experiment("exp")
+    run_id = store.create_run(exp.id, user="tester", source=source).id
+    store.log_params(run_id, {"dsn": "postgresql://u:s3cret@db/x", "model": secrets[1]})
+    store.set_tags(run_id, {"url": "https://u:hunter2@example.com/"})
+    store.end_run(run_id, "failed", error="OperationalError: postgresql://u:s3cret@db/x refused")
+    run = store.get_run(run_id)
+    shown = " ".join([run.source, run.error or "", *run.params.values(), *run.tags.values()])
+    assert not [s for s in secrets if s in shown], shown
+    assert "--db-password=***" in run.source and "loopline:***@db" in run.source
+    for secret in secrets:  # the search runs on what is stored, not on what is shown
+        for field in ("attributes.source", "params.dsn", "params.model", "tags.url"):
+            assert _search(store, f"{field} LIKE '%{secret}%'") == [], (field, secret)
+
+
 STORE_CHECKS: list[Check] = [
     check_experiments,
     check_concurrent_experiment_creation,
@@ -253,6 +303,8 @@ STORE_CHECKS: list[Check] = [
     check_metrics_nan_inf_and_latest,
     check_search_filters,
     check_search_scoping,
+    check_like_escapes_match_alike,
+    check_secrets_never_reach_the_database,
     check_links,
     check_model_versions,
     check_alias_moves_serialize,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +128,85 @@ def test_flush_makes_buffered_points_visible_to_other_readers(project: Stores) -
             ll.log_metric("x", float(step))
         ll.flush()
         assert len(project.metadata.get_metric_history(run.id, "x")) == 500
+
+
+TIGHT_LOOP = """
+import os, sys, time
+import loopline as ll
+
+progress = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+run = ll.start_run("kill")
+os.write(progress, f"run {run.id}\\n".encode())
+step = 0
+while True:
+    ll.log_metric("x", 1.0, step=step)
+    step += 1
+    if step % 1000 == 0:  # cheap: one small append per ~2-5 ms of logging
+        os.write(progress, f"{step} {time.time():.4f}\\n".encode())
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_metric_buffer_unbounded_a_sigkill_in_a_tight_loop_loses_one_interval_at_most(
+    project: Stores, tmp_path: Path
+) -> None:
+    """Issue 11, defect 11: a SIGKILL in a tight logging loop lost ~3.9 s of points
+    (here: every point, the writer starved of the GIL), where the README promises about
+    one flush interval. Now the points lost were all logged within one interval."""
+    interval = 0.5
+    script, progress = tmp_path / "loop.py", tmp_path / "progress"
+    script.write_text(TIGHT_LOOP)
+    env = {**os.environ, "LOOPLINE_METRIC_FLUSH_INTERVAL": str(interval)}
+    child = subprocess.Popen([sys.executable, str(script), str(progress)], env=env)
+    try:
+        logged = _wait_for_logging(progress, child, seconds=4.0)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    run_id, steps = _read_progress(progress)
+    last_step, last_logged_at = steps[-1]
+    assert last_step >= logged >= 10_000, "the loop did not log long enough to judge"
+    history = project.metadata.get_metric_history(run_id, "x")
+    assert history, "nothing was written in four seconds of logging"
+    assert [p.step for p in history] == list(range(len(history)))  # a prefix, in order
+    # Seconds of logging lost: from the first unwritten point to the last logged one
+    # (read off the child's progress lines, so time the loop spent waiting for a write,
+    # logging nothing, does not count as loss).
+    first_lost_at = next((at for step, at in steps if step > len(history)), last_logged_at)
+    lost_s = last_logged_at - first_lost_at
+    # The bound is `interval`; the slack absorbs a loaded 2-core machine (the old buffer
+    # lost everything logged since the writer last caught up: seconds, not a fraction).
+    lost = f"lost {lost_s:.2f} s of points ({last_step - len(history)} of {last_step})"
+    assert lost_s <= interval + 0.75, lost
+
+
+def _wait_for_logging(progress: Path, child: subprocess.Popen[bytes], seconds: float) -> int:
+    """Block until the child has logged for `seconds`; returns the steps logged so far."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert child.poll() is None, "the logging child died"
+        if progress.exists():
+            _, steps = _read_progress(progress)
+            if steps and steps[-1][1] - steps[0][1] >= seconds:
+                return steps[-1][0]
+        time.sleep(0.05)
+    raise AssertionError("the child never logged for long enough")
+
+
+def _read_progress(progress: Path) -> tuple[str, list[tuple[int, float]]]:
+    lines = progress.read_text().splitlines()
+    if not lines or len(lines[0].split()) != 2:
+        return "", []
+    run_id = lines[0].split()[1]
+    steps = []
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) == 2:  # a line being written when read is skipped
+            steps.append((int(parts[0]), float(parts[1])))
+    return run_id, steps
 
 
 def test_logging_without_an_active_run_is_a_clear_error(project: Stores) -> None:

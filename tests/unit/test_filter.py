@@ -25,6 +25,7 @@ from loopline.store.query import (
     OrderBy,
     Scalar,
     Value,
+    like_pattern_error,
 )
 from loopline.tracking._filter import MAX_DEPTH, MAX_LENGTH, parse_filter, parse_order_by
 
@@ -128,6 +129,20 @@ def test_symbol_operators_and_their_synonyms(written: str, op: Op) -> None:
 )
 def test_like_operators_are_case_insensitive_keywords(written: str, op: Op) -> None:
     assert parse_filter(f"params.model {written} 'xgb%'") == param("model", op, "xgb%")
+
+
+def test_like_backslash_escapes_reach_the_pattern_unchanged() -> None:
+    # the string literal decodes only \' and \\; \% and \_ stay for LIKE to read
+    assert parse_filter(r"params.x LIKE '\%'") == param("x", "like", "\\%")
+    assert parse_filter(r"params.x LIKE 'a\_b'") == param("x", "like", "a\\_b")
+    assert parse_filter(r"params.x LIKE '\\\\'") == param("x", "like", "\\\\")
+
+
+@pytest.mark.parametrize("text", [r"params.x LIKE 'abc\\'", r"params.x ilike '\\\\\\'"])
+def test_like_pattern_ending_in_a_lone_backslash_is_refused(text: str) -> None:
+    with pytest.raises(InvalidFilter, match="single backslash") as caught:
+        parse_filter(text)
+    assert caught.value.position == text.index("'")
 
 
 @pytest.mark.parametrize(
@@ -611,7 +626,10 @@ def comparisons(draw: st.DrawFn) -> tuple[Condition, str]:
         listed = ", ".join(text for _, text in pairs)
         text = f"{field_text} {' '.join(words)} ({listed}{trailing})"
         return Compare(field, op, tuple(value for value, _ in pairs)), text
-    value, value_text = draw(values(value_type))
+    candidates = values(value_type)
+    if op in ("like", "ilike"):  # a lone trailing backslash escapes nothing: refused
+        candidates = candidates.filter(lambda pair: like_pattern_error(str(pair[0])) is None)
+    value, value_text = draw(candidates)
     written = draw(st.sampled_from(SPELLINGS.get(op, [op])).flatmap(cased))
     return Compare(field, op, value), f"{field_text} {written} {value_text}"
 

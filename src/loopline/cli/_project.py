@@ -29,12 +29,13 @@ def init(
     """
     from loopline.config import init_project
     from loopline.project import configure
+    from loopline.redact import redact_uri
 
     config = init_project(directory)
     opened = configure(project=config.parent)
     console.print(f"Initialized loopline project in [bold]{config.parent}[/]")
-    console.print(f"  metadata:  {opened.settings.store_uri}")
-    console.print(f"  artifacts: {opened.settings.artifact_uri}")
+    console.print(f"  metadata:  {redact_uri(opened.settings.store_uri)}", markup=False)
+    console.print(f"  artifacts: {redact_uri(opened.settings.artifact_uri)}", markup=False)
 
 
 @db.command("upgrade")
@@ -44,9 +45,11 @@ def upgrade() -> None:
     Example: loopline db upgrade
     """
     from loopline.config import load_settings
+    from loopline.redact import redact_uri
     from loopline.store.metadata import MetadataStore
 
     settings = load_settings(require_project=True)
     store = MetadataStore(settings.store_uri)
     store.close()
-    console.print(f"Metadata store is at the latest schema: {settings.store_uri}")
+    shown = redact_uri(settings.store_uri)
+    console.print(f"Metadata store is at the latest schema: {shown}", markup=False)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from loopline.redact import redact_command, redact_text
 from loopline.store import _metrics
 from loopline.store._schema import params, tags
 from loopline.store.records import (
@@ -58,8 +59,9 @@ class RunDetails:
             end_time=None if row.end_time is None else ms_to_datetime(row.end_time),
             parent_id=row.parent_id,
             user=row.user,
-            source=row.source,
-            error=row.error,
+            # masked again on the way out: rows written before redaction existed
+            source=redact_command(row.source),
+            error=None if row.error is None else redact_text(row.error),
             code=CodeVersion(row.git_commit, row.git_branch, row.git_dirty, row.git_patch_hash),
             python_version=row.python_version,
             packages_hash=row.packages_hash,

@@ -16,7 +16,17 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from loopline.errors import InvalidFilter, InvalidInput
 from loopline.store._schema import latest_metrics, params, runs, tags
-from loopline.store.query import And, Compare, Condition, Field, Or, OrderBy, Scalar
+from loopline.store.query import (
+    LIKE_ESCAPE,
+    And,
+    Compare,
+    Condition,
+    Field,
+    Or,
+    OrderBy,
+    Scalar,
+    like_pattern_error,
+)
 
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
 
@@ -147,10 +157,13 @@ def _binary(column: Any, op: str, value: Any, cmp: Compare) -> ColumnElement[boo
         return column > value  # type: ignore[no-any-return]
     if op == ">=":
         return column >= value  # type: ignore[no-any-return]
-    if op == "like":
-        return column.like(value)  # type: ignore[no-any-return]
-    if op == "ilike":
-        return column.ilike(value)  # type: ignore[no-any-return]
+    if op in ("like", "ilike"):
+        problem = like_pattern_error(value)
+        if problem is not None:
+            raise _invalid(cmp, problem)
+        # One escape rule on both back-ends (see query.LIKE_ESCAPE)
+        like = column.like if op == "like" else column.ilike
+        return like(value, escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
     raise _invalid(cmp, f"operator {op!r} cannot be used here")
 
 

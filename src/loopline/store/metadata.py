@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from loopline.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from loopline.redact import redact_command, redact_text, redact_uri
 from loopline.store import _metrics
 from loopline.store._engine import create_store_engine, read_transaction, write_transaction
 from loopline.store._migrate import upgrade
@@ -55,7 +56,7 @@ from loopline.store.reviews import ReviewStore
 log = logging.getLogger(__name__)
 
 MAX_SEARCH_RESULTS = 50_000
-_HEX_PREFIX = re.compile(r"^[0-9a-f]{4,32}$")
+_HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 
 def now_ms() -> int:
@@ -106,7 +107,7 @@ class MetadataStore:
         return AuditLog(self)
 
     def __repr__(self) -> str:
-        return f"MetadataStore({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"MetadataStore({redact_uri(self.uri)!r})"
 
     # -- experiments ------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class MetadataStore:
             "start_time": now_ms(),
             "parent_id": parent_id,
             "user": user,
-            "source": source,
+            "source": redact_command(source),  # callers redact too; this is the last gate
             "git_commit": code.commit,
             "git_branch": code.branch,
             "git_dirty": code.dirty,
@@ -209,7 +210,11 @@ class MetadataStore:
             result = conn.execute(
                 update(runs)
                 .where(runs.c.id == check_id("run", run_id))
-                .values(status=final.value, end_time=now_ms(), error=error)
+                .values(
+                    status=final.value,
+                    end_time=now_ms(),
+                    error=None if error is None else redact_text(error),
+                )
             )
             if result.rowcount == 0:
                 raise _no_run(run_id)
@@ -228,7 +233,7 @@ class MetadataStore:
     def resolve_run_id(self, id_or_prefix: str) -> str:
         """A full run id from a unique prefix of at least 4 hex chars (as git does)."""
         text = id_or_prefix.strip().lower() if isinstance(id_or_prefix, str) else ""
-        if not _HEX_PREFIX.match(text):
+        if not _HEX_PREFIX.fullmatch(text):
             raise InvalidInput(f"{id_or_prefix!r} is not a run id or an id prefix (hex)")
         if len(text) == 32:
             return text
@@ -483,7 +488,7 @@ class MetadataStore:
             ) from exc
         except OperationalError as exc:
             raise StoreUnavailable(
-                f"{what}: the metadata store at {self._engine.url.render_as_string()} "
+                f"{what}: the metadata store at {redact_uri(self.uri)} "
                 f"is unavailable: {_first_line(exc)}"
             ) from exc
         except DBAPIError as exc:

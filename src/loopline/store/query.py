@@ -73,3 +73,21 @@ class OrderBy:
 
     field: Field
     descending: bool = False
+
+
+LIKE_ESCAPE = "\\"
+"""The escape character of LIKE and ILIKE patterns, on every back-end.
+
+`%` matches any run of characters and `_` any one character; a backslash makes the
+next character literal (`\\%` a percent sign, `\\_` an underscore, `\\\\` a backslash).
+SQLite has no default escape character and PostgreSQL has the backslash, so the store
+always says `ESCAPE '\\'`: the same pattern matches the same rows on both."""
+
+
+def like_pattern_error(pattern: str) -> str | None:
+    """Why `pattern` is not a valid LIKE pattern, or None: a lone backslash at its end
+    escapes nothing (PostgreSQL refuses it, SQLite matches nothing)."""
+    trailing = len(pattern) - len(pattern.rstrip(LIKE_ESCAPE))
+    if trailing % 2:
+        return "a LIKE pattern cannot end with a single backslash; write \\\\ for a backslash"
+    return None

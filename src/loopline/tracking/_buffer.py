@@ -1,22 +1,29 @@
 """The metric buffer: `log_metric` appends in memory; a background thread writes.
 
-A training loop never waits on the database. Points are appended to a deque (its
-append and popleft are atomic, so no lock is taken on the hot path) and a daemon thread
-writes them every `interval` seconds, or sooner when many are waiting. A write that
-fails (database locked past its timeout, network gone) keeps the points and is retried
-at the next tick; `flush()` and `close()` write synchronously and raise on failure.
+A training loop does not wait on the database while the writer keeps up. Points are
+appended to a deque (its append and popleft are atomic, so no lock is taken on the hot
+path) and a daemon thread writes them every half `interval`, or sooner when many are
+waiting. A write that fails (database locked past its timeout, network gone) keeps the
+points and is retried; `flush()` and `close()` write synchronously and raise on failure.
 
-What a SIGKILL loses: the points logged since the last successful background write,
-i.e. at most `interval` seconds of metrics (1 s by default; set
-`[tracking] metric_flush_interval` or LOOPLINE_METRIC_FLUSH_INTERVAL). Everything
-written before is committed in the database; the run stays RUNNING until someone ends
-it (`loopline runs end ID --status FAILED`).
+What a SIGKILL loses: at most `interval` seconds of metric points (1 s by default; set
+`[tracking] metric_flush_interval` or LOOPLINE_METRIC_FLUSH_INTERVAL), at any logging
+rate. The buffer knows the time up to which every point is committed; when `log_metric`
+finds that older than `interval` (the writer fell behind: a loop logging faster than
+the database writes, or a writer starved of the GIL by that loop), the logging call
+itself writes what is buffered before it returns. That bounds the buffer by age, which is
+what a crash loses, rather than by a count that means a different time at every rate.
+Only while the store refuses writes can the backlog grow past the bound (log_metric
+then retries at most once per interval and logs a warning; it does not raise).
+Everything written before is committed in the database; the run stays RUNNING until
+someone ends it (`loopline runs end ID --status FAILED`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -30,7 +37,11 @@ MAX_BATCH = 200_000  # points per database transaction
 
 
 class MetricBuffer:
-    """Buffers metric points and writes them with `write` off the caller's thread."""
+    """Buffers metric points and writes them with `write` off the caller's thread.
+
+    `interval` is the bound on what a crash may lose, in seconds of logging: no point
+    stays unwritten longer than that while `append` is being called.
+    """
 
     def __init__(self, write: Callable[[list[Point]], None], interval: float) -> None:
         self._write = write
@@ -39,12 +50,19 @@ class MetricBuffer:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
+        # Every point appended before this monotonic time is committed (or was never
+        # there); set at the start of each flush that then succeeded.
+        self._written_until = time.monotonic()
+        self._pressure_paused_until = 0.0  # after a failed early write: no retry before
         self._thread = threading.Thread(target=self._run, name="loopline-metrics", daemon=True)
         self._thread.start()
 
     def append(self, point: Point) -> None:
         self._points.append(point)
-        if len(self._points) >= EAGER_BATCH:
+        now = time.monotonic()
+        if now - self._written_until > self._interval:
+            self._catch_up(now)
+        elif len(self._points) >= EAGER_BATCH:
             self._wake.set()
 
     def __len__(self) -> int:
@@ -53,6 +71,7 @@ class MetricBuffer:
     def flush(self) -> None:
         """Write every buffered point now; raises if the store refuses them."""
         with self._flush_lock:
+            started = time.monotonic()
             while self._points:
                 batch = self._take()
                 try:
@@ -60,6 +79,7 @@ class MetricBuffer:
                 except BaseException:
                     self._points.extendleft(reversed(batch))  # keep order for the retry
                     raise
+            self._written_until = max(self._written_until, started)
 
     def close(self) -> None:
         """Stop the background writer and write what is left (raises on failure)."""
@@ -73,13 +93,34 @@ class MetricBuffer:
         pop = self._points.popleft
         return [pop() for _ in range(count)]
 
+    def _catch_up(self, now: float) -> None:
+        """The writer is behind: write from the caller's thread before it logs more.
+
+        Waiting on the flush lock releases the GIL, so a background write in progress
+        finishes at full speed; what it did not take is written here.
+        """
+        if now < self._pressure_paused_until:
+            return
+        try:
+            self.flush()
+        except Exception as exc:  # the store is down: keep the points, do not fail training
+            self._pressure_paused_until = time.monotonic() + self._interval
+            log.warning("writing %d metric points failed, will retry: %s", len(self), exc)
+
     def _run(self) -> None:
+        """Write every half interval, so that in a steady state no point gets near the
+        bound and `append` never has to write itself."""
+        period = self._interval / 2
+        attempted = time.monotonic()
         while not self._closed.is_set():
-            self._wake.wait(self._interval)
+            due = max(self._written_until, attempted) + period
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._closed.is_set():
                 return
+            attempted = time.monotonic()
             try:
                 self.flush()
-            except Exception as exc:  # retried at the next tick; close() raises
+            except Exception as exc:  # retried after a pause; close() raises
                 log.warning("writing %d metric points failed, will retry: %s", len(self), exc)
+                self._closed.wait(period)  # not at once: the eager wake-ups would spin

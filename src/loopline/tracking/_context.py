@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from loopline.redact import redact_argv
+
 log = logging.getLogger(__name__)
 
 GIT_TIMEOUT_S = 10.0
@@ -74,8 +76,13 @@ def installed_packages() -> str:
 
 
 def command_line() -> str:
+    """The command that started this process, with its secrets masked (loopline.redact).
+
+    Redacted here, before the run is created, so that a `--db-password=...` or an
+    `sk-...` key on the command line never reaches the database.
+    """
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    return shlex.join([program, *sys.argv[1:]])
+    return shlex.join(redact_argv([program, *sys.argv[1:]]))
 
 
 def python_version() -> str:

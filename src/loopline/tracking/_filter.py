@@ -15,6 +15,12 @@ spliced into SQL. Keywords and field prefixes are case-insensitive:
     op         := = | == | != | <> | < | <= | > | >= | like | ilike
     literal    := number (also nan, inf, infinity, signed) | 'string' ('' or \\' escapes)
 
+LIKE and ILIKE patterns: `%` matches any run of characters, `_` any one character, and a
+backslash makes the next character literal, on SQLite and PostgreSQL alike
+(store.query.LIKE_ESCAPE): `params.x LIKE '50\\%'` matches `50%` only. The string
+literal reads `\\\\` as one backslash first, so a literal backslash in a pattern is
+written `\\\\\\\\` in filter text; a pattern ending in a lone backslash is an error.
+
 Positions in errors are 0-based character offsets into the text.
 """
 
@@ -40,6 +46,7 @@ from loopline.store.query import (
     Or,
     OrderBy,
     Scalar,
+    like_pattern_error,
 )
 
 MAX_LENGTH = 10_000
@@ -60,6 +67,7 @@ _SYMBOL_OPS: dict[str, Op] = {
 _WORD_OPS: dict[str, Op] = {"like": "like", "ilike": "ilike"}
 
 _FIELD_HINT = "fields are metrics.<name>, params.<name>, tags.<name> or attributes.<name>"
+_LIKE_HINT = "in filter text '\\\\' is one backslash of the pattern; '\\\\\\\\' matches one"
 _OPERATOR_HINT = "operators are =, !=, <, <=, >, >=, like, ilike, in, not in, is [not] null"
 
 # What each kind of field may be compared with (besides in, not in, is [not] null).
@@ -253,7 +261,13 @@ class _Parser:
             hint = _OP_HINTS[value_type].format(plural=field.kind + "s")
             detail = f"operator {token.text!r} cannot be used with {_describe(field)}"
             self.fail(token.pos, detail, hint=hint)
-        return Compare(field, op, self.literal(field))
+        literal_token = self.peek()
+        value = self.literal(field)
+        if op in ("like", "ilike"):
+            problem = like_pattern_error(str(value))
+            if problem is not None:
+                self.fail(literal_token.pos, problem, hint=_LIKE_HINT)
+        return Compare(field, op, value)
 
     def value_list(self, field: Field) -> tuple[Scalar, ...]:
         self.expect("(", "'(' to start a list of values")

@@ -102,11 +102,23 @@ class ActiveRun:
         for key, value in values.items():
             self.log_metric(key, value, step)
 
-    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> list[str]:
-        """Store a file or a directory (recursively) as artifacts of this run."""
+    def log_artifact(
+        self,
+        local_path: str | Path,
+        artifact_path: str | None = None,
+        *,
+        follow_links: bool = False,
+    ) -> list[str]:
+        """Store a file or a directory (recursively) as artifacts of this run.
+
+        A symbolic link is refused (InvalidPath) unless `follow_links=True`, which stores
+        the content it points to.
+        """
         from loopline.tracking.artifacts import log_artifact_for_run
 
-        return log_artifact_for_run(self.id, local_path, artifact_path, stores=self._stores)
+        return log_artifact_for_run(
+            self.id, local_path, artifact_path, follow_links=follow_links, stores=self._stores
+        )
 
     def flush(self) -> None:
         """Write buffered metric points now."""
@@ -245,9 +257,14 @@ def set_tags(values: Mapping[str, object]) -> None:
     _require_active().set_tags(values)
 
 
-def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> list[str]:
-    """Store a file or directory as artifacts of the active run; returns the paths."""
-    return _require_active().log_artifact(local_path, artifact_path)
+def log_artifact(
+    local_path: str | Path, artifact_path: str | None = None, *, follow_links: bool = False
+) -> list[str]:
+    """Store a file or directory as artifacts of the active run; returns the paths.
+
+    Symbolic links are refused unless `follow_links=True` (then their content is stored).
+    """
+    return _require_active().log_artifact(local_path, artifact_path, follow_links=follow_links)
 
 
 def flush() -> None:

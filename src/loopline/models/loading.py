@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blake3 import blake3
-
 from loopline.errors import CorruptedData
-from loopline.models._packages import StoredPackage, materialize, read_package
-from loopline.packaging import MANIFEST_NAME, load_model
+from loopline.models._packages import check_cached, materialize, read_package
+from loopline.packaging import load_model
 from loopline.project import Stores, stores
 from loopline.registry import ModelRef, ModelVersion, resolve
 
@@ -50,25 +47,17 @@ def load_version(
     allow_pickle: bool = False,
     opened: Stores,
 ) -> LoadedModel:
-    folder = materialize(version.package_hash, opened)
+    """`load` for a resolved version: from the local cache, repaired if it was altered."""
+    package = read_package(version.package_hash, opened)
+    folder = materialize(package, opened)
     try:
-        _check_manifest(folder, read_package(version.package_hash, opened))
+        check_cached(folder, package)
         return load_model(folder, trusted=trusted, allow_pickle=allow_pickle)
-
     except CorruptedData as exc:
         # The cache is our own copy; the store's blobs are verified on every read, so a
-        # damaged cached file is replaced from them (a damaged blob still fails here).
+        # damaged or substituted cached copy is replaced from them (a damaged blob still
+        # fails here).
         log.warning("cached copy of %s is damaged (%s); fetching it again", version.ref, exc)
-        folder = materialize(version.package_hash, opened, refresh=True)
-        return load_model(folder, trusted=trusted, allow_pickle=allow_pickle)
-
-
-def _check_manifest(folder: Path, package: StoredPackage) -> None:
-    """The cached manifest must be the stored one: its file hashes are what every model
-    file is checked against, so it must not be editable in the cache."""
-    expected = package.files.get(MANIFEST_NAME)
-    manifest = folder / MANIFEST_NAME
-    if expected is None:
-        raise CorruptedData(f"model package {package.hash} has no {MANIFEST_NAME}")
-    if not manifest.is_file() or blake3(manifest.read_bytes()).hexdigest() != expected[0]:
-        raise CorruptedData(f"{MANIFEST_NAME} in {folder} does not match the stored package")
+    folder = materialize(package, opened, refresh=True)
+    check_cached(folder, package)  # a repair that did not take is an error, never a fallback
+    return load_model(folder, trusted=trusted, allow_pickle=allow_pickle)

@@ -9,17 +9,22 @@
       model.skops: {blake3: <64 hex>, size: 12345}
 
 Every file of the package except the manifest is listed with its BLAKE3 hash and size;
-`verify_package` checks them, and loading reads only listed files.
+`verify_package` checks them, and loading reads only listed files. A package holds
+regular files only: a symbolic link (or a folder on the way that is one) is refused,
+never followed, so a package cannot make the loader read a file outside it.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import blake3
 
@@ -29,7 +34,11 @@ from loopline.packaging._signature import Signature
 MANIFEST_NAME = "loopline-model.yaml"
 FORMAT_VERSION = 1
 TASKS = ("classification", "regression")
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"[0-9a-f]{64}")
+# Folders a package never holds: a file listed under them is refused (any letter case).
+_FORBIDDEN_PARTS = frozenset({".git", ".loopline"})
+# No following links; a FIFO must not block the open (it is refused just after).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _CHUNK = 1 << 20
 _HEADER = "# A loopline model package. Every file below is checked against its hash on load.\n"
 
@@ -152,7 +161,7 @@ def _files(body: Mapping[str, Any]) -> dict[str, FileEntry]:
         check_relative(name)
         digest = entry.get("blake3") if isinstance(entry, Mapping) else None
         size = entry.get("size") if isinstance(entry, Mapping) else None
-        if not (isinstance(digest, str) and _HEX.match(digest)):
+        if not (isinstance(digest, str) and _HEX.fullmatch(digest)):
             raise InvalidInput(f"manifest entry for '{name}' needs a blake3 hash of 64 hex digits")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidInput(f"manifest entry for '{name}' needs a size in bytes")
@@ -171,8 +180,8 @@ def check_relative(name: Any) -> str:
         not parts
         or name.startswith("/")
         or "\\" in name
-        or "\x00" in name
-        or any(part in ("..", ".") for part in parts)
+        or not name.isprintable()
+        or any(part in ("..", ".") or part.lower() in _FORBIDDEN_PARTS for part in parts)
         or name == MANIFEST_NAME
     ):
         raise InvalidInput(f"the manifest lists an invalid file name: {name!r}")
@@ -183,7 +192,7 @@ def read_manifest(path: str | Path) -> ModelManifest:
     """Parse and validate the manifest of the package at `path` (a folder).
 
     Raises NotFound if `path` does not exist, InvalidInput if it has no manifest or
-    the manifest is malformed.
+    the manifest is malformed, CorruptedData if the manifest is a symbolic link.
     """
     import yaml
 
@@ -192,7 +201,8 @@ def read_manifest(path: str | Path) -> ModelManifest:
     if not folder.exists():
         raise NotFound(f"no model package at {folder}")
     try:
-        text = file.read_text(encoding="utf-8")
+        with open_regular(folder, MANIFEST_NAME) as opened:
+            text = opened.read().decode("utf-8")
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise InvalidInput(
             f"{folder} is not a loopline model package: it has no {MANIFEST_NAME}"
@@ -243,13 +253,49 @@ class _OneLine(dict[str, Any]):
 
 def hash_file(path: Path) -> FileEntry:
     """The BLAKE3 hash and size of a file, read in 1 MiB chunks."""
+    with open(path, "rb") as file:
+        return _hash_stream(file)
+
+
+def _hash_stream(file: BinaryIO) -> FileEntry:
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     size = 0
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
+    while chunk := file.read(_CHUNK):
+        hasher.update(chunk)
+        size += len(chunk)
     return FileEntry(hasher.hexdigest(), size)
+
+
+def open_regular(folder: Path, name: str) -> BinaryIO:
+    """Open the package file `name` for reading, refusing anything but a regular file
+    reached without a symbolic link below `folder`.
+
+    Raises CorruptedData for a link or a special file, FileNotFoundError if it is absent.
+    """
+    path = folder
+    for part in PurePosixPath(name).parts:
+        path = path / part
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            raise CorruptedData(
+                f"'{name}' in the model package {folder} is a symbolic link; a package "
+                "holds regular files only",
+                hint="the package was modified; save the model again",
+            )
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:  # ELOOP: a link swapped in since the check above
+        if exc.errno == errno.ELOOP:
+            raise CorruptedData(f"'{name}' in the model package {folder} is a link") from exc
+        raise
+    file = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        file.close()
+        raise CorruptedData(
+            f"'{name}' in the model package {folder} is not a regular file",
+            hint="the package was modified; save the model again",
+        )
+    return file
 
 
 def verify_package(path: str | Path) -> ModelManifest:
@@ -275,16 +321,16 @@ def read_verified(folder: Path, manifest: ModelManifest, keep: Iterable[str]) ->
         raise CorruptedData(f"the manifest in {folder} does not list the model file {unlisted[0]}")
     contents = {}
     for name, expected in sorted(manifest.files.items()):
-        file = folder / name
         try:
-            if name in wanted:
-                data = file.read_bytes()
-                digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
-                actual = FileEntry(digest, len(data))
-                contents[name] = data
-            else:
-                actual = hash_file(file)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            with open_regular(folder, name) as file:
+                if name in wanted:
+                    data = file.read()
+                    digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
+                    actual = FileEntry(digest, len(data))
+                    contents[name] = data
+                else:
+                    actual = _hash_stream(file)
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise CorruptedData(
                 f"model file '{name}' is listed in the manifest of {folder} but missing"
             ) from exc

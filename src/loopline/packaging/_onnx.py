@@ -5,6 +5,12 @@ columns as one 2-D array, cast to the input's element type; a graph with one inp
 per column gets each column as an (n, 1) array. The first output is the prediction;
 the second, when present, the probabilities (a ZipMap's list of dicts becomes an
 (n, n_classes) array in `classes` order).
+
+A package is one file: a tensor whose data lives in another file (ONNX "external data")
+is refused when the model is packaged and again when it is loaded, before onnxruntime
+sees the bytes. onnxruntime resolves such a tensor's `location` against the working
+directory of a model given as bytes, so a crafted model could read `loopline.toml` or
+`.loopline/loopline.db` into its weights and hand them back in its predictions.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import InvalidInput, MissingExtra
+from loopline.errors import InvalidInput, MissingExtra, UnsafeModel
 from loopline.packaging._flavors import MODEL_FILES, Saved, pin, require, standard_outputs
 from loopline.packaging._signature import ColumnSpec, label_type
 
@@ -67,6 +73,14 @@ def save_onnx(
     import onnx
 
     proto = as_onnx(model)
+    external = external_tensors(proto)
+    if external:
+        raise InvalidInput(
+            f"cannot package an ONNX model whose tensor {external[0]!r} keeps its data in "
+            "another file (external data): a package is one model.onnx",
+            hint="load it with onnx.load(path), which reads the external data in, and "
+            "log that model",
+        )
     (folder / MODEL_FILES["onnx"]).write_bytes(proto.SerializeToString())
     props = {prop.key: prop.value for prop in proto.metadata_props}
     classes = metadata.get("classes")
@@ -96,6 +110,42 @@ def save_onnx(
         model_class="onnx.ModelProto",
         flavor_options=options,
     )
+
+
+def external_tensors(proto: Any) -> list[str]:
+    """The names of the tensors anywhere in `proto` whose data lives in another file.
+
+    Every message of the model is visited, not a list of known places: initializers,
+    sparse initializers, attribute tensors, the subgraphs of If, Loop and Scan nodes,
+    functions and training graphs, and whatever field a later ONNX version adds.
+    """
+    from onnx import TensorProto
+
+    found: list[str] = []
+    pending = [proto]
+    while pending:
+        message = pending.pop()
+        if isinstance(message, TensorProto) and (
+            message.data_location == TensorProto.EXTERNAL or len(message.external_data)
+        ):
+            found.append(message.name or "(unnamed)")
+        for descriptor, value in message.ListFields():
+            if descriptor.message_type is None:
+                continue  # a scalar or bytes field: nothing below it
+            if hasattr(value, "ListFields"):
+                pending.append(value)
+            else:
+                pending.extend(value)  # a repeated message field
+    return sorted(found)
+
+
+def _parse(data: bytes) -> Any:
+    """The ModelProto of `model.onnx` bytes, to inspect before onnxruntime reads them."""
+    onnx = require("onnx", "loading an ONNX model", "onnx")
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf raises DecodeError or RuntimeError depending on backend
+        raise InvalidInput(f"model.onnx is not an ONNX model: {exc}") from exc
 
 
 def _json_prop(props: dict[str, str], key: str) -> list[Any] | None:
@@ -131,8 +181,18 @@ def _column_inputs(proto: Any) -> tuple[ColumnSpec, ...]:
 
 
 def load_onnx(data: bytes, manifest: ModelManifest, trusted: list[str]) -> OnnxPredictor:
-    """An onnxruntime session on the CPU for the verified `model.onnx` bytes."""
+    """An onnxruntime session on the CPU for the verified `model.onnx` bytes.
+
+    Raises UnsafeModel if any tensor of the graph points to external data (see above).
+    """
     ort = require("onnxruntime", "loading an ONNX model", "onnx")
+    external = external_tensors(_parse(data))
+    if external:
+        raise UnsafeModel(
+            f"model.onnx refers to external data for tensor {external[0]!r}: loading it "
+            "would read a file outside the package",
+            hint="a loopline ONNX package is one self-contained model.onnx; log the model again",
+        )
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own pybind11 exception types

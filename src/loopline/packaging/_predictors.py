@@ -9,6 +9,7 @@ already passed the signature check.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loopline.errors import InvalidInput, UnsafeModel
@@ -102,6 +103,8 @@ def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Pr
         raise InvalidInput(
             f"cannot load model.skops: {exc}", hint="install the package that defines the model"
         ) from exc
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:  # not a skops archive, bad schema
+        raise InvalidInput(f"model.skops is not a readable skops file: {exc}") from exc
     frame_input = hasattr(model, "feature_names_in_")
     return EstimatorPredictor(model, frame_input=frame_input, refuses_nan=_refuses_nan(model))
 

@@ -185,12 +185,20 @@ class _QuantizerNagFilter(logging.Filter):
 
 
 def onnx_session(onnx_bytes: bytes) -> Any:
-    """An onnxruntime InferenceSession on the CPU for these bytes."""
-    _convert.require_onnx("onnxruntime")
+    """An onnxruntime InferenceSession on the CPU for these bytes.
+
+    Raises InvalidInput for a model with external data, which onnxruntime would read
+    from the working directory (see loopline.packaging._onnx).
+    """
+    _convert.require_onnx("onnx", "onnxruntime")
+    import onnx
     import onnxruntime
 
     try:
+        _refuse_external_data(onnx.load_from_string(onnx_bytes))
         return onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    except InvalidInput:
+        raise
     except Exception as exc:
         raise InvalidInput(f"onnxruntime cannot load this model: {_convert.one_line(exc)}") from exc
 
@@ -295,12 +303,28 @@ def check_parity(
 
 
 def _load_model(onnx_bytes: bytes) -> Any:
+    """The parsed model; InvalidInput if it is not one or keeps data in other files."""
     import onnx
 
     try:
-        return onnx.load_from_string(onnx_bytes)
+        model = onnx.load_from_string(onnx_bytes)
     except Exception as exc:
         raise InvalidInput(f"these bytes are not an ONNX model: {_convert.one_line(exc)}") from exc
+    _refuse_external_data(model)
+    return model
+
+
+def _refuse_external_data(model: Any) -> None:
+    """InvalidInput if a tensor keeps its data in another file, which onnxruntime and the
+    quantizer would read from the working directory (see loopline.packaging._onnx)."""
+    from loopline.packaging._onnx import external_tensors
+
+    external = external_tensors(model)
+    if external:
+        raise InvalidInput(
+            f"the ONNX model keeps tensor {external[0]!r} in another file (external data); "
+            "loopline only runs self-contained ONNX models"
+        )
 
 
 def _feeds(session: Any, data: DataFrame, columns: Sequence[OnnxColumn]) -> dict[str, Any]:

@@ -8,9 +8,12 @@ render and writes it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
     from loopline.serving.deployments import Deployment
@@ -74,13 +77,18 @@ def dockerfile(plan: ExportPlan, extras: Sequence[str]) -> str:
     """The image: loopline with the extras the served flavors need, run unprivileged."""
     deployment = plan.deployment
     requirement = f"loopline[{','.join(extras)}]=={plan.loopline_version}"
+    if not _REQUIREMENT.fullmatch(requirement):  # goes into a shell command line
+        raise InvalidInput(f"cannot write {requirement!r} into a Dockerfile's RUN line")
+    title = _comment_text(
+        f"loopline deployment '{deployment.name}' (revision {deployment.revision}): "
+        f"{deployment.spec.describe()}"
+    )
     check = (
         "import urllib.request; "
         f"urllib.request.urlopen('http://127.0.0.1:{PORT}/health/ready', timeout=4)"
     )
     return f"""\
-# loopline deployment '{deployment.name}' (revision {deployment.revision}): \
-{deployment.spec.describe()}
+# {title}
 # Written by `loopline deploy export`; export again rather than edit.
 FROM {BASE_IMAGE}
 
@@ -108,6 +116,17 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \\
     CMD {json.dumps(["python", "-c", check])}
 CMD {json.dumps(serve_command(deployment.name))}
 """
+
+
+_REQUIREMENT = re.compile(r"loopline\[[a-z0-9,-]+\]==[A-Za-z0-9.+!-]+", re.ASCII)
+
+
+def _comment_text(text: str) -> str:
+    """`text` for a one-line comment: a line break would start a new Dockerfile instruction
+    or YAML key, a control character makes YAML unreadable."""
+    if not text.isprintable():
+        raise InvalidInput(f"cannot write {text!r} into a generated file's comment")
+    return text
 
 
 DOCKERIGNORE = """\
@@ -312,7 +331,8 @@ def render_yaml(documents: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
     parts = []
     for comment, document in documents:
-        header = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
+        lines = [_comment_text(line) for line in comment.splitlines()]
+        header = "".join(f"# {line}".rstrip() + "\n" for line in lines)
         body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
         parts.append(header + body)
     return "---\n".join(parts)

@@ -393,6 +393,11 @@ def _with_ab(
         raise InvalidInput(
             "an A/B split needs --key FIELD: the request field whose value picks the version"
         )
+    if not key.isprintable():  # exports write it into Dockerfile and YAML comments
+        raise InvalidInput(
+            f"the A/B key {key!r} holds a line break or control character; a request field "
+            "name is one line of printable characters"
+        )
     return replace(spec, model=variants[0], ab=variants, key=key, canary=None, weight=0.0)
 
 

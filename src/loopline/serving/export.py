@@ -14,12 +14,21 @@ revisions of one InferenceService, so its predictor serves one pinned version
 (`loopline serve churn/4 --name churn`): the canary's manifest carries
 `canaryTrafficPercent`; shadows and A/B splits have no KServe equivalent and are left out,
 with a warning. Nothing here runs a container or a cluster.
+
+Every value written into a generated file is checked again here, whatever the store
+says: a Dockerfile line, a YAML comment or a README shell line that a stored name or key
+could break would let whoever edited the store add instructions (`RUN curl ... | sh`) to
+an image that someone else builds. Names and images must match their grammar in full;
+the A/B key (a request field name, shown only in comments) must be one printable line;
+YAML goes through yaml.safe_dump and README shell words through shlex.quote.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from loopline.errors import InvalidInput
 from loopline.serving import _manifests as manifests
+from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
     from loopline.serving.deployments import Deployment
@@ -40,6 +50,21 @@ K8S_NAME_LIMIT = 63
 # onnxruntime comes with [onnx]).
 FLAVOR_EXTRAS = {"sklearn": None, "onnx": None, "xgboost": "xgboost", "lightgbm": "lightgbm"}
 STABLE_FILE = "inferenceservice-stable.yaml"
+KEY_LIMIT = 128  # as loopline.serving.deployments.KEY_NAME_LIMIT
+# A pinned version: a model name (loopline.store's MODEL_NAME) and a version number.
+VERSION_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}/[1-9][0-9]{0,17}")
+# Docker's image reference grammar (github.com/distribution/reference):
+# [host[:port]/]path[/path...][:tag][@digest], lowercase path components.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*"
+IMAGE = re.compile(
+    rf"(?:{_HOST}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?",
+    re.ASCII,
+)
+IMAGE_LIMIT = 255
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,7 @@ def export_deployment(
             f"unknown export target {target!r}", hint=f"choose one of {', '.join(TARGETS)}"
         )
     low, high = _check_replicas(replicas)
+    _check_exportable(deployment)
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise InvalidInput(f"cannot export into {folder}: it is a file, not a folder")
@@ -130,9 +156,45 @@ def _check_replicas(replicas: tuple[int, int]) -> tuple[int, int]:
 
 
 def _check_image(image: str) -> str:
-    if not isinstance(image, str) or not image or re.search(r"\s", image):
-        raise InvalidInput(f"an image is a name like 'registry/team/churn:3', got {image!r}")
+    if not isinstance(image, str) or len(image) > IMAGE_LIMIT or not IMAGE.fullmatch(image):
+        raise InvalidInput(
+            f"an image is a name like 'registry/team/churn:3', got {image!r}",
+            hint="lowercase path, optional registry host, :tag and @sha256:digest",
+        )
     return image
+
+
+def _check_exportable(deployment: Deployment) -> None:
+    """Every stored value that the generated files hold, checked against its grammar:
+    the store may hold what an older loopline or a hand edit let in."""
+    check_deployment_name(deployment.name)
+    if isinstance(deployment.revision, bool) or not isinstance(deployment.revision, int):
+        raise InvalidInput(f"deployment revision must be a number, got {deployment.revision!r}")
+    spec = deployment.spec
+    variants = [spec.model, *spec.ab, spec.canary, spec.shadow]
+    for variant in (v for v in variants if v is not None):
+        if not isinstance(variant.model, str) or not VERSION_REF.fullmatch(variant.model):
+            raise InvalidInput(
+                f"deployment '{deployment.name}' names the version {variant.model!r}, which is "
+                "not a model version such as 'churn/3'",
+                hint="update the deployment with `loopline deploy update` before exporting",
+            )
+    key = spec.key
+    if key is not None and not (
+        isinstance(key, str) and 0 < len(key) <= KEY_LIMIT and key.isprintable()
+    ):
+        raise InvalidInput(
+            f"deployment '{deployment.name}' splits by the key {key!r}, which is not a request "
+            "field name on one line of printable characters",
+            hint="set another key with `loopline deploy update NAME --key FIELD`",
+        )
+    weight = spec.weight
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not (math.isfinite(weight) and 0 <= weight <= 100)
+    ):
+        raise InvalidInput(f"deployment '{deployment.name}' has a canary weight of {weight!r}")
 
 
 def _flavors(deployment: Deployment, given: Mapping[str, str] | None) -> dict[str, str]:
@@ -246,20 +308,21 @@ def _one(header: str, plan: manifests.ExportPlan, version: str, percent: int | N
 def _readme(plan: manifests.ExportPlan, target: str, files: list[str]) -> str:
     deployment = plan.deployment
     name = deployment.name
+    image = shlex.quote(plan.image)
     lines = [
         f"# loopline deployment `{name}` for {target}",
         "",
-        f"Exported from revision {deployment.revision}: {deployment.spec.describe()}.",
+        f"Exported from revision {deployment.revision}: {_code(deployment.spec.describe())}.",
         f"Files: {', '.join(f'`{file}`' for file in files)}.",
         "",
         "## The image",
         "",
         "```sh",
-        f"docker build -t {plan.image} .",
+        f"docker build -t {image} .",
         f"docker run --rm -p {manifests.PORT}:{manifests.PORT} \\",
         "  -e LOOPLINE_STORE_URI=postgresql+psycopg://user:password@db:5432/loopline \\",
         "  -e LOOPLINE_ARTIFACT_URI=s3://bucket/loopline \\",
-        f"  {plan.image}",
+        f"  {image}",
         f"curl http://localhost:{manifests.PORT}/health/ready",
         "```",
         "",
@@ -279,12 +342,12 @@ def _readme(plan: manifests.ExportPlan, target: str, files: list[str]) -> str:
             "`aws-access-key-id` and `aws-secret-access-key` are optional). Create it first:",
             "",
             "```sh",
-            f"kubectl create secret generic {plan.secret} \\",
+            f"kubectl create secret generic {shlex.quote(plan.secret)} \\",
             "  --from-literal=store-uri=postgresql+psycopg://user:password@db:5432/loopline \\",
             "  --from-literal=artifact-uri=s3://bucket/loopline",
             "```",
             "",
-            f"Push the image where the cluster can pull it (`{plan.image}` by default).",
+            f"Push the image where the cluster can pull it ({_code(plan.image)} by default).",
         ]
     if target == "kubernetes":
         lines += [
@@ -312,6 +375,15 @@ def _readme(plan: manifests.ExportPlan, target: str, files: list[str]) -> str:
             f"After a `loopline deploy` change to `{name}`, export and apply again.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _code(text: str) -> str:
+    """`text` as a Markdown code span, whatever backticks it holds (CommonMark: a fence
+    longer than any run inside, padded when the text starts or ends with a backtick)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
 
 
 def _create(folder: Path) -> None:

@@ -4,10 +4,13 @@ plus one float64 matrix when every input is numeric (what ONNX and scikit-learn 
 
 A row must hold exactly the signature's fields: a missing or an extra field, a value of
 the wrong JSON type (a string or a boolean for a number, a number for a string), null
-where the column is not nullable, NaN unless it is, and infinity anywhere, each raise
-InvalidField naming the field and the row. The common case (numbers only) costs a
-C-level pass over the value types and one numpy array; the precise error message is
-looked for only when something is wrong.
+where the column is not nullable, NaN unless it is, infinity anywhere, and a number the
+column's type cannot hold (an integer past 64 bits in any number column, past 32 bits in
+an `integer` one, past a 32-bit float's range in a `float` one), each raise InvalidField
+naming the field and the row. JSON allows any integer, but Arrow and NumPy do not: a
+value let through here would fail later, in the prediction log, off the response path.
+The common case (numbers only) costs a C-level pass over the value types and a few
+numpy operations; the precise check runs only when a value looks wrong or large.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidField, InvalidInput
+from loopline.serving._redact import clip
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +31,18 @@ if TYPE_CHECKING:
 
 NUMBERS = frozenset({"double", "float", "long", "integer"})
 WHOLE = frozenset({"long", "integer"})
+# The integers each number column holds exactly (JSON integers beyond int64 never pass:
+# neither NumPy nor Arrow can hold them as integers).
+INT_RANGES = {
+    "long": (-(2**63), 2**63 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "double": (-(2**63), 2**63 - 1),
+    "float": (-(2**63), 2**63 - 1),
+}
+FLOAT32_MAX = 3.4028234663852886e38
+# A matrix value at or above these magnitudes is looked at precisely (value_problem): the
+# float64 matrix cannot tell 2**63 - 1 (fine for a long) from 2**63 (too large).
+_LARGE = {"long": 2.0**63, "integer": 2.0**31, "double": 2.0**63, "float": FLOAT32_MAX}
 _PYTHON_TYPES: dict[str, frozenset[type]] = {
     **{kind: frozenset({int, float}) for kind in NUMBERS},
     "boolean": frozenset({bool}),
@@ -73,16 +89,19 @@ class InputSchema:
         self._whole = np.array(
             [i for i, spec in enumerate(numbers) if spec.type in WHOLE], dtype=np.intp
         )
+        self._large = np.array([_LARGE.get(spec.type, np.inf) for spec in numbers])
 
     def matrix_ok(self, matrix: np.ndarray[Any, Any]) -> bool:
-        """Whether the numeric columns' matrix holds only allowed values (else look for the
-        precise error)."""
+        """Whether the numeric columns' matrix surely holds only allowed values (else look
+        at the values precisely: `find_error`)."""
         import numpy as np
 
         strict = matrix if self._all_strict else matrix[:, self._strict]
         if strict.size and not np.isfinite(strict).all():
             return False
         if self._nullable.size and np.isinf(matrix[:, self._nullable]).any():
+            return False
+        if (np.abs(matrix) >= self._large).any():
             return False
         if self._whole.size:
             whole = matrix[:, self._whole]
@@ -225,7 +244,7 @@ def table_block(columns: Any, data: Any, schema: InputSchema, where: str) -> Blo
         raise InvalidInput(f"'{at}columns' must be a list of column names")
     if len(set(columns)) != len(columns):
         twice = sorted({name for name in columns if columns.count(name) > 1})
-        raise InvalidField(f"'{at}columns' names {twice[0]!r} twice", field=twice[0])
+        raise InvalidField(f"'{at}columns' names {clip(twice[0])!r} twice", field=twice[0])
     if set(columns) != schema.name_set:
         raise _field_set_error(columns, schema, None)
     _check_rows(data, f"{at}data")
@@ -289,7 +308,9 @@ def from_columns(
         numbers = columns if schema.numeric else [columns[i] for i in schema.number_positions]
         matrix = _matrix(numbers)
         if matrix is None or not schema.matrix_ok(matrix.T):
-            raise first_error(columns, schema)
+            error = find_error(columns, schema)
+            if error is not None or matrix is None:
+                raise error or InvalidField("the input breaks the signature", field=schema.names[0])
         matrix = matrix.T.copy() if schema.numeric else None
     return Block(schema.names, len(columns[0]), matrix, rows=rows, columns=columns)
 
@@ -305,6 +326,13 @@ def _matrix(values: Sequence[Sequence[Any]]) -> np.ndarray[Any, Any] | None:
 
 def first_error(columns: Sequence[Sequence[Any]], schema: InputSchema) -> InvalidField:
     """The first bad value, row by row (this path runs only when something is wrong)."""
+    error = find_error(columns, schema)
+    return error or InvalidField("the input breaks the signature", field=schema.names[0])
+
+
+def find_error(columns: Sequence[Sequence[Any]], schema: InputSchema) -> InvalidField | None:
+    """The first bad value, row by row, or None when every value is acceptable (a large
+    number that the matrix check could not judge exactly)."""
     for row in range(len(columns[0])):
         for spec, column in zip(schema.specs, columns, strict=True):
             problem = value_problem(spec, column[row])
@@ -312,7 +340,7 @@ def first_error(columns: Sequence[Sequence[Any]], schema: InputSchema) -> Invali
                 return InvalidField(
                     f"row {row}: field '{spec.name}' {problem}", field=spec.name, row=row
                 )
-    return InvalidField("the input breaks the signature", field=schema.names[0])
+    return None
 
 
 def value_problem(spec: ColumnSpec, value: Any) -> str | None:
@@ -325,14 +353,30 @@ def value_problem(spec: ColumnSpec, value: Any) -> str | None:
             return f"expects a number ({spec.type}), received {describe(value)}"
         if kind is float and math.isnan(value):
             return None if spec.nullable else "is NaN, but the column is not nullable"
+        low, high = INT_RANGES[spec.type]
+        if kind is int and not low <= value <= high:
+            if spec.type in WHOLE:
+                return (
+                    f"holds {describe(value)}, outside the range of a {spec.type} column "
+                    f"({low} to {high})"
+                )
+            return (
+                f"holds {describe(value)}, an integer past 64 bits; send a large "
+                f"{spec.type} as a decimal number (e.g. 1.5e30)"
+            )
         try:
             number = float(value)
         except OverflowError:
             return f"holds {describe(value)}, too large for a {spec.type}"
         if math.isinf(number):
             return "is infinite; only finite numbers are accepted"
-        if spec.type in WHOLE and not number.is_integer():
-            return f"expects a whole number ({spec.type}), received {value!r}"
+        if spec.type in WHOLE:
+            if not number.is_integer():
+                return f"expects a whole number ({spec.type}), received {value!r}"
+            if kind is float and not low <= number < high + 1:
+                return f"holds {describe(value)}, outside the range of a {spec.type} column"
+        if spec.type == "float" and abs(number) > FLOAT32_MAX:
+            return f"holds {describe(value)}, too large for a 32-bit float column"
         return None
     if spec.type == "boolean":
         return None if kind is bool else f"expects true or false, received {describe(value)}"
@@ -369,7 +413,7 @@ def _field_set_error(given: Any, schema: InputSchema, row: int | None) -> Invali
             )
     extra = next(str(name) for name in given if name not in schema.name_set)
     return InvalidField(
-        f"{where}field '{extra}' is not an input of this model",
+        f"{where}field '{clip(extra)}' is not an input of this model",
         field=extra,
         row=row,
         hint=f"the model's inputs are {_preview(schema.names)}",

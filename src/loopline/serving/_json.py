@@ -9,6 +9,10 @@ Parsing is strict because a prediction request is untrusted input:
 * it must be UTF-8, must not repeat a key in an object (orjson keeps the last value
   silently, so the standard library's C scanner parses, with a pairs hook that checks),
   and must not nest deeper than `max_depth`;
+* no string or key may hold a lone UTF-16 surrogate (`"\\ud800"`): JSON's grammar allows
+  the escape, but the text is not Unicode, so no response, log file or database could
+  hold it; refused here (400, naming where it is), it cannot fail later, off the
+  response path. Only a body holding a surrogate escape is searched;
 * the `NaN` and `Infinity` literals parse to floats, so that the signature check can
   name the field they are in (422) instead of failing the whole body (400).
 
@@ -20,16 +24,20 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from loopline.serving._redact import clip
 
 if TYPE_CHECKING:
     from starlette.responses import Response
 
 MAX_DEPTH = 32
 _CONSTANTS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# `\uD800`..`\uDFFF`: either half of a pair (fine together) or a lone surrogate
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class _DuplicateKey(ValueError):
@@ -104,7 +112,7 @@ def parse_json(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         value = _DECODER.decode(text)
     except _DuplicateKey as exc:
         raise MalformedRequest(
-            f"the key {exc.key!r} appears twice in one JSON object",
+            f"the key {clip(exc.key)!r} appears twice in one JSON object",
             hint="send each field once",
         ) from exc
     except json.JSONDecodeError as exc:
@@ -117,7 +125,65 @@ def parse_json(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise MalformedRequest(f"invalid JSON: {exc}") from exc
     if _nested_deeper(value, max_depth):
         raise _too_deep(max_depth)
+    if b"\\u" in body and _SURROGATE_ESCAPE.search(body) is not None:
+        _check_unicode(value)
     return value
+
+
+def _check_unicode(value: Any) -> None:
+    """MalformedRequest naming the first string or key that holds a lone surrogate.
+
+    Each value carries its trail, (parent trail, key or index), not its path as text: a
+    long key above many values must not be copied once per value.
+    """
+    stack: list[tuple[Any, _Trail]] = [(value, None)]
+    while stack:
+        item, trail = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not _is_unicode(item):
+                raise _not_unicode("the string", _where(trail))
+        elif kind is dict:
+            for key in item:
+                if not _is_unicode(key):
+                    raise _not_unicode("a key", _where(trail))
+            stack.extend((item[key], (trail, key)) for key in reversed(item))
+        elif kind is list:
+            stack.extend((item[i], (trail, i)) for i in range(len(item) - 1, -1, -1))
+
+
+_Trail = tuple[Any, str | int] | None
+
+
+def _where(trail: _Trail) -> str:
+    """A trail as a path: 'inputs[0].name' ('' for the top level)."""
+    steps: list[str] = []
+    while trail is not None:
+        trail, step = trail
+        steps.append(f"[{step}]" if type(step) is int else f".{step}")
+    return "".join(reversed(steps)).removeprefix(".")
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_unicode(what: str, where: str) -> MalformedRequest:
+    place = f"at '{clip(where)}'" if where else "at the top level"
+    if what == "a key":
+        place = f"in the object at '{clip(where)}'" if where else "in the top-level object"
+    return MalformedRequest(
+        f"{what} {place} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), "
+        "which is not valid Unicode text",
+        field=where or None,
+        hint="send text as valid UTF-8; a character outside the BMP is a surrogate pair",
+    )
 
 
 def _too_deep(max_depth: int) -> MalformedRequest:

@@ -27,6 +27,7 @@ from loopline.serving._inputs import (
     rows_block,
     table_block,
 )
+from loopline.serving._redact import clip
 
 if TYPE_CHECKING:
     from loopline.serving._service import Answer
@@ -101,7 +102,7 @@ def _only(
     """InvalidInput for a key outside `allowed` (or, with `required`, a missing one)."""
     extra = sorted(set(body) - allowed)
     if extra:
-        raise InvalidInput(f"unexpected key {extra[0]!r} in the request body", hint=hint)
+        raise InvalidInput(f"unexpected key {clip(extra[0])!r} in the request body", hint=hint)
     if required:
         missing = sorted(allowed - set(body) - (optional or set()))
         if missing:

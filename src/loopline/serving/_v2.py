@@ -17,12 +17,12 @@ FP64, flattened row-major); a request's "outputs" may select among them.
 
 from __future__ import annotations
 
-import math
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidField, InvalidInput
 from loopline.serving._inputs import NUMBERS, Block, InputSchema, describe, from_columns
+from loopline.serving._redact import clip
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,7 +56,7 @@ def v2_request(body: Any, model: ServedModel) -> tuple[Block, str | None, list[s
         raise InvalidInput(f"an inference request must be a JSON object, got {describe(body)}")
     extra = sorted(set(body) - _REQUEST_KEYS)
     if extra:
-        raise InvalidInput(f"unexpected key {extra[0]!r} in the inference request")
+        raise InvalidInput(f"unexpected key {clip(extra[0])!r} in the inference request")
     request_id = body.get("id")
     if request_id is not None and type(request_id) is not str:
         raise InvalidField("the request 'id' must be a string", field="id")
@@ -99,7 +99,7 @@ def _requested_outputs(value: Any, model: ServedModel) -> list[str]:
     unknown = [name for name in names if name not in available]
     if unknown:
         raise InvalidField(
-            f"unknown output {unknown[0]!r}; this model has {', '.join(available)}",
+            f"unknown output {clip(unknown[0])!r}; this model has {', '.join(available)}",
             field="outputs",
         )
     return names
@@ -121,21 +121,21 @@ def _tensor(tensor: Any, index: int) -> _Tensor:
     extra = sorted(set(tensor) - _TENSOR_KEYS)
     missing = sorted(_TENSOR_KEYS - {"parameters"} - set(tensor))
     if extra or missing:
-        what = f"unexpected key {extra[0]!r}" if extra else f"no {missing[0]!r}"
-        raise InvalidField(f"input tensor '{name}' has {what}", field=name)
+        what = f"unexpected key {clip(extra[0])!r}" if extra else f"no {missing[0]!r}"
+        raise InvalidField(f"input tensor '{clip(name)}' has {what}", field=name)
     shape, datatype, data = tensor["shape"], tensor["datatype"], tensor["data"]
     if type(shape) is not list or not shape or not all(type(n) is int and n >= 0 for n in shape):
         raise InvalidField(
-            f"input tensor '{name}' needs a 'shape' of non-negative integers", field=name
+            f"input tensor '{clip(name)}' needs a 'shape' of non-negative integers", field=name
         )
     if type(datatype) is not str or datatype not in NUMERIC_DATATYPES | {"BYTES"}:
         raise InvalidField(
-            f"input tensor '{name}' has unknown datatype {datatype!r}",
+            f"input tensor '{clip(name)}' has unknown datatype {clip(repr(datatype))}",
             field=name,
             hint="use BOOL, INT8..INT64, UINT8..UINT64, FP16, FP32, FP64 or BYTES",
         )
     if type(data) is not list:
-        raise InvalidField(f"input tensor '{name}' needs 'data' as an array", field=name)
+        raise InvalidField(f"input tensor '{clip(name)}' needs 'data' as an array", field=name)
     return _Tensor(name, shape, datatype, _flatten(data, shape, name))
 
 
@@ -147,16 +147,32 @@ def _flatten(data: list[Any], shape: list[int], name: str) -> list[Any]:
             break
         if any(type(item) is not list or len(item) != dim for item in values):
             raise InvalidField(
-                f"the nested data of tensor '{name}' does not match its shape {shape}", field=name
+                f"the nested data of tensor '{clip(name)}' does not match its shape {clip(shape)}",
+                field=name,
             )
         values = list(chain.from_iterable(values))
-    if len(values) != math.prod(shape):
+    size = _size(shape, len(values))
+    if size != len(values):
+        expected = "more values than it holds" if size is None else f"{size} values"
         raise InvalidField(
-            f"tensor '{name}' has shape {shape} ({math.prod(shape)} values) but holds "
+            f"tensor '{clip(name)}' has shape {clip(shape)} ({expected}) but holds "
             f"{len(values)} values",
             field=name,
         )
     return values
+
+
+def _size(shape: list[int], limit: int) -> int | None:
+    """The number of values `shape` holds, or None once past `limit`: a shape of huge
+    dimensions must not cost a product of thousands of digits (nor fail to print it)."""
+    if 0 in shape:
+        return 0
+    size = 1
+    for dim in shape:
+        size *= dim
+        if size > limit:
+            return None
+    return size
 
 
 def _is_matrix(tensor: _Tensor, schema: InputSchema) -> bool:
@@ -169,14 +185,14 @@ def _is_matrix(tensor: _Tensor, schema: InputSchema) -> bool:
 def _matrix_block(tensor: _Tensor, schema: InputSchema) -> Block:
     if not schema.numeric:
         raise InvalidField(
-            f"tensor '{tensor.name}' gives every column in one tensor, but this model has "
+            f"tensor '{clip(tensor.name)}' gives every column in one tensor, but this model has "
             "string inputs: send one tensor per column",
             field=tensor.name,
         )
     _check_datatype(tensor, "double")
     rows, width = tensor.shape
     if rows == 0:
-        raise InvalidInput(f"tensor '{tensor.name}' holds no rows; send at least one")
+        raise InvalidInput(f"tensor '{clip(tensor.name)}' holds no rows; send at least one")
     data = tensor.data
     columns = [data[j::width] for j in range(width)]
     return from_columns(columns, schema)
@@ -186,10 +202,10 @@ def _column_block(tensors: list[_Tensor], schema: InputSchema) -> Block:
     by_name: dict[str, _Tensor] = {}
     for tensor in tensors:
         if tensor.name in by_name:
-            raise InvalidField(f"tensor '{tensor.name}' is given twice", field=tensor.name)
+            raise InvalidField(f"tensor '{clip(tensor.name)}' is given twice", field=tensor.name)
         if tensor.name not in schema.name_set:
             raise InvalidField(
-                f"input tensor '{tensor.name}' is not an input of this model",
+                f"input tensor '{clip(tensor.name)}' is not an input of this model",
                 field=tensor.name,
                 hint=f"send one tensor per column ({', '.join(schema.names[:8])}, ...) or "
                 f"one [n, {len(schema.names)}] tensor named '{MATRIX_INPUT}'",
@@ -205,7 +221,7 @@ def _column_block(tensors: list[_Tensor], schema: InputSchema) -> Block:
         tensor = by_name[spec.name]
         if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
             raise InvalidField(
-                f"tensor '{spec.name}' must have shape [n] or [n, 1], got {tensor.shape}",
+                f"tensor '{spec.name}' must have shape [n] or [n, 1], got {clip(tensor.shape)}",
                 field=spec.name,
             )
         _check_datatype(tensor, spec.type)
@@ -221,7 +237,7 @@ def _check_datatype(tensor: _Tensor, column_type: str) -> None:
     wanted = NUMERIC_DATATYPES if column_type in NUMBERS or column_type == "boolean" else {"BYTES"}
     if tensor.datatype not in wanted:
         raise InvalidField(
-            f"tensor '{tensor.name}' has datatype {tensor.datatype}, which does not suit a "
+            f"tensor '{clip(tensor.name)}' has datatype {tensor.datatype}, which does not suit a "
             f"{column_type} column (use {DATATYPES[column_type]})",
             field=tensor.name,
         )

@@ -10,8 +10,11 @@ Protocol (KServe V2), MLflow's `/invocations`, health, and Prometheus metrics.
     GET  /health/live  /health/ready  /metrics
 
 Every error is `{"error": {"type", "message", "hint", "field"}}` with the error's HTTP
-status; `X-Request-Id` carries the caller's W3C trace id (or a new id) on every response,
-`X-Model-Version` the registered version that answered.
+status, and never names a server path (see `_redact`); `X-Request-Id` carries the
+caller's W3C trace id (or a new id) on every response, `X-Model-Version` the registered
+version that answered. A request body must arrive within `body_timeout_seconds` (408
+otherwise, see `_body_timeout`); a 500 closes its connection (`Connection: close`), so a
+client never reuses a connection in an unknown state.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions'
@@ -26,6 +29,11 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import LooplineError
+from loopline.serving._body_timeout import (
+    DEFAULT_BODY_TIMEOUT,
+    BodyTimeoutMiddleware,
+    check_body_timeout,
+)
 from loopline.serving._json import MAX_DEPTH, json_response_class
 from loopline.serving._payloads import parse_mlflow, parse_v1, render_mlflow, render_v1
 from loopline.serving._service import Parse, Render, Service, error_response, json_response
@@ -104,6 +112,7 @@ def create_app(
     max_batch_size: int = 64,
     max_batch_wait_ms: float = 2.0,
     max_depth: int = MAX_DEPTH,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT,
     sink: Sink | None = None,
 ) -> "FastAPI":
     """The prediction app for `models`: {deployment name: ServedModel}, or a callable that
@@ -111,8 +120,9 @@ def create_app(
 
     Models are warmed up at startup; /health/ready answers 200 once all are ready.
     `sink(record)` receives a PredictionRecord per answered request, off the response
-    path. `max_batch_size=1` disables micro-batching. Raises InvalidInput for a limit
-    out of range or an empty mapping.
+    path. `max_batch_size=1` disables micro-batching. A request body that has not
+    arrived `body_timeout_seconds` after its headers is answered 408 and its connection
+    closed. Raises InvalidInput for a limit out of range or an empty mapping.
     """
     from fastapi import FastAPI
     from starlette.exceptions import HTTPException
@@ -144,6 +154,7 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyTimeoutMiddleware, seconds=check_body_timeout(body_timeout_seconds))
     app.add_exception_handler(LooplineError, _loopline_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -318,4 +329,6 @@ async def _unexpected_error(request: "Request", exc: Exception) -> "Response":
     log.error("unexpected %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     message = f"internal error ({type(exc).__name__}); the server log has the details"
     detail = {"type": "LooplineError", "message": message, "hint": None, "field": None}
-    return json_response({"error": detail}, 500)
+    # The request's state is unknown (and uvicorn closes the socket after an exception):
+    # say so, so that the client opens a new connection instead of losing its next request.
+    return json_response({"error": detail}, 500, {"Connection": "close"})

@@ -17,6 +17,13 @@ median requests/s, with 2 workers each and again with 1. Turns matter: with 2 wo
 how the 8 connections happen to spread over the workers moves a phase's throughput by
 up to ~20 %, more than logging does; 1 worker has no such spread.
 
+What log durability costs: "sync" (each answer waits until its record is written to the
+journal file, concurrent answers sharing one write) and "fsync" (the same, plus one
+fdatasync per group): three logistic-regression servers, "fast", "sync" and "fsync", all
+up, measured in turns the same way, each compared with "fast" by its median requests/s
+and p99 at 8 clients and p99 at 1 client (which pays a whole write, or fdatasync, per
+request). `--only durability` runs just this comparison.
+
 Two load generators: httpx's AsyncClient, and a lean one on asyncio streams (keep-alive
 HTTP/1.1, a fixed request, the response read by its Content-Length). On this machine
 httpx spends ~1.2-1.7 ms of CPU per request itself, so it measures httpx about as much
@@ -27,7 +34,7 @@ Next to each figure: the in-process time of one LoadedModel.predict on the same 
 (a one-row DataFrame); below the table, the raw model's predict on a one-row numpy
 array and the service's own `ServedModel.predict_rows` on one JSON row.
 
-Run: `python benchmarks/bench_serving.py` (about 3 minutes; `--seconds 3` for a quick
+Run: `python benchmarks/bench_serving.py` (about 6 minutes; `--seconds 3` for a quick
 look; `--client lean` to skip httpx).
 """
 
@@ -59,9 +66,10 @@ import json, sys
 from loopline.serving import serve
 refs, onnx, log = json.loads(sys.argv[1]), sys.argv[3] != "native", sys.argv[3] != "no-log"
 workers = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+durability = sys.argv[5] if len(sys.argv) > 5 else "fast"
 serve(
     refs, port=int(sys.argv[2]), workers=workers, prefer_onnx=onnx, log_predictions=log,
-    log_level="warning",
+    log_durability=durability, log_level="warning",
 )
 """
 # one server (2 workers) per runtime, one after the other; every one writes the
@@ -324,6 +332,63 @@ def logging_cost(root: Path, body: bytes, seconds: float, workers: int) -> Row:
     )
 
 
+def durability_cost(root: Path, body: bytes, seconds: float, workers: int) -> list[Row]:
+    """Requests/s and p99 with log durability "sync" and "fsync" against "fast" (medians
+    of turns)."""
+    modes = ("fast", "sync", "fsync")
+    servers = {}
+    try:
+        for mode in modes:
+            port = free_port()
+            deployments = json.dumps({"logreg": "bench-logreg/1"})
+            command = [sys.executable, "-c", SERVER, deployments, str(port), "onnx"]
+            command += [str(workers), mode]
+            servers[mode] = (subprocess.Popen(command, cwd=root), f"http://127.0.0.1:{port}")
+        for _, base in servers.values():
+            wait_ready(base)
+        busy: dict[str, list[Phase]] = {mode: [] for mode in modes}
+        alone: dict[str, list[Phase]] = {mode: [] for mode in modes}
+        for _ in range(LOG_ROUNDS):
+            for mode, (_, base) in servers.items():
+                url = f"{base}/v1/deployments/logreg/predict"
+                busy[mode].append(asyncio.run(lean_load(url, body, 8, seconds / 2)))
+                alone[mode].append(asyncio.run(lean_load(url, body, 1, seconds / 4)))
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(30)
+    for mode in modes:
+        rates = _rounded([phase.per_second for phase in busy[mode]])
+        p99 = [round(phase.percentile_ms(0.99), 2) for phase in busy[mode]]
+        print(f"{workers} worker(s), durability {mode}, 8 clients: requests/s {rates}, p99 {p99}")
+        failed = sum(phase.errors for phase in busy[mode] + alone[mode])
+        if failed:
+            print(f"{workers} worker(s), durability {mode}: {failed} requests failed")
+
+    def median(phases: dict[str, list[Phase]], figure: Callable[[Phase], float]) -> list[float]:
+        return [statistics.median(figure(phase) for phase in phases[mode]) for mode in modes]
+
+    rates = median(busy, lambda phase: phase.per_second)
+    p99s = median(busy, lambda phase: phase.percentile_ms(0.99))
+    alones = median(alone, lambda phase: phase.percentile_ms(0.99))
+    rows = []
+    for index, mode in enumerate(modes[1:], 1):
+        label = f"logreg, {workers} worker{'s' * (workers > 1)}, log durability {mode} (vs fast)"
+        rows += [
+            Row(
+                f"{label}: requests/s, 8 clients",
+                rates[index],
+                rates[0],
+                ">= 0.8x to be the default",
+                unit="/s",
+                higher_is_better=True,
+            ),
+            Row(f"{label}: p99, 8 clients", p99s[index], p99s[0], ""),
+            Row(f"{label}: p99, 1 client", alones[index], alones[0], ""),
+        ]
+    return rows
+
+
 def _rounded(values: list[float]) -> list[int]:
     return [round(value) for value in values]
 
@@ -332,6 +397,7 @@ def main() -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--client", choices=["both", "lean", "httpx"], default="both")
+    parser.add_argument("--only", choices=["all", "durability"], default="all")
     options = parser.parse_args()
     import httpx
 
@@ -351,7 +417,7 @@ def main() -> list[Row]:
         close()
         one = json.dumps({"inputs": features.iloc[[0]].to_dict(orient="records")}).encode()
         hundred = json.dumps({"inputs": features.iloc[:100].to_dict(orient="records")}).encode()
-        for runtime, deployments in SERVERS.items():
+        for runtime, deployments in SERVERS.items() if options.only == "all" else ():
             port = free_port()
             server = subprocess.Popen(
                 [sys.executable, "-c", SERVER, json.dumps(deployments), str(port), runtime],
@@ -374,8 +440,10 @@ def main() -> list[Row]:
             finally:
                 server.terminate()
                 server.wait(30)
-        for workers in (2, 1):
+        for workers in (2, 1) if options.only == "all" else ():
             rows.append(logging_cost(root, one, options.seconds, workers))
+        for workers in (2, 1):
+            rows += durability_cost(root, one, options.seconds, workers)
     print_table(
         f"Serving over HTTP (2 workers, uvicorn with {http_parser()}) against in-process "
         "LoadedModel.predict of one row",

@@ -215,6 +215,17 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="Worker processes, each with the models."),
     poll: float = typer.Option(2.0, "--poll", help="Seconds between checks for changes."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
+    log_durability: str = typer.Option(
+        "fast",
+        "--log-durability",
+        metavar="[fast|sync|fsync]",
+        help="fast: log records are buffered (a kill loses up to ~5 s of them); sync: each "
+        "answer waits until its record is in the journal file (a kill loses none); fsync: "
+        "and flushed to the disk (a power cut loses none). Group-committed.",
+    ),
+    body_timeout: float = typer.Option(
+        30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
+    ),
 ) -> None:
     """Serve stored deployments, following their changes without a restart.
 
@@ -227,7 +238,14 @@ def serve(
 
     _open()
     serve_deployments(
-        names, host=host, port=port, workers=workers, poll_seconds=poll, log_predictions=not no_log
+        names,
+        host=host,
+        port=port,
+        workers=workers,
+        poll_seconds=poll,
+        log_predictions=not no_log,
+        log_durability=log_durability,
+        body_timeout_seconds=body_timeout,
     )
 
 

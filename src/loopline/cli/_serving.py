@@ -17,6 +17,17 @@ def serve(
         False, "--native", help="serve the native flavor even if an ONNX form exists"
     ),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
+    log_durability: str = typer.Option(
+        "fast",
+        "--log-durability",
+        metavar="[fast|sync|fsync]",
+        help="fast: log records are buffered (a kill loses up to ~5 s of them); sync: each "
+        "answer waits until its record is in the journal file (a kill loses none); fsync: "
+        "and flushed to the disk (a power cut loses none). Group-committed.",
+    ),
+    body_timeout: float = typer.Option(
+        30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
+    ),
 ) -> None:
     """Serve a registered model: loopline's JSON API, KServe V2 and MLflow /invocations.
 
@@ -39,4 +50,6 @@ def serve(
         workers=workers,
         prefer_onnx=not native,
         log_predictions=not no_log,
+        log_durability=log_durability,
+        body_timeout_seconds=body_timeout,
     )

@@ -20,6 +20,7 @@ from loopline.serving.prediction_log import (
     PredictionLog,
     read_feedback,
     read_predictions,
+    read_rejected,
     record_feedback,
 )
 from loopline.serving.runtime import (
@@ -55,6 +56,7 @@ __all__ = [
     "promote_deployment",
     "read_feedback",
     "read_predictions",
+    "read_rejected",
     "record_feedback",
     "rollback_deployment",
     "serve",

@@ -3,9 +3,17 @@
 `records_table` turns buffered PredictionBatches (the requests of one predict call; a
 single request's PredictionRecord becomes a batch of one) into one arrow table, a row
 per predicted row, vectorised over batches and requests (numpy, arrow `take`); the
-schema is described in prediction_log's docstring. `write_spool_file` writes one group
-(a deployment's records within one UTC hour) atomically with its description in the
-Parquet key-value metadata, which `spool_file_info` reads back for the index.
+schema is described in prediction_log's docstring. `encode_spool_file` encodes one group
+(a deployment's records within one UTC hour) as Parquet bytes with its description in
+the Parquet key-value metadata, which `spool_file_info` reads back for the index;
+`write_atomically` puts bytes under their name in one step (see _log_writer, which
+decides what to do with a group that cannot be encoded).
+
+An input column holds the values clients sent, which JSON allows to be anything: a
+column whose values are not all scalars of one kind (an array or an object, mixed
+types) is logged as text (strings as they are, other values as their JSON), so that
+every file of the log reads as one table (DuckDB merges a float column of one file with
+a text column of another, but not with a list or a struct).
 """
 
 from __future__ import annotations
@@ -58,10 +66,20 @@ def write_spool_file(
     hour: datetime,
     records: Sequence[PredictionBatch],
 ) -> Path:
-    """Write one group's records as a Parquet file under `spool/<deployment>/`, atomically."""
+    """Write one group's records as a Parquet file under `spool/<deployment>/`, atomically
+    (raises whatever the encoding raises: see _log_writer for the writer that never does)."""
+    check_deployment_name(deployment)
+    data = encode_spool_file(deployment, hour, records)
+    return write_atomically(
+        spool / deployment, f"{hour:%Y%m%dT%H}Z-{uuid.uuid4().hex}.parquet", data
+    )
+
+
+def encode_spool_file(deployment: str, hour: datetime, records: Sequence[PredictionBatch]) -> bytes:
+    """One group's records as the bytes of a log file (Parquet, described in its metadata)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    check_deployment_name(deployment)
     table = records_table(records)
     times = table.column("time")
     first, last = _time_bounds(times)
@@ -74,16 +92,43 @@ def write_spool_file(
         "last_time": last.isoformat(),
     }
     table = table.replace_schema_metadata({FILE_KEY: json.dumps(about).encode()})
-    folder = spool / deployment
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out, compression="lz4")  # 5x faster to write than zstd here
+    return bytes(out.getvalue())
+
+
+def write_atomically(folder: Path, name: str, data: bytes, *, sync: bool = False) -> Path:
+    """Write `data` as `folder/name` in one step: a hidden `.part` file renamed into place,
+    so a reader (or a process that starts after a kill) never sees half a file. With
+    `sync`, the file and the folder entry are on disk (fsync) before this returns."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{hour:%Y%m%dT%H}Z-{uuid.uuid4().hex}.parquet"
     temp = folder / f".{name}.part"
     try:
-        pq.write_table(table, temp, compression="lz4")  # 5x faster to write than zstd here
+        with open(temp, "wb") as out:
+            out.write(data)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(temp, folder / name)
     finally:
         temp.unlink(missing_ok=True)
+    if sync:
+        sync_folder(folder)
     return folder / name
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the names created or removed in it survive a power cut."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. a platform where folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def spool_file_info(path: Path) -> dict[str, Any]:
@@ -252,11 +297,28 @@ def _column(pieces: list[Any]) -> pa.Array:
     values = list(
         chain.from_iterable(p.tolist() if isinstance(p, np.ndarray) else p for p in pieces)
     )
+    if set(map(type, values)) & {list, dict, tuple}:  # not a scalar: its JSON text
+        return _text(values)
     try:
         array = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. two signatures disagree on a type
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
+        return _text(values)
     return array.cast(pa.float64()) if pa.types.is_integer(array.type) else array
+
+
+def _text(values: list[Any]) -> pa.Array:
+    """Values as a string column: strings as they are, NaN as null (as in a number
+    column), anything else as its JSON."""
+    import pyarrow as pa
+
+    def text(value: Any) -> str | None:
+        if value is None or type(value) is str:
+            return value
+        if type(value) is float and value != value:
+            return None
+        return json.dumps(value, ensure_ascii=False)
+
+    return pa.array([text(v) for v in values], pa.string())
 
 
 def checked_rows(record: PredictionBatch) -> int | None:

@@ -35,9 +35,18 @@ from loopline.errors import (
     NotReady,
 )
 from loopline.serving._batching import MicroBatcher, OnPredicted
+from loopline.serving._commits import Commits, settle
+from loopline.serving._inputs import describe
 from loopline.serving._json import check_content_type, dumps, parse_json, read_body
 from loopline.serving._metrics import ServingMetrics
-from loopline.serving._sink import PredictionBatch, PredictionRecord, Sink, SinkWorker
+from loopline.serving._redact import clip, public_text
+from loopline.serving._sink import (
+    PredictionBatch,
+    PredictionRecord,
+    Sink,
+    SinkWorker,
+    durable_sink,
+)
 from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
@@ -62,6 +71,7 @@ MAX_SHADOW_IN_FLIGHT = 64
 # An A/B key that is not one of the model's inputs comes in this request header.
 ROUTING_KEY_HEADER = "x-routing-key"
 _BUCKETS = 10_000  # canary weights are resolved to 0.01 %
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -238,8 +248,15 @@ class Service:
         self._shadows = 0  # shadow predictions in flight
         # by (endpoint, id(ServedModel)): a version's batcher survives swaps
         self._targets: dict[tuple[str, int], Target] = {}
+        # A durable sink is called on the request path (commit, then the response); any
+        # other sink gets the answered requests from a SinkWorker's thread, after them.
+        durable = durable_sink(sink)
+        self._durable = None if durable is None else Commits(durable)
+        self._logging = sink is not None
         self._sink = (
-            None if sink is None else SinkWorker(sink, on_drop=self.metrics.sink_dropped.inc)
+            None
+            if sink is None or self._durable is not None
+            else SinkWorker(sink, on_drop=self.metrics.sink_dropped.inc)
         )
         self._expected = self.source.names()
         self._loaded = False  # every endpoint loaded (the names are known)
@@ -268,6 +285,8 @@ class Service:
             await asyncio.wait(pending, timeout=5.0)
         if self._sink is not None:
             await asyncio.to_thread(self._sink.stop)
+        if self._durable is not None:
+            await asyncio.to_thread(self._durable.close)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -277,15 +296,17 @@ class Service:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self) -> None:
+        # `failure` reaches clients (503, /health/ready): it names the error's kind only,
+        # since load errors name cache folders and store locations; the log has the rest.
         try:
             await self._refresh()
             self._loaded = True
         except LooplineError as exc:
-            self.failure = exc.message
+            self.failure = _load_failure(exc)
             log.error("loading the models failed: %s", exc)
             return
         except Exception as exc:  # keep serving /health so that the failure is visible
-            self.failure = f"{type(exc).__name__}: {exc}"
+            self.failure = _load_failure(exc)
             log.exception("loading the models failed")
             return
         if self.source.poll_seconds is not None:
@@ -376,7 +397,7 @@ class Service:
             max_batch_size=size,
             max_wait_ms=wait,
             on_batch=lambda requests, rows: self.metrics.batch(name, requests, rows),
-            on_predicted=None if self._sink is None else self._logger(name, model),
+            on_predicted=self._logger(name, model) if self._logging else None,
             inline=inline,
         )
         target = self._targets[name, id(model)] = Target(model, batcher)
@@ -384,11 +405,9 @@ class Service:
 
     def _logger(self, name: str, model: ServedModel) -> OnPredicted:
         """What a batcher calls with the tagged requests it answered: one PredictionBatch
-        to the sink per predict call (tags are (request id, arrival, start, endpoint))."""
+        to the sink per predict call (tags are (request id, arrival, start, endpoint,
+        what the answer awaits with a durable sink, else None))."""
         import numpy as np
-
-        sink = self._sink
-        assert sink is not None
 
         def log_batch(
             answered: list[tuple[Any, Block, Prediction]], merged: tuple[Block, Prediction] | None
@@ -396,9 +415,10 @@ class Service:
             now = time.perf_counter()
             for part in [answered] if merged is not None else [[item] for item in answered]:
                 tags = [tag for tag, _, _ in part]
-                block, prediction = merged if merged is not None else part[0][1:]
-                sink.submit(
-                    PredictionBatch(
+                waiting = [tag[4] for tag in tags if tag[4] is not None]
+                try:
+                    block, prediction = merged if merged is not None else part[0][1:]
+                    batch = PredictionBatch(
                         deployment=name,
                         model_version=model.version_ref,
                         runtime_version=model.runtime_version_ref,
@@ -411,7 +431,13 @@ class Service:
                         predictions=prediction.predictions,
                         probabilities=prediction.probabilities,
                     )
-                )
+                    if self._durable is not None:
+                        self._durable.commit(batch, waiting)
+                    elif self._sink is not None:
+                        self._sink.submit(batch)
+                except Exception as exc:  # never leave an answer waiting for its commit
+                    settle(waiting, exc)
+                    raise
 
         return log_batch
 
@@ -427,13 +453,14 @@ class Service:
         if found is not None:
             return found
         if self.failure is not None:
-            raise NotReady(f"the models failed to load: {self.failure}")
+            raise NotReady(self.failure, hint="the server log says why; fix it and restart")
         if name in known or not self._loaded:
             raise NotReady(
-                f"deployment '{name}' is still loading", hint="retry when /health/ready answers 200"
+                f"deployment '{clip(name)}' is still loading",
+                hint="retry when /health/ready answers 200",
             )
         raise NotFound(
-            f"no deployment named '{name}'",
+            f"no deployment named '{clip(name)}'",
             hint=f"this server serves {', '.join(sorted(known))}" if known else None,
         )
 
@@ -465,11 +492,38 @@ class Service:
             block, context = parse(parse_json(raw, max_depth=max_depth), deployment.primary.model)
             target = deployment.route(request_id, block, request.headers)
             version = target.model.version_ref
-            # tagged requests reach the prediction log from the batcher, a batch at a time
-            tag = None
-            if self._sink is not None and deployment.shadow is None:
-                tag = (request_id, arrived, started, endpoint)
+            # tagged requests reach the prediction log from the batcher, a batch at a time;
+            # with a durable sink, the answer waits for `committed` (see _logger)
+            tag, committed, record, mirror = None, None, None, False
+            if self._logging and deployment.shadow is None:
+                committed = None if self._durable is None else self._durable.waiter()
+                tag = (request_id, arrived, started, endpoint, committed)
             prediction = await target.batcher.submit(block, tag)
+            if deployment.shadow is not None:
+                record = PredictionRecord(
+                    request_id=request_id,
+                    time=arrived,
+                    deployment=deployment_name,
+                    model_version=version,
+                    runtime_version=target.model.runtime_version_ref,
+                    endpoint=endpoint,
+                    predictions=prediction.predictions,
+                    probabilities=prediction.probabilities,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    block=block,
+                )
+                mirror = self._shadows < MAX_SHADOW_IN_FLIGHT
+                self._shadows += mirror  # the shadow's place is taken now
+                if self._durable is not None:
+                    shadow_version = deployment.shadow.model.version_ref if mirror else None
+                    committed = self._durable.commit_record(record, shadow_version)
+            if committed is not None:
+                assert self._durable is not None
+                try:
+                    await self._durable.wait(committed)
+                except LooplineError:
+                    self._shadows -= mirror
+                    raise
         except self._disconnected:
             exc = MalformedRequest("the client disconnected before sending the whole body")
             return error_response(exc)
@@ -482,23 +536,10 @@ class Service:
         response = json_response(render(answer), headers={"X-Model-Version": version})
         seconds = time.perf_counter() - started
         self.metrics.request(deployment_name, version, endpoint, 200, seconds)
-        if deployment.shadow is None:
-            return response  # logged by the batcher (see _logger)
-        record = PredictionRecord(
-            request_id=request_id,
-            time=arrived,
-            deployment=deployment_name,
-            model_version=version,
-            runtime_version=target.model.runtime_version_ref,
-            endpoint=endpoint,
-            predictions=prediction.predictions,
-            probabilities=prediction.probabilities,
-            latency_ms=seconds * 1000.0,
-            block=block,
-        )
         shadow = deployment.shadow
-        if self._shadows < MAX_SHADOW_IN_FLIGHT:
-            self._shadows += 1
+        if record is None or shadow is None:
+            return response  # logged by the batcher (see _logger)
+        if mirror:
             self._spawn(self._shadow(shadow, record))
             return response
         self.metrics.shadow(deployment_name, shadow.model.version_ref, "skipped")
@@ -513,7 +554,7 @@ class Service:
         try:
             known = self._expected if self._expected is not None else set(self.deployments)
             if name not in known:
-                raise NotFound(f"no deployment named '{name}'")
+                raise NotFound(f"no deployment named '{clip(name)}'")
             check_content_type(request.headers.get("content-type"))
             max_bytes, max_depth = self._limits
             raw = await read_body(
@@ -546,20 +587,32 @@ class Service:
             )
         finally:
             self._shadows -= 1
-        if self._sink is not None:
+        if self._durable is not None:  # its request was committed with the shadow pending
+            self._durable.shadow_answered(record)
+        elif self._sink is not None:
             self._sink.submit(record)
 
 
 def feedback_items(body: Any) -> list[dict[str, Any]]:
     """The labels of a feedback body: one {"request_id", "label"} object, a list of them,
-    or {"feedback": [...]}; each item is checked by `record_feedback`."""
+    or {"feedback": [...]}; each item is checked by `record_feedback`, an integer label
+    past 64 bits here (stored, it could never be read back as a number)."""
     if isinstance(body, dict) and "feedback" in body:
         if set(body) != {"feedback"}:
             raise InvalidInput('a feedback batch is {"feedback": [...]} with nothing else')
         body = body["feedback"]
     if isinstance(body, dict):
-        return [body]
+        body = [body]
     if isinstance(body, list):
+        for index, item in enumerate(body):
+            label = item.get("label") if type(item) is dict else None
+            if type(label) is int and not _INT64[0] <= label <= _INT64[1]:
+                raise InvalidField(
+                    f"feedback item {index}: label {describe(label)} is an integer past 64 "
+                    "bits; send it as a string or a decimal number",
+                    field="label",
+                    row=index,
+                )
         return body
     raise InvalidInput(
         'feedback is {"request_id": ..., "label": ...}, a list of them, or {"feedback": [...]}',
@@ -584,6 +637,11 @@ def _with_shadow(
         shadow_probabilities=proba,
         shadow_error=error,
     )
+
+
+def _load_failure(exc: BaseException) -> str:
+    """What clients are told about a failed load: its kind, never its details."""
+    return f"the models failed to load ({type(exc).__name__})"
 
 
 def _strategy_note(endpoint: Endpoint) -> str:
@@ -621,13 +679,20 @@ def json_response(
 def error_body(exc: LooplineError) -> dict[str, Any]:
     """{"error": {"type", "message", "hint", "field"[, "row"]}} for any LooplineError.
 
-    Message and field are cut short: they may quote what the client sent.
+    Message and field are cut short: they may quote what the client sent. Server paths
+    and store locations are taken out (`public_text`) and logged.
     """
     field = getattr(exc, "field", None)
+    message = public_text(exc.message)
+    hint = None if exc.hint is None else public_text(exc.hint)
+    if message != exc.message or hint != exc.hint:
+        level = logging.WARNING if exc.http_status >= 500 else logging.DEBUG
+        log.log(level, "answered %s without its server paths: %s", type(exc).__name__, exc)
     detail: dict[str, Any] = {
-        **exc.to_dict(),
-        "message": _cut(exc.message, MAX_MESSAGE),
-        "field": None if field is None else _cut(str(field), MAX_FIELD),
+        "type": type(exc).__name__,
+        "message": _cut(message, MAX_MESSAGE),
+        "hint": hint,
+        "field": None if field is None else public_text(_cut(str(field), MAX_FIELD)),
     }
     if isinstance(exc, InvalidField) and exc.row is not None:
         detail["row"] = exc.row

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -155,6 +155,46 @@ def _rows(array: np.ndarray[Any, Any] | None, rows: slice) -> np.ndarray[Any, An
 
 
 Sink = Callable[[PredictionRecord], object]
+
+
+@runtime_checkable
+class DurableSink(Protocol):
+    """A sink the server waits for: `durable` is True when each answer's record must be
+    safe before its response is sent (the prediction log with durability "sync").
+
+    `commit(batch, done)` takes the requests one predict call answered and calls
+    `done(None)` once their record is safe, or `done(error)`, from any thread;
+    `shadow_pending` says the request's shadow answers later, by `commit_shadow`.
+    """
+
+    @property
+    def durable(self) -> bool: ...
+
+    def commit(
+        self,
+        batch: PredictionBatch,
+        done: Callable[[BaseException | None], None],
+        *,
+        shadow_pending: bool = False,
+    ) -> None: ...
+
+    def commit_shadow(
+        self,
+        request_id: str,
+        *,
+        predictions: np.ndarray[Any, Any] | None = None,
+        probabilities: np.ndarray[Any, Any] | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def durable_sink(sink: object) -> DurableSink | None:
+    """`sink` when the server must wait for it (see DurableSink), else None."""
+    if isinstance(sink, DurableSink) and sink.durable is True:
+        return sink
+    return None
 
 
 class SinkWorker:

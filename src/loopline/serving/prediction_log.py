@@ -1,32 +1,54 @@
 """The prediction log: every answered request kept as Parquet, off the response path.
 
-`PredictionLog` is a sink (see _sink.py): the server's sink thread hands it the answered
-requests in batches (`write_many`; `log(record)` takes one), which only appends them to
-an in-memory buffer. The
-buffer is flushed when it holds `flush_rows` predicted rows (by the calling thread) or
-`flush_seconds` after its first record (by the log's own thread, so a quiet server
-flushes too). A flush groups the records by deployment and UTC hour and writes one
-Parquet file per group into the local spool,
+`PredictionLog` (in _log_spool.py) is a sink (see _sink.py) with two durabilities.
+
+Fast (the default). The server's sink thread hands the log the answered requests in
+batches (`write_many`; `log(record)` takes one), which only appends them to an
+in-memory buffer. The buffer is flushed when it holds `flush_rows` predicted rows (by
+the calling thread) or `flush_seconds` after its first record (by the log's own thread,
+so a quiet server flushes too).
+
+Sync. The server answers a request only once its record is on disk: `commit(batch,
+done)` hands it to a journal (`prediction-log/journal/`, see _journal.py) whose thread
+appends everything that arrived meanwhile in one write and one fdatasync (group commit)
+and then lets the responses go. Every `flush_rows` rows or `flush_seconds` the journal
+starts a new segment file, and the log's thread turns the finished one into spool files
+(fsynced) and deletes it.
+
+Both write the spool the same way: records grouped by deployment and UTC hour, one
+Parquet file per group,
 
     <project>/.loopline/prediction-log/spool/<deployment>/<YYYYmmddTHH>Z-<id>.parquet
 
-(written to a hidden `.part` file, then renamed: a spool file is always complete). The
-log's thread then delivers spooled files: stores each in the artifact store, indexes it
-in the metadata store (`prediction_log_files`), and deletes it. When a store is
-unavailable the files stay in the spool and delivery is retried with a backoff of 1 s
-doubling to 60 s; a new PredictionLog delivers whatever an earlier process left behind.
-Indexing is idempotent (by content hash), so a file delivered twice, or by two worker
-processes sharing the spool, is indexed once. A spool file that cannot be read is moved
-to `prediction-log/rejected/` rather than blocking the others.
+(written to a hidden `.part` file, then renamed: a spool file is always complete). A
+request whose values cannot be encoded (an integer past 64 bits, a lone surrogate, ...)
+never costs the others: it is written, with the reason, as a JSON line to
+`prediction-log/rejected/<deployment>/` and the rest of its group to the spool (see
+_log_writer.py; `read_rejected(deployment)` reads them back). The log's thread then
+delivers spooled files: stores each in the artifact store, indexes it in the metadata
+store (`prediction_log_files`), and deletes it. When a store is unavailable the files
+stay in the spool and delivery is retried with a backoff of 1 s doubling to 60 s; a new
+PredictionLog delivers whatever an earlier process left behind, and converts the journal
+segments of processes that died. Indexing is idempotent (by content hash), so a file
+delivered twice, or by two worker processes sharing the spool, is indexed once. A spool
+file that cannot be read is moved to `prediction-log/rejected/` rather than blocking the
+others.
 
-Durability. `close()` spools the buffer and tries one delivery; whatever cannot be
-delivered stays in the spool for the next process, so a clean shutdown loses nothing.
-A SIGKILL (or an OOM kill) loses what is only in memory: the buffer (at most
-`flush_rows` rows, or `flush_seconds` of traffic) and the records the server's sink
-queue still held (the last half second's; at most 10,000 requests). Spooled files
-survive it; a file killed mid-write is only a `.part`, which a later PredictionLog
-removes once it is an hour old. Nothing is fsynced, so a power cut can also lose spool
-files written in the last seconds.
+Durability. `close()` spools the buffer (or the journal) and tries one delivery;
+whatever cannot be delivered stays in the spool for the next process, so a clean
+shutdown loses nothing. With "fast", a SIGKILL (or an OOM kill) loses what is only in
+memory: the buffer (at most `flush_rows` rows, or `flush_seconds` of traffic) and the
+records the server's sink queue still held (the last half second's; at most 10,000
+requests); nothing is fsynced, so a power cut can also lose spool files written in the
+last seconds. With "sync", no answered request is lost to a kill of the process: its
+record was written to the journal file before its response left. With "fsync" the
+journal is also fdatasync'ed first, so no answered request is lost to a power cut
+either (as far as the disk honours fdatasync). A crash can at most log a request whose
+response never left. Spool files survive
+either; a file killed mid-write is only a `.part`, which a later PredictionLog removes
+once it is an hour old. Converting a journal segment is deterministic (file names
+derive from the segment's), so a conversion cut short by a crash and done again
+rewrites the same files, which the index then holds once.
 
 Schema: one row per predicted row,
 
@@ -41,7 +63,8 @@ Inputs keep the model's column names inside the `inputs` struct, so they never c
 with the columns above; DuckDB's `read_parquet(..., union_by_name=true)` merges the
 structs of files whose columns differ (a field missing from a file reads as null).
 Numeric inputs of an all-numeric signature are logged as float64, as the model received
-them; other numbers as float64, strings as strings, booleans as booleans, nulls as null.
+them; other numbers as float64, strings as strings, booleans as booleans, nulls as null;
+a column whose values are arrays, objects or of mixed types, as text (their JSON).
 """
 
 from __future__ import annotations
@@ -49,296 +72,31 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import InvalidField, InvalidInput, LooplineError, NotFound
-from loopline.serving._log_parquet import (
-    checked_rows,
-    empty_predictions,
-    remove_stale_parts,
-    spool_file_info,
-    utc,
-    utc_hour,
-    write_spool_file,
-)
-from loopline.serving._sink import PredictionBatch
+from loopline.errors import InvalidField, InvalidInput
+from loopline.serving._log_parquet import empty_predictions, utc
+from loopline.serving._log_spool import PredictionLog as PredictionLog
+from loopline.serving._log_writer import read_rejected as read_rejected
 from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from loopline.project import Stores
-    from loopline.serving._sink import PredictionRecord
 
 log = logging.getLogger(__name__)
 
-# Fewer, larger flushes: each flush's pyarrow calls hand the GIL back and forth with the
-# event loop; at 1 s the log cost ~15 % of a small model's requests/s, at 5 s ~10 %.
-FLUSH_ROWS = 20_000
-FLUSH_SECONDS = 5.0
-RETRY_MIN_S = 1.0
-RETRY_MAX_S = 60.0
 MAX_FEEDBACK_ITEMS = 10_000
 MAX_LABEL_CHARS = 1000
 MAX_ROW = 2**31 - 1
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SINCE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class PredictionLog:
-    """A sink that logs answered requests as Parquet files in the project's stores.
-
-    `log(record)` buffers; see the module docstring for when the buffer is written,
-    where, and what survives a crash. Call `close()` at shutdown.
-    """
-
-    def __init__(
-        self,
-        stores: Stores | None = None,
-        *,
-        flush_rows: int = FLUSH_ROWS,
-        flush_seconds: float = FLUSH_SECONDS,
-    ) -> None:
-        if not isinstance(flush_rows, int) or flush_rows < 1:
-            raise InvalidInput(f"flush_rows must be a positive integer, got {flush_rows!r}")
-        if not isinstance(flush_seconds, int | float) or not flush_seconds > 0:
-            raise InvalidInput(f"flush_seconds must be positive, got {flush_seconds!r}")
-        if stores is None:
-            from loopline.project import stores as current
-
-            stores = current()
-        self._stores = stores
-        self._flush_rows = flush_rows
-        self._flush_seconds = float(flush_seconds)
-        folder = stores.settings.state_dir / "prediction-log"
-        self.spool = folder / "spool"
-        self._rejected = folder / "rejected"
-        self.spool.mkdir(parents=True, exist_ok=True)
-        remove_stale_parts(self.spool)
-
-        self._lock = threading.Lock()  # guards the buffer
-        self._records: list[PredictionBatch] = []
-        self._rows = 0
-        self._first_at: float | None = None  # monotonic time of the first buffered record
-        self._closed = False
-
-        self._deliver_lock = threading.Lock()  # one delivery at a time
-        self._pending = True  # whatever an earlier process left: deliver it first
-        self._retry_at = 0.0
-        self._backoff = RETRY_MIN_S
-
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(
-            target=self._run, name="loopline-prediction-log", daemon=True
-        )
-        self._thread.start()
-
-    def __call__(self, record: PredictionRecord) -> None:
-        """Buffer one answered request (cheap); flush when the buffer is full or due."""
-        self.write_many([record])
-
-    def write_many(self, items: Sequence[PredictionRecord | PredictionBatch]) -> None:
-        """Buffer answered requests in one step (what the server's sink thread calls):
-        records, or batches of the requests one predict call answered."""
-        batches = [i if isinstance(i, PredictionBatch) else PredictionBatch.of(i) for i in items]
-        kept = [batch for batch in batches if checked_rows(batch) is not None]
-        if not kept:
-            return
-        rows = sum(len(batch.predictions) for batch in kept)
-        batch: list[PredictionBatch] = []
-        first = False
-        with self._lock:
-            if self._closed:
-                batch = kept
-            else:
-                self._records.extend(kept)
-                self._rows += rows
-                now = time.monotonic()
-                first = self._first_at is None
-                if first:
-                    self._first_at = now
-                assert self._first_at is not None
-                if self._rows >= self._flush_rows or now - self._first_at >= self._flush_seconds:
-                    batch = self._take()
-        if batch:
-            self._spool_records(batch)
-            self._wake.set()
-        elif first:
-            self._wake.set()  # the timer learns when this buffer falls due
-
-    @property
-    def buffered_rows(self) -> int:
-        """Predicted rows waiting in memory (not yet in the spool)."""
-        with self._lock:
-            return self._rows
-
-    def pending(self) -> list[Path]:
-        """Spool files not yet delivered (of this process and of any other)."""
-        return sorted(self.spool.glob("*/*.parquet"))
-
-    def flush(self) -> int:
-        """Spool the buffer and deliver every spool file now; the number left undelivered."""
-        with self._lock:
-            batch = self._take()
-        if batch:
-            self._spool_records(batch)
-        return self._deliver()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the timer, spool the buffer and try one delivery; files that cannot be
-        delivered stay in the spool for the next process. Records that arrive later
-        are spooled at once."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            batch = self._take()
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        if batch:
-            self._spool_records(batch)
-        left = self._deliver(timeout)
-        if left:
-            log.warning(
-                "%d prediction log files could not be delivered; they stay in %s and the "
-                "next prediction log of this project delivers them",
-                left,
-                self.spool,
-            )
-
-    def __enter__(self) -> PredictionLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- buffering and spooling -------------------------------------------------------
-
-    def _take(self) -> list[PredictionBatch]:
-        """Empty the buffer (caller holds the lock)."""
-        batch, self._records = self._records, []
-        self._rows, self._first_at = 0, None
-        return batch
-
-    def _spool_records(self, records: list[PredictionBatch]) -> None:
-        """Write batches to the spool, one Parquet file per (deployment, UTC hour of the
-        batch's first request; a batch spans milliseconds)."""
-        groups: dict[tuple[str, datetime], list[PredictionBatch]] = {}
-        for record in records:
-            key = (record.deployment, utc_hour(record.times[0]))
-            groups.setdefault(key, []).append(record)
-        for (deployment, hour), group in groups.items():
-            try:
-                write_spool_file(self.spool, deployment, hour, group)
-            except Exception:
-                log.exception(
-                    "could not write %d prediction records of '%s' to the spool %s; they are lost",
-                    len(group),
-                    deployment,
-                    self.spool,
-                )
-        self._pending = True
-
-    # -- delivery -----------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._timeout())
-            self._wake.clear()
-            if self._stopping:
-                return
-            try:
-                with self._lock:
-                    due = self._first_at is not None and (
-                        time.monotonic() - self._first_at >= self._flush_seconds
-                    )
-                    batch = self._take() if due else []
-                if batch:
-                    self._spool_records(batch)
-                if self._pending and time.monotonic() >= self._retry_at:
-                    self._deliver()
-            except Exception:
-                log.exception("the prediction log's flush failed; it will try again")
-
-    def _timeout(self) -> float | None:
-        now = time.monotonic()
-        waits = []
-        with self._lock:
-            if self._first_at is not None:
-                waits.append(self._first_at + self._flush_seconds - now)
-        if self._pending:
-            waits.append(self._retry_at - now)
-        return max(0.0, min(waits)) if waits else None
-
-    def _deliver(self, timeout: float = -1) -> int:
-        """Deliver every spool file; the number left (a store failed: retry later)."""
-        if not self._deliver_lock.acquire(timeout=timeout):
-            return len(self.pending())
-        try:
-            self._pending = False  # a file spooled from now on sets it again
-            files = self.pending()
-            for done, path in enumerate(files):
-                try:
-                    self._deliver_file(path)
-                except (LooplineError, OSError) as exc:
-                    self._pending = True
-                    self._retry_at = time.monotonic() + self._backoff
-                    log.warning(
-                        "prediction log: %d files wait in %s, retrying in %.0f s: %s",
-                        len(files) - done,
-                        self.spool,
-                        self._backoff,
-                        exc,
-                    )
-                    self._backoff = min(self._backoff * 2, RETRY_MAX_S)
-                    return len(files) - done
-            self._backoff = RETRY_MIN_S
-            return 0
-        finally:
-            self._deliver_lock.release()
-
-    def _deliver_file(self, path: Path) -> None:
-        try:
-            info = spool_file_info(path)
-        except FileNotFoundError:
-            return  # another process delivered it meanwhile
-        except (ValueError, KeyError, TypeError) as exc:  # not a log file (pyarrow: ValueError)
-            self._reject(path, exc)
-            return
-        try:
-            blob = self._stores.artifacts.put_file(path)
-            self._stores.metadata.predictions.add_file(
-                info["deployment"],
-                hour=info["hour"],
-                blob_hash=blob.hash,
-                rows=info["rows"],
-                first_time=info["first_time"],
-                last_time=info["last_time"],
-                size_bytes=blob.size,
-            )
-        except NotFound:
-            return  # the file vanished: another process delivered it
-        except InvalidInput as exc:
-            self._reject(path, exc)
-            return
-        path.unlink(missing_ok=True)
-        log.debug("delivered %s (%d rows) as blob %s", path.name, info["rows"], blob.hash)
-
-    def _reject(self, path: Path, exc: Exception) -> None:
-        target = self._rejected / path.parent.name / path.name
-        log.error("prediction log file %s is unreadable (%s); moved to %s", path, exc, target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -385,10 +143,18 @@ def read_predictions(
     logged rows, known or not, gives an empty table with the base columns. Naive
     datetimes are taken as UTC.
     """
-    import duckdb
-
     since, until = _window(since, until)
     paths = prediction_log_files(deployment, since=since, until=until, stores=stores)
+    return read_log_files(paths, since=since, until=until)
+
+
+def read_log_files(
+    paths: Sequence[Path], *, since: datetime | None = None, until: datetime | None = None
+) -> pa.Table:
+    """The rows of some log files with `since <= time < until` (aware UTC datetimes, or
+    None), ordered by time, as one table (DuckDB merges files whose columns differ)."""
+    import duckdb
+
     if not paths:
         return empty_predictions()
     where: list[str] = []

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
+from loopline.serving._log_spool import DEFAULT_DURABILITY as DEFAULT_LOG_DURABILITY
+from loopline.serving._log_spool import check_durability
 from loopline.store.deployments import check_deployment_name
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class ServeConfig:
     stored: list[str] = field(default_factory=list)  # stored deployments, watched for changes
     poll_seconds: float = 2.0
     log_predictions: bool = True
+    log_durability: str = "fast"
     project: str | None = None
     store_uri: str | None = None
     artifact_uri: str | None = None
@@ -65,6 +68,7 @@ class ServeConfig:
             stored=list(body.get("stored", [])),
             poll_seconds=float(body.get("poll_seconds", 2.0)),
             log_predictions=bool(body.get("log_predictions", True)),
+            log_durability=str(body.get("log_durability", "fast")),
             project=body.get("project"),
             store_uri=body.get("store_uri"),
             artifact_uri=body.get("artifact_uri"),
@@ -101,9 +105,11 @@ def serve(
     workers: int = 1,
     prefer_onnx: bool = True,
     log_predictions: bool = True,
+    log_durability: str = DEFAULT_LOG_DURABILITY,
     max_body_bytes: int = 1_048_576,
     max_batch_size: int = 64,
     max_batch_wait_ms: float = 2.0,
+    body_timeout_seconds: float = 30.0,
     log_level: str = "info",
     access_log: bool = False,
 ) -> None:
@@ -112,12 +118,17 @@ def serve(
     `refs`: {deployment name: model reference}, or one reference (deployed under its
     model's name). Each of `workers` processes loads every model; `prefer_onnx=False`
     serves native flavors even where an ONNX export exists. `log_predictions` writes
-    every answered request to the prediction log.
+    every answered request to the prediction log; `log_durability="sync"` answers a
+    request only once its record is in the journal file, "fsync" once it is flushed to
+    the disk (see prediction_log; "fast" buffers). A
+    request body not in after `body_timeout_seconds` is answered 408 and its connection
+    closed.
 
     Example:
         serve({"churn": "churn@champion"}, port=8080, workers=2)
     """
     _check_workers(workers)
+    check_durability(log_durability)  # before anything is loaded
     plans = plan_deployments(refs, prefer_onnx=prefer_onnx)
     config = _config(
         deployments={
@@ -125,7 +136,8 @@ def serve(
             for name, plan in plans.items()
         },
         log_predictions=log_predictions,
-        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms),
+        log_durability=log_durability,
+        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds),
     )
     lines = [f"deployment '{name}' serves {plan.describe()}" for name, plan in plans.items()]
     _run(config, lines, host, port, workers, log_level, access_log)
@@ -139,9 +151,11 @@ def serve_deployments(
     workers: int = 1,
     poll_seconds: float = 2.0,
     log_predictions: bool = True,
+    log_durability: str = DEFAULT_LOG_DURABILITY,
     max_body_bytes: int = 1_048_576,
     max_batch_size: int = 64,
     max_batch_wait_ms: float = 2.0,
+    body_timeout_seconds: float = 30.0,
     log_level: str = "info",
     access_log: bool = False,
 ) -> None:
@@ -149,7 +163,8 @@ def serve_deployments(
 
     Every `poll_seconds` each worker checks the deployments' revisions; a changed one is
     loaded and warmed up beside the running one, then swapped in without dropping a
-    request. Raises NotFound for an unknown deployment.
+    request. `log_predictions` and `log_durability` as for `serve`. Raises NotFound for
+    an unknown deployment.
 
     Example:
         serve_deployments("churn", port=8080, workers=2)
@@ -157,6 +172,7 @@ def serve_deployments(
     from loopline.serving.deployments import get_deployment
 
     _check_workers(workers)
+    check_durability(log_durability)  # before anything is loaded
     if not 0.1 <= poll_seconds <= 3600:
         raise InvalidInput(f"poll_seconds must be between 0.1 and 3600, got {poll_seconds}")
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
@@ -168,7 +184,8 @@ def serve_deployments(
         stored=names,
         poll_seconds=poll_seconds,
         log_predictions=log_predictions,
-        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms),
+        log_durability=log_durability,
+        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds),
     )
     lines = [
         f"deployment '{d.name}' (revision {d.revision}) serves {d.spec.describe()}" for d in found
@@ -176,12 +193,18 @@ def serve_deployments(
     _run(config, lines, host, port, workers, log_level, access_log)
 
 
-def _app_limits(max_body_bytes: int, max_batch_size: int, wait_ms: float) -> dict[str, Any]:
-    """The create_app keyword arguments every worker gets."""
+def _app_limits(
+    max_body_bytes: int, max_batch_size: int, wait_ms: float, body_timeout: float
+) -> dict[str, Any]:
+    """The create_app keyword arguments every worker gets (the body timeout checked here,
+    before any worker starts)."""
+    from loopline.serving._body_timeout import check_body_timeout
+
     return {
         "max_body_bytes": max_body_bytes,
         "max_batch_size": max_batch_size,
         "max_batch_wait_ms": wait_ms,
+        "body_timeout_seconds": check_body_timeout(body_timeout),
     }
 
 
@@ -265,7 +288,7 @@ def app_from_env() -> FastAPI:
     if config.log_predictions:
         from loopline.serving.prediction_log import PredictionLog
 
-        sink = PredictionLog()
+        sink = PredictionLog(durability=config.log_durability)
     if config.stored:
         from loopline.serving._stored import StoredDeployments
 

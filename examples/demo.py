@@ -364,6 +364,19 @@ def main() -> int:
     )
     registry_stage(project, ref, best[0].tags["model_version"])
     serving_stage(project, ref, best[1].tags["model_version"])
+    print("\n== 13. Checking the stores and what a clean-up would free (loopline fsck, gc)")
+    scratch = project / "scratch.txt"
+    scratch.write_text("a throw-away experiment's notes\n", encoding="utf-8")
+    with ll.start_run(experiment="scratch") as run:
+        run.log_artifact(scratch)
+    scratch.unlink()
+    loopline_cli(["runs", "delete", run.id])
+    if loopline_cli(["fsck"]) != 0:
+        return 1
+    # --grace 0s: nothing else writes to this project now (the default, 1h, protects
+    # writes in flight; a blob stored seconds ago would be kept)
+    loopline_cli(["gc", "--dry-run", "--grace", "0s"])
+    loopline_cli(["gc", "--grace", "0s"])
     print(f"\nData-quality report of the corrupted extract: {project / 'dq.html'}")
     print(f"Evaluation report of the champion: {project / 'evaluation.html'}")
     print(f"Model card of the champion: {project / 'model_card.html'}")

@@ -15,6 +15,7 @@ from loopline.cli import (
     _data,
     _deploy,
     _experiments,
+    _maintenance,
     _models,
     _project,
     _promotion,
@@ -47,6 +48,8 @@ app.add_typer(_promotion.audit, name="audit")
 app.command("serve")(_serving.serve)
 app.add_typer(_deploy.app, name="deploy")
 app.command("predict")(_batch.predict)
+app.command("fsck")(_maintenance.fsck)
+app.command("gc")(_maintenance.gc)
 
 
 def _version(value: bool) -> None:
@@ -96,7 +99,10 @@ def run(argv: Sequence[str]) -> int:
     except Exception as exc:
         if debug:
             raise
-        message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the trace)"
+        from loopline.redact import redact_text  # a driver's message may quote a URI
+
+        message = redact_text(f"unexpected {type(exc).__name__}: {exc}")
+        message += " (run with --debug for the trace)"
         err.print(f"[red]Error:[/] {message}", soft_wrap=True)
         return 1
     return returned if isinstance(returned, int) else 0

@@ -1,5 +1,7 @@
 """Datasets: versioning, profiles, validation."""
 
+from loopline.data._manifest import Manifest
+from loopline.data._manifest import load as read_manifest
 from loopline.data.checkout import CheckoutResult, checkout, get
 from loopline.data.compare import DatasetDiff, diff
 from loopline.data.load import load
@@ -19,6 +21,7 @@ __all__ = [
     "AddResult",
     "CheckoutResult",
     "DatasetDiff",
+    "Manifest",
     "TransferResult",
     "add",
     "checkout",
@@ -33,6 +36,7 @@ __all__ = [
     "parse_ref",
     "pull",
     "push",
+    "read_manifest",
     "resolve",
     "validate",
 ]

@@ -1,7 +1,7 @@
 """Metadata and artifact stores: the bottom layer every area builds on."""
 
 from loopline.store._metrics import Point as MetricRow
-from loopline.store._names import check_key
+from loopline.store._names import check_key, tag_text
 from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
 from loopline.store.audit import AuditEvent, AuditLog
 from loopline.store.datasets import Dataset, DatasetVersion, ValidationRecord, check_dataset_name
@@ -15,7 +15,7 @@ from loopline.store.model_records import (
     model_status,
 )
 from loopline.store.models import ModelStore
-from loopline.store.paths import resolve_under, validate_logical_path
+from loopline.store.paths import control_folder, resolve_under, validate_logical_path
 from loopline.store.records import (
     CodeVersion,
     Direction,
@@ -59,7 +59,9 @@ __all__ = [
     "check_dataset_name",
     "check_key",
     "check_model_name",
+    "control_folder",
     "model_status",
     "resolve_under",
+    "tag_text",
     "validate_logical_path",
 ]

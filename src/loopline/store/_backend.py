@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from loopline.errors import NotFound
+
 if TYPE_CHECKING:
     from loopline.store._buffers import BufferPool
 
@@ -55,6 +57,35 @@ class PackListing:
     indexes: frozenset[str]
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One file or object as listed: its name under the store root, size and last write.
+
+    `name` is `/`-separated: `blobs/ab/cdef...`, `packs/<id>.pack`, `tmp/<uuid>.part`;
+    an unfinished S3 multipart upload is `uploads/<key>#<upload id>`. `mtime` (seconds
+    since the epoch) is when it was written or last freshened (see `Backend.touch`).
+    """
+
+    name: str
+    size: int
+    mtime: float
+
+
+class PackGone(NotFound):
+    """A pack listed in an index loaded earlier was removed since (`gc` repacked it):
+    reload the indexes and look again."""
+
+
+def blob_name(digest: str) -> str:
+    """A loose blob's name under the store root."""
+    return f"blobs/{digest[:2]}/{digest[2:]}"
+
+
+def pack_name(pack_id: str, suffix: str = "pack") -> str:
+    """A pack's (`pack`) or its index's (`idx`) name under the store root."""
+    return f"packs/{pack_id}.{suffix}"
+
+
 class PackSink(Protocol):
     """A pack being written; invisible to readers until `commit` returns."""
 
@@ -87,7 +118,27 @@ class Backend(Protocol):
     def put_file(self, source: Path) -> Blob: ...
     def put_bytes(self, digest: str, data: bytes) -> None: ...
     def open_blob(self, digest: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
-    def clean_temp(self, older_than: float) -> int: ...
+
+    def list_objects(self, folder: str) -> list[StoredObject]:
+        """Every object under `folder` (`blobs`, `packs`, `tmp`, `quarantine`), any depth;
+        `uploads` lists unfinished multipart uploads (S3; none locally)."""
+        ...
+
+    def touch(self, name: str) -> bool:
+        """Set an object's `mtime` to now, so that `gc` counts it as just written.
+
+        Writers call it on content they reuse instead of storing again: a `gc` running
+        meanwhile then leaves it alone. False if the object is gone.
+        """
+        ...
+
+    def remove(self, name: str, not_after: float | None = None) -> bool:
+        """Remove an object (abort an upload); with `not_after`, only if it was last
+        written or touched at or before that time (checked just before removing).
+        Whether it was removed."""
+        ...
+
+    def move(self, name: str, new_name: str) -> None: ...
 
     def list_packs(self) -> PackListing: ...
     def read_indexes(self, pack_ids: Sequence[str]) -> dict[str, bytes]:

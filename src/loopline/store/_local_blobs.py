@@ -2,7 +2,8 @@
 
 Every file appears under its final name only when complete: bytes go to `tmp/<uuid>.part`
 and `os.replace` moves them into place, so a writer killed mid-write leaves only the
-`.part` (`clean_temp` removes it). No fsync: see artifacts.py.
+`.part` (`clean_temp` removes it). No fsync: see artifacts.py. Content reused instead
+of stored again is touched (its mtime set to now), so that a concurrent `gc` keeps it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import contextlib
 import logging
 import mmap
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from loopline.errors import NotFound
-from loopline.store._backend import Blob, PackListing
+from loopline.store._backend import Blob, PackGone, PackListing, StoredObject, blob_name
 from loopline.store._buffers import ALIGNMENT, BufferPool, read_into
 from loopline.store._hashing import copy_hashing, ensure_unchanged, open_source
 
@@ -66,7 +66,7 @@ class LocalBlobs:
         return Blob(digest, before.st_size)
 
     def put_bytes(self, digest: str, data: bytes) -> None:
-        if self._stored_size(digest) == len(data):
+        if self._stored_size(digest) == len(data) and self.touch(blob_name(digest)):
             return
         temp = self._new_temp()
         try:
@@ -84,21 +84,41 @@ class LocalBlobs:
         with file:
             yield file
 
-    def clean_temp(self, older_than: float) -> int:
-        cutoff = time.time() - older_than
-        stale = list(self._root.joinpath("tmp").glob("*.part"))
-        listing = self.list_packs()
-        packs = self._root / "packs"
-        stale += [packs / f"{p}.pack" for p in listing.packs.keys() - listing.indexes]
-        stale += [packs / f"{p}.idx" for p in listing.indexes - listing.packs.keys()]
-        removed = 0
-        for path in stale:
-            with contextlib.suppress(FileNotFoundError):  # its writer finished meanwhile
-                if path.stat().st_mtime <= cutoff:
-                    path.unlink()
-                    removed += 1
-        logger.debug("removed %d abandoned temp files from %s", removed, self.uri)
-        return removed
+    def list_objects(self, folder: str) -> list[StoredObject]:
+        found = []
+        for top, dirs, names in os.walk(self._root / folder):
+            dirs.sort()
+            for name in names:
+                path = os.path.join(top, name)
+                with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                    st = os.stat(path)
+                    relative = Path(path).relative_to(self._root).as_posix()
+                    found.append(StoredObject(relative, st.st_size, st.st_mtime))
+        return found
+
+    def touch(self, name: str) -> bool:
+        try:
+            os.utime(self._root / name)
+        except FileNotFoundError:
+            return False
+        except PermissionError:  # another user's file in a shared store: still there
+            logger.debug("cannot touch %s in %s", name, self.uri)
+        return True
+
+    def remove(self, name: str, not_after: float | None = None) -> bool:
+        path = self._root / name
+        try:
+            if not_after is not None and path.stat().st_mtime > not_after:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def move(self, name: str, new_name: str) -> None:
+        target = self._root / new_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._root / name, target)
 
     def list_packs(self) -> PackListing:
         packs: dict[str, int] = {}
@@ -142,7 +162,7 @@ class LocalBlobs:
         try:
             fd = os.open(path, os.O_RDONLY | _O_BINARY)
         except FileNotFoundError as exc:
-            raise NotFound(f"pack {path} listed in its index is gone") from exc
+            raise PackGone(f"pack {path} listed in its index is gone") from exc
         try:
             for start, end in spans:
                 # From a 64-byte boundary, so that the copy runs at full speed.
@@ -173,7 +193,7 @@ class LocalBlobs:
         return temp_dir / f"{uuid.uuid4().hex}.part"
 
     def _publish(self, temp: Path, digest: str, size: int) -> None:
-        if self._stored_size(digest) == size:
+        if self._stored_size(digest) == size and self.touch(blob_name(digest)):
             logger.debug("blob %s already stored in %s", digest, self.uri)
             return
         final = self._blob_path(digest)

@@ -15,6 +15,10 @@ about `PACK_TARGET` bytes, as git and restic do.
                       u64 offset in the pack, u64 length: 48 bytes each), then the
                       32-byte BLAKE3 hash of everything before it; integers little-endian
 
+A pack's `.idx` is touched whenever a writer reuses one of its blobs, so the later of the
+two files' times says when the pack was last written or relied on (`gc` keeps packs
+used within its grace period).
+
 A pack is written under a temporary name and moved into place (local), or uploaded to
 its final key (S3, where an object appears only once its upload completes); its `.idx`
 is written only after the pack is complete. Readers trust only blobs listed in an `.idx`
@@ -40,7 +44,7 @@ from typing import NamedTuple, TypeVar
 
 import blake3
 
-from loopline.store._backend import Backend, PackSink
+from loopline.store._backend import Backend, PackSink, blob_name, pack_name
 from loopline.store._buffers import ALIGNMENT
 
 logger = logging.getLogger(__name__)
@@ -154,9 +158,14 @@ class PackIndex:
         return self._entries
 
     def refresh(self) -> None:
-        """Load the `.idx` of every pack not loaded yet."""
+        """Load the `.idx` of every pack not loaded yet; start over if a pack loaded
+        before is gone (`gc` removed or repacked it: its blobs may live elsewhere now)."""
         with self._lock:
             listing = self._backend.list_packs()
+            if not self._read <= listing.packs.keys():
+                self._entries.clear()
+                self._read.clear()
+                self.damaged.clear()
             new = sorted((listing.indexes & listing.packs.keys()) - self._read)
             for pack_id, data in self._backend.read_indexes(new).items():
                 self._read.add(pack_id)
@@ -172,6 +181,14 @@ class PackIndex:
                     continue
                 self._add(pack_id, entries)
             self._loaded = True
+
+    def reload(self) -> None:
+        """Forget every index and load them all again (after one was rewritten)."""
+        with self._lock:
+            self._entries.clear()
+            self._read.clear()
+            self.damaged.clear()
+        self.refresh()
 
     def add(self, pack_id: str, entries: Iterable[tuple[str, int, int]]) -> None:
         """Record a pack this process has just committed."""
@@ -216,6 +233,7 @@ class PackWriter:
         self._target = PACK_TARGET if target is None else target
         self._added: set[str] = set()
         self._known = index.known()
+        self._touched: dict[str, bool] = {}  # pack id -> still there when touched
         self._sink: PackSink | None = None
         self._size = 0
         self._entries: list[tuple[str, int, int]] = []
@@ -271,8 +289,23 @@ class PackWriter:
         return True
 
     def stored(self, digest: str) -> bool:
-        """Whether `digest` is in the store already, or added by this writer."""
-        return digest in self._added or digest in self._known or self._is_loose(digest)
+        """Whether `digest` is in the store already, or added by this writer.
+
+        Content found in another pack or loose is touched (once per pack), so that a
+        `gc` running meanwhile keeps it; content whose pack or blob has just been
+        removed counts as not stored, and is written again.
+        """
+        if digest in self._added:
+            return True
+        where = self._known.get(digest)
+        if where is not None:
+            fresh = self._touched.get(where.pack_id)
+            if fresh is None:
+                fresh = self._touched[where.pack_id] = self._backend.touch(
+                    pack_name(where.pack_id, "idx")
+                )
+            return fresh
+        return self._is_loose(digest) and self._backend.touch(blob_name(digest))
 
     def after_written(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the I/O thread once everything added so far is written."""

@@ -2,7 +2,9 @@
 
 An object becomes visible only when its PUT or multipart upload completes, so content is
 hashed first and uploaded straight to its final key; a killed multipart upload stays
-invisible until `clean_temp` (or a bucket lifecycle rule) aborts it.
+invisible until `clean_temp` (or a bucket lifecycle rule) aborts it. Content reused
+instead of stored again is touched (copied onto itself), so that a concurrent `gc`
+keeps it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from loopline.errors import Conflict, InvalidInput, MissingExtra, NotFound
-from loopline.store._backend import Blob, PackListing
+from loopline.store._backend import Blob, PackGone, PackListing, StoredObject, blob_name
 from loopline.store._buffers import BufferPool
 from loopline.store._hashing import ensure_unchanged, hash_stream, open_source
 from loopline.store.paths import validate_logical_path
@@ -27,6 +29,7 @@ _READ_AHEAD = 8 << 20  # per ranged GET when downloading a loose blob
 _PART = 16 << 20  # multipart upload part size for packs (S3 wants >= 5 MiB)
 _HEAD_MAX = 4  # up to this many loose-blob lookups, HEAD each; beyond, list blobs/ once
 _READ_BATCH = 64 << 20  # pack bytes fetched by one round of concurrent ranged GETs
+_UPLOADS = "uploads/"  # names of unfinished multipart uploads (see list_objects)
 
 
 class S3Blobs:
@@ -80,7 +83,8 @@ class S3Blobs:
     def put_file(self, source: Path) -> Blob:
         with open_source(source) as (file, before):
             digest = hash_stream(file)
-            if self._stored_size(digest) != before.st_size:
+            stored = self._stored_size(digest) == before.st_size
+            if not (stored and self.touch(blob_name(digest))):
                 self._fs.put_file(str(source), self._key(digest))
                 try:
                     ensure_unchanged(source, file.fileno(), before)
@@ -91,7 +95,7 @@ class S3Blobs:
         return Blob(digest, before.st_size)
 
     def put_bytes(self, digest: str, data: bytes) -> None:
-        if self._stored_size(digest) != len(data):
+        if self._stored_size(digest) != len(data) or not self.touch(blob_name(digest)):
             self._fs.pipe_file(self._key(digest), data)
 
     @contextlib.contextmanager
@@ -103,9 +107,63 @@ class S3Blobs:
         with file:
             yield file
 
-    def clean_temp(self, older_than: float) -> int:
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-        return self._abort_uploads(cutoff) + self._remove_orphan_packs(cutoff)
+    def list_objects(self, folder: str) -> list[StoredObject]:
+        if folder == "uploads":
+            return self._list_uploads()
+        root = f"{self._bucket}/{self._prefix}"
+        try:
+            items = self._fs.find(root + folder, detail=True)
+        except FileNotFoundError:
+            return []
+        return [
+            StoredObject(key.removeprefix(root), int(info["size"]), _mtime(info))
+            for key, info in sorted(items.items())
+            if info.get("type") == "file"
+        ]
+
+    def touch(self, name: str) -> bool:
+        # A copy onto itself with new metadata gives the object a new LastModified.
+        key = f"{self._prefix}{name}"
+        try:
+            self._fs.call_s3(
+                "copy_object",
+                Bucket=self._bucket,
+                Key=key,
+                CopySource={"Bucket": self._bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                Metadata={"loopline-touched": datetime.now(UTC).isoformat()},
+            )
+        except FileNotFoundError:
+            return False
+        except OSError as exc:  # e.g. an object over 5 GB cannot be copied in one request
+            logger.warning("could not touch s3://%s/%s: %s", self._bucket, key, exc)
+        return True
+
+    def remove(self, name: str, not_after: float | None = None) -> bool:
+        if name.startswith(_UPLOADS):
+            key, _, upload_id = name.removeprefix(_UPLOADS).rpartition("#")
+            try:
+                self._fs.call_s3(
+                    "abort_multipart_upload",
+                    Bucket=self._bucket,
+                    Key=f"{self._prefix}{key}",
+                    UploadId=upload_id,
+                )
+            except FileNotFoundError:  # completed or aborted meanwhile
+                return False
+            return True
+        path = f"{self._bucket}/{self._prefix}{name}"
+        try:
+            if not_after is not None and _mtime(self._fs.info(path)) > not_after:
+                return False
+            self._fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def move(self, name: str, new_name: str) -> None:
+        root = f"{self._bucket}/{self._prefix}"
+        self._fs.mv(root + name, root + new_name)
 
     def list_packs(self) -> PackListing:
         packs: dict[str, int] = {}
@@ -157,7 +215,7 @@ class S3Blobs:
                     on_error="raise",
                 )
             except FileNotFoundError as exc:
-                raise NotFound(f"pack s3://{path} listed in its index is gone") from exc
+                raise PackGone(f"pack s3://{path} listed in its index is gone") from exc
             batch = [span] if span is not None else []
 
     def pack_location(self, pack_id: str) -> str:
@@ -172,41 +230,20 @@ class S3Blobs:
             return []
         return [item for item in items if item.get("type") == "file"]
 
-    def _abort_uploads(self, cutoff: datetime) -> int:
+    def _list_uploads(self) -> list[StoredObject]:
+        """Unfinished multipart uploads under the prefix, as `uploads/<key>#<upload id>`."""
         params = {"Bucket": self._bucket, "Prefix": self._prefix}
-        aborted = 0
+        found = []
         while True:
             page = self._fs.call_s3("list_multipart_uploads", **params)
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] <= cutoff:
-                    with contextlib.suppress(FileNotFoundError):  # completed or aborted meanwhile
-                        self._fs.call_s3(
-                            "abort_multipart_upload",
-                            Bucket=self._bucket,
-                            Key=upload["Key"],
-                            UploadId=upload["UploadId"],
-                        )
-                        aborted += 1
+                key = str(upload["Key"]).removeprefix(self._prefix)
+                name = f"{_UPLOADS}{key}#{upload['UploadId']}"
+                found.append(StoredObject(name, 0, upload["Initiated"].timestamp()))
             if not page.get("IsTruncated"):
-                return aborted
+                return found
             params["KeyMarker"] = page["NextKeyMarker"]
             params["UploadIdMarker"] = page["NextUploadIdMarker"]
-
-    def _remove_orphan_packs(self, cutoff: datetime) -> int:
-        """Remove packs without an index, and indexes without a pack, older than cutoff."""
-        items = self._list_packs()
-        listing = self.list_packs()
-        orphans = {f"{p}.pack" for p in listing.packs.keys() - listing.indexes}
-        orphans |= {f"{p}.idx" for p in listing.indexes - listing.packs.keys()}
-        stale = [
-            item["name"]
-            for item in items
-            if item["name"].rpartition("/")[2] in orphans and item["LastModified"] <= cutoff
-        ]
-        for name in stale:
-            with contextlib.suppress(FileNotFoundError):
-                self._fs.rm_file(name)
-        return len(stale)
 
     def _key(self, digest: str) -> str:
         return f"{self._bucket}/{self._prefix}blobs/{digest[:2]}/{digest[2:]}"
@@ -275,3 +312,9 @@ class S3PackSink:
 
 def _total(spans: list[tuple[int, int]]) -> int:
     return sum(end - start for start, end in spans)
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """An object's LastModified, in seconds since the epoch."""
+    moment = info["LastModified"]
+    return float(moment.timestamp()) if isinstance(moment, datetime) else float(moment)

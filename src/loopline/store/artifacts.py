@@ -25,6 +25,9 @@ Guarantees:
   only when its index is written, after the pack is complete.
 - Reads always verify: `get_bytes`, `get_file` and `get_files` hash what they return and
   raise `CorruptedData` on a mismatch; no destination file is left half-written.
+- `check` reads everything back and `repair` cleans up after killed writers (`loopline
+  fsck`); `collect_garbage` frees what nothing references (`loopline gc`), safely beside
+  writers because content a writer reuses is touched (_sweep.py).
 - No fsync: it would make every put wait for the disk, and the usual damage a power
   cut does to a recent blob (an empty or truncated file) is caught by the verifying
   read and repaired by storing the file again (`put_*` skips a blob only if its size
@@ -37,21 +40,41 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from loopline.errors import CorruptedData, InvalidInput, LooplineError, NotFound, StoreUnavailable
-from loopline.store._backend import Backend, Blob, Progress, StoredFile
+from loopline.store._arguments import (
+    as_path,
+    as_str_path,
+    check_digest,
+    check_item,
+    iterable,
+    sequence,
+    workers_count,
+)
+from loopline.store._backend import (
+    Backend,
+    Blob,
+    PackGone,
+    Progress,
+    StoredFile,
+    blob_name,
+    pack_name,
+)
 from loopline.store._hashing import copy_hashing, hash_bytes, verify
 from loopline.store._local_blobs import LocalBlobs
 from loopline.store._packs import PackIndex, PackWriter
 
+if TYPE_CHECKING:
+    from loopline.store._sweep import SweepResult
+    from loopline.store._verify import StoreCheck
+
 __all__ = ["ArtifactStore", "Blob", "StoredFile"]
 
-T = TypeVar("T")
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 _PROGRESS_STEP = 1 << 20  # report progress in steps of at least this many bytes
 _COPY_PACKED_MAX = 16 << 20  # copy_to packs loose blobs up to this size, copies larger ones
@@ -88,7 +111,7 @@ class ArtifactStore:
             InvalidInput: `path` is a directory or not a regular file.
             Conflict: the file changed while it was being stored.
         """
-        source = _as_path(path, "put_file")
+        source = as_path(path, "put_file")
         with self._boundary(f"storing {source}"):
             return self._backend.put_file(source)
 
@@ -124,15 +147,15 @@ class ArtifactStore:
         """
         from loopline.store import _put_files  # loads only when used: `import loopline` stays fast
 
-        sources = [_as_str_path(path, "put_files") for path in _sequence(paths, "put_files")]
+        sources = [as_str_path(path, "put_files") for path in sequence(paths, "put_files")]
         with self._boundary(f"storing {len(sources)} files"), _batched(progress) as report:
             return _put_files.put_files(
-                self._backend, self._index, sources, _workers(workers), report
+                self._backend, self._index, sources, workers_count(workers), report
             )
 
     def exists(self, digest: str) -> bool:
         """Whether a blob with this hash is stored, loose or packed (content not verified)."""
-        digest = _check_digest(digest)
+        digest = check_digest(digest)
         with self._boundary(f"looking up blob {digest}"):
             if self._index.get(digest) is not None or self._backend.exists(digest):
                 return True
@@ -141,17 +164,21 @@ class ArtifactStore:
     def missing(self, hashes: Iterable[str]) -> set[str]:
         """The blob hashes in `hashes` that this store has neither loose nor packed.
 
+        The packs and loose blobs that hold the others are touched: the caller is about
+        to build on them, and a `gc` running meanwhile must keep them (see _sweep.py).
+
         Raises:
             InvalidInput: a hash is not 64 lowercase hex characters.
         """
-        wanted = {_check_digest(digest) for digest in _iterable(hashes, "missing")}
+        wanted = {check_digest(digest) for digest in iterable(hashes, "missing")}
         with self._boundary(f"looking up {len(wanted)} blobs"):
             unknown = {digest for digest in wanted if self._index.get(digest) is None}
             if unknown:
                 self._index.refresh()
                 unknown = {digest for digest in unknown if self._index.get(digest) is None}
             is_loose = self._backend.loose_lookup(len(unknown))
-            return {digest for digest in unknown if not is_loose(digest)}
+            absent = {digest for digest in unknown if not is_loose(digest)}
+            return absent | self._touch(wanted - absent, unknown - absent)
 
     def get_bytes(self, digest: str) -> bytes:
         """The content of a blob, verified against its hash.
@@ -161,16 +188,23 @@ class ArtifactStore:
             NotFound: no such blob.
             CorruptedData: the stored bytes no longer hash to `digest`.
         """
-        digest = _check_digest(digest)
+        digest = check_digest(digest)
         with self._boundary(f"reading blob {digest}"):
-            where = self._index.get(digest)
+            try:
+                return self._get_bytes(digest)
+            except PackGone:  # gc repacked it after this process read the indexes
+                self._index.refresh()
+                return self._get_bytes(digest)
+
+    def _get_bytes(self, digest: str) -> bytes:
+        where = self._index.get(digest)
+        if where is None:
+            with contextlib.suppress(NotFound):
+                return self._read_loose(digest)
+            where = self._index.find(digest)
             if where is None:
-                with contextlib.suppress(NotFound):
-                    return self._read_loose(digest)
-                where = self._index.find(digest)
-                if where is None:
-                    raise self._not_found(digest)
-            [read] = self._backend.read_spans(where.pack_id, [(where.offset, where.end)])
+                raise self._not_found(digest)
+        [read] = self._backend.read_spans(where.pack_id, [(where.offset, where.end)])
         data = read if isinstance(read, bytes) else bytes(read)  # no buffers given: bytes
         location = f"{self._backend.pack_location(where.pack_id)} at offset {where.offset}"
         if len(data) != where.length:
@@ -189,8 +223,8 @@ class ArtifactStore:
             NotFound: no such blob.
             CorruptedData: the stored bytes no longer hash to `digest`.
         """
-        digest = _check_digest(digest)
-        target = _as_path(dest, "get_file")
+        digest = check_digest(digest)
+        target = as_path(dest, "get_file")
         with self._boundary(f"copying blob {digest} to {target}"):
             if target.is_dir():
                 raise InvalidInput(f"cannot write blob {digest} to {target}: it is a directory")
@@ -226,7 +260,7 @@ class ArtifactStore:
             CorruptedData: a blob or chunk list does not match its hash (the message
                 names the file and the blob); no partial file is left at a destination.
         """
-        checked = [_check_item(item) for item in _sequence(items, "get_files")]
+        checked = [check_item(item) for item in sequence(items, "get_files")]
         if len({dest for _, dest in checked}) != len(checked):
             raise InvalidInput("get_files got the same destination twice")
         with self._boundary(f"restoring {len(checked)} files"):
@@ -269,24 +303,98 @@ class ArtifactStore:
         `older_than=0` also removes writes still in progress, so use it only when no
         writer is running.
         """
+        from loopline.store._inventory import remove_leftovers, take_inventory
+
         with self._boundary("cleaning abandoned writes"):
-            return self._backend.clean_temp(older_than)
+            leftovers = take_inventory(self._backend).leftovers
+            return remove_leftovers(self._backend, leftovers, time.time() - older_than)
+
+    def check(
+        self, *, progress: Progress | None = None, on_total: Progress | None = None
+    ) -> StoreCheck:
+        """Read back and verify every blob and pack index; list abandoned writes.
+
+        `on_total` is called once with the bytes to read, `progress` as they are read.
+        Nothing is changed (see `repair`).
+        """
+        from loopline.store import _verify
+
+        with self._boundary("checking the store"), _batched(progress) as report:
+            return _verify.check(self._backend, report, on_total or (lambda total: None))
+
+    def repair(self, found: StoreCheck) -> int:
+        """Fix what `check` found repairable; returns how many objects were fixed.
+
+        Removes writes abandoned over an hour ago, moves corrupt loose blobs to
+        `quarantine/` and drops corrupt packed blobs from their index, so that storing
+        the same content again repairs them. Nothing intact is removed.
+        """
+        from loopline.store import _verify
+
+        with self._boundary("repairing the store"):
+            repaired = _verify.repair(self._backend, found)
+            self._index.reload()
+        return repaired
+
+    def collect_garbage(
+        self,
+        referenced: Callable[[], set[str]],
+        *,
+        grace: float = 3600.0,
+        dry_run: bool = False,
+        repack_above: float = 0.5,
+        progress: Progress | None = None,
+    ) -> SweepResult:
+        """Remove the blobs outside `referenced()` stored more than `grace` seconds ago.
+
+        `referenced` is called after the store has been listed and must return every
+        digest anything still needs (chunks of chunked files included). Packs with no
+        live blob are removed; packs whose unreferenced bytes exceed `repack_above` of
+        their size are rewritten with their live blobs only. `dry_run` changes nothing.
+        See _sweep.py for why this is safe beside concurrent writers.
+
+        Raises:
+            CorruptedData: a live blob to be copied out of a pack is corrupt.
+        """
+        from loopline.store import _sweep
+
+        if not 0 <= repack_above < 1:
+            raise InvalidInput(f"repack_above must be in [0, 1), got {repack_above!r}")
+        if grace < 0:
+            raise InvalidInput(f"grace must be at least 0 seconds, got {grace!r}")
+        with self._boundary("collecting garbage"), _batched(progress) as report:
+            return _sweep.collect_garbage(
+                self._backend,
+                self._index,
+                referenced,
+                grace=grace,
+                dry_run=dry_run,
+                repack_above=repack_above,
+                progress=report,
+            )
 
     def _get_files(
         self, items: list[tuple[StoredFile, str]], workers: int | None, progress: Progress | None
     ) -> None:
         from loopline.store import _get_files
 
-        with _batched(progress) as report:
-            _get_files.get_files(
-                self._backend,
-                self._index,
-                items,
-                self._read_loose,
-                self._copy_loose,
-                report,
-                _workers(workers),
-            )
+        for attempt in (1, 2):
+            try:
+                with _batched(progress) as report:
+                    _get_files.get_files(
+                        self._backend,
+                        self._index,
+                        items,
+                        self._read_loose,
+                        self._copy_loose,
+                        report,
+                        workers_count(workers),
+                    )
+                return
+            except PackGone:  # gc repacked a pack after this process read the indexes
+                if attempt == 2:
+                    raise
+                self._index.refresh()
 
     def _copy_blobs(self, other: ArtifactStore, digests: list[str], report: Progress) -> int:
         from loopline.store import _get_files
@@ -328,6 +436,19 @@ class ArtifactStore:
             other._backend.put_file(temp)
         report(size)
         return size
+
+    def _touch(self, found: set[str], loose: set[str]) -> set[str]:
+        """Touch the packs and loose blobs holding `found`; those removed meanwhile."""
+        gone = {digest for digest in loose if not self._backend.touch(blob_name(digest))}
+        packs: dict[str, list[str]] = {}
+        for digest in found - loose:
+            where = self._index.get(digest)
+            if where is not None:
+                packs.setdefault(where.pack_id, []).append(digest)
+        for pack_id, digests in packs.items():
+            if not self._backend.touch(pack_name(pack_id, "idx")):
+                gone.update(digests)
+        return gone
 
     def _read_loose(self, digest: str) -> bytes:
         with self._backend.open_blob(digest) as blob:
@@ -386,76 +507,6 @@ def _open_backend(uri: str, s3_endpoint_url: str | None) -> Backend:
         f"unsupported artifact store URI {uri!r}",
         hint="use a folder path, file:///path or s3://bucket/prefix",
     )
-
-
-def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise InvalidInput(
-            f"not a blob hash: {digest!r}", hint="expected 64 lowercase hexadecimal characters"
-        )
-    return digest
-
-
-def _check_item(item: tuple[StoredFile, str | os.PathLike[str]]) -> tuple[StoredFile, str]:
-    """Validate one `(StoredFile, destination)` pair, including a chunked file's id."""
-    if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], StoredFile)):
-        raise InvalidInput(f"get_files expects (StoredFile, path) pairs, got {item!r}")
-    stored, dest = item[0], _as_str_path(item[1], "get_files")
-    _check_digest(stored.hash)
-    for blob in stored.blobs:
-        if not isinstance(blob, Blob) or not isinstance(blob.size, int) or blob.size < 0:
-            raise InvalidInput(f"not a blob: {blob!r} (restoring {dest})")
-        _check_digest(blob.hash)
-    if stored.chunks and not _chunk_list_matches(stored):
-        raise CorruptedData(
-            f"cannot restore {dest}: its chunk list does not match its id {stored.hash}",
-            hint="the record of this file was altered; restore it from the dataset version",
-        )
-    return stored, dest
-
-
-def _chunk_list_matches(stored: StoredFile) -> bool:
-    from loopline.store._chunks import chunked_file_id
-
-    total = sum(chunk.size for chunk in stored.chunks)
-    return total == stored.size and chunked_file_id(stored.chunks) == stored.hash
-
-
-def _as_str_path(value: str | os.PathLike[str], method: str) -> str:
-    """Like `_as_path`, as a str: building thousands of Path objects is slow."""
-    try:
-        path = os.fspath(value)
-    except TypeError:
-        path = None
-    if not isinstance(path, str):
-        raise InvalidInput(f"{method} expects a file path, got {type(value).__name__}")
-    return path
-
-
-def _as_path(value: str | os.PathLike[str], method: str) -> Path:
-    if not isinstance(value, (str, os.PathLike)):
-        raise InvalidInput(f"{method} expects a file path, got {type(value).__name__}")
-    return Path(value)
-
-
-def _sequence(values: Sequence[T], method: str) -> Sequence[T]:
-    if isinstance(values, (str, bytes, os.PathLike)) or not isinstance(values, Sequence):
-        raise InvalidInput(f"{method} expects a list, got {type(values).__name__}")
-    return values
-
-
-def _iterable(values: Iterable[str], method: str) -> Iterable[str]:
-    if isinstance(values, (str, bytes)):
-        raise InvalidInput(f"{method} expects an iterable of hashes, got a single string")
-    return values
-
-
-def _workers(workers: int | None) -> int:
-    if workers is None:
-        return os.cpu_count() or 1
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise InvalidInput(f"workers must be a positive integer, got {workers!r}")
-    return workers
 
 
 @contextlib.contextmanager

@@ -334,6 +334,22 @@ CASES = {
     "manifest_path_with_a_newline": Case(
         edit_manifest(_listed("model.skops\n")), InvalidInput, "invalid file name"
     ),
+    # the rules of every other path from data (loopline.pathnames), not a looser copy
+    "manifest_path_spelled_as_a_uri": Case(
+        edit_manifest(_listed("file:///etc/passwd")), InvalidInput, "invalid file name"
+    ),
+    "manifest_path_percent_encoded": Case(
+        edit_manifest(_listed("%2e%2e/loopline.toml")), InvalidInput, "invalid file name"
+    ),
+    "manifest_path_into_a_home_folder": Case(
+        edit_manifest(_listed("~/.ssh/id_rsa")), InvalidInput, "invalid file name"
+    ),
+    "manifest_path_into_dot_git_spelled_for_windows": Case(
+        edit_manifest(_listed(".GIT./config")), InvalidInput, "invalid file name"
+    ),
+    "manifest_path_not_in_normal_form": Case(
+        edit_manifest(_listed("./extra//model.bin")), InvalidInput, "invalid file name"
+    ),
     "symlink_model_file": Case(
         link_to_copy("model.skops"), CorruptedData, "symbolic link", stored=False
     ),

@@ -28,15 +28,14 @@ from typing import Any, BinaryIO
 
 import blake3
 
-from loopline.errors import CorruptedData, InvalidInput, NotFound
+from loopline.errors import CorruptedData, InvalidInput, InvalidPath, NotFound
 from loopline.packaging._signature import Signature
+from loopline.pathnames import control_folder, validate_logical_path
 
 MANIFEST_NAME = "loopline-model.yaml"
 FORMAT_VERSION = 1
 TASKS = ("classification", "regression")
 _HEX = re.compile(r"[0-9a-f]{64}")
-# Folders a package never holds: a file listed under them is refused (any letter case).
-_FORBIDDEN_PARTS = frozenset({".git", ".loopline"})
 # No following links; a FIFO must not block the open (it is refused just after).
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _CHUNK = 1 << 20
@@ -170,21 +169,23 @@ def _files(body: Mapping[str, Any]) -> dict[str, FileEntry]:
 
 
 def check_relative(name: Any) -> str:
-    """A file name listed in a manifest: relative, POSIX, inside the package, not the manifest.
-
-    (loopline.store has the general logical-path check; importing it here would load
-    SQLAlchemy for a package that never touches a store.)
+    """A file name listed in a manifest: relative, POSIX, inside the package, not the
+    manifest, in the normal form `validate_logical_path` gives, and meeting its rules
+    (no `..`, no URI spelling, no `%XX`, no `~`, no control character), outside `.git`
+    and `.loopline` and printable: the rules of every other path that comes from data.
     """
-    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
-    if (
-        not parts
-        or name.startswith("/")
-        or "\\" in name
-        or not name.isprintable()
-        or any(part in ("..", ".") or part.lower() in _FORBIDDEN_PARTS for part in parts)
-        or name == MANIFEST_NAME
-    ):
-        raise InvalidInput(f"the manifest lists an invalid file name: {name!r}")
+    reason = None
+    try:
+        normalized = validate_logical_path(name)
+    except InvalidPath as exc:
+        reason = exc.message
+    else:
+        if normalized != name or not name.isprintable() or control_folder(name) is not None:
+            reason = "not a plain relative name"
+        elif name == MANIFEST_NAME:
+            reason = "the manifest itself"
+    if reason is not None:
+        raise InvalidInput(f"the manifest lists an invalid file name: {name!r} ({reason})")
     return str(name)
 
 

@@ -4,11 +4,22 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction starts 
 `BEGIN IMMEDIATE`: a deferred transaction that later upgrades to a write lock is the
 usual cause of "database is locked" (the upgrade cannot wait, it fails at once). Reads
 use a plain deferred `BEGIN`, so readers never queue behind writers.
+
+Connections are pooled and kept open, on SQLite too: closing the last connection to a
+WAL database checkpoints the WAL, a disk sync, so a connection per transaction cost
+~1.4 ms each (measured, issue 12) against ~0.02 ms with the connection kept. The pool
+has no upper bound on SQLite (each thread that writes holds its own connection;
+`check_same_thread` is off because a connection may be returned to the pool by another
+thread than the one that opened it). A forked child (serving workers, multiprocessing)
+must not use its parent's connections: after a fork the child forgets the inherited
+pool without closing it (SQLAlchemy's `engine.dispose(close=False)`) and opens its own.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from loopline.errors import InvalidInput, MissingExtra
 
@@ -43,8 +54,10 @@ def create_store_engine(uri: str) -> Engine:
                 hint="use postgresql+psycopg://user@host:5432/dbname",
             )
         try:
-            return create_engine(
-                url.set(drivername="postgresql+psycopg"), pool_pre_ping=True, pool_size=5
+            return _forget_pool_after_fork(
+                create_engine(
+                    url.set(drivername="postgresql+psycopg"), pool_pre_ping=True, pool_size=5
+                )
             )
         except (ImportError, NoSuchModuleError) as exc:
             raise MissingExtra("PostgreSQL stores", "postgres") from exc
@@ -57,13 +70,16 @@ def create_store_engine(uri: str) -> Engine:
 def _sqlite_engine(uri: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: a connection per use keeps forked processes and threads independent; a
-    # SQLite connect costs microseconds.
+    # Kept connections (module docstring): max_overflow=-1 means no limit, as before,
+    # so a busy server never waits on the pool, only on SQLite's own lock.
     engine = create_engine(
         uri,
-        poolclass=NullPool,
+        poolclass=QueuePool,
+        pool_size=5,
+        max_overflow=-1,
         connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
     )
+    _forget_pool_after_fork(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -84,6 +100,27 @@ def _sqlite_engine(uri: str, database: str | None) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+_pooled_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_pool_after_fork(engine: Engine) -> Engine:
+    """In a forked child, drop the inherited pool without closing its connections.
+
+    Closing them in the child would act on the parent's database handles (for SQLite,
+    the parent's locks and WAL); the child opens fresh connections on first use.
+    """
+    _pooled_engines.add(engine)
+    return engine
+
+
+def _forget_pools_in_child() -> None:
+    for engine in list(_pooled_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 @contextmanager

@@ -28,6 +28,7 @@ class LinkKind(StrEnum):
     DATASET_VERSION = "dataset_version"
     MODEL_VERSION = "model_version"
     FEATURE_VIEW = "feature_view"
+    DATAFRAME = "dataframe"  # ref: a blob holding the frame's digest and profile (log_input)
 
 
 @dataclass(frozen=True)

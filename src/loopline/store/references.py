@@ -37,7 +37,7 @@ MODEL_PACKAGE = "model package"  # likewise (models/_packages.py)
 HASH_COLUMNS: dict[tuple[str, str], str | None] = {
     ("runs", "git_patch_hash"): BLOB,
     ("runs", "packages_hash"): BLOB,
-    ("run_links", "ref"): BLOB,  # for kind "artifact"; other kinds hold version ids
+    ("run_links", "ref"): BLOB,  # for kinds "artifact" and "dataframe"; others hold ids
     ("dataset_versions", "manifest_hash"): DATASET_MANIFEST,
     ("dataset_versions", "profile_hash"): BLOB,
     ("validation_results", "suite_hash"): BLOB,
@@ -79,12 +79,13 @@ def _all(conn: Connection, skip: set[str]) -> Iterator[Reference]:
             yield Reference(row.git_patch_hash, BLOB, f"run {row.id} code patch")
         if row.packages_hash:
             yield Reference(row.packages_hash, BLOB, f"run {row.id} package list")
-    links = select(run_links.c.run_id, run_links.c.name, run_links.c.ref).where(
-        run_links.c.kind == "artifact"
+    links = select(run_links.c.run_id, run_links.c.kind, run_links.c.name, run_links.c.ref).where(
+        run_links.c.kind.in_(("artifact", "dataframe"))
     )
     for row in conn.execute(links):
         if row.run_id not in skip:
-            yield Reference(row.ref, BLOB, f"run {row.run_id} artifact {row.name}")
+            what = "artifact" if row.kind == "artifact" else "input"
+            yield Reference(row.ref, BLOB, f"run {row.run_id} {what} {row.name}")
     versions = select(
         datasets.c.name,
         dataset_versions.c.id,

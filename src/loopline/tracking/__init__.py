@@ -2,16 +2,22 @@
 
 from loopline.project import Stores, configure, stores
 from loopline.tracking.artifacts import download_artifacts, list_artifacts, log_artifact_for_run
+from loopline.tracking.inputs import DataFrameInput
 from loopline.tracking.runs import (
     ActiveRun,
     active_run,
     end_run,
     flush,
     log_artifact,
+    log_dict,
+    log_figure,
+    log_input,
     log_metric,
     log_metrics,
     log_param,
     log_params,
+    log_table,
+    log_text,
     set_tag,
     set_tags,
     start_run,
@@ -23,6 +29,7 @@ from loopline.tracking.search import (
     get_run,
     lineage,
     list_experiments,
+    list_inputs,
     restore_run,
     runs_frame,
     search_runs,
@@ -30,6 +37,7 @@ from loopline.tracking.search import (
 
 __all__ = [
     "ActiveRun",
+    "DataFrameInput",
     "Stores",
     "active_run",
     "configure",
@@ -43,12 +51,18 @@ __all__ = [
     "lineage",
     "list_artifacts",
     "list_experiments",
+    "list_inputs",
     "log_artifact",
     "log_artifact_for_run",
+    "log_dict",
+    "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
+    "log_text",
     "restore_run",
     "runs_frame",
     "search_runs",

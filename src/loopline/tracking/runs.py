@@ -15,14 +15,18 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from loopline.config import current_user
 from loopline.errors import InvalidInput, LooplineError
 from loopline.lineage import register_active_run_source
 from loopline.project import Stores, release, retain, stores
-from loopline.store import CodeVersion, Direction, LinkKind, Run, RunStatus, check_key
+from loopline.store import CodeVersion, Run, RunStatus, check_key
 from loopline.tracking import _context
 from loopline.tracking._buffer import MetricBuffer
+
+if TYPE_CHECKING:
+    from loopline.tracking.inputs import DataFrameInput
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +66,11 @@ class ActiveRun:
         tb: TracebackType | None,
     ) -> None:
         if exc is None:
-            self.end(RunStatus.FINISHED)
+            self._finish(RunStatus.FINISHED)
         elif isinstance(exc, KeyboardInterrupt):
-            self.end(RunStatus.KILLED, error="interrupted (KeyboardInterrupt)")
+            self._finish(RunStatus.KILLED, error="interrupted (KeyboardInterrupt)")
         else:
-            self.end(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            self._finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
 
     # -- logging ----------------------------------------------------------------------
 
@@ -120,6 +124,45 @@ class ActiveRun:
             self.id, local_path, artifact_path, follow_links=follow_links, stores=self._stores
         )
 
+    def log_text(self, text: str, artifact_file: str) -> str:
+        """Store `text` as the UTF-8 artifact `artifact_file`; returns its path."""
+        from loopline.tracking import content
+
+        return content.log_text(self.id, self._stores, text, artifact_file)
+
+    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> str:
+        """Store a dict as JSON (`.json`) or YAML (`.yaml`, `.yml`); returns its path."""
+        from loopline.tracking import content
+
+        return content.log_dict(self.id, self._stores, dictionary, artifact_file)
+
+    def log_figure(
+        self, figure: Any, artifact_file: str, *, save_kwargs: Mapping[str, Any] | None = None
+    ) -> str:
+        """Store a matplotlib or plotly figure; the extension picks the format."""
+        from loopline.tracking import content
+
+        return content.log_figure(self.id, self._stores, figure, artifact_file, save_kwargs)
+
+    def log_table(self, data: Any, artifact_file: str) -> str:
+        """Store a DataFrame (or a dict of columns) as a `.parquet` artifact."""
+        from loopline.tracking import content
+
+        return content.log_table(self.id, self._stores, data, artifact_file)
+
+    def log_input(
+        self,
+        dataset: Any,
+        context: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+    ) -> DataFrameInput:
+        """Record a DataFrame's digest, schema and profile as an input of this run."""
+        from loopline.tracking import inputs
+
+        return inputs.log_input(self.id, self._stores, dataset, context, tags, name)
+
     def flush(self) -> None:
         """Write buffered metric points now."""
         self._buffer.flush()
@@ -128,19 +171,24 @@ class ActiveRun:
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Flush, then record the final status. Ending twice is a no-op."""
+        self._finish(status, error)
+        return self._stores.metadata.get_run(self.id)
+
+    def _finish(self, status: RunStatus | str, error: str | None = None) -> None:
+        """`end` without reading the run back: a `with` block discards it."""
         if self._ended:
-            return self._stores.metadata.get_run(self.id)
+            return
         self._ended = True
         _forget(self)
         try:
             try:
                 self._buffer.close()
             except LooplineError:
-                self._stores.metadata.end_run(
+                self._stores.metadata.mark_run_ended(
                     self.id, RunStatus.FAILED, error="metric flush failed"
                 )
                 raise
-            return self._stores.metadata.end_run(self.id, status, error=error)
+            self._stores.metadata.mark_run_ended(self.id, status, error=error)
         finally:
             if release(self._stores):  # the process moved to other stores meanwhile
                 self._stores.metadata.close()
@@ -179,6 +227,11 @@ def start_run(
     patch_hash = opened.artifacts.put_bytes(git.patch).hash if git.patch else None
     packages = _context.installed_packages().encode()
     packages_blob = opened.artifacts.put_bytes(packages)
+    system = [(SYSTEM_PREFIX + "requirements.txt", packages_blob.hash, packages_blob.size)]
+    if git.patch and patch_hash:
+        system.append((SYSTEM_PREFIX + "code.patch", patch_hash, len(git.patch)))
+    # One write transaction for the run, its params, tags and system artifacts: a
+    # tuning loop pays per transaction, and a run never appears half-recorded.
     run = opened.metadata.create_run(
         exp.id,
         name=name,
@@ -188,20 +241,11 @@ def start_run(
         code=CodeVersion(git.commit, git.branch, git.dirty, patch_hash),
         python_version=_context.python_version(),
         packages_hash=packages_blob.hash,
+        params=params,
+        tags=tags,
+        artifacts=system,
     )
-    system = [(SYSTEM_PREFIX + "requirements.txt", packages_blob.hash, packages_blob.size)]
-    if git.patch and patch_hash:
-        system.append((SYSTEM_PREFIX + "code.patch", patch_hash, len(git.patch)))
-    opened.metadata.add_links(run.id, Direction.OUTPUT, LinkKind.ARTIFACT, system)
     active = ActiveRun(run, opened)
-    try:
-        if params:
-            active.log_params(params)
-        if tags:
-            active.set_tags(tags)
-    except BaseException as exc:
-        active.end(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
     with _stack_lock:
         _stack.append(active)
     return active
@@ -265,6 +309,40 @@ def log_artifact(
     Symbolic links are refused unless `follow_links=True` (then their content is stored).
     """
     return _require_active().log_artifact(local_path, artifact_path, follow_links=follow_links)
+
+
+def log_text(text: str, artifact_file: str) -> str:
+    """Store `text` as a UTF-8 artifact of the active run (MLflow's `log_text`)."""
+    return _require_active().log_text(text, artifact_file)
+
+
+def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> str:
+    """Store a dict as JSON or YAML, by `artifact_file`'s extension (MLflow's `log_dict`)."""
+    return _require_active().log_dict(dictionary, artifact_file)
+
+
+def log_figure(
+    figure: Any, artifact_file: str, *, save_kwargs: Mapping[str, Any] | None = None
+) -> str:
+    """Store a matplotlib or plotly figure as png/svg/pdf/html/..., by extension."""
+    return _require_active().log_figure(figure, artifact_file, save_kwargs=save_kwargs)
+
+
+def log_table(data: Any, artifact_file: str) -> str:
+    """Store a DataFrame (or dict of columns) as a Parquet artifact of the active run."""
+    return _require_active().log_table(data, artifact_file)
+
+
+def log_input(
+    dataset: Any,
+    context: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    *,
+    name: str | None = None,
+) -> DataFrameInput:
+    """Record a DataFrame's digest, schema and profile as an input of the active run,
+    without versioning its rows; the same content logged again is one input."""
+    return _require_active().log_input(dataset, context, tags, name=name)
 
 
 def flush() -> None:

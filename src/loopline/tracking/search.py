@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, overload
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.project import stores
 from loopline.store import Experiment, LinkKind, MetricPoint, Run, RunLink
+from loopline.tracking import inputs
 from loopline.tracking._filter import parse_filter, parse_order_by
+from loopline.tracking.inputs import DataFrameInput, read_input
 from loopline.tracking.runs import flush
 
 if TYPE_CHECKING:
     import pandas as pd
+
+RUNS_PAGE = 1_000  # runs in a list from search_runs when max_results is not given
 
 
 @overload
@@ -20,7 +25,7 @@ def search_runs(
     experiment: str | Sequence[str] | None = ...,
     filter: str | None = ...,
     order_by: Sequence[str] | str | None = ...,
-    max_results: int = ...,
+    max_results: int | None = ...,
     output: Literal["runs"] = ...,
     include_deleted: bool = ...,
 ) -> list[Run]: ...
@@ -31,7 +36,7 @@ def search_runs(
     experiment: str | Sequence[str] | None = ...,
     filter: str | None = ...,
     order_by: Sequence[str] | str | None = ...,
-    max_results: int = ...,
+    max_results: int | None = ...,
     *,
     output: Literal["pandas"],
     include_deleted: bool = ...,
@@ -42,7 +47,7 @@ def search_runs(
     experiment: str | Sequence[str] | None = None,
     filter: str | None = None,
     order_by: Sequence[str] | str | None = None,
-    max_results: int = 100,
+    max_results: int | None = None,
     output: Literal["runs", "pandas"] = "runs",
     include_deleted: bool = False,
 ) -> list[Run] | pd.DataFrame:
@@ -51,8 +56,12 @@ def search_runs(
     Example: `search_runs("churn", "metrics.auc > 0.9 and params.model = 'rf'",
     order_by=["metrics.auc desc"])`. Returns Run objects, or with `output="pandas"` a
     DataFrame with one row per run and `params.*`, `metrics.*`, `tags.*` columns.
-    Raises InvalidFilter (pointing at the offending token) for a filter that does not
-    parse, NotFound for an unknown experiment.
+
+    Without `max_results`, a DataFrame holds every matching run; a list of Run objects
+    holds the first RUNS_PAGE (1,000) and warns (UserWarning) when more matched, so
+    that results are never cut silently. An explicit `max_results` (1..50,000) is
+    obeyed as given. Raises InvalidFilter (pointing at the offending token) for a
+    filter that does not parse, NotFound for an unknown experiment.
     """
     if output not in ("runs", "pandas"):
         raise InvalidInput(f"output must be 'runs' or 'pandas', got {output!r}")
@@ -64,10 +73,23 @@ def search_runs(
     if experiment is not None:
         names = [experiment] if isinstance(experiment, str) else list(experiment)
         experiment_ids = [opened.metadata.get_experiment(name).id for name in names]
+    if max_results is not None or output == "pandas":
+        found = opened.metadata.search_runs(
+            experiment_ids, condition, order, max_results, include_deleted
+        )
+        return runs_frame(found) if output == "pandas" else found
     found = opened.metadata.search_runs(
-        experiment_ids, condition, order, max_results, include_deleted
+        experiment_ids, condition, order, RUNS_PAGE + 1, include_deleted
     )
-    return runs_frame(found) if output == "pandas" else found
+    if len(found) > RUNS_PAGE:
+        warnings.warn(
+            f"search_runs returned the first {RUNS_PAGE:,} matching runs; more matched. "
+            "Pass max_results=N (up to 50,000) for more, or output='pandas' for all.",
+            UserWarning,
+            stacklevel=2,
+        )
+        del found[RUNS_PAGE:]
+    return found
 
 
 def get_run(run_id: str) -> Run:
@@ -98,7 +120,20 @@ def describe_link(link: RunLink) -> str:
             return stores().metadata.datasets.get_version_by_id(link.ref).ref
         except NotFound:
             return f"{link.name} (version {link.ref[:8]}, deleted)"
+    if link.kind is LinkKind.DATAFRAME:
+        try:
+            found = read_input(link, stores())
+        except NotFound:
+            return f"{link.name} (record missing)"
+        purpose = f", {found.context}" if found.context else ""
+        return f"{link.name} (dataframe, {found.rows} rows x {len(found.columns)} columns{purpose})"
     return f"{link.name} ({link.ref[:12]})"
+
+
+def list_inputs(run_id: str) -> list[DataFrameInput]:
+    """The DataFrames a run recorded with `log_input`: digest, schema, profile, context."""
+    opened = stores()
+    return inputs.list_inputs(opened.metadata.resolve_run_id(run_id), opened)
 
 
 def list_experiments() -> list[Experiment]:

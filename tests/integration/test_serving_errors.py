@@ -34,7 +34,9 @@ def server(serving_project: ServingProject) -> Iterator[str]:
         "default": load_served("churn/1", warm_up=False),
         "plans": load_served("plans/1", warm_up=False),
     }
-    with live_server(create_app(models, max_body_bytes=100_000)) as url:
+    # strict inputs: an extra field is refused here (by default it is dropped and named in
+    # X-Dropped-Fields, see test_mlflow_clients.py)
+    with live_server(create_app(models, max_body_bytes=100_000, strict_inputs=True)) as url:
         yield url
 
 
@@ -71,6 +73,13 @@ def _raw(row: dict[str, Any], name: str, literal: str) -> bytes:
     return text.replace(f'"{name}": 0.0', f'"{name}": {literal}').encode()
 
 
+def _csv(row: dict[str, Any], *, drop: str = "", rows: int = 1, **changes: Any) -> bytes:
+    """`row` as a CSV body (header, then `rows` copies), `drop` left out, `changes` made."""
+    fields = {key: value for key, value in {**row, **changes}.items() if key != drop}
+    lines = [",".join(fields)] + [",".join(map(str, fields.values()))] * rows
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _tensors(row: dict[str, Any], **override: Any) -> dict[str, Any]:
     tensors = [
         {"name": name, "shape": [1], "datatype": "FP64", "data": [value]}
@@ -90,6 +99,7 @@ def _inputs(*rows: dict[str, Any]) -> dict[str, Any]:
 
 
 FIELD, INPUT, BAD_JSON = "InvalidField", "InvalidInput", "MalformedRequest"
+BAD, MEDIA, CSV = BAD_JSON, "UnsupportedMediaType", "text/csv"
 WIDE = {"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}
 CASES = {
     # size and media type, checked before any parsing
@@ -206,6 +216,39 @@ CASES = {
     "MLflow split without columns": Case(
         "/invocations", lambda r: {"dataframe_split": {"data": [list(r.values())]}}, 422, INPUT
     ),
+    # MLflow's CSV bodies
+    "CSV with more values than the header": Case(
+        "/invocations", lambda r: b"a,b\n1,2,3,4\n", 400, BAD, content_type=CSV, says="CSV"
+    ),
+    "CSV with one more value per row": Case(
+        "/invocations", lambda r: b"a,b\n1,2,3\n", 400, BAD, content_type=CSV, says="more"
+    ),
+    "CSV header naming a column twice": Case(
+        "/invocations",
+        lambda r: b"mean_radius," + _csv(r),
+        400,
+        BAD,
+        content_type=CSV,
+        says="twice",
+    ),
+    "CSV not UTF-8": Case("/invocations", lambda r: b"\xff\xfe,a", 400, BAD, content_type=CSV),
+    "CSV empty": Case("/invocations", lambda r: b"\n", 400, BAD, content_type=CSV),
+    "CSV in another charset": Case(
+        "/invocations", _csv, 415, MEDIA, content_type="text/csv; charset=latin-1"
+    ),
+    "CSV text in a number column": Case(
+        "/invocations", lambda r: _csv(r, mean_area="big"), 400, BAD, content_type=CSV
+    ),
+    "CSV without a column": Case(
+        "/invocations", lambda r: _csv(r, drop="worst_area"), 422, FIELD, "worst_area", None, CSV
+    ),
+    "CSV with an extra column": Case(
+        "/invocations", lambda r: _csv(r, colour="red"), 422, FIELD, "colour", None, CSV
+    ),
+    "CSV header without rows": Case(
+        "/invocations", lambda r: _csv(r, rows=0), 422, INPUT, content_type=CSV, says="no rows"
+    ),
+    "CSV on loopline's endpoint": Case(V1, _csv, 415, MEDIA, content_type=CSV),
 }
 
 

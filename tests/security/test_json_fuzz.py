@@ -40,13 +40,19 @@ from loopline.serving._sink import PredictionRecord
 PLAN_ROW = {"plan": "pro", "usage": 9.5, "tenure": 12}
 GOOD_PATH = "/v1/deployments/plans/predict"
 GOOD_BODY = {"inputs": [PLAN_ROW]}
-PREDICT_ROUTES = {"/v1/deployments/{name}/predict", "/v2/models/{name}/infer", "/invocations"}
+PREDICT_ROUTES = {
+    "/v1/deployments/{name}/predict",
+    "/v2/models/{name}/infer",
+    "/invocations",
+    "/v1/deployments/{name}/invocations",
+}
 # route -> the deployment names it is called with (besides hostile ones)
 BODY_ROUTES = {
     "/v1/deployments/{name}/predict": ("plans", "default"),
     "/v1/deployments/{name}/feedback": ("plans",),
     "/v2/models/{name}/infer": ("plans", "default"),
     "/invocations": ("",),
+    "/v1/deployments/{name}/invocations": ("plans", "default"),
 }
 READ_ROUTES = {
     "/v2/models/{name}",
@@ -56,6 +62,9 @@ READ_ROUTES = {
     "/v2/health/ready",
     "/health/live",
     "/health/ready",
+    "/ping",
+    "/health",
+    "/version",
     "/metrics",
     "/openapi.json",
     "/docs",
@@ -89,7 +98,8 @@ BAD_BYTES = st.sampled_from(
     [b"\xff", b"\xed\xa0\x80", b"\xc0\xaf", b"\x00", b"\\", b'"', b"]", b"}", b",", b"\\ud800"]
 )
 CONTENT_TYPES = st.sampled_from(
-    ["application/json"] * 6 + ["application/json; charset=utf-8", "text/plain", ""]
+    ["application/json"] * 6
+    + ["application/json; charset=utf-8", "text/plain", "", "text/csv", "text/csv; charset=x"]
 )
 NAMES = st.one_of(st.just("plans"), TEXT)
 
@@ -220,6 +230,11 @@ def valid_bodies(project: ServingProject) -> dict[str, list[Any]]:
             {"instances": [row]},
             {"inputs": {name: [value] for name, value in row.items()}},
         ],
+        "/v1/deployments/{name}/invocations": [
+            {"dataframe_split": {"columns": list(PLAN_ROW), "data": [list(PLAN_ROW.values())]}},
+            {"dataframe_records": [PLAN_ROW, {**PLAN_ROW, "usage": None}]},
+            {"instances": [PLAN_ROW]},
+        ],
     }
 
 
@@ -308,6 +323,37 @@ def test_read_routes_take_hostile_names_queries_and_bodies(
         )
         def fuzz(route: str, name: str, query: Any, body: bytes | None) -> None:
             answer = client.request("GET", _path(route, name), params=query, content=body)
+            _check(answer, project)
+            _next_works(client)
+
+        fuzz()
+
+
+CSV_PIECES = st.sampled_from(
+    [",", "\n", "\r\n", '"', "plan", "usage", "tenure", "pro", "basic", "", "9.5", "-0", "12",
+     "NaN", "inf", "1e400", "9" * 30, "True", "\x00", "\u00e9", "\U0001f600", "a.1", " ", ";"]
+)  # fmt: skip
+HEADER = "plan,usage,tenure\n"
+
+
+@pytest.mark.parametrize("route", ["/invocations", "/v1/deployments/{name}/invocations"])
+def test_hostile_csv_bodies_are_never_a_5xx_and_the_connection_lives_on(
+    server: str, project: ServingProject, route: str
+) -> None:
+    """CSV bodies read by pandas: any text, or the plans header with hostile rows."""
+    with httpx.Client(base_url=server, timeout=10.0) as client:
+
+        @FUZZ_SETTINGS
+        @given(
+            pieces=st.lists(CSV_PIECES, max_size=30),
+            header=st.booleans(),
+            bad=st.one_of(st.none(), BAD_BYTES),
+        )
+        def fuzz(pieces: list[str], header: bool, bad: bytes | None) -> None:
+            body = ((HEADER if header else "") + "".join(pieces)).encode()
+            body += bad or b""
+            headers = {"content-type": "text/csv"}
+            answer = client.post(_path(route, "plans"), content=body, headers=headers)
             _check(answer, project)
             _next_works(client)
 

@@ -34,6 +34,12 @@ def create(
     native: bool = typer.Option(
         False, "--native", help="serve the native flavor even if an ONNX form exists"
     ),
+    strict_inputs: bool = typer.Option(
+        False,
+        "--strict-inputs",
+        help="Refuse (422) request fields that are not model inputs (by default dropped and "
+        "named in the X-Dropped-Fields response header).",
+    ),
     reason: str | None = _REASON,
 ) -> None:
     """Create a deployment serving one model version (references are pinned now).
@@ -43,7 +49,10 @@ def create(
     from loopline.serving.deployments import create_deployment
 
     _open()
-    _print(create_deployment(name, model, prefer_onnx=not native, reason=reason), "created")
+    deployment = create_deployment(
+        name, model, prefer_onnx=not native, strict_inputs=strict_inputs, reason=reason
+    )
+    _print(deployment, "created")
 
 
 @app.command("update")
@@ -57,6 +66,11 @@ def update(
     key: str | None = typer.Option(None, "--key", help="the field whose value picks A or B"),
     no_canary: bool = typer.Option(False, "--no-canary", help="remove the canary"),
     no_shadow: bool = typer.Option(False, "--no-shadow", help="remove the shadow"),
+    strict_inputs: bool | None = typer.Option(
+        None,
+        "--strict-inputs/--lenient-inputs",
+        help="refuse (422) request fields that are not model inputs, or drop them",
+    ),
     reason: str | None = _REASON,
 ) -> None:
     """Change a deployment's model or strategy; running servers follow within seconds.
@@ -80,6 +94,7 @@ def update(
         key=key,
         no_canary=no_canary,
         no_shadow=no_shadow,
+        strict_inputs=strict_inputs,
         reason=reason,
     )
     _print(deployment, "updated")
@@ -226,11 +241,24 @@ def serve(
     body_timeout: float = typer.Option(
         30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
     ),
+    strict_inputs: bool = typer.Option(
+        False,
+        "--strict-inputs",
+        help="Refuse (422) request fields that are not model inputs; by default they are "
+        "dropped and named in the X-Dropped-Fields response header.",
+    ),
+    default: str | None = typer.Option(
+        None,
+        "--default",
+        help="The deployment MLflow's POST /invocations answers for (needed with two or "
+        "more, unless one is named 'default').",
+    ),
 ) -> None:
     """Serve stored deployments, following their changes without a restart.
 
     Endpoints: POST /v1/deployments/NAME/predict, POST /v1/deployments/NAME/feedback,
-    POST /v2/models/NAME/infer, POST /invocations, GET /health/ready, GET /metrics.
+    POST /v2/models/NAME/infer, POST /invocations (JSON or CSV, the --default deployment),
+    POST /v1/deployments/NAME/invocations, GET /ping, GET /health/ready, GET /metrics.
 
     Example: loopline deploy serve churn --port 8080 --workers 2
     """
@@ -246,6 +274,8 @@ def serve(
         log_predictions=not no_log,
         log_durability=log_durability,
         body_timeout_seconds=body_timeout,
+        strict_inputs=strict_inputs,
+        default=default,
     )
 
 
@@ -306,6 +336,8 @@ def _print(deployment: Deployment, verb: str | None) -> None:
     console.print(f"  serves    {spec.describe()}")
     console.print(f"  strategy  {spec.strategy}")
     console.print(f"  runtime   {'ONNX where exported' if spec.prefer_onnx else 'native'}")
+    extra = "refused (422)" if spec.strict_inputs else "dropped, named in X-Dropped-Fields"
+    console.print(f"  inputs    fields that are not inputs: {extra}")
     if verb is None:
         console.print(f"  revision  {deployment.revision}, updated {moment(deployment.updated_at)}")
 

@@ -28,6 +28,12 @@ def serve(
     body_timeout: float = typer.Option(
         30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
     ),
+    strict_inputs: bool = typer.Option(
+        False,
+        "--strict-inputs",
+        help="Refuse (422) request fields that are not model inputs; by default they are "
+        "dropped and named in the X-Dropped-Fields response header.",
+    ),
 ) -> None:
     """Serve a registered model: loopline's JSON API, KServe V2 and MLflow /invocations.
 
@@ -52,4 +58,5 @@ def serve(
         log_predictions=not no_log,
         log_durability=log_durability,
         body_timeout_seconds=body_timeout,
+        strict_inputs=strict_inputs,
     )

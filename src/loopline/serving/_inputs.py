@@ -2,7 +2,11 @@
 sees them, and kept as a `Block`: the rows' values column by column in signature order,
 plus one float64 matrix when every input is numeric (what ONNX and scikit-learn take).
 
-A row must hold exactly the signature's fields: a missing or an extra field, a value of
+A row must hold every field of the signature. A field the signature does not name is
+dropped, as `model.predict` drops an extra DataFrame column: the block records its name
+(`Block.dropped`, `Block.dropped_row`) so that the service can name it in the response,
+or refuse the request when the deployment asks for strict inputs (`extra_field_error`).
+A missing field, a value of
 the wrong JSON type (a string or a boolean for a number, a number for a string), null
 where the column is not nullable, NaN unless it is, infinity anywhere, and a number the
 column's type cannot hold (an integer past 64 bits in any number column, past 32 bits in
@@ -121,7 +125,16 @@ class Block:
     """Checked input rows: `n_rows`, `columns()` in signature order, and `matrix` (float64,
     shape (n_rows, n_columns)) when every input is numeric, else None."""
 
-    __slots__ = ("_columns", "_parts", "_rows", "matrix", "n_rows", "names")
+    __slots__ = (
+        "_columns",
+        "_parts",
+        "_rows",
+        "dropped",
+        "dropped_row",
+        "matrix",
+        "n_rows",
+        "names",
+    )
 
     def __init__(
         self,
@@ -139,6 +152,10 @@ class Block:
         self._rows = rows
         self._columns = columns
         self._parts = parts
+        # fields the client sent that are not inputs, in the order first seen, and the row
+        # of the first (None when given per column); only a parsed request sets them
+        self.dropped: tuple[str, ...] = ()
+        self.dropped_row: int | None = None
 
     def columns(self) -> Sequence[Sequence[Any]]:
         """The values of each column, as the client sent them (null stays None; a compact
@@ -207,6 +224,8 @@ def rows_block(rows: Any, schema: InputSchema, where: str) -> Block:
     _check_rows(rows, where)
     getter, names = schema.getter, schema.name_set
     values = []
+    dropped: dict[str, None] = {}
+    first_row: int | None = None
     for index, row in enumerate(rows):
         if type(row) is not dict:
             raise InvalidInput(
@@ -214,9 +233,12 @@ def rows_block(rows: Any, schema: InputSchema, where: str) -> Block:
                 f"{describe(row)}"
             )
         if row.keys() != names:
-            raise _field_set_error(row.keys(), schema, index)
+            if not names <= row.keys():
+                raise _field_set_error(row.keys(), schema, index)
+            first_row = index if first_row is None else first_row
+            dropped.update(dict.fromkeys(str(key) for key in row if key not in names))
         values.append(getter(row))
-    return _from_rows(values, schema)
+    return _with_dropped(_from_rows(values, schema), tuple(dropped), first_row)
 
 
 def positional_block(rows: Any, schema: InputSchema, where: str) -> Block:
@@ -245,8 +267,9 @@ def table_block(columns: Any, data: Any, schema: InputSchema, where: str) -> Blo
     if len(set(columns)) != len(columns):
         twice = sorted({name for name in columns if columns.count(name) > 1})
         raise InvalidField(f"'{at}columns' names {clip(twice[0])!r} twice", field=twice[0])
-    if set(columns) != schema.name_set:
+    if not schema.name_set <= set(columns):
         raise _field_set_error(columns, schema, None)
+    dropped = tuple(name for name in columns if name not in schema.name_set)
     _check_rows(data, f"{at}data")
     width = len(columns)
     for index, row in enumerate(data):
@@ -259,15 +282,18 @@ def table_block(columns: Any, data: Any, schema: InputSchema, where: str) -> Blo
     if tuple(columns) == schema.names:
         return _from_rows(data, schema)
     pick = _getter(tuple(columns.index(name) for name in schema.names))
-    return _from_rows([pick(row) for row in data], schema)
+    return _with_dropped(_from_rows([pick(row) for row in data], schema), dropped, None)
 
 
 def columns_block(columns: Any, schema: InputSchema, where: str) -> Block:
     """A block from a {column: [values...]} object."""
     if type(columns) is not dict:
         raise InvalidInput(f"'{where}' must be an object of column: [values]")
+    dropped: tuple[str, ...] = ()
     if columns.keys() != schema.name_set:
-        raise _field_set_error(columns.keys(), schema, None)
+        if not schema.name_set <= columns.keys():
+            raise _field_set_error(columns.keys(), schema, None)
+        dropped = tuple(str(name) for name in columns if name not in schema.name_set)
     values = [columns[name] for name in schema.names]
     lengths = {len(v) if type(v) is list else -1 for v in values}
     if -1 in lengths:
@@ -275,7 +301,25 @@ def columns_block(columns: Any, schema: InputSchema, where: str) -> Block:
         raise InvalidField(f"column '{name}' of '{where}' must be an array of values", field=name)
     if len(lengths) != 1 or 0 in lengths:
         raise InvalidInput(f"the columns of '{where}' must be non-empty and of one length")
-    return from_columns(values, schema)
+    return _with_dropped(from_columns(values, schema), dropped, None)
+
+
+def _with_dropped(block: Block, dropped: tuple[str, ...], row: int | None) -> Block:
+    block.dropped, block.dropped_row = dropped, row
+    return block
+
+
+def extra_field_error(block: Block, schema: InputSchema) -> InvalidField:
+    """The 422 of a deployment with strict inputs, naming the first field it dropped."""
+    where = "" if block.dropped_row is None else f"row {block.dropped_row}: "
+    extra = block.dropped[0]
+    return InvalidField(
+        f"{where}field '{clip(extra)}' is not an input of this model",
+        field=extra,
+        row=block.dropped_row,
+        hint=f"the model's inputs are {_preview(schema.names)}; this deployment refuses "
+        "other fields (strict inputs)",
+    )
 
 
 def _check_rows(rows: Any, where: str) -> None:

@@ -63,10 +63,14 @@ def serve_command(name: str) -> list[str]:
     return ["loopline", "deploy", "serve", name, *_listen()]
 
 
-def pinned_command(name: str, version: str, *, prefer_onnx: bool) -> list[str]:
-    """The server for one pinned version under the deployment's name (a KServe revision)."""
+def pinned_command(
+    name: str, version: str, *, prefer_onnx: bool, strict_inputs: bool = False
+) -> list[str]:
+    """The server for one pinned version under the deployment's name (a KServe revision),
+    with the deployment's options."""
     native = [] if prefer_onnx else ["--native"]
-    return ["loopline", "serve", version, "--name", name, *_listen(), *native]
+    strict = ["--strict-inputs"] if strict_inputs else []
+    return ["loopline", "serve", version, "--name", name, *_listen(), *native, *strict]
 
 
 def _listen() -> list[str]:
@@ -295,7 +299,10 @@ def inference_service(
         "name": KSERVE_CONTAINER,
         "image": plan.image,
         "command": pinned_command(
-            deployment.name, version, prefer_onnx=deployment.spec.prefer_onnx
+            deployment.name,
+            version,
+            prefer_onnx=deployment.spec.prefer_onnx,
+            strict_inputs=deployment.spec.strict_inputs,
         ),
         "ports": [{"containerPort": PORT, "protocol": "TCP"}],
         "env": store_env(plan),

@@ -30,7 +30,7 @@ from loopline.serving._inputs import (
 from loopline.serving._redact import clip
 
 if TYPE_CHECKING:
-    from loopline.serving._service import Answer
+    from loopline.serving._endpoints import Answer
     from loopline.serving.runtime import ServedModel
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")

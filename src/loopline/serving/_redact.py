@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from functools import cache
 
 REDACTED = "<server path>"
@@ -83,3 +84,13 @@ def _folders_pattern(folders: tuple[str, ...]) -> re.Pattern[str]:
 @cache
 def _fixed_folders() -> tuple[str, ...]:
     return (tempfile.gettempdir(), os.path.expanduser("~"))
+
+
+def header_list(names: Sequence[str], *, limit: int = 20, each: int = CLIP) -> str:
+    """Client-sent names as one HTTP header value: each clipped to `each` characters and
+    percent-encoded (ASCII only, no comma, CR or LF inside a name), joined by commas; past
+    `limit` names, ",...". A client decodes a name with urllib.parse.unquote."""
+    from urllib.parse import quote
+
+    shown = [quote(name[:each], safe="") for name in names[:limit]]
+    return ",".join(shown) + (",..." if len(names) > limit else "")

@@ -19,12 +19,10 @@ import asyncio
 import logging
 import os
 import time
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from loopline.errors import (
     InvalidField,
@@ -36,10 +34,22 @@ from loopline.errors import (
 )
 from loopline.serving._batching import MicroBatcher, OnPredicted
 from loopline.serving._commits import Commits, settle
-from loopline.serving._inputs import describe
-from loopline.serving._json import check_content_type, dumps, parse_json, read_body
+from loopline.serving._csv import Decode, decode_json
+from loopline.serving._endpoints import (
+    Answer,
+    Endpoint,
+    EndpointModels,
+    FixedModels,
+    Models,
+    Source,
+    Target,
+    strategy_note,
+)
+from loopline.serving._inputs import describe, extra_field_error
+from loopline.serving._json import check_content_type, parse_json, read_body
 from loopline.serving._metrics import ServingMetrics
-from loopline.serving._redact import clip, public_text
+from loopline.serving._redact import clip, header_list
+from loopline.serving._responses import error_response, json_response
 from loopline.serving._sink import (
     PredictionBatch,
     PredictionRecord,
@@ -62,163 +72,12 @@ log = logging.getLogger(__name__)
 Parse = Callable[[Any, "ServedModel"], tuple["Block", Any]]
 Render = Callable[["Answer"], dict[str, Any]]
 DEFAULT_DEPLOYMENT = "default"
-MAX_MESSAGE, MAX_FIELD = 1000, 200
 # Models whose one-row predict takes less run on the event loop (see _batching).
 INLINE_BELOW_MS = 0.2
 # Shadow predictions in flight at most; beyond, a request skips its shadow (counted as
 # outcome="skipped") so that a slow shadow cannot pile up work behind the main model.
 MAX_SHADOW_IN_FLIGHT = 64
-# An A/B key that is not one of the model's inputs comes in this request header.
-ROUTING_KEY_HEADER = "x-routing-key"
-_BUCKETS = 10_000  # canary weights are resolved to 0.01 %
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-@dataclass(frozen=True)
-class EndpointModels:
-    """What one endpoint serves, by role: `primary` answers unless the `canary` takes
-    `weight` percent of requests or `ab` splits them by the value of `key`; `shadow`
-    gets a copy of every request. `revision` is the stored deployment's revision."""
-
-    primary: ServedModel
-    canary: ServedModel | None = None
-    weight: float = 0.0
-    shadow: ServedModel | None = None
-    ab: tuple[ServedModel, ...] = ()
-    key: str | None = None
-    revision: int | None = None
-
-    @property
-    def models(self) -> tuple[ServedModel, ...]:
-        found = [self.primary, *self.ab]
-        found += [m for m in (self.canary, self.shadow) if m is not None]
-        return tuple({id(m): m for m in found}.values())
-
-
-@runtime_checkable
-class Source(Protocol):
-    """Where the service learns what to serve.
-
-    `load(known)` returns the endpoints whose configuration differs from `known`
-    ({name: revision} of what is served now; {} at startup), with models loaded but not
-    necessarily warmed up; it runs in a worker thread. `poll_seconds` is how often to
-    ask again (None: never, the models are fixed).
-    """
-
-    poll_seconds: float | None
-
-    def load(self, known: Mapping[str, int | None]) -> dict[str, EndpointModels]: ...
-
-    def names(self) -> set[str] | None:
-        """The endpoint names this source serves, when known before loading."""
-        ...
-
-
-class FixedModels:
-    """A source of fixed models: {name: ServedModel}, or a callable returning them."""
-
-    poll_seconds: float | None = None
-
-    def __init__(
-        self, models: Mapping[str, ServedModel] | Callable[[], Mapping[str, ServedModel]]
-    ) -> None:
-        if isinstance(models, Mapping):
-            if not models:
-                raise InvalidInput("nothing to serve: give at least one model")
-            for name in models:
-                check_deployment_name(name)
-        self._models = models
-
-    def names(self) -> set[str] | None:
-        return set(self._models) if isinstance(self._models, Mapping) else None
-
-    def load(self, known: Mapping[str, int | None]) -> dict[str, EndpointModels]:
-        if known:
-            return {}
-        models = self._models if isinstance(self._models, Mapping) else self._models()
-        return {check_deployment_name(n): EndpointModels(m) for n, m in models.items()}
-
-
-Models = Mapping[str, "ServedModel"] | Callable[[], Mapping[str, "ServedModel"]] | Source
-
-
-@dataclass(frozen=True)
-class Target:
-    """One model version an endpoint can send requests to, with its batcher."""
-
-    model: ServedModel
-    batcher: MicroBatcher
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A prediction ready to render: for whom, by which version, and what it said."""
-
-    deployment: str
-    model: ServedModel
-    prediction: Prediction
-    request_id: str
-    context: Any
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A named endpoint and the targets behind it; `route` picks who answers."""
-
-    name: str
-    primary: Target
-    canary: Target | None = None
-    weight: float = 0.0
-    shadow: Target | None = None
-    ab: tuple[Target, ...] = ()
-    key: str | None = None
-    revision: int | None = None
-    targets: tuple[Target, ...] = field(default=(), compare=False)
-
-    def route(self, request_id: str, block: Block, headers: Mapping[str, str]) -> Target:
-        """The target that answers this request.
-
-        Canary: a stable hash of the request id decides, so `weight` percent of requests
-        reach the canary. A/B: a stable hash of the key's value (the first row's, or the
-        X-Routing-Key header when the key is not a model input) picks the variant, so one
-        key always reaches the same version, in every worker and after restarts; requests
-        without a key are spread by request id.
-        """
-        if self.canary is not None:
-            bucket = zlib.crc32(request_id.encode()) % _BUCKETS
-            return self.canary if bucket < self.weight * (_BUCKETS / 100) else self.primary
-        if self.ab:
-            value = _key_value(self.key, block, headers)
-            text = request_id if value is None else repr(value)
-            return self.ab[zlib.crc32(text.encode()) % len(self.ab)]
-        return self.primary
-
-    @property
-    def ready(self) -> bool:
-        return all(target.model.ready for target in self.targets)
-
-    def describe(self) -> dict[str, Any]:
-        """Who serves what, for /health/ready."""
-        body: dict[str, Any] = {
-            "model_version": self.primary.model.version_ref,
-            "runtime": self.primary.model.runtime,
-            "ready": self.ready,
-        }
-        if self.revision is not None:
-            body["revision"] = self.revision
-        if self.canary is not None:
-            body["canary"] = {"model_version": self.canary.model.version_ref, "weight": self.weight}
-        if self.ab:
-            body["ab"] = {"model_versions": [t.model.version_ref for t in self.ab], "key": self.key}
-        if self.shadow is not None:
-            body["shadow"] = {"model_version": self.shadow.model.version_ref}
-        return body
-
-
-def _key_value(key: str | None, block: Block, headers: Mapping[str, str]) -> Any:
-    if key is not None and key in block.names:
-        return block.first(key)
-    return headers.get(ROUTING_KEY_HEADER)
 
 
 class Service:
@@ -233,6 +92,8 @@ class Service:
         max_batch_wait_ms: float,
         max_depth: int,
         sink: Sink | None,
+        strict_inputs: bool = False,
+        default: str | None = None,
     ) -> None:
         from starlette.requests import ClientDisconnect
 
@@ -259,6 +120,14 @@ class Service:
             else SinkWorker(sink, on_drop=self.metrics.sink_dropped.inc)
         )
         self._expected = self.source.names()
+        # a request's fields that are not inputs: refused (422), or dropped and named
+        self.strict_inputs = strict_inputs
+        self.default = None if default is None else check_deployment_name(default)
+        if self.default is not None and self._expected and self.default not in self._expected:
+            raise InvalidInput(
+                f"the default deployment '{self.default}' is not one of those served: "
+                + ", ".join(sorted(self._expected))
+            )
         self._loaded = False  # every endpoint loaded (the names are known)
         self._disconnected = ClientDisconnect
 
@@ -361,7 +230,7 @@ class Service:
             primary.version_ref,
             primary.runtime,
             primary.path,
-            _strategy_note(endpoint),
+            strategy_note(endpoint),
         )
 
     def _endpoint(self, name: str, models: EndpointModels) -> Endpoint:
@@ -382,6 +251,7 @@ class Service:
             key=models.key,
             revision=models.revision,
             targets=tuple(targets.values()),
+            strict_inputs=models.strict_inputs,
         )
 
     def _target(self, name: str, model: ServedModel) -> Target:
@@ -442,13 +312,21 @@ class Service:
         return log_batch
 
     def deployment(self, name: str | None) -> Endpoint:
-        """The named endpoint (None: "default", or the only one); NotFound / NotReady."""
+        """The named endpoint (None: the server's default, else "default" or the only one,
+        as MLflow's `/invocations` asks); NotFound / NotReady."""
         known = self._expected if self._expected is not None else set(self.deployments)
         if name is None:
-            if DEFAULT_DEPLOYMENT in known or len(known) != 1:
-                name = DEFAULT_DEPLOYMENT
+            if self.default is not None:
+                name = self.default
+            elif DEFAULT_DEPLOYMENT in known or len(known) < 2:
+                name = DEFAULT_DEPLOYMENT if len(known) != 1 else next(iter(known))
             else:
-                (name,) = known
+                raise NotFound(
+                    f"/invocations needs a default deployment: this server serves "
+                    f"{', '.join(sorted(known))}",
+                    hint="start the server with --default NAME, or POST to "
+                    "/v1/deployments/NAME/invocations",
+                )
         found = self.deployments.get(name)
         if found is not None:
             return found
@@ -473,9 +351,19 @@ class Service:
         }
 
     async def predict(
-        self, request: Request, name: str | None, endpoint: str, parse: Parse, render: Render
+        self,
+        request: Request,
+        name: str | None,
+        endpoint: str,
+        parse: Parse,
+        render: Render,
+        decode: Decode = decode_json,
     ) -> Response:
-        """Answer one prediction request; every error becomes its JSON error response."""
+        """Answer one prediction request; every error becomes its JSON error response.
+
+        `decode(content type)` refuses a content type the route does not read (415) and
+        gives the body's reader (JSON; MLflow's routes also read CSV).
+        """
         started = time.perf_counter()
         arrived = datetime.now(UTC)
         request_id: str = request.scope["state"]["request_id"]
@@ -484,12 +372,17 @@ class Service:
             deployment = self.deployment(name)
             deployment_name = deployment.name
             version = deployment.primary.model.version_ref
-            check_content_type(request.headers.get("content-type"))
+            read = decode(request.headers.get("content-type"))
             max_bytes, max_depth = self._limits
             raw = await read_body(
                 request.stream(), request.headers.get("content-length"), max_bytes
             )
-            block, context = parse(parse_json(raw, max_depth=max_depth), deployment.primary.model)
+            model = deployment.primary.model
+            block, context = parse(read(raw, max_depth, model), model)
+            if block.dropped:
+                if self.strict_inputs or deployment.strict_inputs:
+                    raise extra_field_error(block, model.schema)
+                log.debug("request %s: dropped fields %s", request_id, ", ".join(block.dropped))
             target = deployment.route(request_id, block, request.headers)
             version = target.model.version_ref
             # tagged requests reach the prediction log from the batcher, a batch at a time;
@@ -533,7 +426,10 @@ class Service:
             self.metrics.request(deployment_name, version, endpoint, response.status_code, 0.0)
             return response
         answer = Answer(deployment_name, target.model, prediction, request_id, context)
-        response = json_response(render(answer), headers={"X-Model-Version": version})
+        headers = {"X-Model-Version": version}
+        if block.dropped:
+            headers["X-Dropped-Fields"] = header_list(block.dropped)
+        response = json_response(render(answer), headers=headers)
         seconds = time.perf_counter() - started
         self.metrics.request(deployment_name, version, endpoint, 200, seconds)
         shadow = deployment.shadow
@@ -644,18 +540,6 @@ def _load_failure(exc: BaseException) -> str:
     return f"the models failed to load ({type(exc).__name__})"
 
 
-def _strategy_note(endpoint: Endpoint) -> str:
-    parts = []
-    if endpoint.canary is not None:
-        parts.append(f"canary {endpoint.canary.model.version_ref} at {endpoint.weight:g}%")
-    if endpoint.ab:
-        versions = " | ".join(t.model.version_ref for t in endpoint.ab)
-        parts.append(f"A/B {versions} by {endpoint.key}")
-    if endpoint.shadow is not None:
-        parts.append(f"shadow {endpoint.shadow.model.version_ref}")
-    return "" if not parts else "; " + ", ".join(parts)
-
-
 def _check_limits(max_body_bytes: int, max_batch_size: int, wait_ms: float, depth: int) -> None:
     if max_body_bytes < 1:
         raise InvalidInput(f"max_body_bytes must be at least 1, got {max_body_bytes}")
@@ -665,47 +549,3 @@ def _check_limits(max_body_bytes: int, max_batch_size: int, wait_ms: float, dept
         raise InvalidInput(f"max_batch_wait_ms must be a number >= 0, got {wait_ms}")
     if depth < 1:
         raise InvalidInput(f"max_depth must be at least 1, got {depth}")
-
-
-def json_response(
-    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    """A JSON response rendered by orjson."""
-    from starlette.responses import Response
-
-    return Response(dumps(content), status_code, headers, media_type="application/json")
-
-
-def error_body(exc: LooplineError) -> dict[str, Any]:
-    """{"error": {"type", "message", "hint", "field"[, "row"]}} for any LooplineError.
-
-    Message and field are cut short: they may quote what the client sent. Server paths
-    and store locations are taken out (`public_text`) and logged.
-    """
-    field = getattr(exc, "field", None)
-    message = public_text(exc.message)
-    hint = None if exc.hint is None else public_text(exc.hint)
-    if message != exc.message or hint != exc.hint:
-        level = logging.WARNING if exc.http_status >= 500 else logging.DEBUG
-        log.log(level, "answered %s without its server paths: %s", type(exc).__name__, exc)
-    detail: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "message": _cut(message, MAX_MESSAGE),
-        "hint": hint,
-        "field": None if field is None else public_text(_cut(str(field), MAX_FIELD)),
-    }
-    if isinstance(exc, InvalidField) and exc.row is not None:
-        detail["row"] = exc.row
-    return {"error": detail}
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def error_response(exc: LooplineError) -> Response:
-    """The one mapping of LooplineError to HTTP: its `http_status` and `error_body`."""
-    headers = {"Retry-After": "1"} if isinstance(exc, NotReady) else None
-    if exc.http_status == 413:
-        headers = {"Connection": "close"}  # the unread rest of the body is not wanted
-    return json_response(error_body(exc), exc.http_status, headers)

@@ -19,7 +19,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from loopline.errors import LooplineError, NotFound
-from loopline.serving._service import EndpointModels
+from loopline.serving._endpoints import EndpointModels
 from loopline.serving.deployments import DeploymentSpec
 from loopline.store.deployments import check_deployment_name
 
@@ -109,6 +109,7 @@ class StoredDeployments:
             ab=tuple(models[variant.model] for variant in spec.ab),
             key=spec.key,
             revision=revision,
+            strict_inputs=spec.strict_inputs,
         )
 
     def _model(self, key: tuple[str, bool]) -> ServedModel:

@@ -27,7 +27,7 @@ from loopline.serving._redact import clip
 if TYPE_CHECKING:
     import numpy as np
 
-    from loopline.serving._service import Answer
+    from loopline.serving._endpoints import Answer
     from loopline.serving.runtime import Prediction, ServedModel
 
 DATATYPES = {

@@ -6,8 +6,15 @@ Protocol (KServe V2), MLflow's `/invocations`, health, and Prometheus metrics.
     POST /v2/models/{name}/infer            Open Inference Protocol tensors
     GET  /v2/models/{name}  .../ready       model metadata (which runtime serves it), readiness
     GET  /v2  /v2/health/live  /v2/health/ready
-    POST /invocations                       MLflow scoring payloads ("default" or the only model)
+    POST /invocations                       MLflow scoring payloads, JSON or CSV (the default
+                                            deployment: `default=`, "default" or the only one)
+    POST /v1/deployments/{name}/invocations the same, for a named deployment
+    GET  /ping  /health  /version           as `mlflow models serve` answers them
     GET  /health/live  /health/ready  /metrics
+
+A row's fields that are not inputs of the model are dropped, as `model.predict` drops
+extra columns, and named in the `X-Dropped-Fields` response header (percent-encoded,
+comma-separated); with `strict_inputs=True` they are refused (422).
 
 Every error is `{"error": {"type", "message", "hint", "field"}}` with the error's HTTP
 status, and never names a server path (see `_redact`); `X-Request-Id` carries the
@@ -34,9 +41,11 @@ from loopline.serving._body_timeout import (
     BodyTimeoutMiddleware,
     check_body_timeout,
 )
+from loopline.serving._csv import Decode, decode_json, decode_mlflow
 from loopline.serving._json import MAX_DEPTH, json_response_class
 from loopline.serving._payloads import parse_mlflow, parse_v1, render_mlflow, render_v1
-from loopline.serving._service import Parse, Render, Service, error_response, json_response
+from loopline.serving._responses import error_response, json_response
+from loopline.serving._service import Parse, Render, Service
 from loopline.serving._sink import Sink
 from loopline.serving._v2 import parse_v2, render_v2, v2_metadata
 
@@ -46,7 +55,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from loopline.serving._service import Models
+    from loopline.serving._endpoints import Models
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +123,8 @@ def create_app(
     max_depth: int = MAX_DEPTH,
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT,
     sink: Sink | None = None,
+    strict_inputs: bool = False,
+    default: str | None = None,
 ) -> "FastAPI":
     """The prediction app for `models`: {deployment name: ServedModel}, or a callable that
     returns them (called at startup in a thread, so /health/live answers while loading).
@@ -122,7 +133,9 @@ def create_app(
     `sink(record)` receives a PredictionRecord per answered request, off the response
     path. `max_batch_size=1` disables micro-batching. A request body that has not
     arrived `body_timeout_seconds` after its headers is answered 408 and its connection
-    closed. Raises InvalidInput for a limit out of range or an empty mapping.
+    closed. `strict_inputs` refuses (422) a row's fields that are not inputs instead of
+    dropping them; `default` names the deployment `/invocations` answers for. Raises
+    InvalidInput for a limit out of range, an empty mapping or an unknown `default`.
     """
     from fastapi import FastAPI
     from starlette.exceptions import HTTPException
@@ -136,6 +149,8 @@ def create_app(
         max_batch_wait_ms=max_batch_wait_ms,
         max_depth=max_depth,
         sink=sink,
+        strict_inputs=strict_inputs,
+        default=default,
     )
 
     @contextlib.asynccontextmanager
@@ -166,30 +181,36 @@ def create_app(
     _document_prediction_routes(app, {route.path: route.endpoint for route in routes})
     _add_feedback_route(app, service)
     _add_status_routes(app, service)
+    _add_mlflow_status_routes(app, service)
     return app
 
 
-# endpoint label -> path, parse, render
-PROTOCOLS: dict[str, tuple[str, Parse, Render]] = {
-    "v1": ("/v1/deployments/{name}/predict", parse_v1, render_v1),
-    "v2": ("/v2/models/{name}/infer", parse_v2, render_v2),
-    "invocations": ("/invocations", parse_mlflow, render_mlflow),
+# path -> endpoint label (in metrics and the prediction log), parse, render, decode
+PROTOCOLS: dict[str, tuple[str, Parse, Render, Decode]] = {
+    "/v1/deployments/{name}/predict": ("v1", parse_v1, render_v1, decode_json),
+    "/v2/models/{name}/infer": ("v2", parse_v2, render_v2, decode_json),
+    "/invocations": ("invocations", parse_mlflow, render_mlflow, decode_mlflow),
+    "/v1/deployments/{name}/invocations": (
+        "invocations",
+        parse_mlflow,
+        render_mlflow,
+        decode_mlflow,
+    ),
 }
 
 
 def _prediction_routes(service: Service) -> "list[Route]":
     from starlette.routing import Route
 
-    def endpoint(label: str, parse: Parse, render: Render) -> Callable[..., Any]:
+    def endpoint(label: str, parse: Parse, render: Render, decode: Decode) -> Callable[..., Any]:
         async def predict(request: "Request") -> "Response":
             name = request.path_params.get("name")
-            return await service.predict(request, name, label, parse, render)
+            return await service.predict(request, name, label, parse, render, decode)
 
         return predict
 
     return [
-        Route(path, endpoint(label, parse, render), methods=["POST"])
-        for label, (path, parse, render) in PROTOCOLS.items()
+        Route(path, endpoint(*protocol), methods=["POST"]) for path, protocol in PROTOCOLS.items()
     ]
 
 
@@ -201,7 +222,7 @@ def _document_prediction_routes(app: "FastAPI", handlers: dict[str, Callable[...
     from loopline.serving import _schemas as schemas
 
     errors = schemas.error_responses()
-    v1, v2, mlflow = (handlers[path] for path, _, _ in PROTOCOLS.values())
+    v1, v2, mlflow, named_mlflow = (handlers[path] for path in PROTOCOLS)
 
     @app.post(
         "/v1/deployments/{name}/predict",
@@ -237,6 +258,18 @@ def _document_prediction_routes(app: "FastAPI", handlers: dict[str, Callable[...
     )
     async def invocations(request: Request) -> Response:
         response: Response = await mlflow(request)
+        return response
+
+    @app.post(
+        "/v1/deployments/{name}/invocations",
+        summary="Predict with MLflow's scoring payloads, for a named deployment",
+        response_model=schemas.InvocationsResponse,
+        responses=errors,
+        openapi_extra=schemas.request_body(schemas.InvocationsRequest),
+        tags=["mlflow"],
+    )
+    async def deployment_invocations(name: str, request: Request) -> Response:
+        response: Response = await named_mlflow(request)
         return response
 
 
@@ -307,6 +340,37 @@ def _add_status_routes(app: "FastAPI", service: Service) -> None:
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _add_mlflow_status_routes(app: "FastAPI", service: Service) -> None:
+    """`mlflow models serve`'s health and version routes, answered as it answers them:
+    /ping and /health a newline with 200 once every model is ready (before, a 503 JSON
+    error), /version the version as plain text."""
+    from fastapi.responses import PlainTextResponse, Response
+
+    from loopline import __version__
+    from loopline.errors import NotReady
+
+    tags: list[str | Enum] = ["mlflow"]
+
+    def answer() -> Response:
+        if service.ready:
+            return Response("\n", media_type="application/json")
+        return error_response(
+            NotReady("the models are still loading", hint="GET /health/ready says which")
+        )
+
+    @app.get("/ping", tags=tags, response_class=Response)
+    async def ping() -> Response:
+        return answer()
+
+    @app.get("/health", tags=tags, response_class=Response)
+    async def health() -> Response:
+        return answer()
+
+    @app.get("/version", tags=tags, response_class=PlainTextResponse)
+    async def version() -> Response:
+        return PlainTextResponse(__version__)
 
 
 async def _loopline_error(request: "Request", exc: Exception) -> "Response":

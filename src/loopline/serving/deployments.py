@@ -58,6 +58,8 @@ class DeploymentSpec:
     with `ab`, the variant chosen by a hash of the request's `key` value (the first
     variant is `model`). `shadow` also receives every request off the response path; its
     outputs are logged, never returned. `prefer_onnx` serves parity-checked ONNX forms.
+    `strict_inputs` refuses (422) request fields that are not model inputs, which are
+    otherwise dropped and named in the response's X-Dropped-Fields header.
     """
 
     model: Variant
@@ -67,6 +69,7 @@ class DeploymentSpec:
     ab: tuple[Variant, ...] = field(default=())
     key: str | None = None
     prefer_onnx: bool = True
+    strict_inputs: bool = False
 
     @property
     def strategy(self) -> str:
@@ -98,6 +101,7 @@ class DeploymentSpec:
             "ab": [variant.to_dict() for variant in self.ab],
             "key": self.key,
             "prefer_onnx": self.prefer_onnx,
+            "strict_inputs": self.strict_inputs,
         }
 
     @classmethod
@@ -113,6 +117,7 @@ class DeploymentSpec:
             ab=tuple(Variant.from_dict(item) for item in body.get("ab") or ()),
             key=body.get("key"),
             prefer_onnx=bool(body.get("prefer_onnx", True)),
+            strict_inputs=bool(body.get("strict_inputs", False)),
         )
 
     def describe(self) -> str:
@@ -156,10 +161,12 @@ def create_deployment(
     model: str,
     *,
     prefer_onnx: bool = True,
+    strict_inputs: bool = False,
     reason: str | None = None,
     actor: str | None = None,
 ) -> Deployment:
-    """A new deployment serving `model` (a reference, pinned to its version now).
+    """A new deployment serving `model` (a reference, pinned to its version now);
+    `strict_inputs` as in DeploymentSpec.
 
     Raises Conflict if the name is taken, NotFound for an unknown model, Conflict for an
     archived version.
@@ -169,7 +176,9 @@ def create_deployment(
 
     check_deployment_name(name)
     opened = stores()
-    spec = DeploymentSpec(model=_variant(model, opened), prefer_onnx=prefer_onnx)
+    spec = DeploymentSpec(
+        model=_variant(model, opened), prefer_onnx=prefer_onnx, strict_inputs=strict_inputs
+    )
     record = opened.metadata.deployments.create(
         name, spec.to_dict(), actor=actor or current_user(), reason=reason
     )
@@ -188,10 +197,11 @@ def update_deployment(
     no_canary: bool = False,
     no_shadow: bool = False,
     prefer_onnx: bool | None = None,
+    strict_inputs: bool | None = None,
     reason: str | None = None,
     actor: str | None = None,
 ) -> Deployment:
-    """Change a deployment's model or strategy; the result is its next revision.
+    """Change a deployment's model, strategy or options; the result is its next revision.
 
     `canary` with `weight` (0-100, percent of requests) routes some traffic to another
     version; `shadow` mirrors every request to a version whose answers are only logged;
@@ -220,6 +230,8 @@ def update_deployment(
         spec = _with_ab(spec, ab, key, opened)
     if prefer_onnx is not None:
         spec = replace(spec, prefer_onnx=prefer_onnx)
+    if strict_inputs is not None:
+        spec = replace(spec, strict_inputs=strict_inputs)
     if spec == current.spec:
         raise InvalidInput(
             f"nothing to change: deployment '{name}' already serves {spec.describe()}"

@@ -112,6 +112,8 @@ def serve(
     body_timeout_seconds: float = 30.0,
     log_level: str = "info",
     access_log: bool = False,
+    strict_inputs: bool = False,
+    default: str | None = None,
 ) -> None:
     """Serve models over HTTP until interrupted (see `create_app` for the endpoints).
 
@@ -122,7 +124,10 @@ def serve(
     request only once its record is in the journal file, "fsync" once it is flushed to
     the disk (see prediction_log; "fast" buffers). A
     request body not in after `body_timeout_seconds` is answered 408 and its connection
-    closed.
+    closed. A row's fields that are not model inputs are dropped and named in the
+    X-Dropped-Fields response header, or refused (422) with `strict_inputs`. `default`
+    names the deployment MLflow's `/invocations` answers for (else "default" or the only
+    one); every deployment also has /v1/deployments/NAME/invocations.
 
     Example:
         serve({"churn": "churn@champion"}, port=8080, workers=2)
@@ -130,6 +135,7 @@ def serve(
     _check_workers(workers)
     check_durability(log_durability)  # before anything is loaded
     plans = plan_deployments(refs, prefer_onnx=prefer_onnx)
+    _check_default(default, plans)
     config = _config(
         deployments={
             name: (plan.runtime_version.ref, plan.runtime == "onnxruntime")
@@ -137,7 +143,8 @@ def serve(
         },
         log_predictions=log_predictions,
         log_durability=log_durability,
-        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds),
+        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds)
+        | {"strict_inputs": strict_inputs, "default": default},
     )
     lines = [f"deployment '{name}' serves {plan.describe()}" for name, plan in plans.items()]
     _run(config, lines, host, port, workers, log_level, access_log)
@@ -158,13 +165,15 @@ def serve_deployments(
     body_timeout_seconds: float = 30.0,
     log_level: str = "info",
     access_log: bool = False,
+    strict_inputs: bool = False,
+    default: str | None = None,
 ) -> None:
     """Serve stored deployments until interrupted, following their changes.
 
     Every `poll_seconds` each worker checks the deployments' revisions; a changed one is
     loaded and warmed up beside the running one, then swapped in without dropping a
-    request. `log_predictions` and `log_durability` as for `serve`. Raises NotFound for
-    an unknown deployment.
+    request. `log_predictions`, `log_durability`, `strict_inputs` and `default` as for
+    `serve`. Raises NotFound for an unknown deployment.
 
     Example:
         serve_deployments("churn", port=8080, workers=2)
@@ -179,13 +188,15 @@ def serve_deployments(
     if not names:
         raise InvalidInput("nothing to serve: name at least one deployment")
     found = [get_deployment(check_deployment_name(name)) for name in names]
+    _check_default(default, names)
     config = _config(
         deployments={},
         stored=names,
         poll_seconds=poll_seconds,
         log_predictions=log_predictions,
         log_durability=log_durability,
-        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds),
+        app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds)
+        | {"strict_inputs": strict_inputs, "default": default},
     )
     lines = [
         f"deployment '{d.name}' (revision {d.revision}) serves {d.spec.describe()}" for d in found
@@ -206,6 +217,15 @@ def _app_limits(
         "max_batch_wait_ms": wait_ms,
         "body_timeout_seconds": check_body_timeout(body_timeout),
     }
+
+
+def _check_default(default: str | None, names: Sequence[str] | Mapping[str, Any]) -> None:
+    """InvalidInput unless `default` (if given) is one of the deployments served."""
+    if default is not None and check_deployment_name(default) not in names:
+        raise InvalidInput(
+            f"--default '{default}' is not one of the deployments served: "
+            + ", ".join(sorted(names))
+        )
 
 
 def _check_workers(workers: int) -> None:

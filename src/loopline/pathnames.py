@@ -91,7 +91,7 @@ def _rejection_reason(path: str) -> str | None:
         return "it is absolute; use a path relative to the artifact root"
     if _CONTROL_CHARACTERS.search(path):
         return "it contains a control character"
-    if not _is_valid_unicode(path):
+    if not is_valid_unicode(path):
         return "it is not valid Unicode (a lone surrogate)"
     if "\\" in path:
         return "it contains a backslash; separate folders with '/'"
@@ -120,7 +120,8 @@ def shown_path(path: str) -> str:
     return f"{path[:60]!r}... ({len(path)} characters)"
 
 
-def _is_valid_unicode(text: str) -> bool:
+def is_valid_unicode(text: str) -> bool:
+    """False for text UTF-8 cannot encode: a lone surrogate (`"\\ud800"`)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

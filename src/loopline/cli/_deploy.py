@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from loopline.cli._output import console, moment
+from loopline.cli._serving import body_timeout_option, log_durability_option, strict_inputs_option
 
 if TYPE_CHECKING:
     from loopline.serving.deployments import Deployment
@@ -230,23 +231,9 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="Worker processes, each with the models."),
     poll: float = typer.Option(2.0, "--poll", help="Seconds between checks for changes."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
-    log_durability: str = typer.Option(
-        "fast",
-        "--log-durability",
-        metavar="[fast|sync|fsync]",
-        help="fast: log records are buffered (a kill loses up to ~5 s of them); sync: each "
-        "answer waits until its record is in the journal file (a kill loses none); fsync: "
-        "and flushed to the disk (a power cut loses none). Group-committed.",
-    ),
-    body_timeout: float = typer.Option(
-        30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
-    ),
-    strict_inputs: bool = typer.Option(
-        False,
-        "--strict-inputs",
-        help="Refuse (422) request fields that are not model inputs; by default they are "
-        "dropped and named in the X-Dropped-Fields response header.",
-    ),
+    log_durability: str = log_durability_option(),
+    body_timeout: float = body_timeout_option(),
+    strict_inputs: bool = strict_inputs_option(),
     default: str | None = typer.Option(
         None,
         "--default",

@@ -2,7 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+
+def log_durability_option() -> Any:
+    """`--log-durability`, as `serve` and `deploy serve` take it."""
+    return typer.Option(
+        "fast",
+        "--log-durability",
+        metavar="[fast|sync|fsync]",
+        help="fast: log records are buffered (a kill loses up to ~5 s of them); sync: each "
+        "answer waits until its record is in the journal file (a kill loses none); fsync: "
+        "and flushed to the disk (a power cut loses none). Group-committed.",
+    )
+
+
+def body_timeout_option() -> Any:
+    """`--body-timeout`, as `serve` and `deploy serve` take it."""
+    return typer.Option(
+        30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
+    )
+
+
+def strict_inputs_option() -> Any:
+    """`--strict-inputs`, as `serve` and `deploy serve` take it."""
+    return typer.Option(
+        False,
+        "--strict-inputs",
+        help="Refuse (422) request fields that are not model inputs; by default they are "
+        "dropped and named in the X-Dropped-Fields response header.",
+    )
 
 
 def serve(
@@ -17,23 +48,9 @@ def serve(
         False, "--native", help="serve the native flavor even if an ONNX form exists"
     ),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
-    log_durability: str = typer.Option(
-        "fast",
-        "--log-durability",
-        metavar="[fast|sync|fsync]",
-        help="fast: log records are buffered (a kill loses up to ~5 s of them); sync: each "
-        "answer waits until its record is in the journal file (a kill loses none); fsync: "
-        "and flushed to the disk (a power cut loses none). Group-committed.",
-    ),
-    body_timeout: float = typer.Option(
-        30.0, "--body-timeout", help="Seconds a request body may take to arrive (else 408)."
-    ),
-    strict_inputs: bool = typer.Option(
-        False,
-        "--strict-inputs",
-        help="Refuse (422) request fields that are not model inputs; by default they are "
-        "dropped and named in the X-Dropped-Fields response header.",
-    ),
+    log_durability: str = log_durability_option(),
+    body_timeout: float = body_timeout_option(),
+    strict_inputs: bool = strict_inputs_option(),
 ) -> None:
     """Serve a registered model: loopline's JSON API, KServe V2 and MLflow /invocations.
 

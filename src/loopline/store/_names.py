@@ -11,6 +11,7 @@ import posixpath
 import re
 
 from loopline.errors import InvalidInput
+from loopline.pathnames import is_valid_unicode
 from loopline.redact import redact_text
 
 MAX_KEY = 250
@@ -76,7 +77,7 @@ def check_run_name(name: object) -> str:
         raise InvalidInput(
             f"run name must be a non-empty string of at most {MAX_RUN_NAME} chars: {_shown(name)}"
         )
-    if _CONTROL.search(name) or not _is_valid_unicode(name):
+    if _CONTROL.search(name) or not is_valid_unicode(name):
         raise InvalidInput(f"run name must not contain control characters: {name!r}")
     if name.strip() != name:
         raise InvalidInput(f"run name must not start or end with a space: {name!r}")
@@ -88,14 +89,6 @@ def check_id(kind: str, value: object) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidInput(f"{_shown(value)} is not a valid {kind} id (32 hex characters)")
     return value
-
-
-def _is_valid_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _shown(value: object) -> str:
@@ -113,7 +106,7 @@ def param_text(key: str, value: object) -> str:
         raise InvalidInput(f"param {key!r} is {len(text)} chars; the limit is {MAX_PARAM_VALUE}")
     if "\x00" in text:
         raise InvalidInput(f"param {key!r} contains a NUL character")
-    if not _is_valid_unicode(text):
+    if not is_valid_unicode(text):
         raise InvalidInput(f"param {key!r} is not valid Unicode (a lone surrogate)")
     return redact_text(text)  # a URI's password or an API key never reaches the database
 
@@ -124,7 +117,7 @@ def tag_text(key: str, value: object) -> str:
         raise InvalidInput(f"tag {key!r} is {len(text)} chars; the limit is {MAX_TAG_VALUE}")
     if "\x00" in text:
         raise InvalidInput(f"tag {key!r} contains a NUL character")
-    if not _is_valid_unicode(text):
+    if not is_valid_unicode(text):
         raise InvalidInput(f"tag {key!r} is not valid Unicode (a lone surrogate)")
     return redact_text(text)
 

@@ -191,3 +191,132 @@ def test_cli_predicts_and_reports_errors_on_one_line(
     )
     assert code != 0
     assert "no input file" in capsys.readouterr().err
+
+
+def _read_any(path: Path) -> pd.DataFrame:
+    """The output read with its format's own reader."""
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    if path.suffix.lower() == ".jsonl":
+        import json
+
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return pd.DataFrame([json.loads(line) for line in lines])
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".CSV"])
+def test_output_format_follows_the_extension(
+    project: Stores, table: pd.DataFrame, tmp_path: Path, suffix: str
+) -> None:
+    ref = _register(project, table)
+    good = tmp_path / "in.parquet"
+    table.to_parquet(good, index=False)
+    out = tmp_path / f"preds{suffix}"
+    predict_batch(ref, good, out, chunk_size=CHUNK)
+    head = out.read_bytes()[:4]
+    assert (head == b"PAR1") == (suffix == ".parquet")  # a .csv is not Parquet inside
+    got = _read_any(out)
+    loaded = ll.models.load(ref)
+    assert list(got["row_id"]) == list(range(len(table)))
+    np.testing.assert_array_equal(got["prediction"], np.asarray(loaded.predict(table[FEATURES])))
+    proba = np.asarray(loaded.predict_proba(table[FEATURES]))
+    np.testing.assert_allclose(got[["proba_0", "proba_1"]].to_numpy(), proba, atol=1e-9)
+    assert set(got["model_version"]) == {"churn/1"}
+
+
+def test_keep_carries_the_id_column_in_input_order(
+    project: Stores, table: pd.DataFrame, tmp_path: Path
+) -> None:
+    ref = _register(project, table)
+    rng = np.random.default_rng(7)
+    ids = [f"c-{n}" for n in rng.permutation(10_000)[: len(table)]]  # not sorted
+    csv = tmp_path / "in.csv"
+    table.assign(id=ids).to_csv(csv, index=False)
+    out = tmp_path / "preds.csv"
+    predict_batch(ref, csv, out, chunk_size=CHUNK, keep=["id", "mean_radius", "id"])
+    got = pd.read_csv(out)
+    assert list(got.columns[:3]) == ["row_id", "id", "mean_radius"]
+    assert list(got["id"]) == ids
+    np.testing.assert_allclose(got["mean_radius"], table["mean_radius"])
+
+    parquet = tmp_path / "in.parquet"
+    table.assign(id=ids).to_parquet(parquet, index=False)
+    code = cli(
+        [
+            *["predict", ref, "--input", str(parquet), "--output", str(tmp_path / "p.jsonl")],
+            *["--keep", "id", "--keep", "segment", "--chunk-size", str(CHUNK)],
+        ]
+    )
+    assert code == 0
+    got = _read_any(tmp_path / "p.jsonl")
+    assert list(got["id"]) == ids and list(got["segment"]) == list(table["segment"])
+
+
+def test_unknown_output_extension_is_refused_before_anything_is_written(
+    project: Stores, table: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = _register(project, table)
+    good = tmp_path / "in.parquet"
+    table.to_parquet(good, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InvalidInput, match=r"preds\.txt.*\.parquet, \.csv or \.jsonl"):
+        predict_batch(ref, good, out / "preds.txt")
+    capsys.readouterr()
+    code = cli(["predict", ref, "--input", str(good), "--output", str(out / "preds.xlsx")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.strip().splitlines()[0].startswith("Error:")
+    assert "Traceback" not in captured.err and ".jsonl" in captured.err
+    assert list(out.iterdir()) == []
+    with pytest.raises(NotFound):  # no run either
+        ll.tracking.search_runs("batch-predict")
+
+
+def test_output_path_that_is_a_directory_is_refused(
+    project: Stores, table: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = _register(project, table)
+    good = tmp_path / "in.parquet"
+    table.to_parquet(good, index=False)
+    folder = tmp_path / "preds.parquet"  # a directory named like a file
+    folder.mkdir()
+    (folder / "kept.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(InvalidInput, match="is a directory"):
+            predict_batch(ref, good, folder, overwrite=overwrite)
+    capsys.readouterr()
+    code = cli(["predict", ref, "--input", str(good), "--output", str(tmp_path), "--overwrite"])
+    assert code == 2 and "is a directory" in capsys.readouterr().err
+    assert (folder / "kept.txt").read_text() == "mine"
+
+
+def test_unknown_keep_column_names_it_and_the_input_columns(
+    project: Stores, table: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = _register(project, table)
+    out = tmp_path / "out" / "preds.csv"
+    for name in ("in.csv", "in.parquet"):
+        path = tmp_path / name
+        if name.endswith(".csv"):
+            table.to_csv(path, index=False)
+        else:
+            table.to_parquet(path, index=False)
+        with pytest.raises(InvalidInput, match=r"no column 'idd' to keep.*mean_radius, ") as e:
+            predict_batch(ref, path, out, keep=["idd"])
+        assert "segment" in e.value.message
+    assert not out.exists() and list(out.parent.iterdir()) == []
+    with pytest.raises(InvalidInput, match="'prediction'"):
+        predict_batch(ref, tmp_path / "in.csv", out, keep=["prediction"])
+    capsys.readouterr()
+    code = cli(
+        [
+            *["predict", ref, "--input", str(tmp_path / "in.csv"), "--output", str(out)],
+            *["--keep", "customer"],
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "no column 'customer' to keep" in err and "Traceback" not in err

@@ -122,6 +122,31 @@ def test_ray_writes_the_same_output_as_local_for_csv_and_parquet(
 
 
 @pytest.mark.usefixtures("local_ray")
+def test_keep_and_csv_output_match_local_on_ray(
+    serving_project: ServingProject, inputs: Path, tmp_path: Path
+) -> None:
+    """Kept columns stay on the driver and rejoin the chunks Ray returns, in input order."""
+    features = pd.read_parquet(inputs / "features.parquet")
+    ids = [f"row-{n}" for n in np.random.default_rng(5).permutation(len(features))]
+    keyed = tmp_path / "keyed.parquet"
+    features.assign(id=ids).to_parquet(keyed, index=False)
+    outputs = []
+    for executor in ("local", "ray"):
+        result = predict_batch(
+            "churn/1",
+            keyed,
+            tmp_path / f"{executor}.csv",
+            chunk_size=CHUNK,
+            executor=executor,
+            keep=["id"],
+        )
+        outputs.append(pd.read_csv(result.output))
+    local, on_ray = outputs
+    pd.testing.assert_frame_equal(on_ray, local, check_exact=True)
+    assert list(on_ray["id"]) == ids and list(on_ray.columns[:2]) == ["row_id", "id"]
+
+
+@pytest.mark.usefixtures("local_ray")
 def test_a_bad_input_fails_clearly_and_leaves_no_output(
     serving_project: ServingProject, inputs: Path, tmp_path: Path
 ) -> None:

@@ -74,6 +74,9 @@ def test_registry_commands_show_list_alias_and_audit(
     assert cli(["audit", "ls", "--model", "churn", "--json"]) == 0
     events = json.loads(capsys.readouterr().out)
     assert [e["action"] for e in events][:2] == ["model.update", "alias.set"]
+    assert cli(["audit", "ls", "--model", "churn", "--json", "--limit", "1"]) == 0
+    cut = capsys.readouterr()
+    assert len(json.loads(cut.out)) == 1 and "showing the first 1 events" in cut.err
     assert cli(["models", "alias", ref, "challenger", "--delete"]) == 0
     assert cli(["models", "archive", ref, "--reason", "done"]) == 0
     capsys.readouterr()

@@ -14,7 +14,16 @@ def predict(
     input: str = typer.Option(
         ..., "--input", help="A .parquet or .csv file, or a dataset version NAME@VERSION."
     ),
-    output: Path = typer.Option(..., "--output", help="The Parquet file to write."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        help="The file to write; its extension chooses the format: .parquet, .csv or .jsonl.",
+    ),
+    keep: list[str] | None = typer.Option(
+        None,
+        "--keep",
+        help="An input column to copy beside the predictions, e.g. an id (repeatable).",
+    ),
     chunk_size: int = typer.Option(50_000, "--chunk-size", help="Rows predicted at a time."),
     native: bool = typer.Option(
         False, "--native", help="Run the model's own flavor, not its ONNX export."
@@ -33,9 +42,9 @@ def predict(
         "started for this batch).",
     ),
 ) -> None:
-    """Predict on every row of a file or dataset version; write the predictions as Parquet.
+    """Predict on every row of a file or dataset version; write Parquet, CSV or JSON Lines.
 
-    Example: loopline predict churn@champion --input data.parquet --output preds.parquet
+    Example: loopline predict churn@champion --input data.parquet --output preds.csv --keep id
     """
     from loopline.cli._project import open_project
     from loopline.serving.batch import predict_batch
@@ -53,6 +62,7 @@ def predict(
             on_total=bar.on_total,
             executor=executor,
             ray_address=ray_address,
+            keep=keep or (),
         )
     console.print(
         f"predicted [bold]{result.rows:,}[/] rows with [bold]{result.model_version}[/] "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Self
@@ -11,11 +12,26 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+PIPED_WIDTH = 10_000  # columns of a console writing to a pipe or a file
+
+
 @cache
 def _console(stderr: bool) -> Console:
+    """The console of stdout or stderr. Rich lays out for 80 columns when the stream is
+    not a terminal, which cuts tables piped to `grep`, `less -S` or a file (a long
+    experiment name ends in "…"); a pipe has no width, so nothing is cut there unless
+    COLUMNS (which Rich reads) asks for a width."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    made = Console(stderr=stderr, highlight=False)
+    if not made.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+        made.width = PIPED_WIDTH
+    return made
+
+
+def piped() -> bool:
+    """True when results go to a pipe or a file, where tables show every value whole."""
+    return not _console(False).is_terminal
 
 
 class _LazyConsole:
@@ -30,6 +46,15 @@ class _LazyConsole:
 
 console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
 err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+def note_cut(shown: int, noun: str, option: str) -> None:
+    """One line on stderr when a listing shows fewer rows than matched (the command asked
+    for one more than its limit to know), so that a cut never passes for the whole."""
+    err.print(
+        f"[dim]showing the first {shown:,} {noun}; more matched ({option} shows more)[/]",
+        soft_wrap=True,
+    )
 
 
 def number(value: float | None, digits: int = 6) -> str:

@@ -10,7 +10,7 @@ import typer
 
 from loopline.cli._models import app as models
 from loopline.cli._models import print_gate_results
-from loopline.cli._output import console, moment, number
+from loopline.cli._output import console, moment, note_cut, number
 
 if TYPE_CHECKING:
     from loopline.promotion import RuleResult
@@ -214,7 +214,11 @@ def list_events(
     from loopline import registry
 
     _open()
-    events = registry.audit_log(model=model, action=action, actor=actor, limit=limit)
+    probe = limit + 1 if limit > 0 else limit
+    events = registry.audit_log(model=model, action=action, actor=actor, limit=probe)
+    if len(events) > limit > 0:
+        events = events[:limit]
+        note_cut(limit, "events", "--limit")
     if as_json:
         body = [
             {

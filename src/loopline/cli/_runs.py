@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from loopline.cli._output import console, duration, moment, number, size, status
+from loopline.cli._output import (
+    console,
+    duration,
+    moment,
+    note_cut,
+    number,
+    piped,
+    size,
+    status,
+)
 
 if TYPE_CHECKING:
     from loopline.store import Run, RunLink
@@ -38,10 +47,15 @@ def list_runs(
     Example: loopline runs ls -e churn -f "metrics.auc > 0.9" -o "metrics.auc desc"
     """
     from loopline.cli._project import open_project
+    from loopline.store.metadata import MAX_SEARCH_RESULTS
     from loopline.tracking import search_runs
 
     open_project()
-    found = search_runs(experiment or None, filter_, order_by or None, max_results, "runs", deleted)
+    probe = max_results + 1 if 0 < max_results < MAX_SEARCH_RESULTS else max_results
+    found = search_runs(experiment or None, filter_, order_by or None, probe, "runs", deleted)
+    if len(found) > max_results:
+        found = found[:max_results]
+        note_cut(max_results, "runs", "--max-results")
     if as_json:
         console.print_json(json.dumps([_run_json(run) for run in found]))
         return
@@ -183,6 +197,7 @@ def _runs_table(runs: list[Run], order_by: list[str]) -> object:
         if len({r.params.get(k) for r in runs}) > 1
     ][:MAX_PARAM_COLUMNS]
     several = len({r.experiment for r in runs}) > 1
+    param_width = None if piped() else 14  # a terminal's width is shared; a pipe's is not
     table = Table(title="Runs")
     table.add_column("ID", no_wrap=True, min_width=8)
     table.add_column("Name", no_wrap=True)
@@ -193,7 +208,7 @@ def _runs_table(runs: list[Run], order_by: list[str]) -> object:
     for key in metric_keys:
         table.add_column(key, justify="right", no_wrap=True, min_width=min(len(key), 12))
     for key in varying:
-        table.add_column(f"[dim]{key}[/]", no_wrap=True, overflow="ellipsis", max_width=14)
+        table.add_column(f"[dim]{key}[/]", no_wrap=True, overflow="ellipsis", max_width=param_width)
     for run in runs:
         table.add_row(
             run.id[:8],

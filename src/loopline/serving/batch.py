@@ -3,7 +3,8 @@
 `predict_batch("churn@champion", "data.parquet", "preds.parquet")` streams the input in
 chunks of `chunk_size` rows, checks each chunk against the model's signature, predicts
 with the fastest runtime the version allows (see `runtime`), and appends the chunk's
-predictions to a Parquet file, so memory stays constant whatever the input's size. The
+predictions to the output (Parquet, CSV or JSON Lines, by its extension: see
+`_batch_output`), so memory stays constant whatever the input's size. The
 output is written under a temporary name in the same folder and renamed into place only
 once complete. The batch is a tracked run whose inputs are the model version and, for a
 `NAME@VERSION` input, the dataset version.
@@ -19,18 +20,27 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import Conflict, InvalidField, InvalidInput, NotFound
+from loopline.serving._batch_output import (
+    keep_columns,
+    open_writer,
+    output_format,
+    require_kept,
+    with_kept,
+)
 from loopline.serving._inputs import NUMBERS, Block, InputSchema, from_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from loopline.packaging import ColumnSpec
+    from loopline.serving._batch_output import TableWriter
     from loopline.serving.runtime import Prediction, ServedModel
     from loopline.store import DatasetVersion
 
@@ -86,12 +96,15 @@ def predict_batch(
     on_total: Callable[[int], None] | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    keep: Sequence[str] = (),
 ) -> BatchResult:
     """Predict with `model` ("churn", "churn/3", "churn@champion") on every row of `input`.
 
     `input` is a `.parquet` or `.csv` file, or a dataset reference `NAME@VERSION`. The
-    output Parquet file holds `row_id` (0-based position in the input), `prediction`,
-    one `proba_<class>` column per class when the model gives probabilities, and
+    output's extension chooses its format: `.parquet`, `.csv` or `.jsonl` (JSON Lines).
+    It holds `row_id` (0-based position in the input), the input columns named in `keep`
+    (e.g. `keep=["id"]`, to join predictions back to their rows), `prediction`, one
+    `proba_<class>` column per class when the model gives probabilities, and
     `model_version`. `progress(n)` is called with the rows of each chunk done;
     `on_total(n)` with the number of rows when it is known up front (Parquet, datasets).
 
@@ -101,7 +114,8 @@ def predict_batch(
 
     Runs inside the active run, or in a new run of the "batch-predict" experiment.
 
-    Raises InvalidInput for a bad chunk size or executor, an unsupported file type or a
+    Raises InvalidInput for a bad chunk size or executor, an unsupported input or output
+    file type, an output that is a directory, a column to keep the input lacks, or a
     chunk that breaks the signature (InvalidField, naming the row in the whole input),
     NotFound for an unknown model, dataset or input file, Conflict when `output` exists
     and `overwrite` is False, MissingExtra for `executor="ray"` without Ray installed.
@@ -112,6 +126,8 @@ def predict_batch(
         raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
     _check_executor(executor, ray_address)
     target = Path(output)
+    fmt = output_format(target)
+    kept_names = keep_columns(keep)
     if target.exists() and not overwrite:
         raise Conflict(
             f"the output {target} already exists", hint="pass overwrite=True (--overwrite)"
@@ -123,10 +139,13 @@ def predict_batch(
         on_total(total)
     with _tracked_run(served, str(input), chunk_size, executor) as run_id:
         _record_lineage(served, source)
-        chunks = _chunks(source, served.schema, chunk_size)
+        kept: deque[pa.Table] = deque()
+        chunks = _split(_chunks(source, served.schema, chunk_size, kept_names), served, kept)
         with _predictions(executor, served, chunks, total, chunk_size, ray_address) as tables:
+            if kept_names:  # chunks come back in input order, on either executor
+                tables = (with_kept(table, kept.popleft()) for table in tables)
             started = time.perf_counter()  # Ray start-up and model loading excluded
-            rows = _write(tables, source, target, progress)
+            rows = _write(tables, source, target, fmt, progress)
             seconds = time.perf_counter() - started
         _log_metrics(rows, seconds)
     return BatchResult(rows, target, served.version_ref, run_id, seconds)
@@ -170,6 +189,22 @@ def _predictions(
         yield pool.predict(itertools.chain([first], chunks))
 
 
+def _split(
+    chunks: Iterable[tuple[int, pa.RecordBatch]], served: ServedModel, kept: deque[pa.Table]
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """The model's columns of each chunk, to predict; the other columns it holds (those to
+    keep) stay here, queued in `kept` in input order, and never travel to Ray."""
+    import pyarrow as pa
+
+    inputs = len(served.schema.names)
+    for offset, batch in chunks:
+        if batch.num_columns > inputs:  # by position: a kept model input is there twice
+            extra = list(range(inputs, batch.num_columns))
+            kept.append(pa.Table.from_batches([batch.select(extra)]))
+            batch = batch.select(list(range(inputs)))
+        yield offset, batch
+
+
 # --- the input -------------------------------------------------------------------------
 
 
@@ -211,26 +246,32 @@ def _row_total(source: _Source) -> int | None:
 
 
 def _chunks(
-    source: _Source, schema: InputSchema, chunk_size: int
+    source: _Source, schema: InputSchema, chunk_size: int, keep: list[str]
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Every non-empty chunk of the input, with the input row number of its first row."""
+    """Every non-empty chunk of the input, with the input row number of its first row: the
+    model's columns, then those to keep."""
     offset = 0
     for path in source.files:
-        for batch in _batches(path, schema, chunk_size):
+        for batch in _batches(path, schema, chunk_size, keep):
             if batch.num_rows:
                 yield offset, batch
                 offset += batch.num_rows
 
 
-def _batches(path: Path, schema: InputSchema, chunk_size: int) -> Iterator[pa.RecordBatch]:
-    """The signature's columns of one file, `chunk_size` rows at most at a time."""
+def _batches(
+    path: Path, schema: InputSchema, chunk_size: int, keep: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """The signature's columns of one file, then the columns to keep (each once, even when
+    also a model input: `_split` selects them by name), `chunk_size` rows at most at a
+    time."""
     import pyarrow as pa
 
+    columns = [*schema.names, *keep]
     try:
         if path.suffix.lower() == ".parquet":
-            batches = _parquet_batches(path, schema, chunk_size)
+            batches = _parquet_batches(path, schema, chunk_size, columns, keep)
         else:
-            batches = _csv_batches(path, schema)
+            batches = _csv_batches(path, schema, columns, keep)
         for batch in batches:
             for start in range(0, batch.num_rows, chunk_size):
                 yield batch.slice(start, chunk_size)
@@ -238,16 +279,31 @@ def _batches(path: Path, schema: InputSchema, chunk_size: int) -> Iterator[pa.Re
         raise InvalidInput(f"cannot read {path.name}: {_first_line(exc)}") from exc
 
 
-def _parquet_batches(path: Path, schema: InputSchema, chunk_size: int) -> Iterator[Any]:
+def _parquet_batches(
+    path: Path, schema: InputSchema, chunk_size: int, columns: list[str], keep: list[str]
+) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
     file = pq.ParquetFile(path)
     _require_columns(file.schema_arrow.names, schema, path)
-    batches: Iterator[Any] = file.iter_batches(batch_size=chunk_size, columns=list(schema.names))
-    return batches
+    require_kept(file.schema_arrow.names, keep, path.name)
+    wanted = list(dict.fromkeys(columns))
+    for batch in file.iter_batches(batch_size=chunk_size, columns=wanted):
+        yield _in_order(batch, columns)
 
 
-def _csv_batches(path: Path, schema: InputSchema) -> Iterator[Any]:
+def _in_order(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
+    """`batch`'s columns as `columns` lists them, a name listed twice given twice."""
+    import pyarrow as pa
+
+    names = batch.schema.names
+    arrays = [batch.column(names.index(name)) for name in columns]
+    return pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
+def _csv_batches(
+    path: Path, schema: InputSchema, columns: list[str], keep: list[str]
+) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -258,8 +314,9 @@ def _csv_batches(path: Path, schema: InputSchema) -> Iterator[Any]:
         convert_options=pcsv.ConvertOptions(column_types=types),
     )
     _require_columns(reader.schema.names, schema, path)
+    require_kept(reader.schema.names, keep, path.name)
     for batch in reader:
-        yield batch.select(list(schema.names))
+        yield _in_order(batch, columns)
 
 
 def _require_columns(present: list[str], schema: InputSchema, path: Path) -> None:
@@ -311,20 +368,19 @@ def _write(
     tables: Iterable[pa.Table],
     source: _Source,
     target: Path,
+    fmt: str,
     progress: Callable[[int], None] | None,
 ) -> int:
     """Stream the chunks' output tables into a temporary file, then rename it."""
-    import pyarrow.parquet as pq
-
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
-    writer: pq.ParquetWriter | None = None
+    writer: TableWriter | None = None
     rows = 0
     try:
         for table in tables:
             if writer is None:
-                writer = pq.ParquetWriter(partial, table.schema)
-            writer.write_table(table.cast(writer.schema))
+                writer = open_writer(fmt, partial, table.schema)
+            writer.write(table)
             rows += table.num_rows
             if progress is not None:
                 progress(table.num_rows)

@@ -12,6 +12,7 @@ Precedence, highest first: `LOOPLINE_STORE_URI` / `LOOPLINE_ARTIFACT_URI` (and t
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ STATE_DIR = ".loopline"
 DB_FILE = "loopline.db"
 ARTIFACT_DIR = "artifacts"
 
+_DEFAULT_URI_LINE = 'uri = "sqlite:///.loopline/loopline.db"\n'
 DEFAULT_TOML = """\
 # loopline project settings. Every key can be overridden by an environment variable
 # (LOOPLINE_STORE_URI, LOOPLINE_ARTIFACT_URI, ...). Relative paths are relative to this file.
@@ -122,17 +124,47 @@ def load_settings(start: Path | None = None, *, require_project: bool = False) -
     )
 
 
-def init_project(directory: Path) -> Path:
-    """Create loopline.toml and .loopline/ in `directory`; an existing config is kept."""
+def init_project(directory: Path, *, store_uri: str | None = None) -> Path:
+    """Create loopline.toml and .loopline/ in `directory`; an existing config is kept.
+
+    `store_uri` (what `loopline init` passes from LOOPLINE_STORE_URI) is written as the
+    store instead of the SQLite default, through `shareable_store_uri`: loopline.toml is
+    meant for git, a password is not.
+    """
     directory = directory.resolve()
     (directory / STATE_DIR / ARTIFACT_DIR).mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILE
     if not config.exists():
-        config.write_text(DEFAULT_TOML, encoding="utf-8")
+        text = DEFAULT_TOML
+        if store_uri:
+            # json.dumps gives a valid TOML basic string (same escapes), quotes included
+            line = f"uri = {json.dumps(shareable_store_uri(store_uri))}\n"
+            text = text.replace(_DEFAULT_URI_LINE, line, 1)
+        config.write_text(text, encoding="utf-8")
     gitignore = directory / STATE_DIR / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text("# loopline's local store: not for git\n*\n", encoding="utf-8")
     return config
+
+
+def shareable_store_uri(uri: str) -> str:
+    """`uri` without its password and secret query values (e.g. `sslpassword`), as
+    written to loopline.toml; unchanged when it holds none."""
+    if redact_uri(uri) == uri:
+        return uri
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from loopline.redact import is_secret_name
+
+    try:
+        url = make_url(uri)
+    except ArgumentError as exc:
+        raise InvalidInput(f"not a database URI: {redact_uri(uri)!r}") from exc
+    url = url._replace(password=None).difference_update_query(  # set() ignores None
+        [key for key in url.query if is_secret_name(key)]
+    )
+    return url.render_as_string(hide_password=False)
 
 
 def _read_toml(path: Path) -> dict[str, object]:

@@ -25,13 +25,24 @@ def init(
 ) -> None:
     """Create loopline.toml and .loopline/ (SQLite database + artifact folder).
 
-    Example: loopline init
+    With LOOPLINE_STORE_URI set, loopline.toml names that database instead, without its
+    password (which stays in the variable). Example: loopline init
     """
-    from loopline.config import init_project
+    import os
+
+    from loopline.config import CONFIG_FILE, init_project, shareable_store_uri
     from loopline.project import configure
     from loopline.redact import redact_uri
 
-    config = init_project(directory)
+    env_uri = os.environ.get("LOOPLINE_STORE_URI") or None
+    existed = (directory / CONFIG_FILE).exists()
+    config = init_project(directory, store_uri=env_uri)
+    if env_uri is not None and not existed and shareable_store_uri(env_uri) != env_uri:
+        console.print(
+            f"{config} names the store without its secrets; keep LOOPLINE_STORE_URI set "
+            "(with the password) when you run loopline",
+            markup=False,
+        )
     opened = configure(project=config.parent)
     console.print(f"Initialized loopline project in [bold]{config.parent}[/]")
     console.print(f"  metadata:  {redact_uri(opened.settings.store_uri)}", markup=False)
@@ -39,16 +50,26 @@ def init(
 
 
 @db.command("upgrade")
-def upgrade() -> None:
+def upgrade(
+    create: bool = typer.Option(
+        False,
+        "--create",
+        help="First create the PostgreSQL database the store URI names, if it does not "
+        "exist (with the URI's credentials). SQLite files are always created.",
+    ),
+) -> None:
     """Apply pending schema migrations (they also run on open).
 
-    Example: loopline db upgrade
+    Example: loopline db upgrade --create
     """
     from loopline.config import load_settings
     from loopline.redact import redact_uri
+    from loopline.store._database import create_database
     from loopline.store.metadata import MetadataStore
 
     settings = load_settings(require_project=True)
+    if create and create_database(settings.store_uri):
+        console.print(f"Created database: {redact_uri(settings.store_uri)}", markup=False)
     store = MetadataStore(settings.store_uri)
     store.close()
     shown = redact_uri(settings.store_uri)

@@ -57,7 +57,8 @@ def serve(
     Uses the model's parity-checked ONNX export with onnxruntime when there is one.
     Endpoints: POST /v1/deployments/NAME/predict, POST /v2/models/NAME/infer,
     POST /invocations, GET /health/ready, GET /metrics. Every answered request goes to
-    the prediction log (`loopline deploy logs NAME`) unless --no-log. Stop with Ctrl+C.
+    the prediction log (`loopline deploy logs NAME`) unless --no-log. A model that cannot
+    load (unknown, needs trust, refused package) stops the command at start. Stop with Ctrl+C.
 
     Example: loopline serve churn@champion --port 8080 --workers 2
     """

@@ -4,7 +4,8 @@
 (so that every worker serves the same one, even if an alias moves meanwhile), then
 starts uvicorn on the `app_from_env` factory; the settings reach the workers in the
 LOOPLINE_SERVE_CONFIG environment variable, and each worker loads and warms up its
-models in the background (/health/ready answers 200 once it has).
+models in the background (/health/ready answers 200 once it has). Every model is loaded
+once before uvicorn starts, so that one that cannot load fails the command at start.
 
 Accepted sockets get TCP_NODELAY through `NoDelayHTTPProtocol`: uvicorn's multi-worker
 mode hands its workers a socket on which asyncio does not set it (uvicorn#3149), and
@@ -146,8 +147,30 @@ def serve(
         app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds)
         | {"strict_inputs": strict_inputs, "default": default},
     )
+    _check_load(config.deployments, keep=workers == 1)
     lines = [f"deployment '{name}' serves {plan.describe()}" for name, plan in plans.items()]
     _run(config, lines, host, port, workers, log_level, access_log)
+
+
+# Models `_check_load` loaded in this process, for the single worker uvicorn runs here.
+_preloaded: dict[tuple[str, str, bool], ServedModel] = {}
+
+
+def _check_load(deployments: Mapping[str, tuple[str, bool]], *, keep: bool) -> None:
+    """Load every model once before any worker starts.
+
+    A model that cannot load (it needs trust, its package is broken or refused) then
+    fails the command with its error and exit code, instead of a server that starts and
+    answers /health/ready 503 forever. With one worker, uvicorn runs the app in this
+    process: `keep` hands it the loaded models rather than loading them twice. (Stored
+    deployments, `serve_deployments`, keep serving the last good revision instead.)
+    """
+    from loopline.serving.runtime import load_served
+
+    for name, (ref, onnx) in deployments.items():
+        served = load_served(ref, prefer_onnx=onnx, warm_up=False)
+        if keep:
+            _preloaded[(name, ref, bool(onnx))] = served
 
 
 def serve_deployments(
@@ -316,10 +339,13 @@ def app_from_env() -> FastAPI:
         return create_app(source, sink=sink, **config.app)
 
     def load() -> dict[str, ServedModel]:
-        return {
-            name: load_served(ref, prefer_onnx=onnx, warm_up=False)
-            for name, (ref, onnx) in config.deployments.items()
-        }
+        models = {}
+        for name, (ref, onnx) in config.deployments.items():
+            served = _preloaded.pop((name, ref, bool(onnx)), None)
+            if served is None:
+                served = load_served(ref, prefer_onnx=onnx, warm_up=False)
+            models[name] = served
+        return models
 
     return create_app(load, sink=sink, **config.app)
 

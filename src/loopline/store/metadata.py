@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from loopline.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from loopline.redact import redact_command, redact_text, redact_uri
 from loopline.store import _metrics, _run_values
+from loopline.store._database import missing_database_error
 from loopline.store._engine import create_store_engine, read_transaction, write_transaction
 from loopline.store._migrate import upgrade
 from loopline.store._names import (
@@ -474,6 +475,9 @@ class MetadataStore:
                 f"{what}: the write conflicts with stored data ({_first_line(exc)})"
             ) from exc
         except OperationalError as exc:
+            missing = missing_database_error(self.uri, exc, what)
+            if missing is not None:
+                raise missing from exc
             raise StoreUnavailable(
                 f"{what}: the metadata store at {redact_uri(self.uri)} "
                 f"is unavailable: {_first_line(exc)}"

@@ -363,3 +363,32 @@ def test_a_frame_cut_short_by_a_crash_ends_its_segment(project: ServingProject) 
     logged = [row["request_id"] for row in read_predictions("torn-journal").to_pylist()]
     assert logged == ["whole"]
     assert not path.exists()
+
+
+def test_a_claimer_never_takes_a_segment_being_opened(
+    project: ServingProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full-suite run once caught the log's own orphan scan locking a segment between its
+    creation and its lock: the journal then failed and the commits waited. Here the scan
+    runs exactly in that window (just before the journal's lock): it must find nothing."""
+    import fcntl
+
+    log = PredictionLog(flush_seconds=60, durability="sync")
+    real_flock = fcntl.flock
+    stolen: list[str] = []
+
+    def flock_after_a_claimer(fd: int, operation: int) -> None:
+        if threading.current_thread().name == "loopline-journal":
+            for claimed in claim_orphans(log.journal_folder):  # the other thread wins
+                stolen.append(claimed.path.name)
+                claimed.release()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_claimer)
+    try:
+        outcomes = _commit_all(log, [_batch(f"c{i}") for i in range(20)])
+    finally:
+        monkeypatch.undo()
+        log.close()
+    assert outcomes == [None] * 20
+    assert stolen == []

@@ -199,7 +199,13 @@ class Journal:
                 body = {"k": "s", "id": item[0], **item[1]}
             else:
                 if self._current is None:
-                    self._current = self._open()
+                    try:
+                        self._current = self._open()
+                    except OSError as exc:  # no segment, no commit: answer 503, not wait
+                        log.error("the prediction log's journal cannot open a segment: %s", exc)
+                        if done is not None:
+                            done(exc)
+                        continue
                 segment = self._current
                 body = encode_batch(item, shadow_pending=kind == "pending")
             try:
@@ -243,8 +249,18 @@ class Journal:
 
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.wal"
         path = self.folder / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Created and locked under a name `claim_orphans` does not look at, then renamed:
+        # a segment appears as `*.wal` only once it is locked, so no claimer (another
+        # process's, or this log's own thread) can take a live segment for an orphan.
+        opening = self.folder / f".{name}.opening"
+        fd = os.open(opening, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(opening, path)
+        except BaseException:
+            os.close(fd)
+            opening.unlink(missing_ok=True)
+            raise
         sync_folder(self.folder)
         return Segment(path, fd)
 

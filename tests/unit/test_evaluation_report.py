@@ -14,10 +14,12 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from typer.testing import CliRunner
 
 from loopline.errors import InvalidInput
 from loopline.evaluation.compute import evaluate_predictor
 from loopline.evaluation.report import render_html
+from loopline.project import Stores
 
 EVIL = "<script>alert('x')</script>"
 
@@ -164,3 +166,47 @@ def test_the_model_and_data_references_are_shown() -> None:
 def test_the_template_ships_inside_the_package() -> None:
     template = resources.files("loopline.evaluation") / "templates" / "evaluation.html.j2"
     assert template.is_file()
+
+
+def test_worst_slice_is_not_marked_when_all_slices_tie() -> None:
+    frame = load_diabetes(as_frame=True).frame
+    columns = [c for c in frame.columns if c != "target"]
+    model = Sklearn(LinearRegression().fit(frame[columns], frame["target"]), columns)
+    twice = pd.concat([frame.assign(half="a"), frame.assign(half="b")], ignore_index=True)
+    tied = evaluate_predictor(model, twice, target="target", slices=["half"], latency_repeats=2)
+    html = render_html(tied, title="diabetes")
+    assert "half=a" in html and "half=b" in html
+    assert 'class="worst"' not in html and "Worst slice by" not in html
+    apart = evaluate_predictor(model, frame, target="target", slices=["sex > 0", "sex <= 0"],
+                               latency_repeats=2)  # fmt: skip
+    assert render_html(apart, title="diabetes").count('class="worst"') == 1
+
+
+def test_regression_evaluation_prints_no_blank_measure_in_the_cli(
+    project: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loopline as ll
+    from loopline.cli.app import app
+
+    monkeypatch.setenv("COLUMNS", "250")
+    frame = load_diabetes(as_frame=True).frame
+    columns = [c for c in frame.columns if c != "target"]
+    csv = project.settings.root / "diabetes.csv"
+    frame.assign(group=np.where(frame["sex"] > 0, "a", "b")).to_csv(csv, index=False)
+    ll.data.add(csv, name="diabetes")
+    with ll.start_run(experiment="regression"):
+        model = LinearRegression().fit(frame[columns], frame["target"])
+        ref = ll.models.log_model(model, name="diabetes", input_example=frame[columns].head(3)).ref
+    args = ["models", "evaluate", ref, "diabetes@1", "-y", "target", "--sensitive", "group"]
+    done = CliRunner().invoke(app, [*args, "-s", "group"])
+    assert done.exit_code == 0, done.output
+    # one space between words: the console may wrap a long line wherever its width is
+    out = " ".join(done.output.split())
+    assert "rmse" in out and "mae" in out
+    assert "fairness group: mean prediction diff " in out
+    assert "mean abs change / target std " in out and "latency one row p50 " in out
+    for absent in ("demographic parity", "equalized odds", "calibration ECE", "flip rate"):
+        assert absent not in out  # a regressor has none of these: left out, not blank
+    # every measure's label is followed by its value, never by a separator or nothing
+    labels = re.findall(r"\b(?:diff|ECE|rate|std|p50|p99) (\S*)", out)
+    assert labels and all(re.match(r"-?[0-9]", value) for value in labels), labels

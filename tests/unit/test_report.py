@@ -30,7 +30,7 @@ def failed() -> ValidationResult:
     frame = pd.DataFrame(
         {
             "id": range(40),
-            "age": [30] * 40,
+            "age": range(20, 60),  # distinct ages: a range (few repeated integers get a set)
             EVIL: ["a", "b"] * 20,
             "größe & name": np.linspace(0, 1, 40),
         }
@@ -110,7 +110,7 @@ def test_report_shows_summary_failures_with_examples_and_passed_rules(
     html = render_html(failed, title="Validation of people@2")
     parse(html)
     assert "FAILED" in html and "people &lt;v2&gt;" in html
-    assert "age: 3 values outside [27, 33]" in html  # 30, widened by 10% of its size
+    assert "age: 3 values outside [16, 63]" in html  # 20..59, widened by 10% of the range
     assert "Failed expectations" in html and "Passed expectations" in html
     assert len(re.findall(r'<div class="failure">', html)) == len(failed.failures) == 3
     assert ">999<" in html  # a failing value in the examples table

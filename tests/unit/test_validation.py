@@ -430,3 +430,22 @@ def test_any_frame_passes_the_suite_inferred_from_it(frame: pd.DataFrame, margin
     suite = ExpectationSuite.from_yaml(infer_suite(frame, name="p", margin=margin).to_yaml())
     result = validate(frame, suite)
     assert result.success, [f.message for f in result.failures]
+
+
+def test_class_label_column_is_inferred_as_in_set_not_between() -> None:
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame  # target: integer classes 0, 1, 2
+    suite = infer_suite(frame, name="wine")
+    assert rules(suite, "target") == {
+        "column_type": {"type": "integer"},
+        "not_null": {},
+        "in_set": {"values": [0, 1, 2]},
+    }
+    assert validate(frame, suite).success
+    unseen = frame.assign(target=frame["target"].replace(2, 3))  # a range would let 3 through
+    assert not validate(unseen, suite).success
+    # many distinct integers, most seen once: still a range, not a set
+    counts = pd.DataFrame({"count": np.arange(100)})
+    assert "between" in rules(infer_suite(counts, name="c"), "count")
+    assert "in_set" not in rules(infer_suite(counts, name="c"), "count")

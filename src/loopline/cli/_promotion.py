@@ -68,22 +68,49 @@ def evaluate(
             values = found.get("metrics") or {}
             table.add_row(name, f"{found['rows']:,}", *(number(values.get(k), 4) for k in keys))
         console.print(table)
-    for column, fair in (body.get("fairness") or {}).items():
-        parity = fair.get("demographic_parity_diff")
-        odds = fair.get("equalized_odds_diff")
-        console.print(
-            f"fairness {column}: demographic parity diff {number(parity, 4)}, "
-            f"equalized odds diff {number(odds, 4)}"
-        )
-    latency = body.get("latency") or {}
-    console.print(
-        f"latency one row p50 {number(latency.get('p50_ms'), 3)} ms, "
-        f"p99 {number(latency.get('p99_ms'), 3)} ms; "
-        f"calibration ECE {number((body.get('calibration') or {}).get('ece'), 4)}; "
-        f"flip rate {number((body.get('robustness') or {}).get('flip_rate'), 4)}"
-    )
+    for line in summary_lines(body):
+        console.print(line)
     if report is not None:
         console.print(f"report: {report}")
+
+
+def summary_lines(body: dict[str, Any]) -> list[str]:
+    """Fairness, latency, calibration and robustness as printed lines, each measure only where
+    the task has it: a regressor has no demographic parity, ECE or flip rate, and a blank
+    after a label reads as a failure (the HTML report shows the same choice)."""
+    lines = []
+    for column, fair in (body.get("fairness") or {}).items():
+        found = _measures(
+            fair,
+            ("demographic parity diff", "demographic_parity_diff"),
+            ("equalized odds diff", "equalized_odds_diff"),
+            ("mean prediction diff", "mean_prediction_diff"),
+            ("accuracy diff", "accuracy_diff"),
+        )
+        if found:
+            lines.append(f"fairness {column}: {', '.join(found)}")
+    latency = body.get("latency") or {}
+    parts = []
+    if latency.get("p50_ms") is not None or latency.get("p99_ms") is not None:
+        parts.append(
+            f"latency one row p50 {number(latency.get('p50_ms'), 3)} ms, "
+            f"p99 {number(latency.get('p99_ms'), 3)} ms"
+        )
+    parts += _measures(body.get("calibration") or {}, ("calibration ECE", "ece"))
+    parts += _measures(
+        body.get("robustness") or {},
+        ("flip rate", "flip_rate"),
+        ("mean abs change / target std", "mean_abs_change"),
+    )
+    if parts:
+        lines.append("; ".join(parts))
+    return lines
+
+
+def _measures(values: dict[str, Any], *named: tuple[str, str]) -> list[str]:
+    """`label value` for each measure that is present; absent ones are left out, not blank."""
+    present = [(label, values.get(key)) for label, key in named]
+    return [f"{label} {number(value, 4)}" for label, value in present if value is not None]
 
 
 @models.command("promote")

@@ -37,8 +37,10 @@ def infer_suite(
 
     Per column: its logical type; not_null when it has no nulls, else a max_null_fraction
     `margin` (relative) above the observed one; numeric ranges widened by `margin` of the
-    range (not across zero) and rounded outward; the allowed values of string/categorical
-    columns with at most `max_categories` values, each seen twice on average; uniqueness for
+    range (not across zero) and rounded outward; the allowed values of string, categorical
+    and integer columns with at most `max_categories` values, each seen twice on average (a
+    class label such as wine's 0/1/2: a range would let 3 through; such an integer column gets
+    the set instead of the range); uniqueness for
     `key_columns` and for unique, null-free integer/string columns named like ids (`id`,
     `user_id`, `userId`). The row count is widened by `margin` too.
     """
@@ -81,12 +83,14 @@ def _infer_column(
     id_like = bool(_ID_NAME.search(column) or _CAMEL_ID_NAME.search(column))
     if key or (id_like and unique and not nulls and rows >= 2 and kind in ("integer", "string")):
         found.append(Expectation("unique", column))
+    values = _infer_categories(s, kind, max_categories)
     bounds = (
-        _infer_range(s, margin, whole=kind == "integer") if kind in ("integer", "float") else None
+        _infer_range(s, margin, whole=kind == "integer")
+        if kind in ("integer", "float") and values is None
+        else None
     )
     if bounds is not None:
         found.append(Expectation("between", column, bounds))
-    values = _infer_categories(s, kind, max_categories)
     if values is not None:
         found.append(Expectation("in_set", column, {"values": values}))
     return found
@@ -135,7 +139,7 @@ def _infer_categories(s: pd.Series, kind: str, max_categories: int) -> list[obje
     import pandas as pd
 
     declared = isinstance(s.dtype, pd.CategoricalDtype)
-    if not declared and kind != "string":
+    if not declared and kind not in ("string", "integer"):
         return None
     values = [_plain_scalar(v) for v in (s.cat.categories if declared else s.dropna().unique())]
     if not values or len(values) > max_categories or any(v is None for v in values):

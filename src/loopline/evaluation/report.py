@@ -93,7 +93,9 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 
 def _slices_view(task: str, slices: Mapping[str, Any]) -> dict[str, Any]:
-    """Rows of the slices table; the worst slice by the task's headline metric is marked."""
+    """Rows of the slices table; the worst slice by the task's headline metric is marked,
+    unless every slice scores the same: marking one of equals would point at a problem
+    that is not there."""
     names = metric_names(task)
     key = next(
         (m for m in _KEY_METRICS[task] if any(_value(s, m) is not None for s in slices.values())),
@@ -102,7 +104,7 @@ def _slices_view(task: str, slices: Mapping[str, Any]) -> dict[str, Any]:
     scored = [(_value(s, key), name) for name, s in slices.items() if key is not None]
     known = [(value, name) for value, name in scored if value is not None]
     worst = None
-    if known and key is not None:
+    if len({value for value, _ in known}) > 1 and key is not None:  # a tie has no worst slice
         pick = min if key in HIGHER_IS_BETTER else max
         worst = pick(known, key=lambda pair: pair[0])[1]
     rows = [

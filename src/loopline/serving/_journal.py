@@ -67,9 +67,7 @@ class Segment:
 
     def discard(self) -> None:
         """Delete the file (its records are in the spool now), then let go of it."""
-        self.path.unlink(missing_ok=True)
-        sync_folder(self.path.parent)
-        os.close(self.fd)
+        _delete_locked(self.path, self.fd)
 
 
 class Journal:
@@ -312,12 +310,18 @@ class Claimed:
         return self.path.stem
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
-        sync_folder(self.path.parent)
-        os.close(self.fd)
+        _delete_locked(self.path, self.fd)
 
     def release(self) -> None:
         os.close(self.fd)
+
+
+def _delete_locked(path: Path, fd: int) -> None:
+    """Delete a segment while still holding its lock, then let go: no claimer can lock
+    the file between its last use and its removal."""
+    path.unlink(missing_ok=True)
+    sync_folder(path.parent)
+    os.close(fd)
 
 
 def claim_orphans(folder: Path) -> list[Claimed]:

@@ -2,14 +2,17 @@
 
 Stage 1 (data): version the breast-cancer data as CSV, infer an expectation suite from
 it and validate it; then version a deliberately corrupted copy and watch validation
-fail with a report.
-Stage 2 (experiment tracking): train several real scikit-learn models on the versioned
-data with different hyper-parameters, each as a tracked run that records the dataset
-version it used and registers its model, then show the runs sorted by ROC AUC and
+fail with a report. Split the good version, in a tracked run, into a training set and a
+held-out set, each versioned as its own dataset (`breast_cancer_train`,
+`breast_cancer_holdout`) and linked to the version they came from.
+Stage 2 (experiment tracking): train several real scikit-learn models on the training set
+with different hyper-parameters, each as a tracked run that records the dataset version
+it used and registers its model, then show the runs sorted by validation ROC AUC and
 compare the two best.
-Stage 3 (registry): evaluate the best model with slices and a sensitive attribute,
-promote it through the project's gates to `champion`, watch the gates refuse a
-deliberately worse model, write the champion's model card, and export it to ONNX.
+Stage 3 (registry): evaluate the best model on the held-out set, which no model has seen,
+with slices and a sensitive attribute; promote it through the project's gates (evaluated
+on the held-out set) to `champion`, watch the gates refuse a deliberately worse model,
+write the champion's model card, and export it to ONNX.
 Stage 4 (serving): deploy the champion, serve it on a local port (`loopline deploy
 serve`, ONNX runtime), send it held-out rows, run a canary of the second-best model at
 20 %, read the per-version counts from /metrics, send ground-truth feedback, roll the
@@ -84,7 +87,7 @@ rules = [
 ]
 
 [gates.evaluation]
-data = "breast_cancer.csv@1"
+data = "breast_cancer_holdout@1"
 target = "target"
 slices = ["clinic", "`mean radius` > 15"]
 sensitive = ["sex"]
@@ -92,7 +95,8 @@ sensitive = ["sex"]
 
 
 def version_data(project: Path) -> str:
-    """Write the data to CSV, version it, infer a suite and validate; returns its ref."""
+    """Write the data to CSV, version it (as `breast_cancer`), infer a suite and validate;
+    returns its ref."""
     frame = load_breast_cancer(as_frame=True).frame
     frame.insert(0, "patient_id", range(len(frame)))
     rng = np.random.default_rng(7)
@@ -103,9 +107,9 @@ def version_data(project: Path) -> str:
     frame.to_csv(folder / "breast_cancer.csv", index=False)
     loopline_cli(["data", "add", "data/breast_cancer.csv", "-m", "sklearn breast-cancer data"])
     loopline_cli(
-        ["data", "expect", "breast_cancer.csv@1", "--out", "suite.yaml", "--key", "patient_id"]
+        ["data", "expect", "breast_cancer@1", "--out", "suite.yaml", "--key", "patient_id"]
     )
-    loopline_cli(["data", "validate", "breast_cancer.csv@1", "--suite", "suite.yaml"])
+    loopline_cli(["data", "validate", "breast_cancer@1", "--suite", "suite.yaml"])
 
     print("\n-- a corrupted extract arrives: negative radii, missing labels, duplicated ids")
     broken = frame.copy()
@@ -115,17 +119,37 @@ def version_data(project: Path) -> str:
     broken.to_csv(folder / "breast_cancer.csv", index=False)
     loopline_cli(["data", "add", "data/breast_cancer.csv", "-m", "corrupted extract"])
     code = loopline_cli(
-        ["data", "validate", "breast_cancer.csv@2", "--suite", "suite.yaml", "--report", "dq.html"]
+        ["data", "validate", "breast_cancer@2", "--suite", "suite.yaml", "--report", "dq.html"]
     )
     print(f"(validation exit code {code}: a CI job would stop here)")
-    loopline_cli(["data", "diff", "breast_cancer.csv@1", "breast_cancer.csv@2"])
-    loopline_cli(["data", "checkout", "breast_cancer.csv@1"])  # back to the good version
-    return "breast_cancer.csv@1"
+    loopline_cli(["data", "diff", "breast_cancer@1", "breast_cancer@2"])
+    loopline_cli(["data", "checkout", "breast_cancer@1"])  # back to the good version
+    return "breast_cancer@1"
+
+
+def split_data(project: Path, ref: str) -> tuple[str, str]:
+    """Hold out a quarter of `ref` (stratified) that no model trains on: both parts are
+    versioned as datasets of their own, outputs of a run whose input is `ref`."""
+    with ll.start_run(experiment="data-prep", params={"holdout": 0.25, "seed": 42}) as run:
+        frame = ll.data.load(ref)  # the run's input
+        train, holdout = train_test_split(
+            frame, test_size=0.25, random_state=42, stratify=frame["target"]
+        )
+        refs = []
+        for part, rows in (("train", train), ("holdout", holdout)):
+            path = project / "data" / f"breast_cancer_{part}.csv"
+            rows.sort_values("patient_id").to_csv(path, index=False)
+            added = ll.data.add(path, message=f"{part} split of {ref} (stratified, seed 42)")
+            refs.append(added.version.ref)  # the run's outputs
+    print(f"  {refs[0]}: {len(train)} rows to train on; {refs[1]}: {len(holdout)} held out")
+    print(f"  (both outputs of run {run.id[:8]}, whose input is {ref}: `loopline runs show`)")
+    return refs[0], refs[1]
 
 
 def train_all(workdir: Path, ref: str) -> None:
     frame = ll.data.load(ref)  # outside a run: no lineage yet
     features = frame.drop(columns=NOT_FEATURES)
+    # a validation split of the training set ranks the runs; the held-out set stays unseen
     x_train, x_test, y_train, y_test = train_test_split(
         features, frame["target"], test_size=0.25, random_state=42, stratify=frame["target"]
     )
@@ -170,14 +194,14 @@ def worse_model(ref: str) -> str:
         return ll.models.log_model(stump, name=MODEL, input_example=features.head(5)).ref
 
 
-def registry_stage(project: Path, ref: str, best_version: str) -> None:
-    print(f"\n== 5. Evaluating {best_version} with slices and a sensitive attribute")
+def registry_stage(project: Path, train: str, holdout: str, best_version: str) -> None:
+    print(f"\n== 5. Evaluating {best_version} on the held-out {holdout}, with slices")
     loopline_cli(
         [
             "models",
             "evaluate",
             best_version,
-            ref,
+            holdout,
             "--target",
             "target",
             "--slice",
@@ -190,7 +214,7 @@ def registry_stage(project: Path, ref: str, best_version: str) -> None:
             "evaluation.html",
         ]
     )
-    print("\n== 6. Promoting it through the gates in loopline.toml to champion")
+    print(f"\n== 6. Promoting it through the gates in loopline.toml (on {holdout}) to champion")
     with (project / "loopline.toml").open("a", encoding="utf-8") as fh:
         fh.write(GATES)
     ll.configure(project=project)  # re-read loopline.toml
@@ -208,7 +232,7 @@ def registry_stage(project: Path, ref: str, best_version: str) -> None:
         ]
     )
     print("\n== 7. A worse model is offered: the gates refuse it")
-    worse = worse_model(ref)
+    worse = worse_model(train)
     code = loopline_cli(
         [
             "models",
@@ -231,7 +255,7 @@ def registry_stage(project: Path, ref: str, best_version: str) -> None:
     loopline_cli(["audit", "ls", "--model", MODEL, "--limit", "8"])
 
 
-def serving_stage(project: Path, ref: str, second_best: str) -> None:
+def serving_stage(project: Path, holdout: str, second_best: str) -> None:
     print("\n== 9. Deploying the champion and serving it (loopline deploy ...)")
     loopline_cli(["deploy", "create", "cancer", "--model", f"{MODEL}@champion", "-m", "launch"])
     port = _free_port()
@@ -247,7 +271,7 @@ def serving_stage(project: Path, ref: str, second_best: str) -> None:
     try:
         client = httpx.Client(base_url=url, timeout=10)
         _wait(client, lambda ready: ready.status_code == 200)
-        rows = _held_out_rows(ref)
+        rows = _held_out_rows(holdout)
         labels = {}
         for features, label in rows[:50]:
             answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
@@ -314,12 +338,10 @@ def _revision(ready: httpx.Response) -> int | None:
 
 
 def _held_out_rows(ref: str) -> list[tuple[dict[str, float], int]]:
-    frame = ll.data.load(ref)
-    _, test = train_test_split(frame, test_size=0.25, random_state=42, stratify=frame["target"])
-    features = test.drop(columns=NOT_FEATURES)
-    return list(
-        zip(features.to_dict(orient="records"), test["target"].astype(int).tolist(), strict=True)
-    )
+    held_out = ll.data.load(ref)
+    features = held_out.drop(columns=NOT_FEATURES)
+    labels = held_out["target"].astype(int).tolist()
+    return list(zip(features.to_dict(orient="records"), labels, strict=True))
 
 
 def _counts(metrics: str) -> dict[str, int]:
@@ -347,12 +369,14 @@ def main() -> int:
 
     print("\n== 1. Versioning and validating the training data (loopline data ...)")
     ref = version_data(project)
+    print(f"\n-- holding out a quarter of {ref} that no model will train on")
+    train, holdout = split_data(project, ref)
 
-    print("\n== 2. Training tracked runs on the versioned data")
+    print(f"\n== 2. Training tracked runs on {train}")
     with tempfile.TemporaryDirectory() as workdir:
-        train_all(Path(workdir), ref)
+        train_all(Path(workdir), train)
 
-    print("\n== 3. Runs sorted by ROC AUC (loopline runs ls)")
+    print("\n== 3. Runs sorted by validation ROC AUC (loopline runs ls)")
     loopline_cli(["runs", "ls", "-e", "breast-cancer", "-o", "metrics.roc_auc desc"])
     best = ll.search_runs(
         "breast-cancer", filter="metrics.roc_auc > 0.9", order_by=["metrics.roc_auc desc"]
@@ -362,8 +386,8 @@ def main() -> int:
     print(
         f"\nBest run: {best[0].name} ({best[0].id[:8]}), ROC AUC {best[0].metrics['roc_auc']:.4f}"
     )
-    registry_stage(project, ref, best[0].tags["model_version"])
-    serving_stage(project, ref, best[1].tags["model_version"])
+    registry_stage(project, train, holdout, best[0].tags["model_version"])
+    serving_stage(project, holdout, best[1].tags["model_version"])
     print("\n== 13. Checking the stores and what a clean-up would free (loopline fsck, gc)")
     scratch = project / "scratch.txt"
     scratch.write_text("a throw-away experiment's notes\n", encoding="utf-8")
@@ -380,7 +404,7 @@ def main() -> int:
     print(f"\nData-quality report of the corrupted extract: {project / 'dq.html'}")
     print(f"Evaluation report of the champion: {project / 'evaluation.html'}")
     print(f"Model card of the champion: {project / 'model_card.html'}")
-    print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {ref})")
+    print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {train})")
     return 0
 
 

@@ -48,6 +48,8 @@ metric_flush_interval = 1.0
 # [gates.evaluation]
 # data = "credit@latest"
 # target = "y"
+# A model with its own rules or data: [gates.MODEL] (and [gates.MODEL.evaluation]) is the
+# whole policy of the model registered as MODEL; [gates] applies to the others.
 """
 
 

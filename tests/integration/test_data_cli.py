@@ -31,22 +31,22 @@ def test_add_log_show_diff_and_get(
 ) -> None:
     credit = _csv(project.settings.root / "credit.csv", 30)
     assert cli(["data", "add", str(credit), "-m", "first"]) == 0
-    assert "credit.csv@1" in capsys.readouterr().out
+    assert "credit@1" in capsys.readouterr().out
     assert cli(["data", "add", str(credit)]) == 0
     assert "unchanged" in capsys.readouterr().out
     _csv(credit, 35)
     assert cli(["data", "add", str(credit), "-m", "five more"]) == 0
-    assert cli(["data", "log", "credit.csv"]) == 0
+    assert cli(["data", "log", "credit"]) == 0
     out = capsys.readouterr().out
     assert "five more" in out and "first" in out
     assert cli(["data", "ls"]) == 0
-    assert "credit.csv" in capsys.readouterr().out
-    assert cli(["data", "show", "credit.csv@2", "--json"]) == 0
+    assert "credit " in capsys.readouterr().out
+    assert cli(["data", "show", "credit@2", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["profile"]["row_count"] == 35
-    assert cli(["data", "diff", "credit.csv@1", "credit.csv@2", "--key", "id"]) == 0
+    assert cli(["data", "diff", "credit@1", "credit@2", "--key", "id"]) == 0
     assert "+5" in capsys.readouterr().out
-    assert cli(["data", "get", "credit.csv@1", str(tmp_path / "old.csv")]) == 0
+    assert cli(["data", "get", "credit@1", str(tmp_path / "old.csv")]) == 0
     assert len((tmp_path / "old.csv").read_text().splitlines()) == 31
 
 

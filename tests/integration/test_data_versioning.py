@@ -31,10 +31,10 @@ def test_add_creates_a_version_pointer_and_gitignore(project: Stores) -> None:
     credit = _csv(project.settings.root / "data" / "credit.csv", 100)
     result = data.add(credit, message="first extract")
     version = result.version
-    assert result.created and version.ref == "credit.csv@1"
+    assert result.created and version.ref == "credit@1"
     assert (version.file_count, version.row_count, version.message) == (1, 100, "first extract")
     assert version.total_size == credit.stat().st_size
-    pointer = credit.parent / "credit.csv.loopline"
+    pointer = credit.parent / "credit.loopline"
     assert result.pointer == pointer
     text = pointer.read_text()
     assert f"manifest: {version.manifest_hash}" in text and "version: 1" in text
@@ -188,7 +188,7 @@ def test_checkout_of_a_single_file_by_pointer_after_deletion(project: Stores) ->
     original = credit.read_bytes()
     data.add(credit)
     credit.unlink()
-    data.checkout(credit.parent / "credit.csv.loopline")
+    data.checkout(credit.parent / "credit.loopline")
     assert credit.read_bytes() == original
 
 
@@ -259,12 +259,12 @@ def test_load_inside_a_run_records_the_version_as_an_input(project: Stores) -> N
     credit = _csv(project.settings.root / "credit.csv", 40)
     version = data.add(credit).version
     with ll.start_run(experiment="train") as run:
-        frame = data.load("credit.csv@1")
-        table = data.load("credit.csv", as_="arrow")
+        frame = data.load("credit@1")
+        table = data.load("credit", as_="arrow")
     assert len(frame) == 40 and table.num_rows == 40
     assert list(frame.columns) == ["id", "age", "segment", "income"]
     inputs = project.metadata.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION)
-    assert [(link.name, link.ref) for link in inputs] == [("credit.csv", version.id)]
+    assert [(link.name, link.ref) for link in inputs] == [("credit", version.id)]
 
 
 def test_diff_reports_files_schema_stats_and_rows(project: Stores) -> None:

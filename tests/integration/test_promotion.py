@@ -4,18 +4,20 @@ real models and versioned data, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import loopline as ll
+from loopline.cli.app import run as loopline_cli
 from loopline.errors import InvalidInput, ParityFailed, PromotionRefused
 from loopline.project import Stores
 from loopline.promotion import policy_from_yaml
@@ -235,3 +237,119 @@ def test_bad_policies_are_clear_errors(tmp_path: Path) -> None:
     bad.write_text("rules: [\n")
     with pytest.raises(InvalidInput, match=r"gates\.yaml"):
         ll.promotion.load_policy(bad)
+
+
+def _wine(project: Stores) -> str:
+    """A second model, on data with other columns, registered as `wine`."""
+    frame = load_wine(as_frame=True).frame
+    frame["y"] = (frame.pop("target") == 0).astype(int)
+    frame.to_csv(project.settings.root / "wine.csv", index=False)
+    ll.data.add(project.settings.root / "wine.csv")  # dataset `wine`
+    columns = ["alcohol", "malic_acid", "proline"]
+    with ll.start_run(experiment="wine"):
+        data = ll.data.load("wine@1")
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        model.fit(data[columns], data["y"])
+        return ll.models.log_model(model, name="wine", input_example=data[columns].head(5)).ref
+
+
+PER_MODEL_GATES = """
+[gates]
+rules = ["metrics.roc_auc >= 0.90"]
+[gates.evaluation]
+data = "credit@1"
+target = "y"
+
+[gates.wine]
+rules = ["metrics.roc_auc >= 0.95", "metrics.accuracy >= 0.5"]
+[gates.wine.evaluation]
+data = "wine@1"
+target = "y"
+
+[gates.not-registered-yet]
+rules = ["metrics.roc_auc >= 0.999"]
+"""
+
+
+def _gates_toml(project: Stores, text: str) -> None:
+    with (project.settings.root / "loopline.toml").open("a", encoding="utf-8") as fh:
+        fh.write(text)
+    ll.configure(project=project.settings.root)
+
+
+def test_each_model_is_gated_by_its_own_table_on_its_own_data(
+    project: Stores, table: pd.DataFrame
+) -> None:
+    churn, wine = _good(project, table), _wine(project)
+    _gates_toml(project, PER_MODEL_GATES)
+    report = ll.promotion.check_gates(wine)
+    assert report.passed, [r.reason for r in report.failures]
+    assert [r.rule for r in report.results] == [
+        "metrics.roc_auc >= 0.95",
+        "metrics.accuracy >= 0.5",
+    ]
+    assert report.evaluation is not None and report.evaluation.record.data_ref == "wine@1"
+    assert report.check is not None and report.check.policy["source"].endswith("[gates.wine]")
+    report = ll.promotion.check_gates(churn)  # no table of its own: [gates]
+    assert [r.rule for r in report.results] == ["metrics.roc_auc >= 0.90"]
+    assert report.evaluation is not None and report.evaluation.record.data_ref == "credit@1"
+    promoted = ll.promotion.promote(wine, to="staging", reason="own gates")
+    assert promoted.gates is not None and promoted.gates.passed
+
+
+def test_a_gate_on_another_models_data_names_the_dataset_and_the_model(
+    project: Stores, table: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _good(project, table)
+    wine = _wine(project)
+    _gates_toml(
+        project,
+        '[gates]\nrules = ["metrics.roc_auc >= 0.9"]\n'
+        '[gates.evaluation]\ndata = "credit@1"\ntarget = "y"\n',
+    )
+    message = "gate dataset 'credit@1' has no column 'alcohol' that model 'wine' needs"
+    with pytest.raises(InvalidInput, match=message) as info:
+        ll.promotion.check_gates(wine)
+    assert "[gates.MODEL]" in (info.value.hint or "")
+    with pytest.raises(InvalidInput, match=message):
+        ll.promotion.promote(wine, to="staging")
+    assert ll.registry.resolve(wine).status == ModelStatus.CANDIDATE
+    assert loopline_cli(["gate", wine]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {message}") and "Traceback" not in err
+    # the target is checked before anything runs, and named too
+    with pytest.raises(InvalidInput, match="gate dataset 'wine@1' has no target column 'label'"):
+        ll.promotion.check_gates(wine, data="wine@1", target="label")
+    # data without a profile: the evaluation's own error, with the dataset in front
+    (project.settings.root / "blob").mkdir()
+    (project.settings.root / "blob" / "x.bin").write_bytes(b"\x00\x01")
+    ll.data.add(project.settings.root / "blob")
+    with pytest.raises(InvalidInput, match="gate dataset 'blob@1', model 'wine': "):
+        ll.promotion.check_gates(wine, data="blob@1", target="y")
+
+
+def test_a_bad_model_table_fails_every_gate_check_with_the_table_named(
+    project: Stores, table: pd.DataFrame
+) -> None:
+    churn = _good(project, table)
+    _gates_toml(project, '[gates."bad name"]\nrules = []\n')
+    with pytest.raises(InvalidInput, match="'bad name' is not a model name"):
+        ll.promotion.check_gates(churn)
+    with pytest.raises(InvalidInput, match="'bad name' is not a model name"):
+        ll.promotion.promote(churn, to="staging")
+
+
+def test_robustness_perturbs_only_the_model_inputs_and_the_card_counts_them(
+    project: Stores, table: pd.DataFrame
+) -> None:
+    good = _good(project, table)
+    with_id = table.assign(id=range(len(table)), score=np.linspace(0, 1, len(table)))
+    with_id.to_csv(project.settings.root / "scored.csv", index=False)
+    ll.data.add(project.settings.root / "scored.csv")
+    result = ll.evaluate(good, "scored@1", target="y", slices=["segment"], sensitive=["sex"])
+    assert result.report["robustness"]["features"] == FEATURES  # not id, not score
+    ll.promotion.promote(good, to="staging", reason="card", policy=policy_from_yaml("rules: []"))
+    html = ll.cards.render_card(good, "html")
+    row = re.search(r"robustness\.features</td>\s*<td class=\"list\"><details><summary>(\d+)", html)
+    assert row is not None and int(row[1]) == len(FEATURES)
+    assert "['" not in html and "[&#39;" not in html

@@ -465,3 +465,71 @@ def test_validate_card_rejects_broken_structure(change: Any, message: str) -> No
 def test_validate_card_needs_a_mapping() -> None:
     with pytest.raises(InvalidInput, match="must be a mapping"):
         validate_card([("schema_version", "0.0.2")])  # type: ignore[arg-type]
+
+
+# --- lists in the analysis table ------------------------------------------------------------
+
+# the 13 inputs of a wine model, long enough that a repr in a `nowrap` cell broke the page
+INPUTS = [f"feature_number_{index:02d}_with_a_long_name" for index in range(13)]
+
+
+class _Cells(HTMLParser):
+    """Each table row as (cell text, cell class, whether the cell holds a <details>)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[tuple[str, str, bool]]] = []
+        self._cell: list[Any] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = ["", dict(attrs).get("class") or "", False]
+        elif tag == "details" and self._cell is not None:
+            self._cell[2] = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append((self._cell[0], self._cell[1], self._cell[2]))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell[0] += data
+
+
+def _robust_card() -> dict[str, Any]:
+    card = full_card()
+    card["loopline"]["robustness"] = {"flip_rate": 0.01, "noise": 0.01, "features": INPUTS}
+    return card
+
+
+def test_a_list_in_the_analysis_table_is_a_count_with_the_items_wrapped() -> None:
+    parser = _Cells()
+    parser.feed(render_html(_robust_card()))
+    cells = [cell for row in parser.rows for cell in row]
+    assert not any(re.search(r"\[\s*'", text) for text, _, _ in cells)  # no Python list repr
+    row = next(r for r in parser.rows if r and r[0][0] == "robustness.features")
+    text, css, has_details = row[1]
+    assert has_details and css == "list"  # wraps: not the `num` cell, which is nowrap
+    assert text.startswith("13") and int(text[:2]) == len(INPUTS)
+    assert ", ".join(INPUTS) in text
+    flip = next(r for r in parser.rows if r and r[0][0] == "robustness.flip_rate")
+    assert flip[1] == ("0.01", "num", False)
+
+
+def test_a_list_in_the_markdown_card_is_a_count_and_a_comma_list() -> None:
+    text = render_markdown(_robust_card())
+    assert f"| robustness.features | 13: {', '.join(INPUTS)} |" in text
+    assert "['" not in text
+
+
+def test_an_empty_or_hostile_list_renders_as_text() -> None:
+    card = full_card()
+    card["loopline"]["robustness"] = {"features": []}
+    assert "| robustness.features | 0 |" in render_markdown(card)
+    card["loopline"]["robustness"] = {"features": [EVIL, "a|b", 1.23456789]}
+    page = render_html(card)
+    assert EVIL not in page and "&lt;script&gt;" in page
+    assert "3: " in render_markdown(card) and "a\\|b, 1.235" in render_markdown(card)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loopline.config import Settings
+from loopline.config import Settings, load_settings
 from loopline.errors import InvalidInput, NotFound
 from loopline.promotion._rules import OPERATORS, Rule, evaluate_rules, parse_rule
 from loopline.promotion.policy import (
@@ -381,3 +381,103 @@ def test_project_policy_reads_the_gates_table(tmp_path: Path) -> None:
     assert policy.require_approval and policy.evaluation == {"sensitive": ["sex"]}
     empty = Settings(root=tmp_path, store_uri="sqlite://", artifact_uri="a")
     assert project_policy(empty).rules == ()
+
+
+# --- [gates.MODEL] tables ---------------------------------------------------------------------
+
+PER_MODEL_TOML = """
+[gates]
+rules = ["metrics.roc_auc >= 0.9"]
+require_approval = true
+
+[gates.evaluation]
+data = "credit@3"
+target = "default"
+
+[gates.wine]
+rules = ["metrics.accuracy >= 0.8", "latency.p99_ms <= 50"]
+
+[gates.wine.evaluation]
+data = "wine@1"
+target = "quality"
+
+[gates."not-registered-yet"]
+rules = ["metrics.f1 >= 0.5"]
+"""
+
+
+def _settings_from(tmp_path: Path, text: str) -> Settings:
+    (tmp_path / "loopline.toml").write_text(text, encoding="utf-8")
+    return load_settings(tmp_path)
+
+
+def test_a_model_table_is_that_models_whole_policy(tmp_path: Path) -> None:
+    settings = _settings_from(tmp_path, PER_MODEL_TOML)
+    wine = project_policy(settings, "wine")
+    assert [rule.text for rule in wine.rules] == ["metrics.accuracy >= 0.8", "latency.p99_ms <= 50"]
+    assert wine.evaluation == {"data": "wine@1", "target": "quality"}
+    assert not wine.require_approval  # replaced, not merged with [gates]
+    assert wine.source == f"{tmp_path / 'loopline.toml'} [gates.wine]"
+    for other in ("churn", None):
+        default = project_policy(settings, other)
+        assert [rule.text for rule in default.rules] == ["metrics.roc_auc >= 0.9"]
+        assert default.evaluation == {"data": "credit@3", "target": "default"}
+        assert default.require_approval and default.source.endswith("[gates]")
+
+
+def test_model_tables_match_the_registered_name_exactly(tmp_path: Path) -> None:
+    settings = _settings_from(tmp_path, PER_MODEL_TOML)
+    for near in ("Wine", "wine2", "win", "wine "):
+        assert project_policy(settings, near).source.endswith("[gates]")
+    later = project_policy(settings, "not-registered-yet")  # applies once registered
+    assert [rule.text for rule in later.rules] == ["metrics.f1 >= 0.5"]
+
+
+def test_a_model_table_alone_leaves_other_models_without_gates(tmp_path: Path) -> None:
+    settings = _settings_from(tmp_path, '[gates.wine]\nrules = ["metrics.accuracy >= 0.8"]\n')
+    assert project_policy(settings, "churn").rules == ()
+    assert len(project_policy(settings, "wine").rules) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a name that is not a model name: quoted, since TOML refuses a bare space
+        ('[gates."bad name"]\nrules = []\n', "'bad name' is not a model name"),
+        ('[gates."../x"]\nrules = []\n', "'../x' is not a model name"),
+        ('[gates."a/b"]\nrules = []\n', "'a/b' is not a model name"),
+        # a scalar beside the policy keys is a typo, not a model
+        ("[gates]\nrule = ['metrics.auc > 1']\n", "unknown key 'rule'; expected rules"),
+        ("[gates]\nwine = 3\n", "unknown key 'wine'"),
+        # unknown keys and wrong types inside a model table name the table
+        ("[gates.wine]\nrulez = []\n", r"\[gates\.wine\] in .*unknown key 'rulez'"),
+        (
+            "[gates.wine]\nrules = 'metrics.auc > 1'\n",
+            r"\[gates\.wine\] in .*'rules' must be a list",
+        ),
+        ("[gates.wine]\nrules = [1.5]\n", r"\[gates\.wine\] in .*rules\[0\] must be a string"),
+        ("[gates.wine]\nrequire_approval = 'yes'\n", r"\[gates\.wine\] in .*true or false"),
+        ("[gates.wine]\nrules = ['metrics.auc >= nan']\n", r"\[gates\.wine\] in .*rules\[0\]"),
+        ("[gates.wine.evaluation]\ndata = 3\n", r"\[gates\.wine\] in .*'data' must be a non-empty"),
+        (
+            "[gates.wine.evaluation]\ncolumns = ['a']\n",
+            r"\[gates\.wine\] in .*unknown key 'columns'",
+        ),
+        ("[gates.wine.other]\nrules = []\n", r"\[gates\.wine\] in .*unknown key 'other'"),
+        ("[gates.wine]\nevaluation = 'wine@1'\n", r"\[gates\.wine\] in .*must be a mapping"),
+    ],
+)
+def test_bad_model_tables_are_errors_for_every_model(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    settings = _settings_from(tmp_path, text)
+    for model in ("churn", "wine", None):  # checked whichever model is gated
+        with pytest.raises(InvalidInput, match=message):
+            project_policy(settings, model)
+
+
+def test_the_gates_section_must_be_a_table(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="must be a table"):
+        _settings_from(tmp_path, "gates = ['metrics.auc > 1']\n")
+    with pytest.raises(InvalidInput, match=r"must be a mapping \(a table\), got a list"):
+        policy_from_toml(["x.y > 1"])  # type: ignore[arg-type]

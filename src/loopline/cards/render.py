@@ -307,7 +307,11 @@ def _graphics(section: object) -> dict[str, Any]:
 
 
 def _analysis(ext: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Fairness, calibration, robustness, latency and size, flattened to name/value rows."""
+    """Fairness, calibration, robustness, latency and size, flattened to name/value rows.
+
+    A list (the features robustness perturbed) is a count, with its items as one
+    comma-separated text in `items` for the templates to wrap, never a Python repr.
+    """
     rows: list[dict[str, str]] = []
     for key in ("fairness", "calibration_ece", "robustness", "latency", "size_bytes"):
         _flatten(ext.get(key), key, rows)
@@ -320,8 +324,11 @@ def _flatten(value: object, name: str, rows: list[dict[str, str]]) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             _flatten(item, f"{name}.{key}", rows)
+    elif isinstance(value, list | tuple):
+        items = ", ".join(_cell(_number(item)) for item in value)
+        rows.append({"name": name, "value": _number(len(value)), "items": items})
     else:
-        rows.append({"name": name, "value": _number(value)})
+        rows.append({"name": name, "value": _number(value), "items": ""})
 
 
 def _evaluated_on(evaluation: Mapping[str, Any]) -> str:

@@ -1,7 +1,8 @@
-"""Pointer files: `NAME.loopline` beside the data pins a dataset version in git.
+"""Pointer files: `NAME.loopline` beside the data pins a dataset version in git
+(`credit.loopline` beside `credit.csv`).
 
     # loopline dataset pointer: commit this file; the data itself is in .gitignore
-    dataset: credit.csv
+    dataset: credit
     version: 3
     manifest: 5f0c...e9        # the content, whatever the database says
     path: credit.csv           # the data, relative to this file

@@ -3,7 +3,8 @@
 `add(path)` turns a file or a folder into a new immutable version of a dataset: each
 file is stored once (content-addressed, packed, large files chunked), the version's
 manifest lists relative paths -> content ids, tabular data gets a schema and profile,
-and a pointer file `NAME.loopline` beside the data pins the version in git.
+and a pointer file `NAME.loopline` beside the data pins the version in git. A file's
+dataset is named without its extension (`credit.csv` -> `credit`; see `_names`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopline.config import current_user
-from loopline.data import _manifest, _pointer
+from loopline.data import _manifest, _names, _pointer
 from loopline.data._cache import StatCache
-from loopline.errors import InvalidInput, InvalidPath, NotFound
+from loopline.errors import Conflict, InvalidInput, InvalidPath, NotFound
 from loopline.lineage import record_output
 from loopline.project import Stores, stores
 from loopline.store import (
@@ -29,6 +30,7 @@ from loopline.store import (
     StoredFile,
     check_dataset_name,
     control_folder,
+    quick_latest_version,
     validate_logical_path,
 )
 
@@ -55,7 +57,9 @@ def add(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> AddResult:
-    """Make `path` (a file or folder inside the project) a new version of dataset `name`.
+    """Make `path` (a file or folder inside the project) a new version of dataset `name`
+    (default: the file name without its extension, `credit.csv` -> `credit`; a folder's
+    name as it is).
 
     An unchanged dataset makes no new version. Files whose size, mtime and inode are
     unchanged since they were last added are not read again. `on_total(bytes)` is called
@@ -63,7 +67,7 @@ def add(
     """
     opened = stores()
     source = _inside_project(Path(path), opened)
-    dataset = check_dataset_name(name if name is not None else source.name)
+    dataset = check_dataset_name(name) if name is not None else _default_name(source, opened)
     files = _list_files(source)
     stored, hashed = _store_files(opened, files, progress, on_total)
     manifest = _manifest.build(
@@ -77,9 +81,14 @@ def add(
 
 
 def resolve(ref: str) -> DatasetVersion:
-    """The version a reference names: `NAME`, `NAME@3`, `NAME@latest`, `NAME@<hash prefix>`."""
+    """The version a reference names: `NAME`, `NAME@3`, `NAME@latest`, `NAME@<hash prefix>`.
+
+    NAME is the dataset's name, or that name up to a file extension when no dataset has the
+    exact name (`credit@3` finds a `credit.csv` made by an older loopline, and back).
+    """
     name, version = parse_ref(ref)
     datasets = stores().metadata.datasets
+    name = _names.stored_name(name, (d.name for d in datasets.list_datasets())) or name
     if version is None or version == "latest":
         return datasets.latest_version(name)
     if version.isascii() and version.isdigit():
@@ -93,8 +102,11 @@ def list_datasets() -> list[Dataset]:
 
 
 def log(name: str) -> list[DatasetVersion]:
-    """Every version of dataset `name`, newest first."""
-    return stores().metadata.datasets.list_versions(check_dataset_name(name))
+    """Every version of dataset `name` (found as `resolve` finds it), newest first."""
+    datasets = stores().metadata.datasets
+    name = check_dataset_name(name)
+    name = _names.stored_name(name, (d.name for d in datasets.list_datasets())) or name
+    return datasets.list_versions(name)
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
@@ -128,6 +140,26 @@ def _inside_project(path: Path, opened: Stores) -> Path:
     if control_folder(relative) is not None:
         raise InvalidPath(f"cannot add {source}: it lies in a control folder (git's or loopline's)")
     return source
+
+
+def _default_name(source: Path, opened: Stores) -> str:
+    """The dataset a file or folder goes into without --name; refuses to mix two files
+    that share a name up to their extension (`credit.csv` and `credit.parquet`)."""
+    if source.is_dir():  # before opening the metadata store: see _latest_if_unchanged
+        return check_dataset_name(source.name)
+    datasets = opened.metadata.datasets
+    name = _names.name_for(source.name, (d.name for d in datasets.list_datasets()))
+    try:
+        latest = datasets.latest_version(name)
+    except NotFound:
+        return name
+    here = source.relative_to(opened.settings.root.resolve()).as_posix()
+    if latest.source is not None and latest.source != here:
+        raise Conflict(
+            f"dataset {name!r} holds {latest.source}, not {here}",
+            hint=f"name this one: loopline data add {here} --name NAME",
+        )
+    return name
 
 
 def _list_files(source: Path) -> list[tuple[str, str, os.stat_result]]:
@@ -224,13 +256,10 @@ def _record(
 ) -> tuple[DatasetVersion, bool, str | None]:
     data = manifest.to_bytes()
     manifest_blob = opened.artifacts.put_bytes(data)
+    latest = _latest_if_unchanged(opened, dataset, manifest_blob.hash)
+    if latest is not None:
+        return latest, False, None  # skip profiling an unchanged dataset
     datasets = opened.metadata.datasets
-    try:
-        latest = datasets.latest_version(dataset)
-        if latest.manifest_hash == manifest_blob.hash:
-            return latest, False, None  # skip profiling an unchanged dataset
-    except NotFound:
-        pass
     problem = None
     try:
         schema_json, profile_hash, rows = _profile(opened, [path for path, _, _ in files])
@@ -250,6 +279,22 @@ def _record(
         source=source.relative_to(opened.settings.root.resolve()).as_posix(),
     )
     return version, created, problem
+
+
+def _latest_if_unchanged(opened: Stores, dataset: str, manifest_hash: str) -> DatasetVersion | None:
+    """The dataset's latest version if it holds exactly this manifest, else None.
+
+    On a SQLite store this is read without SQLAlchemy (`quick_latest_version`), so an
+    unchanged re-add never opens the metadata store: importing SQLAlchemy and opening the
+    engine cost as much as the rest of the command.
+    """
+    latest = quick_latest_version(opened.settings.store_uri, dataset)
+    if latest is None:
+        try:
+            latest = opened.metadata.datasets.latest_version(dataset)
+        except NotFound:
+            return None
+    return latest if latest.manifest_hash == manifest_hash else None
 
 
 def _profile(opened: Stores, files: Sequence[str]) -> tuple[str | None, str | None, int | None]:

@@ -3,12 +3,14 @@
 Every numeric feature gets Gaussian noise with a standard deviation of `noise` times its own
 (seeded, all features at once); classifiers report the fraction of rows whose predicted
 label changes, regressors the mean absolute change of the prediction relative to the
-target's standard deviation.
+target's standard deviation. The features are the model's inputs (its signature), not every
+column of the evaluation data: an `id` or a slice column the model never reads is not
+perturbed, and is not counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,12 +31,17 @@ def robustness(
     y: Array,
     seed: int,
     noise: float = NOISE,
+    inputs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """{"flip_rate", "mean_abs_change", "noise", "features"}; the measure that does not apply
-    to the task (or cannot be measured: no numeric feature varies) is None."""
+    to the task (or cannot be measured: no numeric feature varies) is None.
+
+    `inputs` names the model's input columns (None: every column of `features` is one);
+    only those are perturbed and listed in "features".
+    """
     import numpy as np
 
-    noisy, perturbed = perturb(features, noise=noise, seed=seed)
+    noisy, perturbed = perturb(features, noise=noise, seed=seed, only=inputs)
     result: dict[str, Any] = {
         "flip_rate": None,
         "mean_abs_change": None,
@@ -55,16 +62,21 @@ def robustness(
     return result
 
 
-def perturb(features: pd.DataFrame, *, noise: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
-    """A copy of `features` with noise on each numeric, non-boolean column that varies, and
-    the names of those columns (in column order)."""
+def perturb(
+    features: pd.DataFrame, *, noise: float, seed: int, only: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """A copy of `features` with noise on each numeric, non-boolean column that varies (of
+    the columns `only` names, if given), and the names of those columns (in column order)."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     noisy = features.copy()
     perturbed: list[str] = []
+    wanted = None if only is None else set(only)
     for name in features.columns:
+        if wanted is not None and name not in wanted:
+            continue
         column = features[name]
         if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             continue

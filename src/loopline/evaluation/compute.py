@@ -116,7 +116,7 @@ def evaluate_predictor(
         if proba is None or classes is None
         else _curves.calibration(task, y, proba, classes),
         "robustness": _robustness.robustness(
-            model.predict, features, pred, task=task, y=y, seed=seed
+            model.predict, features, pred, task=task, y=y, seed=seed, inputs=_inputs(model)
         ),
         "latency": _timing.latency(
             model.predict, _model_columns(model, features), repeats=latency_repeats, seed=seed
@@ -292,6 +292,12 @@ def _key(key: Any) -> str:
     import numpy as np
 
     return str(key.item() if isinstance(key, np.generic) else key)
+
+
+def _inputs(model: Predictor) -> list[str] | None:
+    """The model's input columns, if it names them (a registered model's signature)."""
+    names = getattr(model, "input_names", None)
+    return [str(name) for name in names] if names else None
 
 
 def _model_columns(model: Predictor, features: pd.DataFrame) -> pd.DataFrame:

@@ -10,18 +10,20 @@ and say so.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loopline.config import current_user
 from loopline.errors import InvalidInput, NotFound
 from loopline.evaluation import Evaluation, config_hash, evaluate, latest_evaluation
+from loopline.packaging import check_trusted
 from loopline.project import Stores, stores
 from loopline.promotion._rules import RuleResult, evaluate_rules
 from loopline.promotion.policy import Policy, project_policy
 from loopline.registry import ModelRef, ModelVersion, resolve
-from loopline.store import GateCheck
+from loopline.store import DatasetVersion, GateCheck
 
 
 @dataclass(frozen=True)
@@ -49,25 +51,30 @@ def check_gates(
     slices: Sequence[str] | None = None,
     sensitive: Sequence[str] | None = None,
     record: bool = True,
+    trusted: list[str] | None = None,
+    allow_pickle: bool = False,
     opened: Stores | None = None,
 ) -> GateReport:
-    """Judge a version against a policy (default: the project's `[gates]`).
+    """Judge a version against a policy (default: the project's `[gates.MODEL]` for the
+    version's model, else its `[gates]`).
 
     The evaluation comes from `data`/`target` (or the policy's `evaluation` section):
     reused when one with the same data and configuration is stored, run otherwise.
-    Without either, the version's latest stored evaluation is used.
+    Without either, the version's latest stored evaluation is used. Versions evaluated
+    here load as `load` loads them (`trusted` adds to their recorded types; `allow_pickle`).
 
     Example:
         report = check_gates("churn/4")
         report.passed, [r.reason for r in report.failures]
     """
     opened = opened or stores()
-    policy = policy or project_policy(opened.settings)
     version = resolve(ref, opened=opened)
+    policy = policy or project_policy(opened.settings, version.model)
     notes: list[str] = []
     evaluation = None
     if policy.rules:
         setup = _setup(policy, data, target, slices, sensitive)
+        setup = replace(setup, trusted=check_trusted(trusted), allow_pickle=allow_pickle)
         evaluation = _evaluation(version, setup, opened)
         facts: dict[str, Any] = dict(evaluation.report) if evaluation is not None else {}
         facts["compare"], missing = _comparisons(version, policy, evaluation, setup, opened, notes)
@@ -98,6 +105,8 @@ class _Setup:
     target: str | None
     slices: list[str]
     sensitive: list[str]
+    trusted: list[str] = field(default_factory=list)  # to load the versions evaluated here
+    allow_pickle: bool = False
 
 
 def _setup(
@@ -131,14 +140,53 @@ def _evaluation(version: ModelVersion, setup: _Setup, opened: Stores) -> Evaluat
     stored = latest_evaluation(version, dataset_version_id=dataset.id, config=wanted, opened=opened)
     if stored is not None:
         return stored
-    return evaluate(
-        version,
-        dataset.ref,
-        target=setup.target,
-        slices=setup.slices,
-        sensitive=setup.sensitive,
-        opened=opened,
-    )
+    _check_columns(version, dataset, setup)
+    try:
+        return evaluate(
+            version,
+            dataset.ref,
+            target=setup.target,
+            slices=setup.slices,
+            sensitive=setup.sensitive,
+            trusted=setup.trusted,
+            allow_pickle=setup.allow_pickle,
+            opened=opened,
+        )
+    except InvalidInput as exc:  # name the data: the policy may be another model's
+        raise InvalidInput(
+            f"gate dataset {dataset.ref!r}, model {version.model!r}: {exc.message}",
+            hint=exc.hint or _WHICH_POLICY,
+        ) from exc
+
+
+_WHICH_POLICY = (
+    "gates evaluate on [gates.evaluation] of loopline.toml; give this model "
+    "its own [gates.MODEL] table (with [gates.MODEL.evaluation]) or pass --data"
+)
+
+
+def _check_columns(version: ModelVersion, dataset: DatasetVersion, setup: _Setup) -> None:
+    """Before loading anything: every column the model and the policy need is in the data
+    (known from the version's profile; data without one is checked by the evaluation)."""
+    if not dataset.schema_json:
+        return
+    present = {str(column.get("name")) for column in json.loads(dataset.schema_json)}
+    inputs = [str(column.get("name")) for column in version.signature.get("inputs") or ()]
+    for name in inputs:
+        if name not in present:
+            raise InvalidInput(
+                f"gate dataset {dataset.ref!r} has no column {name!r} that model "
+                f"{version.model!r} needs",
+                hint=_WHICH_POLICY,
+            )
+    needed = [(setup.target or "", "target"), *((c, "sensitive") for c in setup.sensitive)]
+    for name, role in needed:
+        if name not in present:
+            raise InvalidInput(
+                f"gate dataset {dataset.ref!r} has no {role} column {name!r} "
+                f"(gating model {version.model!r})",
+                hint=_WHICH_POLICY,
+            )
 
 
 def _comparisons(
@@ -184,6 +232,8 @@ def _comparisons(
                 target=evaluation.record.target,
                 slices=setup.slices,
                 sensitive=setup.sensitive,
+                trusted=setup.trusted,
+                allow_pickle=setup.allow_pickle,
                 opened=opened,
             )
         deltas[alias] = {

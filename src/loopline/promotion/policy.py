@@ -8,7 +8,7 @@ A policy comes from a YAML file or from the `[gates]` section of `loopline.toml`
     require_approval: true               require_approval = true
     approval_stage: production           approval_stage = "production"
     evaluation:                          [gates.evaluation]
-      data: credit.csv@latest            data = "credit.csv@latest"
+      data: credit@latest                data = "credit@latest"
       target: default                    target = "default"
       slices: [segment]                  slices = ["segment"]
       sensitive: [sex]                   sensitive = ["sex"]
@@ -16,6 +16,13 @@ A policy comes from a YAML file or from the `[gates]` section of `loopline.toml`
 Every key is optional; an empty `rules` list means no gates. `evaluation` holds the defaults
 for the evaluation the rules are checked against. The rule grammar is described in
 `loopline.promotion._rules`.
+
+In `loopline.toml`, `[gates.MODEL]` (with its own `[gates.MODEL.evaluation]`) is the whole
+policy of the registered model named exactly MODEL; `[gates]` is the policy of every model
+without a table of its own. A model's table replaces `[gates]`, it does not merge with it:
+one model's evaluation data is rarely another's. A table for a model not registered yet is
+kept for when it is. `rules`, `require_approval`, `approval_stage` and `evaluation` are
+`[gates]` keys, so models with those names can only use `[gates]` or a YAML policy.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.promotion._rules import Rule, RuleResult, evaluate_rules, parse_rule
+from loopline.store import check_model_name
 
 if TYPE_CHECKING:
     from loopline.config import Settings
@@ -106,14 +114,56 @@ def policy_from_yaml(text: str, *, source: str = "(inline)") -> Policy:
     return _policy_from_mapping(doc, f"gate policy {source}", source)
 
 
-def policy_from_toml(section: Mapping[str, Any], *, source: str = "loopline.toml") -> Policy:
-    """The policy in the `[gates]` section of `loopline.toml` (an empty section: no gates)."""
-    return _policy_from_mapping(section, f"[gates] in {source}", f"{source} [gates]")
+def policy_from_toml(
+    section: Mapping[str, Any], *, source: str = "loopline.toml", model: str | None = None
+) -> Policy:
+    """The policy of `model` in the `[gates]` section of `loopline.toml`: its own
+    `[gates.MODEL]` table if there is one, `[gates]` otherwise (an empty section: no gates).
+
+    Every model table is checked, whichever model is asked for, so that a typo fails the
+    first gate check and not the day that model is promoted.
+    """
+    if not isinstance(section, Mapping):
+        raise InvalidInput(f"[gates] in {source} must be a mapping (a table), got {_kind(section)}")
+    defaults = {key: value for key, value in section.items() if key in _KEYS}
+    default = _policy_from_mapping(defaults, f"[gates] in {source}", f"{source} [gates]")
+    policies = {
+        name: _policy_from_mapping(table, f"[gates.{name}] in {source}", f"{source} [gates.{name}]")
+        for name, table in _model_tables(section, source).items()
+    }
+    return default if model is None else policies.get(model, default)
 
 
-def project_policy(settings: Settings) -> Policy:
-    """The project's policy: the `[gates]` section of its `loopline.toml` (none: no gates)."""
-    return policy_from_toml(settings.gates, source=str(settings.root / "loopline.toml"))
+def project_policy(settings: Settings, model: str | None = None) -> Policy:
+    """The project's policy for `model`: `[gates.MODEL]` of its `loopline.toml`, else
+    `[gates]` (neither: no gates)."""
+    return policy_from_toml(
+        settings.gates, source=str(settings.root / "loopline.toml"), model=model
+    )
+
+
+def _model_tables(section: Mapping[str, Any], source: str) -> dict[str, Mapping[str, Any]]:
+    """The `[gates.MODEL]` tables; any other key beside the policy keys is an error."""
+    tables: dict[str, Mapping[str, Any]] = {}
+    for key, value in section.items():
+        if key in _KEYS:
+            continue
+        if not isinstance(value, Mapping):
+            expected = ", ".join(_KEYS)
+            raise InvalidInput(
+                f"[gates] in {source} has unknown key {str(key)!r}; expected {expected}, "
+                "or a [gates.MODEL] table"
+            )
+        try:
+            check_model_name(key)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"[gates] in {source}: {str(key)!r} is not a model name, so "
+                f"[gates.{key}] can apply to no model",
+                hint=exc.hint,
+            ) from exc
+        tables[key] = value
+    return tables
 
 
 def _policy_from_mapping(doc: object, where: str, source: str) -> Policy:

@@ -51,8 +51,12 @@ def promote(
     data: str | None = None,
     target: str | None = None,
     actor: str | None = None,
+    trusted: list[str] | None = None,
+    allow_pickle: bool = False,
 ) -> Promotion:
     """Check the gates, then move the version to `to` (and `alias` to it).
+
+    `trusted` and `allow_pickle` are for loading the versions the gates evaluate.
 
     Raises:
         PromotionRefused: a gate failed and `force` was not given.
@@ -69,8 +73,16 @@ def promote(
     version = resolve(ref, opened=opened)
     if version.status == ModelStatus.ARCHIVED:
         raise Conflict(f"{version.ref} is archived and cannot be promoted")
-    policy = policy or project_policy(opened.settings)
-    gates = check_gates(version, policy=policy, data=data, target=target, opened=opened)
+    policy = policy or project_policy(opened.settings, version.model)
+    gates = check_gates(
+        version,
+        policy=policy,
+        data=data,
+        target=target,
+        trusted=trusted,
+        allow_pickle=allow_pickle,
+        opened=opened,
+    )
     if not gates.passed:
         failures = [f"{r.rule}: {r.reason}" for r in gates.failures]
         if not force:

@@ -114,7 +114,7 @@ def lineage(run_id: str) -> list[RunLink]:
 
 
 def describe_link(link: RunLink) -> str:
-    """A readable name for a link's target, e.g. 'credit.csv@3' for a dataset version."""
+    """A readable name for a link's target, e.g. 'credit@3' for a dataset version."""
     if link.kind is LinkKind.DATASET_VERSION:
         try:
             return stores().metadata.datasets.get_version_by_id(link.ref).ref

@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopline.config import STATE_DIR, Settings, load_settings
-from loopline.store import ArtifactStore, MetadataStore
+from loopline.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from loopline.store import MetadataStore
 
 
-@dataclass(frozen=True)
 class Stores:
-    """A project's metadata store, artifact store and the settings they came from."""
+    """A project's metadata store, artifact store and the settings they came from.
 
-    settings: Settings
-    metadata: MetadataStore
-    artifacts: ArtifactStore
+    The metadata store is opened (and migrated) on first use of `metadata`: importing
+    SQLAlchemy and opening the database cost more than an unchanged `loopline data add`,
+    which can answer without them (see `store._quick`).
+    """
+
+    def __init__(
+        self, settings: Settings, artifacts: ArtifactStore, metadata: MetadataStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.artifacts = artifacts
+        self._metadata = metadata
+        self._opening = threading.Lock()
+
+    @property
+    def metadata(self) -> MetadataStore:
+        """The metadata store, opened (and migrated) on first use."""
+        with self._opening:
+            if self._metadata is None:
+                from loopline.store.metadata import MetadataStore
+
+                self._metadata = MetadataStore(self.settings.store_uri)
+            return self._metadata
+
+    def close(self) -> None:
+        """Close the metadata store if it was opened (a later use reopens its engine)."""
+        with self._opening:
+            if self._metadata is not None:
+                self._metadata.close()
+
+    def __repr__(self) -> str:
+        return f"Stores(root={str(self.settings.root)!r})"
 
 
 _lock = threading.Lock()
@@ -41,7 +72,6 @@ def open_stores(settings: Settings) -> Stores:
         (settings.root / STATE_DIR).mkdir(parents=True, exist_ok=True)
     return Stores(
         settings=settings,
-        metadata=MetadataStore(settings.store_uri),
         artifacts=ArtifactStore(settings.artifact_uri, s3_endpoint_url=settings.s3_endpoint_url),
     )
 
@@ -74,7 +104,7 @@ def configure(
         previous, _current = _current, opened
         idle = previous is not None and not _in_use.get(id(previous))
     if previous is not None and idle:
-        previous.metadata.close()
+        previous.close()
     return opened
 
 
@@ -84,7 +114,7 @@ def close() -> None:
     with _lock:
         previous, _current = _current, None
     if previous is not None:
-        previous.metadata.close()
+        previous.close()
 
 
 def retain(opened: Stores) -> None:

@@ -8,7 +8,6 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,10 +80,11 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 1.5) -> bool:
 def _unavailable(project: Stores, which: str) -> Stores:
     """The project's stores with its metadata or artifact store out of reach."""
     if which == "metadata":
-        return replace(project, metadata=MetadataStore(UNREACHABLE_DB, migrate=False))
+        unreachable = MetadataStore(UNREACHABLE_DB, migrate=False)
+        return Stores(project.settings, project.artifacts, metadata=unreachable)
     blocker = project.settings.root / "not-a-folder"
     blocker.write_text("a file where the artifact folder should be")
-    return replace(project, artifacts=ArtifactStore(str(blocker / "artifacts")))
+    return Stores(project.settings, ArtifactStore(str(blocker / "artifacts")), project.metadata)
 
 
 def test_records_round_trip_by_window_one_file_per_hour(project: Stores) -> None:
@@ -243,6 +243,7 @@ def test_spool_files_are_parquet_with_the_documented_columns(project: Stores) ->
         "shadow_prediction",
         "shadow_probabilities",
         "shadow_error",
+        "dropped_fields",
         "inputs",
     ]
     assert str(schema.field("row").type) == "int32"

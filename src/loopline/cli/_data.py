@@ -17,16 +17,18 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Datasets: versions, diffs, validation.", no_args_is_help=True)
 
 
-def _open() -> None:
+def _open(*, metadata: bool = True) -> None:
     from loopline.cli._project import open_project
 
-    open_project()
+    open_project(metadata=metadata)
 
 
 @app.command("add")
 def add(
     path: Path = typer.Argument(..., help="A file or folder inside the project."),
-    name: str | None = typer.Option(None, "--name", help="Dataset name (default: the file name)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Dataset name (default: the file name without its extension)."
+    ),
     message: str | None = typer.Option(None, "-m", "--message", help="What changed."),
 ) -> None:
     """Version a file or folder: store its content once and write NAME.loopline beside it.
@@ -35,7 +37,7 @@ def add(
     """
     from loopline import data
 
-    _open()
+    _open(metadata=False)  # an unchanged folder is answered without it (data/versions.py)
     with ByteProgress("hashing") as bar:
         result = data.add(
             path, name=name, message=message, progress=bar.advance, on_total=bar.on_total
@@ -60,7 +62,7 @@ def checkout(
 ) -> None:
     """Restore the data a pointer (or NAME@VERSION) names, verifying every file.
 
-    Example: loopline data checkout data/credit.csv.loopline
+    Example: loopline data checkout data/credit.loopline
     """
     from loopline import data
 
@@ -110,7 +112,7 @@ def list_datasets() -> None:
 def log(name: str = typer.Argument(..., help="Dataset name.")) -> None:
     """List a dataset's versions: message, author, time, size, rows.
 
-    Example: loopline data log credit.csv
+    Example: loopline data log credit
     """
     from rich.table import Table
 
@@ -140,7 +142,7 @@ def show(
 ) -> None:
     """Show a version: files, schema, profile summary and validation results.
 
-    Example: loopline data show credit.csv@2
+    Example: loopline data show credit@2
     """
     from rich.table import Table
 
@@ -210,7 +212,7 @@ def diff(
 ) -> None:
     """Compare two versions: files, schema, row counts, column statistics, rows by key.
 
-    Example: loopline data diff credit.csv@1 credit.csv@2 --key id
+    Example: loopline data diff credit@1 credit@2 --key id
     """
     from loopline import data
 
@@ -229,7 +231,7 @@ def get(
 ) -> None:
     """Copy a version anywhere, verifying every file.
 
-    Example: loopline data get credit.csv@2 /tmp/credit-v2.csv
+    Example: loopline data get credit@2 /tmp/credit-v2.csv
     """
     from loopline import data
 
@@ -265,7 +267,7 @@ def pull(
 ) -> None:
     """Fetch versions from a remote artifact store (then `data checkout` them).
 
-    Example: loopline data pull data/credit.csv.loopline --remote s3://team-data/loopline
+    Example: loopline data pull data/credit.loopline --remote s3://team-data/loopline
     """
     from loopline import data
 
@@ -277,14 +279,14 @@ def pull(
 
 @app.command("expect")
 def expect(
-    ref: str = typer.Argument(..., help="The reference version, e.g. credit.csv@1."),
+    ref: str = typer.Argument(..., help="The reference version, e.g. credit@1."),
     out: Path | None = typer.Option(None, "--out", help="Write the suite as YAML here."),
     key: list[str] | None = typer.Option(None, "--key", help="Key column(s) that must be unique."),
     margin: float = typer.Option(0.1, "--margin", help="Widen ranges by this share."),
 ) -> None:
     """Infer an expectation suite (types, nulls, ranges, categories, keys, row count).
 
-    Example: loopline data expect credit.csv@1 --out suite.yaml --key id
+    Example: loopline data expect credit@1 --out suite.yaml --key id
     """
     from loopline import data
 
@@ -298,13 +300,13 @@ def expect(
 
 @app.command("validate")
 def validate(
-    ref: str = typer.Argument(..., help="The version to check, e.g. credit.csv@2."),
+    ref: str = typer.Argument(..., help="The version to check, e.g. credit@2."),
     suite: Path = typer.Option(..., "--suite", help="Expectation suite YAML."),
     report: Path | None = typer.Option(None, "--report", help="Write an HTML report here."),
 ) -> None:
     """Validate a version against a suite; exit code 1 when an expectation fails.
 
-    Example: loopline data validate credit.csv@2 --suite suite.yaml --report dq.html
+    Example: loopline data validate credit@2 --suite suite.yaml --report dq.html
     """
     from loopline import data
 

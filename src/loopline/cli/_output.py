@@ -108,38 +108,57 @@ def status(text: str) -> str:
 class Bar:
     """A Rich progress bar fed by the library's progress callbacks: `on_total(n)` sets the
     total, `advance(n)` moves it. Hidden when stderr is not a terminal, so logs stay clean.
-    `columns` (Rich progress columns) say what the counts are: see ByteProgress, RowProgress."""
+    Subclasses' `_columns()` (Rich progress columns) say what the counts are.
 
-    def __init__(self, description: str, columns: list[Any]) -> None:
-        from rich.progress import Progress
+    The bar starts at the first count to show (a total above 0 or an advance): a command
+    with nothing to do (an unchanged `data add`) neither draws it nor imports
+    `rich.progress` (~25 ms)."""
 
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            *columns,
-            console=_console(True),
-            transient=True,
-            disable=not _console(True).is_terminal,
-        )
-        self._task = self._progress.add_task(description, total=None)
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._progress: Any = None  # a started rich.progress.Progress
+        self._task: Any = None
 
     def __enter__(self) -> Self:
-        self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
     def on_total(self, total: int) -> None:
-        self._progress.update(self._task, total=total)
+        if total > 0 and self._start():
+            self._progress.update(self._task, total=total)
 
     def advance(self, count: int) -> None:
-        self._progress.advance(self._task, count)
+        if self._start():
+            self._progress.advance(self._task, count)
+
+    def _start(self) -> bool:
+        """Start the bar once; False when it is hidden (stderr is not a terminal)."""
+        if self._progress is None:
+            if not _console(True).is_terminal:
+                return False
+            from rich.progress import Progress
+
+            self._progress = Progress(
+                "[progress.description]{task.description}",
+                *self._columns(),
+                console=_console(True),
+                transient=True,
+            )
+            self._task = self._progress.add_task(self._description, total=None)
+            self._progress.start()
+        return True
+
+    def _columns(self) -> list[Any]:
+        raise NotImplementedError
 
 
 class ByteProgress(Bar):
     """A progress bar for byte counts: size done, speed, time left."""
 
-    def __init__(self, description: str) -> None:
+    def _columns(self) -> list[Any]:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -147,14 +166,13 @@ class ByteProgress(Bar):
             TransferSpeedColumn,
         )
 
-        columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
-        super().__init__(description, columns)
+        return [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
 
 
 class RowProgress(Bar):
     """A progress bar for row counts: rows done of the total, time left."""
 
-    def __init__(self, description: str) -> None:
+    def _columns(self) -> list[Any]:
         from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
-        super().__init__(description, [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()])
+        return [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]

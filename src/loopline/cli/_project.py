@@ -11,13 +11,19 @@ from loopline.cli._output import console
 db = typer.Typer(help="The metadata database.", no_args_is_help=True)
 
 
-def open_project() -> None:
-    """Point the library at the project around the working directory (or fail clearly)."""
+def open_project(*, metadata: bool = True) -> None:
+    """Point the library at the project around the working directory (or fail clearly).
+
+    The metadata store opens now, so a wrong or missing database is reported before any
+    work; `metadata=False` leaves it to first use (`data add`, which may not need it).
+    """
     from loopline.config import load_settings
     from loopline.project import configure
 
     settings = load_settings(require_project=True)
-    configure(project=settings.root)
+    opened = configure(project=settings.root)
+    if metadata:
+        _ = opened.metadata
 
 
 def init(
@@ -44,8 +50,9 @@ def init(
             markup=False,
         )
     opened = configure(project=config.parent)
+    database = opened.metadata  # creates (and migrates) the database now, not at first use
     console.print(f"Initialized loopline project in [bold]{config.parent}[/]")
-    console.print(f"  metadata:  {redact_uri(opened.settings.store_uri)}", markup=False)
+    console.print(f"  metadata:  {redact_uri(database.uri)}", markup=False)
     console.print(f"  artifacts: {redact_uri(opened.settings.artifact_uri)}", markup=False)
 
 

@@ -5,28 +5,89 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 import typer
+import typer.core
+import typer.main
+
+if TYPE_CHECKING:  # the types TyperGroup's methods are declared with (Typer vendors click)
+    from typer._click import Command, Context
 
 from loopline import __version__
-from loopline.cli import (
-    _artifacts,
-    _batch,
-    _data,
-    _deploy,
-    _experiments,
-    _maintenance,
-    _models,
-    _project,
-    _promotion,
-    _runs,
-    _serving,
-)
 from loopline.cli._output import err
 from loopline.errors import LooplineError
 
+# The root's commands in `--help` order (commands, then groups, as Typer listed them):
+# name -> (module in loopline.cli, attribute, *modules that add commands to it), the
+# attribute a command function or a Typer sub-app. A module is imported, and its commands
+# built, only when one of its commands runs (the root `--help` lists them all): `loopline
+# data add` neither imports nor builds the models, deploy or serving commands (~20-40 ms
+# of a start-up). A new command goes here.
+COMMANDS = {
+    "init": ("_project", "init"),
+    "gate": ("_promotion", "gate"),
+    "serve": ("_serving", "serve"),
+    "predict": ("_batch", "predict"),
+    "fsck": ("_maintenance", "fsck"),
+    "gc": ("_maintenance", "gc"),
+    "db": ("_project", "db"),
+    "experiments": ("_experiments", "app"),
+    "runs": ("_runs", "app"),
+    "artifacts": ("_artifacts", "app"),
+    "data": ("_data", "app"),
+    "models": ("_models", "app", "_promotion"),  # evaluate, promote, approve
+    "audit": ("_promotion", "audit"),
+    "deploy": ("_deploy", "app"),
+}
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    """The root group: builds a command of COMMANDS on first look-up."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [
+            *super().list_commands(ctx),
+            *(name for name in COMMANDS if name not in self.commands),
+        ]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in COMMANDS:
+            found = self.commands[cmd_name] = _build(cmd_name)
+        return found
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        if args and args[0] not in COMMANDS:  # a typo: Typer suggests from built commands
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
+def _build(name: str) -> Command:
+    """The click command of COMMANDS[name], built as `add_typer`/`command` on the root would."""
+    module, attribute, *also = COMMANDS[name]
+    target = getattr(import_module(f"loopline.cli.{module}"), attribute)
+    for extra in also:
+        import_module(f"loopline.cli.{extra}")
+    holder = typer.Typer(
+        rich_markup_mode=app.rich_markup_mode,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        suggest_commands=app.suggest_commands,
+    )
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_group(holder).commands[name]
+
+
 app = typer.Typer(
     name="loopline",
+    cls=_LazyGroup,
     help="loopline: versioned data, tracked experiments, gated models, one lineage graph.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -36,20 +97,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("init")(_project.init)
-app.add_typer(_project.db, name="db")
-app.add_typer(_experiments.app, name="experiments")
-app.add_typer(_runs.app, name="runs")
-app.add_typer(_artifacts.app, name="artifacts")
-app.add_typer(_data.app, name="data")
-app.add_typer(_models.app, name="models")
-app.command("gate")(_promotion.gate)
-app.add_typer(_promotion.audit, name="audit")
-app.command("serve")(_serving.serve)
-app.add_typer(_deploy.app, name="deploy")
-app.command("predict")(_batch.predict)
-app.command("fsck")(_maintenance.fsck)
-app.command("gc")(_maintenance.gc)
 
 
 def _version(value: bool) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "RunStatus",
     "__version__",
     "active_run",
+    "autolog",
     "cards",
     "configure",
     "data",
@@ -75,12 +76,15 @@ def _home(name: str) -> str | None:
         return "loopline.store"
     if name == "configure":
         return "loopline.project"
+    if name == "autolog":
+        return "loopline.models.autolog"
     return "loopline.tracking" if name in __all__ else None
 
 
 if TYPE_CHECKING:
     from loopline import cards, data, errors, evaluation, models, promotion, registry, serving
     from loopline.evaluation import evaluate
+    from loopline.models.autolog import autolog
     from loopline.serving import deployments
     from loopline.store import Experiment, MetricPoint, Run, RunStatus
     from loopline.tracking import (

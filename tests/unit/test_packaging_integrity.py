@@ -169,7 +169,9 @@ def test_pickle_package_needs_allow_pickle(tmp_path: Path) -> None:
     save_model(Constant(), tmp_path / "pkg")
     with pytest.raises(UnsafeModel, match="holds a pickle") as refused:
         load_model(tmp_path / "pkg")
-    assert refused.value.hint == "load(..., allow_pickle=True) only for packages you trust"
+    assert refused.value.hint == (
+        "only for packages you trust: pass --allow-pickle (or allow_pickle=True in Python)"
+    )
     loaded = load_model(tmp_path / "pkg", allow_pickle=True)
     assert loaded.predict([[1.0], [2.0]]).tolist() == [1, 1]
 
@@ -186,7 +188,9 @@ def test_custom_function_in_a_pipeline_needs_trusted(
     with pytest.raises(UnsafeModel, match="not trusted by default") as refused:
         load_model(tmp_path / "pkg")
     assert name in refused.value.message
-    assert refused.value.hint == f"pass trusted={[name]!r} after reviewing them"
+    assert refused.value.hint == (
+        f"review them, then pass --trust TYPE (or trusted={[name]!r} in Python)"
+    )
     loaded = load_model(tmp_path / "pkg", trusted=[name])
     assert np.array_equal(loaded.predict(features), model.predict(features))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from loopline.cli._output import RowProgress, console
+from loopline.cli._trust import allow_pickle_option, trust_option
 
 
 def predict(
@@ -41,6 +42,8 @@ def predict(
         help="The Ray cluster for --executor ray (default: $RAY_ADDRESS, else a local Ray "
         "started for this batch).",
     ),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
 ) -> None:
     """Predict on every row of a file or dataset version; write Parquet, CSV or JSON Lines.
 
@@ -63,6 +66,8 @@ def predict(
             executor=executor,
             ray_address=ray_address,
             keep=keep or (),
+            trusted=trust or [],
+            allow_pickle=allow_pickle,
         )
     console.print(
         f"predicted [bold]{result.rows:,}[/] rows with [bold]{result.model_version}[/] "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from loopline.cli._output import console, moment, number, size
+from loopline.cli._trust import allow_pickle_option, trust_option
 
 if TYPE_CHECKING:
     from loopline.store import ModelVersion
@@ -204,6 +205,8 @@ def export(
         "training data the run recorded.",
     ),
     tolerance: float = typer.Option(1e-4, "--tolerance", help="Largest allowed difference."),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
 ) -> None:
     """Convert a version to ONNX, check parity, and register it as a new version.
 
@@ -214,7 +217,15 @@ def export(
     from loopline.models import export as export_model
 
     _open()
-    result = export_model(ref, format=format, quantize=quantize, data=data, tolerance=tolerance)
+    result = export_model(
+        ref,
+        format=format,
+        quantize=quantize,
+        data=data,
+        tolerance=tolerance,
+        trusted=trust or [],
+        allow_pickle=allow_pickle,
+    )
     parity = result.parity
     table = Table("", "original", "onnx", title=f"{result.source.ref} → {result.version.ref}")
     table.add_row("size", size(parity.original_bytes), size(parity.onnx_bytes))
@@ -309,6 +320,7 @@ def _print_version(version: ModelVersion, as_json: bool) -> None:
         ("run", version.run_id or "(none)"),
         ("created", f"{moment(version.created_at)} by {version.created_by}"),
         ("description", version.description or ""),
+        ("trusted", ", ".join(version.extra.get("trusted") or []) or "(defaults)"),
         (
             "inputs",
             ", ".join(f"{c['name']}:{c['type']}" for c in version.signature.get("inputs", [])),
@@ -366,6 +378,7 @@ def _version_json(version: ModelVersion) -> dict[str, Any]:
         "description": version.description,
         "tags": version.tags,
         "signature": version.signature,
+        "trusted": list(version.extra.get("trusted") or []),
     }
 
 

@@ -11,6 +11,7 @@ import typer
 from loopline.cli._models import app as models
 from loopline.cli._models import print_gate_results
 from loopline.cli._output import console, moment, note_cut, number
+from loopline.cli._trust import allow_pickle_option, trust_option
 
 if TYPE_CHECKING:
     from loopline.promotion import RuleResult
@@ -37,6 +38,8 @@ def evaluate(
     ),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
 ) -> None:
     """Evaluate a version on a dataset version; the report is stored with the version.
 
@@ -48,7 +51,13 @@ def evaluate(
 
     _open()
     result = run_evaluation(
-        ref, data, target=target, slices=slice_ or [], sensitive=sensitive or []
+        ref,
+        data,
+        target=target,
+        slices=slice_ or [],
+        sensitive=sensitive or [],
+        trusted=trust or [],
+        allow_pickle=allow_pickle,
     )
     if report is not None:
         result.save_html(report)
@@ -123,6 +132,8 @@ def promote(
     policy: Path | None = typer.Option(None, "--policy", help="A YAML policy file."),
     data: str | None = typer.Option(None, "--data", help="Evaluate on this dataset version."),
     target: str | None = typer.Option(None, "--target", "-y", help="The label column."),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
 ) -> None:
     """Run the gates, then move a version to staging or production.
 
@@ -146,6 +157,8 @@ def promote(
             policy=loaded,
             data=data,
             target=target,
+            trusted=trust or [],
+            allow_pickle=allow_pickle,
         )
     except PromotionRefused:
         from loopline.project import stores
@@ -199,6 +212,8 @@ def gate(
     data: str | None = typer.Option(None, "--data", help="Evaluate on this dataset version."),
     target: str | None = typer.Option(None, "--target", "-y", help="The label column."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
 ) -> None:
     """Run the promotion gates alone (for CI): exit 0 if every rule passes, 1 otherwise.
 
@@ -208,7 +223,14 @@ def gate(
 
     _open()
     loaded = None if policy is None else promotion.load_policy(policy)
-    report = promotion.check_gates(ref, policy=loaded, data=data, target=target)
+    report = promotion.check_gates(
+        ref,
+        policy=loaded,
+        data=data,
+        target=target,
+        trusted=trust or [],
+        allow_pickle=allow_pickle,
+    )
     results = [_result(r) for r in report.results]
     if as_json:
         console.print_json(

@@ -3,7 +3,7 @@
 from loopline.models._packages import StoredPackage, read_package
 from loopline.models.exporting import ExportResult, export
 from loopline.models.lineage import model_lineage
-from loopline.models.loading import load, load_version
+from loopline.models.loading import load, load_version, recorded_trust
 from loopline.models.logging import log_model, register_package
 from loopline.packaging import LoadedModel, Signature, infer_signature
 
@@ -19,5 +19,6 @@ __all__ = [
     "log_model",
     "model_lineage",
     "read_package",
+    "recorded_trust",
     "register_package",
 ]

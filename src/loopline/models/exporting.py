@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, ParityFailed
+from loopline.models._examples import example_rows
 from loopline.models._packages import store_package
 from loopline.models.loading import load_version
 from loopline.models.logging import register_package
@@ -42,11 +43,14 @@ def export(
     data: str | pd.DataFrame | None = None,
     tolerance: float = 1e-4,
     trusted: list[str] | None = None,
+    allow_pickle: bool = False,
 ) -> ExportResult:
     """Convert a version to ONNX, check parity, register the ONNX model as a new version.
 
     Reference data for the parity check: `data` (a dataset version or a DataFrame), else
-    the first tabular dataset version the source's run read.
+    the first tabular dataset version the source's run read, else the input example kept
+    when the source was logged. The source loads as `load` loads it (`trusted` adds to
+    the types recorded with it; `allow_pickle`).
 
     Raises:
         InvalidInput: unknown format, a flavor with no converter, no reference data.
@@ -67,7 +71,7 @@ def export(
         raise InvalidInput(f"tolerance must be a finite number >= 0, got {tolerance!r}")
     opened = stores()
     source = resolve(ref, opened=opened)
-    loaded = load_version(source, trusted=trusted, opened=opened)
+    loaded = load_version(source, trusted=trusted, allow_pickle=allow_pickle, opened=opened)
     columns = [OnnxColumn(c.name, c.type) for c in loaded.signature.inputs]
     if not columns:
         raise InvalidInput(f"{source.ref} has no input signature; log it with input_example=")
@@ -158,6 +162,7 @@ def _reference_frame(
 
 
 def _training_data(source: ModelVersion, opened: Stores) -> pd.DataFrame:
+    """The first tabular dataset the source's run read, else its kept input example."""
     from loopline import data as datasets
 
     if source.run_id is not None:
@@ -166,8 +171,11 @@ def _training_data(source: ModelVersion, opened: Stores) -> pd.DataFrame:
             version = opened.metadata.datasets.get_version_by_id(link.ref)
             if version.row_count is not None:
                 return datasets.load(version.ref)
+    example = example_rows(source)
+    if example is not None:
+        return example
     raise InvalidInput(
         f"no reference data for the parity check of {source.ref}: its run recorded no "
-        "tabular dataset",
+        "tabular dataset and it keeps no input example",
         hint="pass data='NAME@VERSION' (or --data)",
     )

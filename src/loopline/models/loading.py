@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from loopline.errors import CorruptedData
+from loopline.errors import CorruptedData, InvalidInput
 from loopline.models._packages import check_cached, materialize, read_package
-from loopline.packaging import load_model
+from loopline.packaging import check_trusted, load_model, merge_trusted
 from loopline.project import Stores, stores
 from loopline.registry import ModelRef, ModelVersion, resolve
 
@@ -28,8 +28,8 @@ def load(
 
     `ref`: "models:/churn@champion", "churn/3", "churn" (latest) or "runs:/<id>/model".
     Every file is checked against the package's manifest hashes; scikit-learn models
-    load through skops and refuse types outside the defaults and `trusted`; pickled
-    models load only with `allow_pickle=True`.
+    load through skops and refuse types outside the defaults, those trusted when the
+    version was logged and `trusted`; pickled models load only with `allow_pickle=True`.
 
     Example:
         model = ll.models.load("models:/churn@champion")
@@ -47,7 +47,12 @@ def load_version(
     allow_pickle: bool = False,
     opened: Stores,
 ) -> LoadedModel:
-    """`load` for a resolved version: from the local cache, repaired if it was altered."""
+    """`load` for a resolved version: from the local cache, repaired if it was altered.
+
+    The types trusted when the version was logged (`log_model(..., trusted=...)`) are
+    trusted again; `trusted` adds to them.
+    """
+    trusted = merge_trusted(recorded_trust(version), check_trusted(trusted))
     package = read_package(version.package_hash, opened)
     folder = materialize(package, opened)
     try:
@@ -61,3 +66,15 @@ def load_version(
     folder = materialize(package, opened, refresh=True)
     check_cached(folder, package)  # a repair that did not take is an error, never a fallback
     return load_model(folder, trusted=trusted, allow_pickle=allow_pickle)
+
+
+def recorded_trust(version: ModelVersion) -> list[str]:
+    """The types trusted when `version` was logged (none for most versions).
+
+    Raises CorruptedData if the stored list is not a list of type names.
+    """
+    recorded = version.extra.get("trusted")
+    try:
+        return check_trusted(recorded)
+    except InvalidInput as exc:
+        raise CorruptedData(f"{version.ref} has a malformed trusted list: {exc.message}") from exc

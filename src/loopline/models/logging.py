@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.config import current_user
+from loopline.errors import UnsafeModel
 from loopline.lineage import active_run_id
+from loopline.models._examples import example_extra
 from loopline.models._packages import check_artifact_path, store_package
-from loopline.packaging import save_model
+from loopline.packaging import check_trusted, load_model, save_model
 from loopline.project import Stores, stores
 from loopline.store import Direction, LinkKind, ModelVersion, check_model_name
 
@@ -34,6 +36,7 @@ def log_model(
     tags: dict[str, str] | None = None,
     metadata: dict[str, Any] | None = None,
     run_id: str | None = None,
+    trusted: list[str] | None = None,
 ) -> ModelVersion:
     """Package `model` and register it as the next version of model `name`.
 
@@ -41,12 +44,19 @@ def log_model(
     `artifact_path` (so `runs:/<id>/model` names it) and the version is linked to the
     run. `input_example` (a few rows) gives the signature: column names and types.
 
+    A scikit-learn model is loaded back before it is registered, trusting the defaults
+    and `trusted` (type names you reviewed, e.g. a custom transformer's class): the
+    version is refused (UnsafeModel, naming the types to review) if it holds any other
+    type. `trusted` is recorded with the version and in the audit log, and every later
+    load of the version (predict, evaluate, export, serve) trusts it again.
+
     Example:
         with ll.start_run(experiment="churn"):
             version = ll.models.log_model(clf, name="churn", input_example=X[:5])
     """
     check_model_name(name)
     artifact_path = check_artifact_path(artifact_path)
+    trusted = check_trusted(trusted)
     opened = stores()
     run = run_id or active_run_id()
     if run is not None:
@@ -62,14 +72,19 @@ def log_model(
             requirements=requirements,
             metadata=metadata,
         )
+        _check_loads(folder, name, manifest.flavor, trusted)
         package = store_package(folder, opened)
+    extra: dict[str, Any] = {"artifact_path": artifact_path}
+    if trusted:
+        extra["trusted"] = trusted
+    extra.update(example_extra(input_example))  # reference rows for a later ONNX parity check
     version = register_package(
         name,
         package.hash,
         manifest.to_dict(),
         size=package.size,
         run_id=run,
-        extra={"artifact_path": artifact_path},
+        extra=extra,
         description=description,
         tags=tags,
         opened=opened,
@@ -81,6 +96,22 @@ def log_model(
         opened.metadata.add_links(run, Direction.OUTPUT, LinkKind.ARTIFACT, links)
     log.info("registered %s (%s, %d bytes)", version.ref, version.flavor, version.size_bytes)
     return version
+
+
+def _check_loads(folder: Path, name: str, flavor: str, trusted: list[str]) -> None:
+    """A scikit-learn package must load with the given trust, or it is not registered.
+
+    Only this flavor holds types to trust (the others are one library's native format,
+    or a pickle, which loads only with allow_pickle).
+    """
+    if flavor != "sklearn":
+        return
+    try:
+        load_model(folder, trusted=trusted)
+    except UnsafeModel as exc:
+        raise UnsafeModel(
+            f"model {name!r} was not logged: its {exc.message}", hint=exc.hint
+        ) from exc
 
 
 def register_package(

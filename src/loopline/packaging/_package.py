@@ -32,6 +32,7 @@ from loopline.packaging._manifest import (
     write_manifest,
 )
 from loopline.packaging._signature import Signature, example_frame, infer_signature
+from loopline.packaging._trust import PICKLE_HINT, check_trusted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +107,8 @@ def load_model(
     """Verify the package at `path`, then load its model safely.
 
     `trusted` lists the extra types a scikit-learn (skops) file may contain, after you
-    reviewed them; `allow_pickle=True` allows a pyfunc (pickle) package, which can run
+    reviewed them (scikit-learn's internals and the LightGBM/XGBoost wrappers' types
+    are trusted by default); `allow_pickle=True` allows a pyfunc (pickle) package, which can run
     arbitrary code: only for packages you trust.
 
     Raises InvalidInput (no or malformed manifest, unknown flavor), CorruptedData (a
@@ -114,8 +116,9 @@ def load_model(
     or a pickle without allow_pickle) and MissingExtra (the flavor's library is absent).
     """
     folder = Path(path)
-    if isinstance(trusted, str) or not all(isinstance(t, str) for t in trusted or []):
-        raise InvalidInput("trusted must be a list of type names such as ['mymodule.MyModel']")
+    trusted = check_trusted(trusted)
+    if not isinstance(allow_pickle, bool):
+        raise InvalidInput(f"allow_pickle must be True or False, got {allow_pickle!r}")
     manifest = read_manifest(folder)
     if manifest.flavor not in MODEL_FILES:
         raise InvalidInput(
@@ -128,9 +131,9 @@ def load_model(
         raise UnsafeModel(
             f"the package at {folder} holds a pickle ({model_file}), which runs arbitrary "
             "code when loaded",
-            hint="load(..., allow_pickle=True) only for packages you trust",
+            hint=PICKLE_HINT,
         )
-    predictor = _loader(manifest.flavor)(data, manifest, list(trusted or []))
+    predictor = _loader(manifest.flavor)(data, manifest, trusted)
     return LoadedModel(manifest, predictor)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from loopline.errors import InvalidInput, UnsafeModel
 from loopline.packaging._flavors import LIGHTGBM_WRAPPERS, XGBOOST_WRAPPERS, require
+from loopline.packaging._trust import trust_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,10 +80,35 @@ SKLEARN_INTERNAL_TYPES = (
     "sklearn.utils._bunch.Bunch",
 )
 
+# What LightGBM's and XGBoost's scikit-learn wrappers are made of, when they sit inside a
+# scikit-learn pipeline (alone they use their own flavors). Found by dumping pipelines of
+# every wrapper (regression, binary, multiclass, ranking, dart, categorical features,
+# eval sets) and asking skops.io.get_untrusted_types; tests/integration/test_model_trust.py
+# checks the list against real pipelines. The boosters rebuild from their own model format
+# (LightGBM's text, XGBoost's serialized buffer), as their flavors load them; the wrappers
+# are estimators whose attributes skops audits one by one (a custom objective function
+# stays untrusted); OrderedDict is a plain mapping. Exact names only: skops compares names.
+BOOSTING_WRAPPER_TYPES = (
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMModel",
+    "lightgbm.sklearn.LGBMRanker",
+    "lightgbm.sklearn.LGBMRegressor",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBModel",
+    "xgboost.sklearn.XGBRFClassifier",
+    "xgboost.sklearn.XGBRFRegressor",
+    "xgboost.sklearn.XGBRanker",
+    "xgboost.sklearn.XGBRegressor",
+)
+DEFAULT_TRUSTED_TYPES = (*SKLEARN_INTERNAL_TYPES, *BOOSTING_WRAPPER_TYPES)
+
 
 def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Predictor:
-    """skops.io.loads trusting skops' defaults, scikit-learn's internal types
-    (SKLEARN_INTERNAL_TYPES) and the caller's `trusted`.
+    """skops.io.loads trusting skops' defaults, scikit-learn's internal types, the
+    boosting wrappers' types (DEFAULT_TRUSTED_TYPES) and the caller's `trusted`.
 
     Raises UnsafeModel, listing the types to review, if the file holds any other type.
     """
@@ -90,14 +116,12 @@ def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Pr
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        model = skops.io.loads(data, trusted=[*SKLEARN_INTERNAL_TYPES, *trusted])
+        model = skops.io.loads(data, trusted=[*DEFAULT_TRUSTED_TYPES, *trusted])
     except UntrustedTypesFoundException as exc:
-        # Only this (rare) path parses the file a second time, to list what to review.
-        allowed = {*SKLEARN_INTERNAL_TYPES, *trusted}
-        types = [t for t in skops.io.get_untrusted_types(data=data) if t not in allowed]
+        types = untrusted_types(data, trusted)
         raise UnsafeModel(
             f"model.skops contains types that are not trusted by default: {types}",
-            hint=f"pass trusted={types!r} after reviewing them",
+            hint=trust_hint(types),
         ) from exc
     except ImportError as exc:
         raise InvalidInput(
@@ -107,6 +131,15 @@ def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Pr
         raise InvalidInput(f"model.skops is not a readable skops file: {exc}") from exc
     frame_input = hasattr(model, "feature_names_in_")
     return EstimatorPredictor(model, frame_input=frame_input, refuses_nan=_refuses_nan(model))
+
+
+def untrusted_types(data: bytes, trusted: list[str]) -> list[str]:
+    """The types in a skops file outside the defaults and `trusted`, sorted (a second
+    parse of the file: only on the path that refuses it)."""
+    import skops.io
+
+    allowed = {*DEFAULT_TRUSTED_TYPES, *trusted}
+    return sorted(t for t in skops.io.get_untrusted_types(data=data) if t not in allowed)
 
 
 # scikit-learn transformers documented to keep NaN in place in transform.

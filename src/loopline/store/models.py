@@ -106,6 +106,16 @@ class ModelStore:
                         object_id=f"{name}/{number}",
                         after={"flavor": flavor, "package": package_hash, "run_id": run_id},
                     )
+                    if extra and extra.get("trusted"):  # who trusted which types, and when
+                        record_event(
+                            conn,
+                            actor=created_by,
+                            action="model_version.trust",
+                            object_type="model_version",
+                            object_id=f"{name}/{number}",
+                            after={"trusted": list(extra["trusted"])},
+                            reason="types trusted when the version was logged",
+                        )
                 return self.get_version(name, number)
             except Conflict:
                 continue  # another writer took this number first; try the next

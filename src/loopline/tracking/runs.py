@@ -27,6 +27,7 @@ from loopline.tracking._buffer import MetricBuffer
 
 if TYPE_CHECKING:
     from loopline.tracking.inputs import DataFrameInput
+    from loopline.tracking.system_metrics import SystemMonitor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ActiveRun:
             stores.metadata.log_metric_points, stores.settings.metric_flush_interval
         )
         self._ended = False
+        self._monitor: SystemMonitor | None = None  # system metrics, when asked for
         retain(stores)
 
     def __repr__(self) -> str:
@@ -180,6 +182,8 @@ class ActiveRun:
             return
         self._ended = True
         _forget(self)
+        if self._monitor is not None:
+            self._monitor.stop()  # before the buffer closes: no sample after it
         try:
             try:
                 self._buffer.close()
@@ -213,13 +217,19 @@ def start_run(
     params: Mapping[str, object] | None = None,
     tags: Mapping[str, object] | None = None,
     parent: ActiveRun | Run | str | None = None,
+    log_system_metrics: bool | None = None,
 ) -> ActiveRun:
     """Start a run in `experiment` (created on first use) and make it the active run.
 
     Records on its own the git commit, branch, dirty flag and uncommitted diff, the
     command line, the Python version and the installed packages. `parent` (a run or a
     run id) nests the run; by default a run started inside another becomes its child.
+    `log_system_metrics=True` samples CPU, memory, disk, network (and GPU) into the run
+    until it ends (default: LOOPLINE_ENABLE_SYSTEM_METRICS_LOGGING; see system_metrics).
     """
+    from loopline.tracking.system_metrics import monitor_for
+
+    monitor = monitor_for(log_system_metrics)  # before the run: a bad setting leaves none
     opened = stores()
     exp = opened.metadata.get_or_create_experiment(experiment)
     parent_id = _parent_id(parent)
@@ -248,6 +258,8 @@ def start_run(
     active = ActiveRun(run, opened)
     with _stack_lock:
         _stack.append(active)
+    if monitor is not None:
+        active._monitor = monitor.start(active.log_metrics, run.id)
     return active
 
 

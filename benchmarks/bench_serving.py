@@ -24,6 +24,11 @@ up, measured in turns the same way, each compared with "fast" by its median requ
 and p99 at 8 clients and p99 at 1 client (which pays a whole write, or fdatasync, per
 request). `--only durability` runs just this comparison.
 
+Served as logged (`--only as-logged` for just this): the demo's scikit-learn models, a
+LightGBM and an XGBoost classifier, logged without an ONNX export and served with
+`--runtime auto`, measured with wrk against a bare uvicorn + httptools endpoint in the
+same run (see _serving_as_logged).
+
 Two load generators: httpx's AsyncClient, and a lean one on asyncio streams (keep-alive
 HTTP/1.1, a fixed request, the response read by its Content-Length). On this machine
 httpx spends ~1.2-1.7 ms of CPU per request itself, so it measures httpx about as much
@@ -60,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _harness import Row, print_table
+from _serving_as_logged import measure_as_logged
 
 SERVER = """
 import json, sys
@@ -397,7 +403,7 @@ def main() -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--client", choices=["both", "lean", "httpx"], default="both")
-    parser.add_argument("--only", choices=["all", "durability"], default="all")
+    parser.add_argument("--only", choices=["all", "durability", "as-logged"], default="all")
     options = parser.parse_args()
     import httpx
 
@@ -415,6 +421,8 @@ def main() -> list[Row]:
         features, raw = register(root)
         reference = in_process(features, raw)
         close()
+        if options.only in ("all", "as-logged"):
+            rows += measure_as_logged(root, features, options.seconds / 2)
         one = json.dumps({"inputs": features.iloc[[0]].to_dict(orient="records")}).encode()
         hundred = json.dumps({"inputs": features.iloc[:100].to_dict(orient="records")}).encode()
         for runtime, deployments in SERVERS.items() if options.only == "all" else ():
@@ -442,7 +450,7 @@ def main() -> list[Row]:
                 server.wait(30)
         for workers in (2, 1) if options.only == "all" else ():
             rows.append(logging_cost(root, one, options.seconds, workers))
-        for workers in (2, 1):
+        for workers in (2, 1) if options.only in ("all", "durability") else ():
             rows += durability_cost(root, one, options.seconds, workers)
     print_table(
         f"Serving over HTTP (2 workers, uvicorn with {http_parser()}) against in-process "

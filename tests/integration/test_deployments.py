@@ -200,8 +200,10 @@ def test_deploy_cli_round_trip(models: Stores, capsys: pytest.CaptureFixture[str
     assert cli(["deploy", "update", "scoring", "--shadow", "churn/3"]) == 0
     capsys.readouterr()
     assert cli(["deploy", "ls"]) == 0
-    listed = capsys.readouterr().out
-    assert "scoring" in listed and "canary+shadow" in listed
+    assert "scoring" in capsys.readouterr().out
+    assert cli(["deploy", "ls", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["name"], listed["strategy"]) == ("scoring", "canary+shadow")
     assert cli(["deploy", "show", "scoring", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["revision"] == 3 and shown["config"]["shadow"]["model"] == "churn/3"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fixtures.serving import ServingProject, live_server, open_serving_project
+from fixtures.serving import ServingProject, error_of, live_server, open_serving_project
 from loopline.serving import create_app, load_served
 
 V1 = "/v1/deployments/default/predict"
@@ -263,7 +263,7 @@ def test_a_bad_request_gets_its_error_and_the_server_keeps_serving(
         answer = client.post(case.path, content=content, headers=headers)
         assert answer.status_code == case.status, answer.text
         assert answer.headers["content-type"] == "application/json"
-        error = answer.json()["error"]
+        error = error_of(answer)
         assert set(error) >= {"type", "message", "hint", "field"}
         assert (error["type"], error["field"], error.get("row")) == (
             case.type,
@@ -288,7 +288,7 @@ def test_a_streamed_body_over_the_limit_is_refused_while_streaming(
 
     answer = httpx.post(f"{server}{V1}", content=chunks(), headers=JSON)
     assert answer.status_code == 413
-    assert answer.json()["error"]["type"] == "PayloadTooLarge"
+    assert error_of(answer)["type"] == "PayloadTooLarge"
     assert httpx.post(f"{server}{V1}", json={"inputs": [row]}).status_code == 200
 
 
@@ -297,4 +297,4 @@ def test_an_unknown_route_and_a_wrong_method_are_json_errors(server: str) -> Non
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFound"
     wrong = httpx.get(f"{server}{V1}")
     assert wrong.status_code == 405 and "error" in wrong.json()
-    assert httpx.get(f"{server}/v2/models/nobody").json()["error"]["type"] == "NotFound"
+    assert error_of(httpx.get(f"{server}/v2/models/nobody"))["type"] == "NotFound"

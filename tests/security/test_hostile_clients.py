@@ -37,7 +37,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fixtures.serving import ServingProject, live_server, open_serving_project
+from fixtures.serving import ServingProject, error_of, live_server, open_serving_project
 from loopline.errors import InvalidInput, InvalidPath, NotFound
 from loopline.serving import create_app, load_served
 
@@ -126,7 +126,7 @@ def test_an_integer_past_int64_is_a_422_naming_the_field_and_row(
     path, template, field = case
     answer = httpx.post(f"{server}{path}", content=_raw(template, "X", literal), headers=JSON)
     assert answer.status_code == 422, answer.text
-    error = answer.json()["error"]
+    error = error_of(answer)
     expected_row = 1 if "columns" in template else 0
     assert (error["type"], error["field"], error["row"]) == ("InvalidField", field, expected_row)
     assert literal[:20] in error["message"]
@@ -148,7 +148,7 @@ def test_an_integer_past_int64_is_refused_on_invocations_and_a_matrix_too(
             f"{server}{path}", content=_raw(template, "X", str(2**64)), headers=JSON
         )
         assert answer.status_code == 422, (path, answer.text)
-        assert (answer.json()["error"]["field"], answer.json()["error"]["row"]) == ("mean_area", 1)
+        assert (error_of(answer)["field"], error_of(answer)["row"]) == ("mean_area", 1)
     # the same magnitude written as a decimal number is a fine double
     accepted = httpx.post(f"{server}{V1}", json={"inputs": [{**row, "mean_area": 1.8e19}]})
     assert accepted.status_code == 200, accepted.text
@@ -162,14 +162,14 @@ def test_the_edges_of_a_long_column_are_exact(server: str) -> None:
         assert answer.status_code == status, (value, answer.text)
     # a float beyond int64 is no long either, whole or not
     answer = httpx.post(f"{server}{PLANS}", json={"inputs": [{**PLAN_ROW, "tenure": 1e19}]})
-    assert answer.status_code == 422 and answer.json()["error"]["field"] == "tenure"
+    assert answer.status_code == 422 and error_of(answer)["field"] == "tenure"
 
 
 def test_an_integer_label_past_int64_is_a_422_naming_the_item(server: str) -> None:
     items = [{"request_id": "a1", "label": 1}, {"request_id": "a2", "label": "X"}]
     answer = httpx.post(f"{server}{FEEDBACK}", content=_raw(items, "X", str(2**64)), headers=JSON)
     assert answer.status_code == 422, answer.text
-    error = answer.json()["error"]
+    error = error_of(answer)
     assert (error["type"], error["field"], error["row"]) == ("InvalidField", "label", 1)
 
 
@@ -228,7 +228,7 @@ def test_a_lone_surrogate_is_a_400_naming_where_it_is_and_the_connection_lives_o
     with httpx.Client(base_url=server, timeout=10.0) as client:
         answer = client.post(path, content=body, headers=JSON)
         assert answer.status_code == 400, answer.text
-        error = answer.json()["error"]
+        error = error_of(answer)
         assert (error["type"], error["field"]) == ("MalformedRequest", field)
         assert "surrogate" in error["message"]
         after = client.post(V1, json={"inputs": [row]})  # the same connection
@@ -240,8 +240,8 @@ def test_a_surrogate_pair_is_text_and_passes(server: str) -> None:
     body = _raw({"inputs": [{**PLAN_ROW, "plan": "X"}]}, "X", '"\\ud83d\\ude00"')
     answer = httpx.post(f"{server}{PLANS}", content=body, headers=JSON)
     assert answer.status_code == 422  # an unknown plan for the model, not a bad body
-    assert answer.json()["error"]["type"] == "InvalidInput", answer.text
-    assert "\U0001f600" in answer.json()["error"]["message"]
+    assert error_of(answer)["type"] == "InvalidInput", answer.text
+    assert "\U0001f600" in error_of(answer)["message"]
 
 
 def _huge_name_cases(row: dict[str, Any], name: str) -> dict[str, tuple[str, bytes]]:
@@ -251,7 +251,7 @@ def _huge_name_cases(row: dict[str, Any], name: str) -> dict[str, tuple[str, byt
         "a repeated key": (V1, f'{{"{name}": 1, "{name}": 2}}'.encode()),
         "an unexpected top-level key": ("/invocations", _dumps({"inputs": [row], name: 1})),
         "a V2 tensor name": (V2, _dumps({"inputs": [{**tensors[0], "name": name}]})),
-        "a V2 request key": (V2, _dumps({"inputs": tensors, name: 1})),
+        "a V2 model name": (V2, _dumps({"inputs": tensors, "model_name": name})),
         "a V2 output": (V2, _dumps({"inputs": tensors, "outputs": [{"name": name}]})),
         "a deployment name": (f"/v1/deployments/{name}/predict", _dumps({"inputs": [row]})),
     }
@@ -272,7 +272,7 @@ def test_a_huge_name_in_a_request_is_answered_at_once(
     answer = httpx.post(f"{server}{path}", content=body, headers=JSON, timeout=30.0)
     assert 400 <= answer.status_code < 500, answer.text[:300]
     assert time.monotonic() - started < 2.0
-    assert len(answer.json()["error"]["message"]) < 400
+    assert len(error_of(answer)["message"]) < 400
 
 
 def test_a_v2_shape_of_huge_dimensions_is_a_422(server: str, row: dict[str, Any]) -> None:
@@ -282,7 +282,7 @@ def test_a_v2_shape_of_huge_dimensions_is_a_422(server: str, row: dict[str, Any]
     started = time.monotonic()
     answer = httpx.post(f"{server}{V2}", json={"inputs": [tensor]})
     assert answer.status_code == 422, answer.text[:300]
-    assert answer.json()["error"]["field"] == "mean_radius"
+    assert error_of(answer)["field"] == "mean_radius"
     assert time.monotonic() - started < 2.0
 
 

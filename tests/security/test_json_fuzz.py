@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.serving import ServingProject, live_server, open_serving_project
+from fixtures.serving import ServingProject, error_of, live_server, open_serving_project
 from loopline.serving import create_app, load_served
 from loopline.serving._sink import PredictionRecord
 
@@ -43,6 +43,7 @@ GOOD_BODY = {"inputs": [PLAN_ROW]}
 PREDICT_ROUTES = {
     "/v1/deployments/{name}/predict",
     "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
     "/invocations",
     "/v1/deployments/{name}/invocations",
 }
@@ -51,12 +52,15 @@ BODY_ROUTES = {
     "/v1/deployments/{name}/predict": ("plans", "default"),
     "/v1/deployments/{name}/feedback": ("plans",),
     "/v2/models/{name}/infer": ("plans", "default"),
+    "/v2/models/{name}/versions/{version}/infer": ("plans", "default"),
     "/invocations": ("",),
     "/v1/deployments/{name}/invocations": ("plans", "default"),
 }
 READ_ROUTES = {
     "/v2/models/{name}",
     "/v2/models/{name}/ready",
+    "/v2/models/{name}/versions/{version}",
+    "/v2/models/{name}/versions/{version}/ready",
     "/v2",
     "/v2/health/live",
     "/v2/health/ready",
@@ -224,6 +228,10 @@ def valid_bodies(project: ServingProject) -> dict[str, list[Any]]:
             {"id": "q1", "inputs": tensors, "outputs": [{"name": "predict"}]},
             {"inputs": [matrix]},
         ],
+        "/v2/models/{name}/versions/{version}/infer": [
+            {"id": "q1", "inputs": tensors, "outputs": [{"name": "predict"}]},
+            {"inputs": [matrix]},
+        ],
         "/invocations": [
             {"dataframe_split": {"columns": list(row), "data": [list(row.values())]}},
             {"dataframe_records": [row]},
@@ -243,7 +251,7 @@ def _check(answer: httpx.Response, project: ServingProject) -> None:
     assert answer.status_code < 500, answer.text
     if answer.status_code >= 400:
         assert answer.headers["content-type"] == "application/json", answer.text
-        error = answer.json()["error"]
+        error = error_of(answer)
         assert isinstance(error["type"], str) and isinstance(error["message"], str)
     assert str(project.root) not in answer.text
 
@@ -257,7 +265,10 @@ def _next_works(client: httpx.Client) -> None:
 
 def _path(route: str, name: str) -> str:
     # surrogatepass: a lone surrogate in a name is sent as its (invalid) UTF-8 bytes
-    return route.replace("{name}", quote(name, safe="", errors="surrogatepass"))
+    quoted = quote(name, safe="", errors="surrogatepass")
+    # a version: the served one for the deployments' names, else the hostile name
+    version = "1" if name in ("plans", "default") else quoted
+    return route.replace("{name}", quoted).replace("{version}", version)
 
 
 FUZZ_SETTINGS = settings(

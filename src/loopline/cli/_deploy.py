@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from loopline.cli._output import console, moment
-from loopline.cli._serving import body_timeout_option, log_durability_option, strict_inputs_option
+from loopline.cli._serving import (
+    body_timeout_option,
+    log_durability_option,
+    runtime_option,
+    strict_inputs_option,
+)
+from loopline.cli._trust import allow_pickle_option, trust_option
 
 if TYPE_CHECKING:
     from loopline.serving.deployments import Deployment
@@ -41,6 +47,7 @@ def create(
         help="Refuse (422) request fields that are not model inputs (by default dropped and "
         "named in the X-Dropped-Fields response header).",
     ),
+    runtime: str = runtime_option(),
     reason: str | None = _REASON,
 ) -> None:
     """Create a deployment serving one model version (references are pinned now).
@@ -51,7 +58,11 @@ def create(
 
     _open()
     deployment = create_deployment(
-        name, model, prefer_onnx=not native, strict_inputs=strict_inputs, reason=reason
+        name,
+        model,
+        runtime="native" if native else runtime,
+        strict_inputs=strict_inputs,
+        reason=reason,
     )
     _print(deployment, "created")
 
@@ -72,6 +83,7 @@ def update(
         "--strict-inputs/--lenient-inputs",
         help="refuse (422) request fields that are not model inputs, or drop them",
     ),
+    runtime: str | None = runtime_option(None, "Default: unchanged."),
     reason: str | None = _REASON,
 ) -> None:
     """Change a deployment's model or strategy; running servers follow within seconds.
@@ -96,6 +108,7 @@ def update(
         no_canary=no_canary,
         no_shadow=no_shadow,
         strict_inputs=strict_inputs,
+        runtime=runtime,
         reason=reason,
     )
     _print(deployment, "updated")
@@ -134,29 +147,34 @@ def rollback(
 
 @app.command("ls")
 def list_all(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List deployments with what they serve.
+    """List deployments with what they serve, and what their running servers serve
+    ("live r4", "r3 of r4 ⚠" when a server still serves an older revision, "no server").
 
     Example: loopline deploy ls
     """
     from rich.table import Table
 
     from loopline.serving.deployments import list_deployments
+    from loopline.serving.servers import servers_by_deployment, servers_summary
 
     _open()
     found = list_deployments()
+    servers = servers_by_deployment()
     if as_json:
-        console.print_json(json.dumps([_body(d) for d in found]))
+        bodies = [_body(d) | _servers(servers.get(d.name, [])) for d in found]
+        console.print_json(json.dumps(bodies))
         return
     if not found:
         console.print("no deployments yet: `loopline deploy create NAME --model REF` makes one")
         return
-    table = Table("Deployment", "Revision", "Strategy", "Serves", "Updated")
+    table = Table("Deployment", "Revision", "Strategy", "Serves", "Served", "Updated")
     for d in found:
         table.add_row(
             d.name,
             str(d.revision),
             d.spec.strategy,
             d.spec.describe(),
+            servers_summary(servers.get(d.name, []), d.revision),
             moment(d.updated_at, short=True),
         )
     console.print(table)
@@ -167,18 +185,23 @@ def show(
     name: str = typer.Argument(..., help="The deployment."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a deployment's configuration.
+    """Show a deployment's configuration, and per running server the revision it
+    actually serves (a revision that failed to load is named with its error).
 
     Example: loopline deploy show churn
     """
+    from loopline.cli._deploy_servers import print_servers
     from loopline.serving.deployments import get_deployment
+    from loopline.serving.servers import server_status
 
     _open()
     deployment = get_deployment(name)
+    servers = server_status(deployment.name)
     if as_json:
-        console.print_json(json.dumps(_body(deployment)))
+        console.print_json(json.dumps(_body(deployment) | _servers(servers)))
         return
     _print(deployment, None)
+    print_servers(servers, deployment.revision)
 
 
 @app.command("history")
@@ -234,11 +257,20 @@ def serve(
     log_durability: str = log_durability_option(),
     body_timeout: float = body_timeout_option(),
     strict_inputs: bool = strict_inputs_option(),
+    runtime: str | None = runtime_option(None, "Default: each deployment's own."),
     default: str | None = typer.Option(
         None,
         "--default",
         help="The deployment MLflow's POST /invocations answers for (needed with two or "
         "more, unless one is named 'default').",
+    ),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
+    heartbeat: float = typer.Option(
+        10.0,
+        "--heartbeat",
+        help="Seconds between the heartbeats each worker writes to the store (what it "
+        "serves, for `deploy show`); three missed beats show it as stale.",
     ),
 ) -> None:
     """Serve stored deployments, following their changes without a restart.
@@ -249,8 +281,11 @@ def serve(
 
     Example: loopline deploy serve churn --port 8080 --workers 2
     """
+    from loopline.serving import check_runtime
     from loopline.serving.server import serve_deployments
 
+    if runtime is not None:
+        check_runtime(runtime)  # before the project is looked for
     _open()
     serve_deployments(
         names,
@@ -263,6 +298,10 @@ def serve(
         body_timeout_seconds=body_timeout,
         strict_inputs=strict_inputs,
         default=default,
+        runtime=runtime,
+        trusted=trust or [],
+        allow_pickle=allow_pickle,
+        heartbeat_seconds=heartbeat,
     )
 
 
@@ -322,7 +361,7 @@ def _print(deployment: Deployment, verb: str | None) -> None:
         )
     console.print(f"  serves    {spec.describe()}")
     console.print(f"  strategy  {spec.strategy}")
-    console.print(f"  runtime   {'ONNX where exported' if spec.prefer_onnx else 'native'}")
+    console.print(f"  runtime   {spec.runtime}")
     extra = "refused (422)" if spec.strict_inputs else "dropped, named in X-Dropped-Fields"
     console.print(f"  inputs    fields that are not inputs: {extra}")
     if verb is None:
@@ -339,6 +378,11 @@ def _body(deployment: Deployment) -> dict[str, Any]:
         "created_at": deployment.created_at.isoformat(),
         "updated_at": deployment.updated_at.isoformat(),
     }
+
+
+def _servers(statuses: list[Any]) -> dict[str, Any]:
+    """The JSON of a deployment's servers (ServerStatus), live ones first."""
+    return {"servers": [status.to_dict() for status in statuses]}
 
 
 def _write_parquet(table: Any, output: Path) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from loopline.cli._trust import allow_pickle_option, trust_option
+
 
 def log_durability_option() -> Any:
     """`--log-durability`, as `serve` and `deploy serve` take it."""
@@ -36,6 +38,19 @@ def strict_inputs_option() -> Any:
     )
 
 
+def runtime_option(default: str | None = "auto", own: str = "") -> Any:
+    """`--runtime`, as `serve` and `deploy` commands take it (checked by the library, so
+    that a bad value is one `Error:` line, exit 2)."""
+    return typer.Option(
+        default,
+        "--runtime",
+        metavar="[auto|native|onnx]",
+        help="auto: the ONNX export, converted and parity-checked at load when there is "
+        "none (cached in the store), native when that fails; onnx: the same, failing "
+        "instead; native: never ONNX." + (f" {own}" if own else ""),
+    )
+
+
 def serve(
     ref: str = typer.Argument(..., help="The model to serve: churn, churn/3 or churn@champion."),
     port: int = typer.Option(8080, "--port", help="The TCP port to listen on."),
@@ -44,17 +59,20 @@ def serve(
     name: str | None = typer.Option(
         None, "--name", help="deployment name; default: the model name"
     ),
-    native: bool = typer.Option(
-        False, "--native", help="serve the native flavor even if an ONNX form exists"
-    ),
+    runtime: str = runtime_option(),
+    native: bool = typer.Option(False, "--native", help="the same as --runtime native"),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
     log_durability: str = log_durability_option(),
     body_timeout: float = body_timeout_option(),
     strict_inputs: bool = strict_inputs_option(),
+    trust: list[str] | None = trust_option(),
+    allow_pickle: bool = allow_pickle_option(),
 ) -> None:
     """Serve a registered model: loopline's JSON API, KServe V2 and MLflow /invocations.
 
-    Uses the model's parity-checked ONNX export with onnxruntime when there is one.
+    Serves the model's parity-checked ONNX export with onnxruntime; without one, converts
+    it at start (parity-checked on its training data, kept as an export) or says why it
+    runs natively (--runtime). The start-up line names each deployment's runtime.
     Endpoints: POST /v1/deployments/NAME/predict, POST /v2/models/NAME/infer,
     POST /invocations, GET /health/ready, GET /metrics. Every answered request goes to
     the prediction log (`loopline deploy logs NAME`) unless --no-log. A model that cannot
@@ -63,8 +81,13 @@ def serve(
     Example: loopline serve churn@champion --port 8080 --workers 2
     """
     from loopline.cli._project import open_project
+    from loopline.errors import InvalidInput
+    from loopline.serving import check_runtime
     from loopline.serving import serve as run_server
 
+    if native and runtime not in ("auto", "native"):
+        raise InvalidInput(f"--native contradicts --runtime {runtime}; give one of them")
+    check_runtime(runtime)  # before the project is looked for
     open_project()
     refs: dict[str, str] | str = ref if name is None else {name: ref}
     run_server(
@@ -72,9 +95,11 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        prefer_onnx=not native,
+        runtime="native" if native else runtime,
         log_predictions=not no_log,
         log_durability=log_durability,
         body_timeout_seconds=body_timeout,
         strict_inputs=strict_inputs,
+        trusted=trust or [],
+        allow_pickle=allow_pickle,
     )

@@ -1,5 +1,6 @@
 """Serving: registered models answering predictions over HTTP (loopline JSON, KServe V2, MLflow)."""
 
+from loopline.serving._runtime import RUNTIMES, check_runtime, plan_runtime
 from loopline.serving._sink import PredictionRecord
 from loopline.serving.app import create_app
 from loopline.serving.batch import BatchResult, predict_batch
@@ -31,8 +32,10 @@ from loopline.serving.runtime import (
     plan_served,
 )
 from loopline.serving.server import plan_deployments, serve, serve_deployments
+from loopline.serving.servers import ServerStatus, server_status, servers_by_deployment
 
 __all__ = [
+    "RUNTIMES",
     "BatchResult",
     "Deployment",
     "DeploymentSpec",
@@ -41,8 +44,10 @@ __all__ = [
     "PredictionLog",
     "PredictionRecord",
     "ServedModel",
+    "ServerStatus",
     "ServingPlan",
     "Variant",
+    "check_runtime",
     "create_app",
     "create_deployment",
     "deployment_history",
@@ -51,6 +56,7 @@ __all__ = [
     "list_deployments",
     "load_served",
     "plan_deployments",
+    "plan_runtime",
     "plan_served",
     "predict_batch",
     "promote_deployment",
@@ -61,5 +67,7 @@ __all__ = [
     "rollback_deployment",
     "serve",
     "serve_deployments",
+    "server_status",
+    "servers_by_deployment",
     "update_deployment",
 ]

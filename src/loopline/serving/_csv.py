@@ -26,12 +26,15 @@ from loopline.serving._json import check_content_type, parse_json
 from loopline.serving._redact import clip
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from loopline.serving._inputs import InputSchema
     from loopline.serving.runtime import ServedModel
 
-# decode(content type) -> body(raw bytes, max depth, model) -> the request as JSON values
+# decode(request) -> body(raw bytes, max depth, model) -> the request as JSON values (the
+# V2 route's reader also gives its binary tensor data: `_v2.decode_v2`)
 BodyReader = Callable[[bytes, int, "ServedModel"], Any]
-Decode = Callable[[str | None], BodyReader]
+Decode = Callable[["Request"], BodyReader]
 
 CSV_MEDIA_TYPE = "text/csv"
 # How pandas reads a signature column (a nullable whole number as a double: an empty
@@ -43,9 +46,9 @@ _CSV_HINT = (
 )
 
 
-def decode_json(content_type: str | None) -> BodyReader:
-    """The reader of every prediction route: JSON only (415 for any other type)."""
-    check_content_type(content_type)
+def decode_json(request: Request) -> BodyReader:
+    """The reader of loopline's prediction route: JSON only (415 for any other type)."""
+    check_content_type(request.headers.get("content-type"))
     return _json_body
 
 
@@ -53,8 +56,9 @@ def _json_body(raw: bytes, max_depth: int, model: ServedModel) -> Any:
     return parse_json(raw, max_depth=max_depth)
 
 
-def decode_mlflow(content_type: str | None) -> BodyReader:
+def decode_mlflow(request: Request) -> BodyReader:
     """MLflow's `/invocations`: JSON, or CSV as `mlflow models serve` reads it."""
+    content_type = request.headers.get("content-type")
     media, _, parameters = (content_type or "").partition(";")
     if media.strip().lower() != CSV_MEDIA_TYPE:
         try:

@@ -153,6 +153,7 @@ def encode_batch(batch: PredictionBatch, *, shadow_pending: bool = False) -> dic
         "sp": _array(batch.shadow_predictions),
         "spr": _array(batch.shadow_probabilities),
         "se": batch.shadow_error,
+        "df": batch.dropped_fields,
         "pending": shadow_pending,
     }
     arrays = (batch.predictions, batch.probabilities, batch.shadow_predictions, block.matrix)
@@ -204,6 +205,7 @@ def decode_batches(frames: Iterator[list[Any]]) -> list[PredictionBatch]:
             shadow_predictions=_from_array(e["sp"]),
             shadow_probabilities=_from_array(e["spr"]),
             shadow_error=e["se"],
+            dropped_fields=_dropped(e.get("df")),  # absent from older segments
         )
         if e.get("pending"):
             answer = answers.get(batch.request_ids[0])
@@ -218,6 +220,10 @@ def decode_batches(frames: Iterator[list[Any]]) -> list[PredictionBatch]:
                 )
         batches.append(batch)
     return batches
+
+
+def _dropped(given: list[list[str]] | None) -> list[tuple[str, ...]] | None:
+    return None if given is None else [tuple(names) for names in given]
 
 
 def _required(spec: dict[str, Any]) -> np.ndarray[Any, Any]:

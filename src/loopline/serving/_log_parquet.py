@@ -56,6 +56,7 @@ BASE_COLUMNS = (
     "shadow_prediction",
     "shadow_probabilities",
     "shadow_error",
+    "dropped_fields",
     "inputs",
 )
 
@@ -182,12 +183,24 @@ def records_table(batches: Sequence[PredictionBatch]) -> pa.Table:
             [b.shadow_predictions for b in batches], per_batch, prediction.type
         ),
         "shadow_probabilities": _lists([b.shadow_probabilities for b in batches], per_batch),
+        "dropped_fields": of_requests(_dropped(batches), pa.list_(pa.string())),
         "inputs": _inputs(batches),
     }
     for name in ("deployment", "model_version", "runtime_version", "shadow_version"):
         columns[name] = of_batches([getattr(b, name) for b in batches], pa.string())
     columns["shadow_error"] = of_batches([b.shadow_error for b in batches], pa.string())
     return pa.table({name: columns[name] for name in BASE_COLUMNS})
+
+
+def _dropped(batches: Sequence[PredictionBatch]) -> list[list[str] | None]:
+    """Per request, the fields it sent that are not inputs (null when none)."""
+    found: list[list[str] | None] = []
+    for batch in batches:
+        if batch.dropped_fields is None:
+            found.extend([None] * len(batch.request_ids))
+        else:
+            found.extend(list(names) or None for names in batch.dropped_fields)
+    return found
 
 
 def _joined(lists: Iterable[list[str]]) -> list[str]:
@@ -328,7 +341,9 @@ def checked_rows(record: PredictionBatch) -> int | None:
     for array in (record.probabilities, record.shadow_predictions, record.shadow_probabilities):
         if array is not None:
             lengths.append(len(array))
-    per_request = (len(record.times), len(record.endpoints), len(record.latency_ms))
+    per_request = [len(record.times), len(record.endpoints), len(record.latency_ms)]
+    if record.dropped_fields is not None:
+        per_request.append(len(record.dropped_fields))
     if rows == 0 or any(n != rows for n in lengths) or {*per_request} != {len(record.row_counts)}:
         log.warning(
             "prediction record %s has rows of unequal lengths; not logged", record.request_ids
@@ -368,6 +383,7 @@ def empty_predictions() -> pa.Table:
         "probabilities": pa.list_(pa.float64()),
         "shadow_prediction": pa.null(),
         "shadow_probabilities": pa.list_(pa.float64()),
+        "dropped_fields": pa.list_(pa.string()),
         "inputs": pa.null(),  # unknown columns (an empty struct cannot go to Parquet)
     }
     schema = pa.schema([(name, kinds.get(name, pa.string())) for name in BASE_COLUMNS])

@@ -159,11 +159,13 @@ def rejected_line(batch: PredictionBatch, reason: str) -> str:
         "shadow_prediction": batch.shadow_predictions,
         "shadow_probabilities": batch.shadow_probabilities,
         "shadow_error": batch.shadow_error,
+        "dropped_fields": batch.dropped_fields,
         "reason": reason,
     }
     if len(batch.request_ids) == 1:
         record["time"], record["endpoint"] = record["time"][0], batch.endpoints[0]
         record["latency_ms"] = float(batch.latency_ms[0])
+        record["dropped_fields"] = batch.dropped_fields[0] if batch.dropped_fields else None
     return json.dumps(_plain(record, 0), ensure_ascii=True, allow_nan=False)
 
 

@@ -64,11 +64,16 @@ def serve_command(name: str) -> list[str]:
 
 
 def pinned_command(
-    name: str, version: str, *, prefer_onnx: bool, strict_inputs: bool = False
+    name: str,
+    version: str,
+    *,
+    prefer_onnx: bool,
+    strict_inputs: bool = False,
+    runtime: str = "auto",
 ) -> list[str]:
     """The server for one pinned version under the deployment's name (a KServe revision),
     with the deployment's options."""
-    native = [] if prefer_onnx else ["--native"]
+    native = ["--runtime", "onnx"] if runtime == "onnx" else [] if prefer_onnx else ["--native"]
     strict = ["--strict-inputs"] if strict_inputs else []
     return ["loopline", "serve", version, "--name", name, *_listen(), *native, *strict]
 
@@ -303,6 +308,7 @@ def inference_service(
             version,
             prefer_onnx=deployment.spec.prefer_onnx,
             strict_inputs=deployment.spec.strict_inputs,
+            runtime=deployment.spec.runtime,
         ),
         "ports": [{"containerPort": PORT, "protocol": "TCP"}],
         "env": store_env(plan),

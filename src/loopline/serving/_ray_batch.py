@@ -56,6 +56,8 @@ class _Model:
     version_ref: str
     runtime: str
     runtime_version_ref: str
+    trusted: tuple[str, ...] = ()  # as the driver loaded it: recorded and given trust
+    allow_pickle: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def _load(files: dict[str, bytes], model: _Model) -> ServedModel:
             target = resolve_under(Path(folder), path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        loaded = load_model(folder)  # reads what it needs; the folder can go
+        # reads what it needs; the folder can go
+        loaded = load_model(folder, trusted=list(model.trusted), allow_pickle=model.allow_pickle)
     return served_model(
         loaded,
         name=model.name,
@@ -161,7 +164,14 @@ def ray_pool(
     started = _connect(ray, address)
     try:
         files = ray.put(_package_files(served))
-        model = _Model(served.name, served.version_ref, served.runtime, served.runtime_version_ref)
+        model = _Model(
+            served.name,
+            served.version_ref,
+            served.runtime,
+            served.runtime_version_ref,
+            served.trusted,
+            served.allow_pickle,
+        )
         # all the cluster's CPUs, not those free now: actors of a batch just ended may
         # still hold some for a moment, and a busy cluster's actors wait for theirs
         cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]

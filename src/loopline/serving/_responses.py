@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidField, LooplineError, NotReady
@@ -29,6 +30,24 @@ def json_response(
     from starlette.responses import Response
 
     return Response(dumps(content), status_code, headers, media_type="application/json")
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A rendered response body that is not JSON (the V2 binary tensor extension)."""
+
+    content: bytes
+    media_type: str
+    headers: Mapping[str, str]
+
+
+def body_response(body: dict[str, Any] | RawBody, headers: Mapping[str, str]) -> Response:
+    """A 200 response for a rendered prediction: JSON, or raw bytes with their headers."""
+    if isinstance(body, RawBody):
+        from starlette.responses import Response
+
+        return Response(body.content, 200, {**headers, **body.headers}, body.media_type)
+    return json_response(body, headers=headers)
 
 
 def error_body(exc: LooplineError) -> dict[str, Any]:

@@ -24,6 +24,16 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class ProtocolError(BaseModel):
+    """An error on a /v2 route: the Open Inference Protocol's shape, our details beside."""
+
+    error: str = Field(description="The message (where Triton's and KServe's clients read it).")
+    type: str
+    hint: str | None = None
+    field: str | None = None
+    row: int | None = None
+
+
 class PredictRequest(BaseModel):
     """Rows as objects (`inputs`), or columnar (`columns` + `data`)."""
 
@@ -45,7 +55,12 @@ class Tensor(BaseModel):
     name: str
     shape: list[int]
     datatype: str = Field(description="BOOL, INT8..INT64, UINT8..UINT64, FP16..FP64, BYTES")
-    data: list[Any] = Field(description="Row-major values, flat or nested to match shape.")
+    data: list[Any] | None = Field(
+        None,
+        description="Row-major values, flat or nested to match shape; absent when the "
+        "tensor is sent in binary (parameters.binary_data_size, with the "
+        "Inference-Header-Content-Length header).",
+    )
     parameters: dict[str, Any] | None = None
 
 
@@ -57,8 +72,12 @@ class RequestedOutput(BaseModel):
 class InferRequest(BaseModel):
     """Open Inference Protocol request: one tensor per column, or one [n, k] tensor."""
 
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
+    id: str | None = Field(None, description="Echoed in the response.")
+    model_name: str | None = Field(None, description="If given, the route's model name.")
+    model_version: str | None = Field(None, description="If given, the served version.")
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_output: true answers every output in binary."
+    )
     inputs: list[Tensor]
     outputs: list[RequestedOutput] | None = None
 
@@ -102,6 +121,11 @@ class InvocationsResponse(BaseModel):
 def error_responses() -> dict[int | str, dict[str, Any]]:
     """FastAPI `responses` documenting the JSON error body of every 4xx/5xx we send."""
     return {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 503)}
+
+
+def protocol_error_responses() -> dict[int | str, dict[str, Any]]:
+    """The same, for the Open Inference Protocol's routes (its error shape)."""
+    return {code: {"model": ProtocolError} for code in (400, 404, 413, 415, 422, 503)}
 
 
 def request_body(model: Any) -> dict[str, Any]:

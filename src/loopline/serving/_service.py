@@ -49,12 +49,13 @@ from loopline.serving._inputs import describe, extra_field_error
 from loopline.serving._json import check_content_type, parse_json, read_body
 from loopline.serving._metrics import ServingMetrics
 from loopline.serving._redact import clip, header_list
-from loopline.serving._responses import error_response, json_response
+from loopline.serving._responses import body_response, error_response, json_response
 from loopline.serving._sink import (
     PredictionBatch,
     PredictionRecord,
     Sink,
     SinkWorker,
+    dropped_fields,
     durable_sink,
 )
 from loopline.store.deployments import check_deployment_name
@@ -64,13 +65,14 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from loopline.serving._inputs import Block
+    from loopline.serving._responses import RawBody
     from loopline.serving.runtime import Prediction, ServedModel
 
 log = logging.getLogger(__name__)
 
 # parse(body, model) -> (rows, anything render needs); render(answer) -> response body
 Parse = Callable[[Any, "ServedModel"], tuple["Block", Any]]
-Render = Callable[["Answer"], dict[str, Any]]
+Render = Callable[["Answer"], "dict[str, Any] | RawBody"]
 DEFAULT_DEPLOYMENT = "default"
 # Models whose one-row predict takes less run on the event loop (see _batching).
 INLINE_BELOW_MS = 0.2
@@ -300,6 +302,7 @@ class Service:
                         block=block.compact(),
                         predictions=prediction.predictions,
                         probabilities=prediction.probabilities,
+                        dropped_fields=dropped_fields([b for _, b, _ in part]),
                     )
                     if self._durable is not None:
                         self._durable.commit(batch, waiting)
@@ -361,8 +364,8 @@ class Service:
     ) -> Response:
         """Answer one prediction request; every error becomes its JSON error response.
 
-        `decode(content type)` refuses a content type the route does not read (415) and
-        gives the body's reader (JSON; MLflow's routes also read CSV).
+        `decode(request)` refuses a content type the route does not read (415) and gives
+        the body's reader (JSON; MLflow's routes also read CSV, V2 binary tensors).
         """
         started = time.perf_counter()
         arrived = datetime.now(UTC)
@@ -372,7 +375,7 @@ class Service:
             deployment = self.deployment(name)
             deployment_name = deployment.name
             version = deployment.primary.model.version_ref
-            read = decode(request.headers.get("content-type"))
+            read = decode(request)
             max_bytes, max_depth = self._limits
             raw = await read_body(
                 request.stream(), request.headers.get("content-length"), max_bytes
@@ -404,6 +407,7 @@ class Service:
                     probabilities=prediction.probabilities,
                     latency_ms=(time.perf_counter() - started) * 1000.0,
                     block=block,
+                    dropped_fields=block.dropped,
                 )
                 mirror = self._shadows < MAX_SHADOW_IN_FLIGHT
                 self._shadows += mirror  # the shadow's place is taken now
@@ -429,7 +433,7 @@ class Service:
         headers = {"X-Model-Version": version}
         if block.dropped:
             headers["X-Dropped-Fields"] = header_list(block.dropped)
-        response = json_response(render(answer), headers=headers)
+        response = body_response(render(answer), headers)
         seconds = time.perf_counter() - started
         self.metrics.request(deployment_name, version, endpoint, 200, seconds)
         shadow = deployment.shadow

@@ -40,6 +40,7 @@ class PredictionRecord:
     from the request's arrival to its predictions. With a shadow model, `shadow_version`
     names it and `shadow_predictions`/`shadow_probabilities` hold what it said, or
     `shadow_error` why it failed (the shadow never answers the client).
+    `dropped_fields` names the fields the request sent that are not model inputs.
     """
 
     request_id: str
@@ -56,6 +57,7 @@ class PredictionRecord:
     shadow_predictions: np.ndarray[Any, Any] | None = None
     shadow_probabilities: np.ndarray[Any, Any] | None = None
     shadow_error: str | None = None
+    dropped_fields: tuple[str, ...] = ()
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -79,8 +81,9 @@ class PredictionBatch:
     prediction log under load, so that logging costs per batch, not per request.
 
     Per request: `request_ids`, `times` (arrival), `endpoints`, `latency_ms` (arrival to
-    predictions) and `row_counts`; for all of them at once: `block` (the rows merged, in
-    request order), `predictions` and `probabilities`.
+    predictions), `row_counts` and `dropped_fields` (the fields each request sent that are
+    not inputs; None when no request sent any); for all of them at once: `block` (the
+    rows merged, in request order), `predictions` and `probabilities`.
     """
 
     deployment: str
@@ -98,6 +101,7 @@ class PredictionBatch:
     shadow_predictions: np.ndarray[Any, Any] | None = None
     shadow_probabilities: np.ndarray[Any, Any] | None = None
     shadow_error: str | None = None
+    dropped_fields: list[tuple[str, ...]] | None = None
 
     @classmethod
     def of(cls, record: PredictionRecord) -> PredictionBatch:
@@ -120,6 +124,7 @@ class PredictionBatch:
             shadow_predictions=record.shadow_predictions,
             shadow_probabilities=record.shadow_probabilities,
             shadow_error=record.shadow_error,
+            dropped_fields=[record.dropped_fields] if record.dropped_fields else None,
         )
 
     def records(self) -> list[PredictionRecord]:
@@ -144,10 +149,17 @@ class PredictionBatch:
                     shadow_predictions=_rows(self.shadow_predictions, rows),
                     shadow_probabilities=_rows(self.shadow_probabilities, rows),
                     shadow_error=self.shadow_error,
+                    dropped_fields=() if self.dropped_fields is None else self.dropped_fields[i],
                 )
             )
             start = rows.stop
         return found
+
+
+def dropped_fields(blocks: Sequence[Block]) -> list[tuple[str, ...]] | None:
+    """Per request, the fields it sent that are not inputs (None when none did)."""
+    found = [block.dropped for block in blocks]
+    return found if any(found) else None
 
 
 def _rows(array: np.ndarray[Any, Any] | None, rows: slice) -> np.ndarray[Any, Any] | None:

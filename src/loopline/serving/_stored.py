@@ -2,7 +2,7 @@
 
 The service polls `load(known)` every few seconds; one cheap query reads the current
 revision of each deployment, and only a deployment whose revision changed is read and
-loaded. Loaded models are kept by (version, runtime preference), so a change that adds
+loaded. Loaded models are kept by (version, runtime), so a change that adds
 a canary loads only the canary; versions no deployment uses any more are let go.
 
 A revision that fails to load (a version whose package is gone, a store that is down)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -35,15 +36,31 @@ RETRY_MAX_SECONDS = 60.0
 class StoredDeployments:
     """The named deployments of the current project, reloaded when they change."""
 
-    def __init__(self, names: Sequence[str], *, poll_seconds: float = DEFAULT_POLL_SECONDS):
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        runtime: str | None = None,
+        trusted: Sequence[str] = (),
+        allow_pickle: bool = False,
+    ):
+        """`runtime` ("auto", "native" or "onnx") overrides each deployment's own;
+        `trusted` and `allow_pickle` load every version as `loopline.models.load` does."""
         if not names:
             raise NotFound("nothing to serve: name at least one deployment")
         self._names = [check_deployment_name(name) for name in dict.fromkeys(names)]
         self.poll_seconds: float | None = poll_seconds
-        self._models: dict[tuple[str, bool], ServedModel] = {}
-        self._in_use: dict[str, set[tuple[str, bool]]] = {}
+        self._runtime = runtime
+        self._trusted = list(trusted)
+        self._allow_pickle = allow_pickle
+        self._models: dict[tuple[str, str], ServedModel] = {}
+        self._in_use: dict[str, set[tuple[str, str]]] = {}
         # a revision that failed to load -> (revision, when to try again, the last delay)
         self._failed: dict[str, tuple[int, float, float]] = {}
+        # the last load error of each deployment -> (revision, message, when), until a
+        # revision loads (what the server's heartbeat reports, see _heartbeat)
+        self.errors: dict[str, tuple[int, str, datetime]] = {}
 
     def names(self) -> set[str]:
         return set(self._names)
@@ -78,7 +95,9 @@ class StoredDeployments:
                 spec = DeploymentSpec.from_dict(record.config)
                 changed[name] = self._endpoint(name, spec, record.revision)
                 self._failed.pop(name, None)
+                self.errors.pop(name, None)
             except LooplineError as exc:
+                self.errors[name] = (revision, str(exc), datetime.now(UTC))
                 if not known:
                     raise  # at startup: nothing to fall back on
                 # one broken deployment must not hold back the others' changes
@@ -98,7 +117,8 @@ class StoredDeployments:
         return changed
 
     def _endpoint(self, name: str, spec: DeploymentSpec, revision: int) -> EndpointModels:
-        keys = {ref: (ref, spec.prefer_onnx) for ref in spec.versions}
+        runtime = self._runtime or spec.runtime
+        keys = {ref: (ref, runtime) for ref in spec.versions}
         models = {ref: self._model(key) for ref, key in keys.items()}
         self._in_use[name] = set(keys.values())
         return EndpointModels(
@@ -112,13 +132,19 @@ class StoredDeployments:
             strict_inputs=spec.strict_inputs,
         )
 
-    def _model(self, key: tuple[str, bool]) -> ServedModel:
+    def _model(self, key: tuple[str, str]) -> ServedModel:
         from loopline.serving.runtime import load_served
 
         found = self._models.get(key)
         if found is None:
-            ref, prefer_onnx = key
-            found = self._models[key] = load_served(ref, prefer_onnx=prefer_onnx, warm_up=False)
+            ref, runtime = key
+            found = self._models[key] = load_served(
+                ref,
+                runtime=runtime,
+                warm_up=False,
+                trusted=self._trusted,
+                allow_pickle=self._allow_pickle,
+            )
             log.info("loaded %s via %s", found.version_ref, found.runtime)
         return found
 

@@ -13,20 +13,41 @@ suit the column; the JSON values must be of the column's type).
 
 Outputs: "predict" (shape [n]) and, for classifiers, "predict_proba" (shape [n, k],
 FP64, flattened row-major); a request's "outputs" may select among them.
+
+Every field the protocol allows is accepted: `id` (echoed in the response),
+`parameters` on the request, inputs and outputs (ones this server has no use for are
+ignored; an output's `classification` or `shared_memory_region`, extensions it does not
+implement, are refused), and `model_name` (KServe's client sends it) and `model_version`,
+which must be the route's (else 400). Keys the protocol does not define are ignored: it
+does not forbid them. `/v2/models/{name}/versions/{version}/...` routes answer for the
+served version (its number, "1", or its reference, "churn/1"), else 404. Binary tensors:
+see `_v2_binary`; errors on /v2 routes take the protocol's shape: see `_v2_errors`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import InvalidField, InvalidInput
+from loopline.errors import (
+    InvalidField,
+    InvalidInput,
+    MalformedRequest,
+    NotFound,
+    UnsupportedMediaType,
+)
+from loopline.serving import _v2_binary as binary
 from loopline.serving._inputs import NUMBERS, Block, InputSchema, describe, from_columns
+from loopline.serving._json import check_content_type, dumps, parse_json
 from loopline.serving._redact import clip
+from loopline.serving._responses import RawBody
 
 if TYPE_CHECKING:
     import numpy as np
+    from starlette.requests import Request
 
+    from loopline.serving._csv import BodyReader
     from loopline.serving._endpoints import Answer
     from loopline.serving.runtime import Prediction, ServedModel
 
@@ -45,52 +66,178 @@ NUMERIC_DATATYPES = frozenset(
 )
 MATRIX_INPUT = "input"
 PREDICT, PREDICT_PROBA = "predict", "predict_proba"
-_REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
-_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
+# Output parameters of extensions this server does not implement: refused, not ignored,
+# since the client would misread the answer.
+_UNSUPPORTED_OUTPUT_PARAMETERS = ("classification", "shared_memory_region")
 
 
-def v2_request(body: Any, model: ServedModel) -> tuple[Block, str | None, list[str]]:
-    """The rows, the client's request id (if any) and the output names to return."""
+@dataclass(frozen=True)
+class V2Body:
+    """An inference request as read from HTTP: the route's model name, the JSON request,
+    the binary tensor data after it (None without the extension), the route's version."""
+
+    route: str | None
+    request: Any
+    binary: memoryview | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class V2Context:
+    """What rendering needs of the request: the client's id and the outputs, in order,
+    with whether each is answered in binary."""
+
+    client_id: str | None
+    outputs: list[str]
+    binary: list[bool]
+
+
+def decode_v2(request: Request) -> BodyReader:
+    """The V2 route's body reader: JSON (a missing Content-Type is read as JSON, as Triton
+    and KServe do), or a JSON header and binary tensors with Inference-Header-Content-Length."""
+    headers = request.headers
+    route, version = request.path_params.get("name"), request.path_params.get("version")
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(
+            f"Content-Encoding {clip(encoding)!r} is not supported",
+            hint="send the request body uncompressed",
+        )
+    content_type = headers.get("content-type")
+    length = headers.get(binary.HEADER)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if length is None:
+        if content_type is not None:
+            check_content_type(content_type)
+        return lambda raw, depth, model: V2Body(
+            route, parse_json(raw, max_depth=depth), version=version
+        )
+    if media not in ("", binary.OCTET_STREAM):
+        check_content_type(content_type)
+    size = binary.header_length(length)
+
+    def read(raw: bytes, depth: int, model: ServedModel) -> V2Body:
+        header, data = binary.split_body(raw, size)
+        return V2Body(route, parse_json(header, max_depth=depth), data, version)
+
+    return read
+
+
+def v2_request(body: V2Body, model: ServedModel) -> tuple[Block, V2Context]:
+    """The rows, and what the response needs (client id, outputs, which in binary)."""
     schema = model.schema
-    if type(body) is not dict:
-        raise InvalidInput(f"an inference request must be a JSON object, got {describe(body)}")
-    extra = sorted(set(body) - _REQUEST_KEYS)
-    if extra:
-        raise InvalidInput(f"unexpected key {clip(extra[0])!r} in the inference request")
-    request_id = body.get("id")
+    check_version(body.version, model, body.route)
+    request = body.request
+    if type(request) is not dict:
+        raise InvalidInput(f"an inference request must be a JSON object, got {describe(request)}")
+    request_id = request.get("id")
     if request_id is not None and type(request_id) is not str:
         raise InvalidField("the request 'id' must be a string", field="id")
-    outputs = _requested_outputs(body.get("outputs"), model)
-    tensors = body.get("inputs")
+    _check_names(request, body.route, model)
+    parameters = _parameters(request, "the request")
+    binary_output = parameters.get("binary_data_output", False)
+    if type(binary_output) is not bool:
+        raise InvalidField("'binary_data_output' must be true or false", field="parameters")
+    outputs, as_binary = _requested_outputs(request.get("outputs"), model, binary_output)
+    tensors = request.get("inputs")
     if type(tensors) is not list or not tensors:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
-    parsed = [_tensor(tensor, index) for index, tensor in enumerate(tensors)]
+    data = None if body.binary is None else binary.BinaryData(body.binary)
+    parsed = [_tensor(tensor, index, data) for index, tensor in enumerate(tensors)]
+    if data is not None:
+        data.finish()
+    context = V2Context(request_id, outputs, as_binary)
     if len(parsed) == 1 and _is_matrix(parsed[0], schema):
-        return _matrix_block(parsed[0], schema), request_id, outputs
-    return _column_block(parsed, schema), request_id, outputs
+        return _matrix_block(parsed[0], schema), context
+    return _column_block(parsed, schema), context
 
 
-def parse_v2(body: Any, model: ServedModel) -> tuple[Block, tuple[str | None, list[str]]]:
-    """`Service.predict`'s parse step: the rows, and (client id, outputs) for rendering."""
-    block, client_id, outputs = v2_request(body, model)
-    return block, (client_id, outputs)
+def parse_v2(body: Any, model: ServedModel) -> tuple[Block, V2Context]:
+    """`Service.predict`'s parse step: the rows, and the context for rendering."""
+    if not isinstance(body, V2Body):  # read by another route's reader: JSON only
+        body = V2Body(None, body)
+    return v2_request(body, model)
 
 
-def render_v2(answer: Answer) -> dict[str, Any]:
-    """The inference response: model name and version, id, output tensors."""
-    client_id, outputs = answer.context
-    return {
+def render_v2(answer: Answer) -> dict[str, Any] | RawBody:
+    """The inference response: model name and version, id, output tensors; with binary
+    outputs, the JSON header then their bytes."""
+    import numpy as np
+
+    context: V2Context = answer.context
+    tensors = v2_outputs(answer.prediction, context.outputs)
+    chunks: list[bytes] = []
+    for tensor, as_binary in zip(tensors, context.binary, strict=True):
+        if as_binary:
+            chunk = binary.encode(np.asarray(tensor.pop("data")), tensor["datatype"])
+            tensor["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+    response = {
         "model_name": answer.deployment,
         "model_version": answer.model.version_ref,
-        "id": client_id if client_id is not None else answer.request_id,
-        "outputs": v2_outputs(answer.prediction, outputs),
+        "id": context.client_id if context.client_id is not None else answer.request_id,
+        "outputs": tensors,
     }
+    if not chunks:
+        return response
+    header = dumps(response)
+    return RawBody(
+        b"".join([header, *chunks]),
+        binary.OCTET_STREAM,
+        {"Inference-Header-Content-Length": str(len(header))},
+    )
 
 
-def _requested_outputs(value: Any, model: ServedModel) -> list[str]:
+def check_version(version: str | None, model: ServedModel, name: str | None) -> None:
+    """NotFound unless `version` (of a /versions/{version} route; None: any) is the one
+    served: its number ("1") or its reference ("churn/1")."""
+    if version is not None and version not in _versions(model):
+        raise NotFound(
+            f"deployment '{clip(name)}' serves {model.version_ref}, not version "
+            f"{clip(repr(version))}",
+            hint=f"send to /v2/models/{clip(name)}/infer, or name version {_versions(model)[-1]}",
+        )
+
+
+def _versions(model: ServedModel) -> tuple[str, str]:
+    return model.version_ref, model.version_ref.rsplit("/", 1)[-1]
+
+
+def _check_names(request: dict[str, Any], route: str | None, model: ServedModel) -> None:
+    """`model_name` and `model_version`, where a client sends them, must be the route's."""
+    name, version = request.get("model_name"), request.get("model_version")
+    if name is not None and (type(name) is not str or (route is not None and name != route)):
+        raise MalformedRequest(
+            f"the request names model {clip(repr(name))}, but was sent to "
+            f"/v2/models/{clip(route)}/infer",
+            field="model_name",
+        )
+    if version is not None and (type(version) is not str or version not in _versions(model)):
+        raise MalformedRequest(
+            f"the request names model version {clip(repr(version))}, but this deployment "
+            f"serves {model.version_ref}",
+            field="model_version",
+        )
+
+
+def _parameters(holder: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if type(parameters) is not dict:
+        raise InvalidField(
+            f"the 'parameters' of {what} must be an object, got {describe(parameters)}",
+            field="parameters",
+        )
+    return parameters
+
+
+def _requested_outputs(
+    value: Any, model: ServedModel, binary_output: bool
+) -> tuple[list[str], list[bool]]:
     available = [PREDICT, PREDICT_PROBA] if model.has_proba else [PREDICT]
     if value is None:
-        return available
+        return available, [binary_output] * len(available)
     if type(value) is not list or not all(
         type(o) is dict and type(o.get("name")) is str for o in value
     ):
@@ -102,7 +249,24 @@ def _requested_outputs(value: Any, model: ServedModel) -> list[str]:
             f"unknown output {clip(unknown[0])!r}; this model has {', '.join(available)}",
             field="outputs",
         )
-    return names
+    flags = []
+    for output in value:
+        parameters = _parameters(output, f"output '{output['name']}'")
+        for key in _UNSUPPORTED_OUTPUT_PARAMETERS:
+            if key in parameters:
+                raise InvalidField(
+                    f"output '{output['name']}' asks for {key!r}, which this server does not "
+                    "support",
+                    field="outputs",
+                    hint="drop the parameter; the server's extensions are listed at GET /v2",
+                )
+        flag = parameters.get("binary_data", binary_output)
+        if type(flag) is not bool:
+            raise InvalidField(
+                f"output '{output['name']}': 'binary_data' must be true or false", field="outputs"
+            )
+        flags.append(flag)
+    return names, flags
 
 
 class _Tensor:
@@ -112,18 +276,19 @@ class _Tensor:
         self.name, self.shape, self.datatype, self.data = name, shape, datatype, data
 
 
-def _tensor(tensor: Any, index: int) -> _Tensor:
+def _tensor(tensor: Any, index: int, data: binary.BinaryData | None) -> _Tensor:
+    """One input tensor, its values from `data` when it is sent in binary."""
     if type(tensor) is not dict:
         raise InvalidInput(f"input tensor {index} must be an object, got {describe(tensor)}")
     name = tensor.get("name")
     if type(name) is not str or not name:
         raise InvalidInput(f"input tensor {index} needs a 'name' (a string)")
-    extra = sorted(set(tensor) - _TENSOR_KEYS)
-    missing = sorted(_TENSOR_KEYS - {"parameters"} - set(tensor))
-    if extra or missing:
-        what = f"unexpected key {clip(extra[0])!r}" if extra else f"no {missing[0]!r}"
-        raise InvalidField(f"input tensor '{clip(name)}' has {what}", field=name)
-    shape, datatype, data = tensor["shape"], tensor["datatype"], tensor["data"]
+    size = _parameters(tensor, f"input tensor '{clip(name)}'").get("binary_data_size")
+    required = ("shape", "datatype") if size is not None else ("shape", "datatype", "data")
+    missing = [key for key in required if key not in tensor]
+    if missing:
+        raise InvalidField(f"input tensor '{clip(name)}' has no {missing[0]!r}", field=name)
+    shape, datatype = tensor["shape"], tensor["datatype"]
     if type(shape) is not list or not shape or not all(type(n) is int and n >= 0 for n in shape):
         raise InvalidField(
             f"input tensor '{clip(name)}' needs a 'shape' of non-negative integers", field=name
@@ -134,9 +299,37 @@ def _tensor(tensor: Any, index: int) -> _Tensor:
             field=name,
             hint="use BOOL, INT8..INT64, UINT8..UINT64, FP16, FP32, FP64 or BYTES",
         )
-    if type(data) is not list:
+    if size is not None:
+        return _Tensor(name, shape, datatype, _binary_values(tensor, size, data))
+    values = tensor["data"]
+    if type(values) is not list:
         raise InvalidField(f"input tensor '{clip(name)}' needs 'data' as an array", field=name)
-    return _Tensor(name, shape, datatype, _flatten(data, shape, name))
+    return _Tensor(name, shape, datatype, _flatten(values, shape, name))
+
+
+def _binary_values(tensor: dict[str, Any], size: Any, data: binary.BinaryData | None) -> list[Any]:
+    name, shape = tensor["name"], tensor["shape"]
+    if data is None:
+        raise MalformedRequest(
+            f"input tensor '{clip(name)}' has binary_data_size, but the request has no "
+            "Inference-Header-Content-Length header",
+            field=name,
+            hint="send the JSON header's length in bytes in that header, then the binary data",
+        )
+    if type(size) is not int or size < 0:
+        raise MalformedRequest(
+            f"input tensor '{clip(name)}' has binary_data_size {clip(repr(size))}; expected a "
+            "non-negative integer",
+            field=name,
+        )
+    if "data" in tensor:
+        raise MalformedRequest(
+            f"input tensor '{clip(name)}' has both 'data' and binary_data_size", field=name
+        )
+    chunk = data.take(name, size)
+    # at most one value per byte (BYTES: four): a larger shape cannot match the data
+    count = _size(shape, size)
+    return binary.decode(chunk, tensor["datatype"], count, name)
 
 
 def _flatten(data: list[Any], shape: list[int], name: str) -> list[Any]:
@@ -282,47 +475,3 @@ def _plain(values: np.ndarray[Any, Any]) -> Any:
     if kind in "iu":
         return np.asarray(values, dtype=np.int64)
     return values.tolist()
-
-
-def label_datatype(classes: list[Any] | None) -> str:
-    """The V2 datatype of the labels a classifier returns (FP64 for a regressor)."""
-    if classes is None:
-        return "FP64"
-    if all(isinstance(c, bool) for c in classes):
-        return "BOOL"
-    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return "INT64"
-    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes):
-        return "FP64"
-    return "BYTES"
-
-
-def v2_metadata(name: str, model: ServedModel) -> dict[str, Any]:
-    """The model metadata response, saying which runtime serves it in `parameters`."""
-    outputs = [{"name": PREDICT, "datatype": label_datatype(model.classes), "shape": [-1]}]
-    if model.has_proba:
-        width = len(model.classes) if model.classes else -1
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, width]})
-    parameters: dict[str, Any] = {
-        "model_version": model.version_ref,
-        "runtime": model.runtime,
-        "runtime_version": model.runtime_version_ref,
-        "path": model.path,
-    }
-    if model.schema.numeric:
-        parameters["matrix_input"] = {
-            "name": MATRIX_INPUT,
-            "datatype": "FP64",
-            "shape": [-1, len(model.input_names)],
-        }
-    return {
-        "name": name,
-        "versions": [model.version_ref],
-        "platform": "onnxruntime_onnx" if model.runtime == "onnxruntime" else model.runtime,
-        "inputs": [
-            {"name": spec.name, "datatype": DATATYPES[spec.type], "shape": [-1]}
-            for spec in model.inputs
-        ],
-        "outputs": outputs,
-        "parameters": parameters,
-    }

@@ -17,7 +17,8 @@ extra columns, and named in the `X-Dropped-Fields` response header (percent-enco
 comma-separated); with `strict_inputs=True` they are refused (422).
 
 Every error is `{"error": {"type", "message", "hint", "field"}}` with the error's HTTP
-status, and never names a server path (see `_redact`); `X-Request-Id` carries the
+status (under /v2, the protocol's `{"error": "message", "type", ...}`: `_v2_errors`), and
+never names a server path (see `_redact`); `X-Request-Id` carries the
 caller's W3C trace id (or a new id) on every response, `X-Model-Version` the registered
 version that answered. A request body must arrive within `body_timeout_seconds` (408
 otherwise, see `_body_timeout`); a 500 closes its connection (`Connection: close`), so a
@@ -47,7 +48,9 @@ from loopline.serving._payloads import parse_mlflow, parse_v1, render_mlflow, re
 from loopline.serving._responses import error_response, json_response
 from loopline.serving._service import Parse, Render, Service
 from loopline.serving._sink import Sink
-from loopline.serving._v2 import parse_v2, render_v2, v2_metadata
+from loopline.serving._v2 import check_version, decode_v2, parse_v2, render_v2
+from loopline.serving._v2_errors import V2ErrorMiddleware, is_v2_path, protocol_error
+from loopline.serving._v2_metadata import v2_metadata
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -141,6 +144,7 @@ def create_app(
     from starlette.exceptions import HTTPException
 
     from loopline import __version__
+    from loopline.serving._telemetry import telemetry_options
 
     service = Service(
         models,
@@ -166,10 +170,12 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         default_response_class=json_response_class(),
+        **telemetry_options(FastAPI),  # per-request OpenTelemetry checks (see _telemetry)
     )
     app.state.service = service
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(BodyTimeoutMiddleware, seconds=check_body_timeout(body_timeout_seconds))
+    app.add_middleware(V2ErrorMiddleware)  # outside the others: it sees their errors too
     app.add_exception_handler(LooplineError, _loopline_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -188,7 +194,8 @@ def create_app(
 # path -> endpoint label (in metrics and the prediction log), parse, render, decode
 PROTOCOLS: dict[str, tuple[str, Parse, Render, Decode]] = {
     "/v1/deployments/{name}/predict": ("v1", parse_v1, render_v1, decode_json),
-    "/v2/models/{name}/infer": ("v2", parse_v2, render_v2, decode_json),
+    "/v2/models/{name}/infer": ("v2", parse_v2, render_v2, decode_v2),
+    "/v2/models/{name}/versions/{version}/infer": ("v2", parse_v2, render_v2, decode_v2),
     "/invocations": ("invocations", parse_mlflow, render_mlflow, decode_mlflow),
     "/v1/deployments/{name}/invocations": (
         "invocations",
@@ -222,7 +229,15 @@ def _document_prediction_routes(app: "FastAPI", handlers: dict[str, Callable[...
     from loopline.serving import _schemas as schemas
 
     errors = schemas.error_responses()
-    v1, v2, mlflow, named_mlflow = (handlers[path] for path in PROTOCOLS)
+    v1, v2, mlflow, named_mlflow = (
+        handlers[path]
+        for path in (
+            "/v1/deployments/{name}/predict",
+            "/v2/models/{name}/infer",
+            "/invocations",
+            "/v1/deployments/{name}/invocations",
+        )
+    )
 
     @app.post(
         "/v1/deployments/{name}/predict",
@@ -240,11 +255,23 @@ def _document_prediction_routes(app: "FastAPI", handlers: dict[str, Callable[...
         "/v2/models/{name}/infer",
         summary="Predict with the Open Inference Protocol (KServe V2)",
         response_model=schemas.InferResponse,
-        responses=errors,
+        responses=schemas.protocol_error_responses(),
         openapi_extra=schemas.request_body(schemas.InferRequest),
         tags=["open inference protocol"],
     )
     async def infer(name: str, request: Request) -> Response:
+        response: Response = await v2(request)
+        return response
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        summary="Predict with the Open Inference Protocol, naming the served version",
+        response_model=schemas.InferResponse,
+        responses=schemas.protocol_error_responses(),
+        openapi_extra=schemas.request_body(schemas.InferRequest),
+        tags=["open inference protocol"],
+    )
+    async def infer_version(name: str, version: str, request: Request) -> Response:
         response: Response = await v2(request)
         return response
 
@@ -302,22 +329,35 @@ def _add_status_routes(app: "FastAPI", service: Service) -> None:
     from loopline.serving import _schemas as schemas
     from loopline.serving._metrics import CONTENT_TYPE
 
-    errors = schemas.error_responses()
     v2: list[str | Enum] = ["open inference protocol"]
+    v2_errors = schemas.protocol_error_responses()
 
-    @app.get("/v2/models/{name}", response_model=schemas.ModelMetadata, responses=errors, tags=v2)
-    async def model_metadata(name: str) -> Response:
+    metadata = schemas.ModelMetadata
+
+    @app.get(
+        "/v2/models/{name}/versions/{version}",
+        response_model=metadata,
+        responses=v2_errors,
+        tags=v2,
+    )
+    @app.get("/v2/models/{name}", response_model=metadata, responses=v2_errors, tags=v2)
+    async def model_metadata(name: str, version: str | None = None) -> Response:
         model = service.deployment(name).primary.model
+        check_version(version, model, name)
         return json_response(v2_metadata(name, model))
 
-    @app.get("/v2/models/{name}/ready", responses=errors, tags=v2)
-    async def model_ready(name: str) -> Response:
+    @app.get("/v2/models/{name}/versions/{version}/ready", responses=v2_errors, tags=v2)
+    @app.get("/v2/models/{name}/ready", responses=v2_errors, tags=v2)
+    async def model_ready(name: str, version: str | None = None) -> Response:
+        check_version(version, service.deployment(name).primary.model, name)
         ready = service.deployment(name).ready
         return json_response({"name": name, "ready": ready}, 200 if ready else 503)
 
     @app.get("/v2", tags=v2)
     async def server_metadata() -> Response:
-        return json_response({"name": "loopline", "version": __version__, "extensions": []})
+        return json_response(
+            {"name": "loopline", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     @app.get("/v2/health/live", tags=v2)
     async def v2_live() -> Response:
@@ -393,6 +433,9 @@ async def _unexpected_error(request: "Request", exc: Exception) -> "Response":
     log.error("unexpected %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     message = f"internal error ({type(exc).__name__}); the server log has the details"
     detail = {"type": "LooplineError", "message": message, "hint": None, "field": None}
+    body: dict[str, Any] = {"error": detail}
+    if is_v2_path(request.url.path):  # outside V2ErrorMiddleware: shaped here
+        body = protocol_error(body)
     # The request's state is unknown (and uvicorn closes the socket after an exception):
     # say so, so that the client opens a new connection instead of losing its next request.
-    return json_response({"error": detail}, 500, {"Connection": "close"})
+    return json_response(body, 500, {"Connection": "close"})

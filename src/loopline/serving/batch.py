@@ -97,6 +97,8 @@ def predict_batch(
     executor: str = "local",
     ray_address: str | None = None,
     keep: Sequence[str] = (),
+    trusted: list[str] | None = None,
+    allow_pickle: bool = False,
 ) -> BatchResult:
     """Predict with `model` ("churn", "churn/3", "churn@champion") on every row of `input`.
 
@@ -111,6 +113,9 @@ def predict_batch(
     `executor="ray"` (the `ray` extra) predicts the chunks on a Ray cluster: the one at
     `ray_address`, else at $RAY_ADDRESS, else a local Ray started for this batch and
     stopped after it (a Ray already initialized in this process is used as it is).
+
+    The model loads as `loopline.models.load` loads it (the types recorded with it, plus
+    `trusted`; a pickle only with `allow_pickle`), on either executor.
 
     Runs inside the active run, or in a new run of the "batch-predict" experiment.
 
@@ -133,7 +138,7 @@ def predict_batch(
             f"the output {target} already exists", hint="pass overwrite=True (--overwrite)"
         )
     source = _source(input)
-    served = load_served(model, prefer_onnx=prefer_onnx)
+    served = load_served(model, prefer_onnx=prefer_onnx, trusted=trusted, allow_pickle=allow_pickle)
     total = _row_total(source)
     if on_total is not None and total is not None:
         on_total(total)

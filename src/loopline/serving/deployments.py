@@ -57,9 +57,11 @@ class DeploymentSpec:
     `model` answers every request, except the `weight` percent routed to `canary`, or,
     with `ab`, the variant chosen by a hash of the request's `key` value (the first
     variant is `model`). `shadow` also receives every request off the response path; its
-    outputs are logged, never returned. `prefer_onnx` serves parity-checked ONNX forms.
-    `strict_inputs` refuses (422) request fields that are not model inputs, which are
-    otherwise dropped and named in the response's X-Dropped-Fields header.
+    outputs are logged, never returned. `runtime` is "auto" (ONNX, converted at load when
+    there is no export, else native), "onnx" or "native" (see loopline.serving._runtime);
+    `prefer_onnx` is False exactly when it is "native". `strict_inputs` refuses (422)
+    request fields that are not model inputs, which are otherwise dropped and named in
+    the response's X-Dropped-Fields header.
     """
 
     model: Variant
@@ -70,6 +72,13 @@ class DeploymentSpec:
     key: str | None = None
     prefer_onnx: bool = True
     strict_inputs: bool = False
+    runtime: str = "auto"
+
+    def __post_init__(self) -> None:
+        # the older `prefer_onnx=False` and `runtime="native"` say the same thing
+        if not self.prefer_onnx or self.runtime == "native":
+            object.__setattr__(self, "runtime", "native")
+            object.__setattr__(self, "prefer_onnx", False)
 
     @property
     def strategy(self) -> str:
@@ -102,6 +111,7 @@ class DeploymentSpec:
             "key": self.key,
             "prefer_onnx": self.prefer_onnx,
             "strict_inputs": self.strict_inputs,
+            "runtime": self.runtime,
         }
 
     @classmethod
@@ -118,6 +128,7 @@ class DeploymentSpec:
             key=body.get("key"),
             prefer_onnx=bool(body.get("prefer_onnx", True)),
             strict_inputs=bool(body.get("strict_inputs", False)),
+            runtime=str(body.get("runtime") or "auto"),
         )
 
     def describe(self) -> str:
@@ -164,20 +175,26 @@ def create_deployment(
     strict_inputs: bool = False,
     reason: str | None = None,
     actor: str | None = None,
+    runtime: str = "auto",
 ) -> Deployment:
     """A new deployment serving `model` (a reference, pinned to its version now);
-    `strict_inputs` as in DeploymentSpec.
+    `strict_inputs` and `runtime` as in DeploymentSpec.
 
     Raises Conflict if the name is taken, NotFound for an unknown model, Conflict for an
     archived version.
     """
     from loopline.config import current_user
     from loopline.project import stores
+    from loopline.serving._runtime import check_runtime
 
     check_deployment_name(name)
     opened = stores()
+    runtime = check_runtime(runtime)  # before the model is looked up
     spec = DeploymentSpec(
-        model=_variant(model, opened), prefer_onnx=prefer_onnx, strict_inputs=strict_inputs
+        model=_variant(model, opened),
+        prefer_onnx=prefer_onnx,
+        strict_inputs=strict_inputs,
+        runtime=runtime,
     )
     record = opened.metadata.deployments.create(
         name, spec.to_dict(), actor=actor or current_user(), reason=reason
@@ -200,6 +217,7 @@ def update_deployment(
     strict_inputs: bool | None = None,
     reason: str | None = None,
     actor: str | None = None,
+    runtime: str | None = None,
 ) -> Deployment:
     """Change a deployment's model, strategy or options; the result is its next revision.
 
@@ -212,6 +230,7 @@ def update_deployment(
     """
     from loopline.config import current_user
     from loopline.project import stores
+    from loopline.serving._runtime import check_runtime
 
     opened = stores()
     current = get_deployment(name, opened=opened)
@@ -229,7 +248,9 @@ def update_deployment(
     if ab is not None or key is not None:
         spec = _with_ab(spec, ab, key, opened)
     if prefer_onnx is not None:
-        spec = replace(spec, prefer_onnx=prefer_onnx)
+        spec = replace(spec, prefer_onnx=prefer_onnx, runtime="auto" if prefer_onnx else "native")
+    if runtime is not None:
+        spec = replace(spec, runtime=check_runtime(runtime), prefer_onnx=runtime != "native")
     if strict_inputs is not None:
         spec = replace(spec, strict_inputs=strict_inputs)
     if spec == current.spec:

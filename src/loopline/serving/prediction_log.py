@@ -57,7 +57,9 @@ Schema: one row per predicted row,
     prediction (the model's type as pyarrow converts its numpy array),
     probabilities list<float64> (null without), shadow_version string,
     shadow_prediction (as prediction), shadow_probabilities list<float64>,
-    shadow_error string, inputs struct<one field per input column>
+    shadow_error string, dropped_fields list<string> (the request's fields that are not
+    model inputs, dropped before predicting; null when none: files written before this
+    column existed read as null too), inputs struct<one field per input column>
 
 Inputs keep the model's column names inside the `inputs` struct, so they never collide
 with the columns above; DuckDB's `read_parquet(..., union_by_name=true)` merges the
@@ -176,7 +178,20 @@ def read_log_files(
         table = (
             relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
         )
-    return table.replace_schema_metadata(None)
+    return _with_dropped_fields(table.replace_schema_metadata(None))
+
+
+def _with_dropped_fields(table: pa.Table) -> pa.Table:
+    """`table` with a `dropped_fields` column (null where files older than it are read)."""
+    import pyarrow as pa
+
+    if "dropped_fields" in table.column_names:
+        return table
+    column = pa.nulls(table.num_rows, pa.list_(pa.string()))
+    at = table.column_names.index("inputs") if "inputs" in table.column_names else -1
+    if at < 0:
+        return table.append_column("dropped_fields", column)
+    return table.add_column(at, "dropped_fields", column)
 
 
 def _cached(path: Path, digest: str) -> bool:

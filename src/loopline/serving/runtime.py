@@ -59,12 +59,17 @@ class ServingPlan:
     version: ModelVersion
     runtime_version: ModelVersion
     runtime: str
+    note: str | None = None  # why it runs natively under --runtime auto, or "converted at load"
 
     def describe(self) -> str:
         """One line for logs: 'churn/1 with onnxruntime (ONNX export churn/2)'."""
         if self.runtime_version.id == self.version.id:
-            return f"{self.version.ref} with {self.runtime}"
-        return f"{self.version.ref} with {self.runtime} (ONNX export {self.runtime_version.ref})"
+            text = f"{self.version.ref} with {self.runtime}"
+        else:
+            text = (
+                f"{self.version.ref} with {self.runtime} (ONNX export {self.runtime_version.ref})"
+            )
+        return text if self.note is None else f"{text} [{self.note}]"
 
 
 class ServedModel:
@@ -99,6 +104,9 @@ class ServedModel:
         self.path = runner.path
         self.ready = False
         self.predict_ms: float | None = None  # a one-row predict, timed by warm_up()
+        # the trust it was loaded with (recorded and given): Ray actors load it the same way
+        self.trusted: tuple[str, ...] = ()
+        self.allow_pickle = False
         self._runner = runner
 
     @property
@@ -193,22 +201,36 @@ def load_served(
     prefer_onnx: bool = True,
     trusted: list[str] | None = None,
     warm_up: bool = True,
+    runtime: str | None = None,
+    allow_pickle: bool = False,
 ) -> ServedModel:
     """A ServedModel for a model reference ("churn", "churn/3", "churn@champion").
 
     With `prefer_onnx` (the default) a parity-checked ONNX export runs in onnxruntime;
-    else the native flavor. `warm_up=False` leaves `ready` False for the caller to warm
-    up later (the HTTP app does it at startup).
+    else the native flavor. `runtime` ("auto", "native" or "onnx") instead also converts
+    a version without an export (see `loopline.serving._runtime`). `warm_up=False`
+    leaves `ready` False for the caller to warm up later (the HTTP app does it at startup).
+    The version loads as `loopline.models.load` loads it: trusting the types recorded
+    with it and `trusted`; a pickle only with `allow_pickle`.
 
     Raises NotFound for an unknown reference, InvalidInput for a model without an input
     signature, UnsafeModel / MissingExtra as `loopline.models.load` does.
     """
-    from loopline.models import load_version
+    from loopline.models import load_version, recorded_trust
+    from loopline.packaging import check_trusted, merge_trusted
     from loopline.project import stores
 
     opened = stores()
-    plan = plan_served(ref, prefer_onnx=prefer_onnx, opened=opened)
-    loaded = load_version(plan.runtime_version, trusted=trusted, opened=opened)
+    trusted = check_trusted(trusted)
+    if runtime is None:
+        plan = plan_served(ref, prefer_onnx=prefer_onnx, opened=opened)
+    else:
+        from loopline.serving._runtime import plan_runtime
+
+        plan = plan_runtime(ref, runtime, trusted=trusted, opened=opened)
+    loaded = load_version(
+        plan.runtime_version, trusted=trusted, allow_pickle=allow_pickle, opened=opened
+    )
     served = served_model(
         loaded,
         name=plan.version.model,
@@ -216,6 +238,8 @@ def load_served(
         runtime=plan.runtime,
         runtime_version_ref=plan.runtime_version.ref,
     )
+    served.trusted = tuple(merge_trusted(recorded_trust(plan.runtime_version), trusted))
+    served.allow_pickle = allow_pickle
     log.debug("loaded %s; requests go %s", plan.describe(), served.path)
     if warm_up:
         served.warm_up()

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
+from loopline.packaging import check_trusted
 from loopline.serving._log_spool import DEFAULT_DURABILITY as DEFAULT_LOG_DURABILITY
 from loopline.serving._log_spool import check_durability
 from loopline.store.deployments import check_deployment_name
@@ -34,11 +35,13 @@ from loopline.store.deployments import check_deployment_name
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from loopline.serving.deployments import Deployment
     from loopline.serving.runtime import ServedModel, ServingPlan
 
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "LOOPLINE_SERVE_CONFIG"
+ONNX_THREADS_ENV = "LOOPLINE_ONNX_THREADS"  # read by loopline.packaging._onnx
 PROTOCOL = "loopline.serving.server:NoDelayHTTPProtocol"
 FACTORY = "loopline.serving.server:app_from_env"
 
@@ -50,12 +53,16 @@ class ServeConfig:
     deployments: dict[str, tuple[str, bool]]  # name -> (pinned version ref, prefer ONNX)
     stored: list[str] = field(default_factory=list)  # stored deployments, watched for changes
     poll_seconds: float = 2.0
+    runtime: str | None = None  # stored deployments: overrides each one's own runtime
     log_predictions: bool = True
     log_durability: str = "fast"
+    trusted: list[str] = field(default_factory=list)  # types trusted beyond those recorded
+    allow_pickle: bool = False
     project: str | None = None
     store_uri: str | None = None
     artifact_uri: str | None = None
     app: dict[str, Any] = field(default_factory=dict)  # create_app keyword arguments
+    heartbeat: dict[str, Any] = field(default_factory=dict)  # stored: {"address", "seconds"}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -68,34 +75,44 @@ class ServeConfig:
             deployments=deployments,
             stored=list(body.get("stored", [])),
             poll_seconds=float(body.get("poll_seconds", 2.0)),
+            runtime=body.get("runtime"),
             log_predictions=bool(body.get("log_predictions", True)),
             log_durability=str(body.get("log_durability", "fast")),
+            trusted=[str(name) for name in body.get("trusted", [])],
+            allow_pickle=body.get("allow_pickle") is True,
             project=body.get("project"),
             store_uri=body.get("store_uri"),
             artifact_uri=body.get("artifact_uri"),
             app=dict(body.get("app", {})),
+            heartbeat=dict(body.get("heartbeat", {})),
         )
 
 
 def plan_deployments(
-    refs: Mapping[str, str] | str, *, prefer_onnx: bool = True
+    refs: Mapping[str, str] | str,
+    *,
+    prefer_onnx: bool = True,
+    runtime: str = "auto",
+    trusted: list[str] | None = None,
 ) -> dict[str, ServingPlan]:
-    """The version and runtime each deployment will serve (nothing is loaded).
+    """The version and runtime each deployment will serve (models are not loaded, but
+    under `runtime` "auto" or "onnx" a version without an ONNX export is converted and
+    the export registered now; `prefer_onnx=False` means "native").
 
     `refs` maps deployment names to model references; a single reference is deployed
-    under its model's name. Raises NotFound for an unknown reference.
+    under its model's name. Raises NotFound for an unknown reference, InvalidInput for
+    an unknown runtime or a version "onnx" cannot convert.
     """
-    from loopline.serving.runtime import plan_served
+    from loopline.serving._runtime import check_runtime, plan_runtime
 
+    runtime = check_runtime(runtime) if prefer_onnx else "native"
     if isinstance(refs, str):
-        plan = plan_served(refs, prefer_onnx=prefer_onnx)
+        plan = plan_runtime(refs, runtime, trusted=trusted)
         return {plan.version.model: plan}
     if not refs:
         raise InvalidInput("nothing to serve: give at least one model reference")
-    return {
-        check_deployment_name(name): plan_served(ref, prefer_onnx=prefer_onnx)
-        for name, ref in refs.items()
-    }
+    names = {check_deployment_name(name): ref for name, ref in refs.items()}
+    return {name: plan_runtime(ref, runtime, trusted=trusted) for name, ref in names.items()}
 
 
 def serve(
@@ -115,27 +132,37 @@ def serve(
     access_log: bool = False,
     strict_inputs: bool = False,
     default: str | None = None,
+    runtime: str = "auto",
+    trusted: list[str] | None = None,
+    allow_pickle: bool = False,
 ) -> None:
     """Serve models over HTTP until interrupted (see `create_app` for the endpoints).
 
     `refs`: {deployment name: model reference}, or one reference (deployed under its
-    model's name). Each of `workers` processes loads every model; `prefer_onnx=False`
-    serves native flavors even where an ONNX export exists. `log_predictions` writes
-    every answered request to the prediction log; `log_durability="sync"` answers a
-    request only once its record is in the journal file, "fsync" once it is flushed to
-    the disk (see prediction_log; "fast" buffers). A
+    model's name). Each of `workers` processes loads every model. `runtime="auto"` serves
+    a version's ONNX export, converting it first (once, before any worker starts) when
+    there is none and falling back to the native flavor when conversion or parity fails;
+    "onnx" makes that failure an error; "native" (or `prefer_onnx=False`) never uses ONNX.
+    `log_predictions` writes every answered request to the prediction log;
+    `log_durability="sync"` answers a request only once its record is in the journal
+    file, "fsync" once it is flushed to the disk (see prediction_log; "fast" buffers). A
     request body not in after `body_timeout_seconds` is answered 408 and its connection
     closed. A row's fields that are not model inputs are dropped and named in the
     X-Dropped-Fields response header, or refused (422) with `strict_inputs`. `default`
     names the deployment MLflow's `/invocations` answers for (else "default" or the only
-    one); every deployment also has /v1/deployments/NAME/invocations.
+    one); every deployment also has /v1/deployments/NAME/invocations. Models load as
+    `loopline.models.load` loads them: the types recorded with each version plus
+    `trusted`; a pickle only with `allow_pickle`.
 
     Example:
         serve({"churn": "churn@champion"}, port=8080, workers=2)
     """
     _check_workers(workers)
+    _share_cores(workers)
     check_durability(log_durability)  # before anything is loaded
-    plans = plan_deployments(refs, prefer_onnx=prefer_onnx)
+    trusted = check_trusted(trusted)
+    logging.config.dictConfig(log_config(log_level))  # a conversion at planning says so
+    plans = plan_deployments(refs, prefer_onnx=prefer_onnx, runtime=runtime, trusted=trusted)
     _check_default(default, plans)
     config = _config(
         deployments={
@@ -144,10 +171,12 @@ def serve(
         },
         log_predictions=log_predictions,
         log_durability=log_durability,
+        trusted=trusted,
+        allow_pickle=allow_pickle,
         app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds)
         | {"strict_inputs": strict_inputs, "default": default},
     )
-    _check_load(config.deployments, keep=workers == 1)
+    _check_load(config, keep=workers == 1)
     lines = [f"deployment '{name}' serves {plan.describe()}" for name, plan in plans.items()]
     _run(config, lines, host, port, workers, log_level, access_log)
 
@@ -156,7 +185,7 @@ def serve(
 _preloaded: dict[tuple[str, str, bool], ServedModel] = {}
 
 
-def _check_load(deployments: Mapping[str, tuple[str, bool]], *, keep: bool) -> None:
+def _check_load(config: ServeConfig, *, keep: bool) -> None:
     """Load every model once before any worker starts.
 
     A model that cannot load (it needs trust, its package is broken or refused) then
@@ -167,8 +196,14 @@ def _check_load(deployments: Mapping[str, tuple[str, bool]], *, keep: bool) -> N
     """
     from loopline.serving.runtime import load_served
 
-    for name, (ref, onnx) in deployments.items():
-        served = load_served(ref, prefer_onnx=onnx, warm_up=False)
+    for name, (ref, onnx) in config.deployments.items():
+        served = load_served(
+            ref,
+            prefer_onnx=onnx,
+            warm_up=False,
+            trusted=config.trusted,
+            allow_pickle=config.allow_pickle,
+        )
         if keep:
             _preloaded[(name, ref, bool(onnx))] = served
 
@@ -190,41 +225,81 @@ def serve_deployments(
     access_log: bool = False,
     strict_inputs: bool = False,
     default: str | None = None,
+    runtime: str | None = None,
+    trusted: list[str] | None = None,
+    allow_pickle: bool = False,
+    heartbeat_seconds: float = 10.0,
 ) -> None:
     """Serve stored deployments until interrupted, following their changes.
 
     Every `poll_seconds` each worker checks the deployments' revisions; a changed one is
     loaded and warmed up beside the running one, then swapped in without dropping a
     request. `log_predictions`, `log_durability`, `strict_inputs` and `default` as for
-    `serve`. Raises NotFound for an unknown deployment.
+    `serve`; `runtime` overrides each deployment's own (see `serve`), and versions are
+    converted to ONNX here, before any worker starts. `trusted` and `allow_pickle` as
+    for `serve`, for every version the deployments serve now or later. Raises NotFound
+    for an unknown deployment. Every worker writes a heartbeat to the store every
+    `heartbeat_seconds` (and at once when what it serves changes): the revision it
+    serves and its last load error, which `deploy show` prints (see serving.servers).
 
     Example:
         serve_deployments("churn", port=8080, workers=2)
     """
+    from loopline.serving._heartbeat import check_heartbeat_seconds
+    from loopline.serving._runtime import check_runtime
     from loopline.serving.deployments import get_deployment
 
     _check_workers(workers)
+    _share_cores(workers)
     check_durability(log_durability)  # before anything is loaded
+    if runtime is not None:
+        check_runtime(runtime)
     if not 0.1 <= poll_seconds <= 3600:
         raise InvalidInput(f"poll_seconds must be between 0.1 and 3600, got {poll_seconds}")
+    beat = check_heartbeat_seconds(heartbeat_seconds)
+    heartbeat = {"address": f"{host}:{port}", "seconds": beat}
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
     if not names:
         raise InvalidInput("nothing to serve: name at least one deployment")
     found = [get_deployment(check_deployment_name(name)) for name in names]
     _check_default(default, names)
+    trusted = check_trusted(trusted)
+    logging.config.dictConfig(log_config(log_level))  # a conversion at planning says so
+    runtimes = _plan_stored(found, runtime, trusted)
     config = _config(
         deployments={},
         stored=names,
         poll_seconds=poll_seconds,
+        runtime=runtime,
         log_predictions=log_predictions,
         log_durability=log_durability,
+        trusted=trusted,
+        allow_pickle=allow_pickle,
         app=_app_limits(max_body_bytes, max_batch_size, max_batch_wait_ms, body_timeout_seconds)
         | {"strict_inputs": strict_inputs, "default": default},
+        heartbeat=heartbeat,
     )
     lines = [
-        f"deployment '{d.name}' (revision {d.revision}) serves {d.spec.describe()}" for d in found
+        f"deployment '{d.name}' (revision {d.revision}) serves {d.spec.describe()}; "
+        + runtimes[d.name]
+        for d in found
     ]
     _run(config, lines, host, port, workers, log_level, access_log)
+
+
+def _plan_stored(
+    found: Sequence[Deployment], runtime: str | None, trusted: list[str]
+) -> dict[str, str]:
+    """Plan (and convert) every version of the stored deployments in this process, so
+    that workers find the exports; per deployment, a line saying what runs each one."""
+    from loopline.serving._runtime import plan_runtime
+
+    described = {}
+    for deployment in found:
+        chosen = runtime or deployment.spec.runtime
+        plans = [plan_runtime(ref, chosen, trusted=trusted) for ref in deployment.spec.versions]
+        described[deployment.name] = "; ".join(plan.describe() for plan in plans)
+    return described
 
 
 def _app_limits(
@@ -249,6 +324,12 @@ def _check_default(default: str | None, names: Sequence[str] | Mapping[str, Any]
             f"--default '{default}' is not one of the deployments served: "
             + ", ".join(sorted(names))
         )
+
+
+def _share_cores(workers: int) -> None:
+    """One onnxruntime thread pool per worker, the cores shared out between workers
+    (unless LOOPLINE_ONNX_THREADS is set; see packaging._onnx), before any model loads."""
+    os.environ.setdefault(ONNX_THREADS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
 
 
 def _check_workers(workers: int) -> None:
@@ -335,15 +416,33 @@ def app_from_env() -> FastAPI:
     if config.stored:
         from loopline.serving._stored import StoredDeployments
 
-        source = StoredDeployments(config.stored, poll_seconds=config.poll_seconds)
-        return create_app(source, sink=sink, **config.app)
+        source = StoredDeployments(
+            config.stored,
+            poll_seconds=config.poll_seconds,
+            runtime=config.runtime,
+            trusted=config.trusted,
+            allow_pickle=config.allow_pickle,
+        )
+        app = create_app(source, sink=sink, **config.app)
+        if config.heartbeat:
+            from loopline.serving._heartbeat import attach_heartbeat
+
+            beat = config.heartbeat
+            attach_heartbeat(app, source, address=beat["address"], interval=beat["seconds"])
+        return app
 
     def load() -> dict[str, ServedModel]:
         models = {}
         for name, (ref, onnx) in config.deployments.items():
             served = _preloaded.pop((name, ref, bool(onnx)), None)
             if served is None:
-                served = load_served(ref, prefer_onnx=onnx, warm_up=False)
+                served = load_served(
+                    ref,
+                    prefer_onnx=onnx,
+                    warm_up=False,
+                    trusted=config.trusted,
+                    allow_pickle=config.allow_pickle,
+                )
             models[name] = served
         return models
 
@@ -368,6 +467,8 @@ def no_delay_protocol() -> type[Any]:
     """uvicorn's HTTP protocol class, setting TCP_NODELAY on every accepted TCP socket."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+    from loopline.serving._coalesce import CoalescingTransport
+
     base: Any = AutoHTTPProtocol
 
     class NoDelayHTTPProtocol(base):  # type: ignore[misc]
@@ -378,7 +479,7 @@ def no_delay_protocol() -> type[Any]:
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().connection_made(transport)
+            super().connection_made(CoalescingTransport(transport))  # see _coalesce
 
     return NoDelayHTTPProtocol
 

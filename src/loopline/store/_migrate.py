@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
 
-from loopline.store._engine import read_transaction, write_transaction
+# SQLAlchemy is imported inside the functions: `store._quick` reads HEAD without it.
 
 log = logging.getLogger(__name__)
 
-HEAD = "0004"
+HEAD = "0005"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x100F1143  # any constant; names loopline's migration lock
 
 
 def current_revision(engine: Engine) -> str | None:
     """The schema revision stored in the database, or None for an empty database."""
+    from sqlalchemy.exc import DBAPIError
+
+    from loopline.store._engine import read_transaction
+
     try:
         with read_transaction(engine) as conn:
             return _revision(conn)
@@ -40,6 +45,9 @@ def upgrade(engine: Engine) -> bool:
         return False
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import text
+
+    from loopline.store._engine import write_transaction
 
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
@@ -55,6 +63,8 @@ def upgrade(engine: Engine) -> bool:
 
 
 def _revision(conn: Connection) -> str | None:
+    from sqlalchemy import text
+
     row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
     return None if row is None else str(row[0])
 

@@ -372,3 +372,26 @@ prediction_feedback = Table(
     Index(None, "deployment", "request_id"),
     Index(None, "deployment", "time"),
 )
+
+# A running server's heartbeat: one row per (server process, deployment it serves), with
+# the revision it actually serves and its last load error; rewritten every few seconds,
+# removed on a clean shutdown (see serving/_heartbeat.py).
+server_heartbeats = Table(
+    "server_heartbeats",
+    metadata,
+    Column("server_id", String(32), primary_key=True),
+    Column("deployment", String(128), primary_key=True),
+    Column("host", String(256), nullable=False),
+    Column("address", String(300), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("interval_s", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("revision", Integer, nullable=True),
+    Column("models_json", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("error_revision", Integer, nullable=True),
+    Column("error_at", UTCDateTime, nullable=True),
+    Index(None, "deployment"),
+)

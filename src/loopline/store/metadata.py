@@ -50,6 +50,7 @@ from loopline.store.records import (
     new_id,
 )
 from loopline.store.reviews import ReviewStore
+from loopline.store.servers import ServerStore
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ class MetadataStore:
     def deployments(self) -> DeploymentStore:
         """Deployments and their revision history."""
         return DeploymentStore(self)
+
+    @cached_property
+    def servers(self) -> ServerStore:
+        """Heartbeats of running servers: which revision each one actually serves."""
+        return ServerStore(self)
 
     @cached_property
     def predictions(self) -> PredictionStore:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -32,11 +33,6 @@ from loopline.store._names import (
 from loopline.store._rows import RunDetails, chunks, experiment_record
 from loopline.store._schema import experiments, run_links, runs, tags
 from loopline.store._search import apply_order, compile_condition
-from loopline.store.audit import AuditLog
-from loopline.store.datasets import DatasetStore
-from loopline.store.deployments import DeploymentStore
-from loopline.store.models import ModelStore
-from loopline.store.predictions import PredictionStore
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
     CodeVersion,
@@ -49,8 +45,15 @@ from loopline.store.records import (
     RunStatus,
     new_id,
 )
-from loopline.store.reviews import ReviewStore
-from loopline.store.servers import ServerStore
+
+if TYPE_CHECKING:  # each area's store is imported on first use (CLI start-up)
+    from loopline.store.audit import AuditLog
+    from loopline.store.datasets import DatasetStore
+    from loopline.store.deployments import DeploymentStore
+    from loopline.store.models import ModelStore
+    from loopline.store.predictions import PredictionStore
+    from loopline.store.reviews import ReviewStore
+    from loopline.store.servers import ServerStore
 
 log = logging.getLogger(__name__)
 
@@ -78,36 +81,50 @@ class MetadataStore:
     @cached_property
     def datasets(self) -> DatasetStore:
         """Datasets and their versions (the data area's tables)."""
+        from loopline.store.datasets import DatasetStore
+
         return DatasetStore(self)
 
     @cached_property
     def models(self) -> ModelStore:
         """Registered models, versions, aliases and status (the registry's tables)."""
+        from loopline.store.models import ModelStore
+
         return ModelStore(self)
 
     @cached_property
     def reviews(self) -> ReviewStore:
         """Evaluations, gate checks and approvals of model versions."""
+        from loopline.store.reviews import ReviewStore
+
         return ReviewStore(self)
 
     @cached_property
     def deployments(self) -> DeploymentStore:
         """Deployments and their revision history."""
+        from loopline.store.deployments import DeploymentStore
+
         return DeploymentStore(self)
 
     @cached_property
     def servers(self) -> ServerStore:
         """Heartbeats of running servers: which revision each one actually serves."""
+        from loopline.store.servers import ServerStore
+
         return ServerStore(self)
 
     @cached_property
     def predictions(self) -> PredictionStore:
         """The prediction log's index of Parquet files, and feedback labels."""
+        from loopline.store.predictions import PredictionStore
+
         return PredictionStore(self)
 
     @cached_property
     def audit(self) -> AuditLog:
         """The append-only log of registry changes."""
+        from loopline.store.audit import AuditLog
+
         return AuditLog(self)
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ timer and two closures, ~3 µs (a one-row request takes ~300 µs on two cores).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from loopline.errors import InvalidInput, RequestTimeout
@@ -59,46 +59,68 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http" or not has_body(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        deadline = _Deadline(self.seconds)
-        read = False  # the whole body is in
-
-        async def receive_in_time() -> Message:
-            nonlocal read
-            if read:
-                return await receive()
-            if deadline.passed:  # while the app was busy between two reads
-                raise self._timeout()
-            deadline.waiting = task = asyncio.current_task()
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                if deadline.cancelled(task):
-                    raise self._timeout() from None
-                raise  # cancelled by the server (shutdown), not by the deadline
-            finally:
-                deadline.waiting = None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                read = True
-                deadline.timer.cancel()
-            return message
+        body = TimedBody(receive, self.seconds)
 
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and not read:
-                headers = list(message.get("headers", ()))
-                if not any(key.lower() == b"connection" for key, _ in headers):
-                    message["headers"] = [*headers, _CLOSE]
+            if message["type"] == "http.response.start" and not body.read:
+                message["headers"] = closing(message.get("headers", ()))
             await send(message)
 
         try:
-            await self.app(scope, receive_in_time, send_closing)
+            await self.app(scope, body.receive, send_closing)
         finally:
-            deadline.timer.cancel()
+            body.stop()
 
-    def _timeout(self) -> RequestTimeout:
-        return RequestTimeout(
-            f"the request body did not arrive within {self.seconds:g} s",
-            hint="send the whole body at once, or retry on a faster connection",
-        )
+
+class TimedBody:
+    """One request's body, read under its deadline: `receive` raises RequestTimeout once
+    `seconds` have passed; `read` says whether the whole body is in; `stop()` ends the
+    deadline (call it when the request is answered)."""
+
+    __slots__ = ("_deadline", "_receive", "read")
+
+    def __init__(self, receive: Receive, seconds: float) -> None:
+        self._receive = receive
+        self._deadline = _Deadline(seconds)
+        self.read = False  # the whole body is in
+
+    async def receive(self) -> Message:
+        if self.read:
+            return await self._receive()
+        deadline = self._deadline
+        if deadline.passed:  # while the app was busy between two reads
+            raise _timeout(deadline.seconds)
+        deadline.waiting = task = asyncio.current_task()
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if deadline.cancelled(task):
+                raise _timeout(deadline.seconds) from None
+            raise  # cancelled by the server (shutdown), not by the deadline
+        finally:
+            deadline.waiting = None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.read = True
+            deadline.timer.cancel()
+        return message
+
+    def stop(self) -> None:
+        self._deadline.timer.cancel()
+
+
+def closing(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers with `Connection: close`, unless they name a Connection."""
+    headers = list(headers)
+    if not any(key.lower() == b"connection" for key, _ in headers):
+        headers.append(_CLOSE)
+    return headers
+
+
+def _timeout(seconds: float) -> RequestTimeout:
+    return RequestTimeout(
+        f"the request body did not arrive within {seconds:g} s",
+        hint="send the whole body at once, or retry on a faster connection",
+    )
 
 
 class _Deadline:
@@ -106,9 +128,10 @@ class _Deadline:
     costs three times as much) that, when it fires, cancels the task waiting for the
     body; that cancellation becomes RequestTimeout."""
 
-    __slots__ = ("passed", "timer", "waiting")
+    __slots__ = ("passed", "seconds", "timer", "waiting")
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self.passed = False
         self.waiting: asyncio.Task[Any] | None = None
         self.timer = asyncio.get_running_loop().call_later(seconds, self._fire)

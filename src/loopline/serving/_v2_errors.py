@@ -95,3 +95,18 @@ def _rewritten(body: bytes) -> bytes:
     except ValueError:  # not ours to judge: passed on as it is
         return body
     return dumps(protocol_error(value))
+
+
+def reshaped(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """A whole response on a /v2 path as V2ErrorMiddleware sends it: a JSON error in the
+    protocol's shape with its Content-Length last; anything else as it is."""
+    if not _is_json_error({"status": status, "headers": headers}):
+        return headers, body
+    body = _rewritten(body)
+    if not body:
+        return headers, body
+    headers = [(k, v) for k, v in headers if k != b"content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    return headers, body

@@ -23,6 +23,9 @@ caller's W3C trace id (or a new id) on every response, `X-Model-Version` the reg
 version that answered. A request body must arrive within `body_timeout_seconds` (408
 otherwise, see `_body_timeout`); a 500 closes its connection (`Connection: close`), so a
 client never reuses a connection in an unknown state.
+
+The prediction routes are answered in front of the FastAPI stack (`_fast_path`: the same
+bytes, without its per-request layers); everything else goes through it.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions'
@@ -128,6 +131,8 @@ def create_app(
     sink: Sink | None = None,
     strict_inputs: bool = False,
     default: str | None = None,
+    fast_path: bool = True,
+    freeze_heap: bool = False,
 ) -> "FastAPI":
     """The prediction app for `models`: {deployment name: ServedModel}, or a callable that
     returns them (called at startup in a thread, so /health/live answers while loading).
@@ -137,15 +142,21 @@ def create_app(
     path. `max_batch_size=1` disables micro-batching. A request body that has not
     arrived `body_timeout_seconds` after its headers is answered 408 and its connection
     closed. `strict_inputs` refuses (422) a row's fields that are not inputs instead of
-    dropping them; `default` names the deployment `/invocations` answers for. Raises
+    dropping them; `default` names the deployment `/invocations` answers for.
+    `fast_path=False` sends prediction requests through the whole FastAPI stack too
+    (the same answers, slower: see `_fast_path`; the reference its tests compare).
+    `freeze_heap=True` freezes the loaded heap for the garbage collector after each load
+    (`_service.freeze_heap`; for a process that only serves). Raises
     InvalidInput for a limit out of range, an empty mapping or an unknown `default`.
     """
     from fastapi import FastAPI
     from starlette.exceptions import HTTPException
 
     from loopline import __version__
+    from loopline.serving._fast_path import FastPath, app_class, install
     from loopline.serving._telemetry import telemetry_options
 
+    body_seconds = check_body_timeout(body_timeout_seconds)
     service = Service(
         models,
         max_body_bytes=max_body_bytes,
@@ -155,6 +166,7 @@ def create_app(
         sink=sink,
         strict_inputs=strict_inputs,
         default=default,
+        freeze_heap=freeze_heap,
     )
 
     @contextlib.asynccontextmanager
@@ -165,7 +177,7 @@ def create_app(
         finally:
             await service.stop()
 
-    app = FastAPI(
+    app = app_class()(
         title="loopline prediction service",
         version=__version__,
         lifespan=lifespan,
@@ -174,7 +186,7 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(BodyTimeoutMiddleware, seconds=check_body_timeout(body_timeout_seconds))
+    app.add_middleware(BodyTimeoutMiddleware, seconds=body_seconds)
     app.add_middleware(V2ErrorMiddleware)  # outside the others: it sees their errors too
     app.add_exception_handler(LooplineError, _loopline_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -188,6 +200,18 @@ def create_app(
     _add_feedback_route(app, service)
     _add_status_routes(app, service)
     _add_mlflow_status_routes(app, service)
+    if fast_path:  # prediction requests answered in front of the stack (see _fast_path)
+        install(
+            app,
+            lambda stack: FastPath(
+                stack,
+                service,
+                PROTOCOLS,
+                body_seconds=body_seconds,
+                request_id=request_id,
+                on_error=_unexpected_error,
+            ),
+        )
     return app
 
 

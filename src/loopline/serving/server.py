@@ -314,6 +314,7 @@ def _app_limits(
         "max_batch_size": max_batch_size,
         "max_batch_wait_ms": wait_ms,
         "body_timeout_seconds": check_body_timeout(body_timeout),
+        "freeze_heap": True,  # a worker only serves (see _service.freeze_heap)
     }
 
 

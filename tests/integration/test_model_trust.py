@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import loopline as ll
-from fixtures.serving import free_port, wait_ready
+from fixtures.serving import free_port, stop_process, wait_ready
 from fixtures.trust_types import Doubler, Provenance, shift
 from loopline.cli.app import run as cli
 from loopline.errors import InvalidInput, NotFound, UnsafeModel
@@ -446,16 +446,6 @@ def serve(
     return process, f"http://127.0.0.1:{port}"
 
 
-def stop(process: subprocess.Popen[str]) -> str:
-    process.terminate()
-    try:
-        output, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output
-
-
 @pytest.fixture
 def served_versions(project: Stores, cancer: pd.DataFrame) -> Path:
     """churn/1 logged with trust; legacy/1 registered without (as before)."""
@@ -473,8 +463,8 @@ def test_serve_loads_a_trusted_version_with_no_flag_and_a_legacy_one_with_trust(
 ) -> None:
     rows = cancer[FEATURES].head(2).to_dict(orient="records")
     refused, _ = serve(served_versions, "legacy@latest")
-    assert refused.wait(timeout=90) == 9, stop(refused)
-    output = stop(refused)
+    assert refused.wait(timeout=90) == 9, stop_process(refused)
+    output = stop_process(refused)
     assert PROVENANCE in output and "--trust TYPE" in output and "Traceback" not in output
     for ref, flags in (("churn@latest", ()), ("legacy@latest", ("--trust", PROVENANCE))):
         process, url = serve(served_versions, ref, *flags)
@@ -485,7 +475,7 @@ def test_serve_loads_a_trusted_version_with_no_flag_and_a_legacy_one_with_trust(
             assert answer.status_code == 200, answer.text
             assert len(answer.json()["predictions"]) == 2
         finally:
-            output = stop(process)
+            output = stop_process(process)
         assert f"deployment '{name}' serves {name}/1" in output, output
 
 
@@ -523,7 +513,7 @@ def test_deploy_serve_passes_the_trust_flag_to_its_workers(
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == "legacy/1"
     finally:
-        stop(process)
+        stop_process(process)
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fixtures.serving import ServingProject, free_port, open_serving_project, wait_ready
+from fixtures.serving import (
+    ServingProject,
+    free_port,
+    open_serving_project,
+    stop_process,
+    wait_ready,
+    when_ready,
+)
 from loopline.cli import _serving
 
 # Runs the real CLI; registers `serve` itself until cli/app.py does.
@@ -40,16 +46,16 @@ def test_loopline_serve_starts_answers_and_stops(serving_project: ServingProject
     try:
         wait_ready(url, timeout=90)
         body = {"inputs": serving_project.rows(2)}
-        answer = _when_ready("POST", f"{url}/v1/deployments/scoring/predict", body)
+        answer = when_ready("POST", f"{url}/v1/deployments/scoring/predict", body)
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == "churn/1"
         assert len(answer.json()["predictions"]) == 2
-        metadata = _when_ready("GET", f"{url}/v2/models/scoring")
+        metadata = when_ready("GET", f"{url}/v2/models/scoring")
         assert metadata.json()["platform"] == "onnxruntime_onnx"
-        mlflow = _when_ready("POST", f"{url}/invocations", {"inputs": serving_project.rows(1)})
+        mlflow = when_ready("POST", f"{url}/invocations", {"inputs": serving_project.rows(1)})
         assert mlflow.status_code == 200 and len(mlflow.json()["predictions"]) == 1
         for _ in range(20):  # a new connection each: both workers answer some
-            answer = _when_ready("POST", f"{url}/v1/deployments/scoring/predict", body)
+            answer = when_ready("POST", f"{url}/v1/deployments/scoring/predict", body)
             assert answer.status_code == 200, answer.text
         scrapes = [httpx.get(f"{url}/metrics").text for _ in range(6)]
         # every scrape, whichever worker answers it, counts the requests of both
@@ -58,25 +64,9 @@ def test_loopline_serve_starts_answers_and_stops(serving_project: ServingProject
             line = next(x for x in text.splitlines() if x.startswith(counted))
             assert float(line.rsplit(" ", 1)[1]) == 21.0, line
     finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
+        output = stop_process(process)
     assert "deployment 'scoring' serves churn/1 with onnxruntime (ONNX export churn/2)" in output
     assert f"http://127.0.0.1:{port} (2 workers)" in output
-
-
-def _when_ready(method: str, url: str, body: object = None) -> httpx.Response:
-    """A request, retried while the worker that answers is still warming up (503): each
-    of the two workers loads its models, and a connection reaches either."""
-    deadline = time.monotonic() + 60
-    while True:
-        answer = httpx.request(method, url, json=body, timeout=10)
-        if answer.status_code != 503 or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.1)
 
 
 def test_loopline_serve_help_has_an_example() -> None:

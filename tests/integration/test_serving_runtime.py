@@ -12,16 +12,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures.serving import free_port, wait_ready
+from fixtures.serving import free_port, stop_process, wait_ready, when_ready
 
 LOOPLINE = str(Path(sys.executable).parent / "loopline")
 
@@ -257,16 +255,11 @@ def test_loopline_serve_converts_once_for_two_workers_and_reports_the_runtime(
     )
     try:
         wait_ready(url, timeout=120)
-        metadata = _when_ready(f"{url}/v2/models/forest")
+        metadata = when_ready("GET", f"{url}/v2/models/forest")
         assert metadata.json()["parameters"]["runtime"] == "onnxruntime"
         assert metadata.json()["parameters"]["runtime_version"] == "forest/2"
     finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
+        output = stop_process(process)
     assert (
         "deployment 'forest' serves forest/1 with onnxruntime (ONNX export forest/2) "
         "[converted at load]" in output
@@ -278,15 +271,6 @@ def test_loopline_serve_converts_once_for_two_workers_and_reports_the_runtime(
     # served again: the cached export is planned, nothing converts
     again = _with_project(root, lambda: _plan("forest/1"))
     assert again.runtime_version.ref == "forest/2" and again.note is None
-
-
-def _when_ready(url: str) -> httpx.Response:
-    deadline = time.monotonic() + 60
-    while True:
-        answer = httpx.get(url, timeout=10)
-        if answer.status_code != 503 or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.1)
 
 
 def _plan(ref: str) -> Any:

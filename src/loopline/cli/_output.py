@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Self
@@ -105,7 +106,7 @@ def status(text: str) -> str:
     return f"[{STATUS_STYLE.get(text, 'white')}]{text}[/]"
 
 
-class Bar:
+class Bar(ABC):
     """A Rich progress bar fed by the library's progress callbacks: `on_total(n)` sets the
     total, `advance(n)` moves it. Hidden when stderr is not a terminal, so logs stay clean.
     Subclasses' `_columns()` (Rich progress columns) say what the counts are.
@@ -151,8 +152,9 @@ class Bar:
             self._progress.start()
         return True
 
+    @abstractmethod
     def _columns(self) -> list[Any]:
-        raise NotImplementedError
+        """The Rich progress columns after the description."""
 
 
 class ByteProgress(Bar):

@@ -194,18 +194,23 @@ def _check_load(config: ServeConfig, *, keep: bool) -> None:
     process: `keep` hands it the loaded models rather than loading them twice. (Stored
     deployments, `serve_deployments`, keep serving the last good revision instead.)
     """
-    from loopline.serving.runtime import load_served
-
     for name, (ref, onnx) in config.deployments.items():
-        served = load_served(
-            ref,
-            prefer_onnx=onnx,
-            warm_up=False,
-            trusted=config.trusted,
-            allow_pickle=config.allow_pickle,
-        )
+        served = _load(config, ref, onnx)
         if keep:
             _preloaded[(name, ref, bool(onnx))] = served
+
+
+def _load(config: ServeConfig, ref: str, onnx: bool) -> ServedModel:
+    """One of `config`'s fixed models, loaded with its trust (warmed up by the app)."""
+    from loopline.serving.runtime import load_served
+
+    return load_served(
+        ref,
+        prefer_onnx=onnx,
+        warm_up=False,
+        trusted=config.trusted,
+        allow_pickle=config.allow_pickle,
+    )
 
 
 def serve_deployments(
@@ -402,7 +407,6 @@ def app_from_env() -> FastAPI:
     """The app factory uvicorn calls in each worker, configured by LOOPLINE_SERVE_CONFIG."""
     from loopline.project import configure
     from loopline.serving.app import create_app
-    from loopline.serving.runtime import load_served
 
     text = os.environ.get(CONFIG_ENV)
     if not text:
@@ -436,15 +440,7 @@ def app_from_env() -> FastAPI:
         models = {}
         for name, (ref, onnx) in config.deployments.items():
             served = _preloaded.pop((name, ref, bool(onnx)), None)
-            if served is None:
-                served = load_served(
-                    ref,
-                    prefer_onnx=onnx,
-                    warm_up=False,
-                    trusted=config.trusted,
-                    allow_pickle=config.allow_pickle,
-                )
-            models[name] = served
+            models[name] = served if served is not None else _load(config, ref, onnx)
         return models
 
     return create_app(load, sink=sink, **config.app)

@@ -47,12 +47,15 @@ def list_runs(
     Example: loopline runs ls -e churn -f "metrics.auc > 0.9" -o "metrics.auc desc"
     """
     from loopline.cli._project import open_project
-    from loopline.store.metadata import MAX_SEARCH_RESULTS
-    from loopline.tracking import search_runs
+    from loopline.store.records import MAX_SEARCH_RESULTS
 
-    open_project()
+    open_project(metadata=False)
     probe = max_results + 1 if 0 < max_results < MAX_SEARCH_RESULTS else max_results
-    found = search_runs(experiment or None, filter_, order_by or None, probe, "runs", deleted)
+    found = _quick_listing(experiment, filter_, order_by, probe, deleted)
+    if found is None:
+        from loopline.tracking import search_runs
+
+        found = search_runs(experiment or None, filter_, order_by or None, probe, "runs", deleted)
     if len(found) > max_results:
         found = found[:max_results]
         note_cut(max_results, "runs", "--max-results")
@@ -184,6 +187,28 @@ def end(
     open_project()
     ended = end_run(run_status, run_id=get_run(run).id)
     console.print(f"run {ended.id} is {status(ended.status.value)}")
+
+
+def _quick_listing(
+    experiment: list[str] | None,
+    filter_: str | None,
+    order_by: list[str] | None,
+    max_results: int,
+    deleted: bool,
+) -> list[Run] | None:
+    """A plain listing (no filter, no sort) read without SQLAlchemy, when the store
+    allows it (`store._quick_runs`); None sends the caller to `search_runs`."""
+    from loopline.project import stores
+    from loopline.store._quick import Unanswered
+    from loopline.store._quick_runs import quick_list_runs
+
+    if filter_ or order_by:
+        return None
+    store_uri = stores().settings.store_uri
+    try:
+        return quick_list_runs(store_uri, experiment or None, max_results, deleted)
+    except Unanswered:
+        return None
 
 
 def _runs_table(runs: list[Run], order_by: list[str]) -> object:

@@ -12,6 +12,8 @@ the caller takes the usual path through `MetadataStore`, which migrates first.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,31 +40,42 @@ def quick_latest_version(store_uri: str, name: str) -> DatasetVersion | None:
     SQLite file at schema revision HEAD. The caller then asks `MetadataStore.datasets`.
     """
     try:
-        return _latest(_sqlite_path(store_uri), name)
+        return _latest(sqlite_path(store_uri), name)
     except Unanswered:
         return None
 
 
 def _latest(path: Path, name: str) -> DatasetVersion | None:
+    with read_only(path) as db:
+        row = db.execute(_LATEST, (name,)).fetchone()
+    return None if row is None else _version(row)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection inside one read transaction, on a database at HEAD.
+
+    Every read in the block sees the same snapshot as the revision check; any SQLite
+    error, there or in the block, becomes Unanswered.
+    """
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
     except sqlite3.Error as exc:
         raise Unanswered(str(exc)) from exc
     try:
-        # One read transaction: the revision and the row come from the same snapshot.
         db.execute("BEGIN")
         revision = db.execute("SELECT version_num FROM alembic_version").fetchone()
         if revision is None or revision[0] != HEAD:
             raise Unanswered(f"schema revision {revision!r}, expected {HEAD}")
-        row = db.execute(_LATEST, (name,)).fetchone()
+        yield db
     except sqlite3.Error as exc:
         raise Unanswered(str(exc)) from exc
     finally:
         db.close()
-    return None if row is None else _version(row)
 
 
-def _sqlite_path(store_uri: str) -> Path:
+def sqlite_path(store_uri: str) -> Path:
+    """The file of a plain `sqlite:///` URI; Unanswered for anything else."""
     database = store_uri.removeprefix(_PREFIX)
     # Options, escapes or an in-memory database: leave the URI to SQLAlchemy's parser.
     if database == store_uri or not database or any(c in database for c in "?%#"):

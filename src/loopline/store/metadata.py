@@ -35,6 +35,7 @@ from loopline.store._schema import experiments, run_links, runs, tags
 from loopline.store._search import apply_order, compile_condition
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
+    MAX_SEARCH_RESULTS,
     CodeVersion,
     Direction,
     Experiment,
@@ -57,7 +58,6 @@ if TYPE_CHECKING:  # each area's store is imported on first use (CLI start-up)
 
 log = logging.getLogger(__name__)
 
-MAX_SEARCH_RESULTS = 50_000
 _HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 

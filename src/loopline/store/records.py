@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+MAX_SEARCH_RESULTS = 50_000  # runs one search may return
+
 
 class RunStatus(StrEnum):
     RUNNING = "RUNNING"

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.errors import MalformedRequest
-from loopline.serving._json import _DECODER, parse_json
+from loopline.serving._json import _DECODER, _nested_deeper, parse_json
 from loopline.serving._json_fast import parse_fast
 
 scalars = (
@@ -98,3 +98,79 @@ def test_bodies_the_fast_path_leaves_to_the_strict_parser(body: bytes) -> None:
 
 def test_an_int_beyond_64_bits_is_still_an_int() -> None:
     assert parse_json(b'{"a": 12345678901234567890123}') == {"a": 12345678901234567890123}
+
+
+# Keys and strings full of what the byte checks count: colons, brackets, digits, spaces.
+tricky_text = st.text(alphabet=":{}[] \t\n1234567890ab", max_size=6)
+tricky = st.recursive(
+    scalars | tricky_text,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, min_size=1, max_size=4)
+    ),
+    max_leaves=30,
+)
+spaces = st.sampled_from(["", " ", "\t", "\n ", "\r\n"])
+
+
+def _dumps_with_repeat(value: Any, path: list[int], space: str) -> tuple[str, bool]:
+    """JSON text of `value` with, in the object that `path` picks, its first key written
+    a second time (with its own value); True when a key was repeated."""
+    if isinstance(value, dict) and value:
+        pick = path[0] % (len(value) + 1) if path else 0
+        items = list(value.items())
+        if pick == len(items) or not path:
+            key, first = items[0]
+            text = ", ".join(f"{json.dumps(k)}{space}:{space}{json.dumps(v)}" for k, v in items)
+            return "{" + text + f", {json.dumps(key)}{space}:{space}{json.dumps(first)}" + "}", True
+        parts, repeated = [], False
+        for index, (key, item) in enumerate(items):
+            inner, did = (
+                _dumps_with_repeat(item, path[1:], space)
+                if index == pick
+                else (json.dumps(item), False)
+            )
+            repeated |= did
+            parts.append(f"{json.dumps(key)}{space}:{space}{inner}")
+        return "{" + ", ".join(parts) + "}", repeated
+    if isinstance(value, list) and value:
+        pick = path[0] % len(value) if path else 0
+        parts, repeated = [], False
+        for index, item in enumerate(value):
+            inner, did = (
+                _dumps_with_repeat(item, path[1:], space)
+                if index == pick
+                else (json.dumps(item), False)
+            )
+            repeated |= did
+            parts.append(inner)
+        return "[" + ", ".join(parts) + "]", repeated
+    return json.dumps(value), False
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    value=tricky,
+    path=st.lists(st.integers(min_value=0, max_value=9), max_size=6),
+    space=spaces,
+    depth=st.integers(min_value=1, max_value=6),
+)
+def test_tricky_keys_and_strings_never_fool_the_byte_checks(
+    value: Any, path: list[int], space: str, depth: int
+) -> None:
+    text, repeated = _dumps_with_repeat(value, path, space)
+    body = text.encode()
+    fast = parse_fast(body, depth)
+    if fast is None:
+        return
+    assert not repeated, body
+    assert _same(fast[0], _DECODER.decode(text)), body
+    assert not _nested_deeper(fast[0], depth), body
+
+
+def test_the_usual_request_shapes_take_the_fast_path() -> None:
+    rows = [{"mean radius": 17.99 + i, "texture": i, "kind": "a:b c"} for i in range(100)]
+    v2 = {"inputs": [{"name": "x", "shape": [100, 3], "datatype": "FP64", "data": [1.5] * 300}]}
+    for value in ({"inputs": rows}, {"dataframe_records": rows}, v2, {"instances": [[1, 2]] * 9}):
+        for seps in ((",", ":"), (", ", ": ")):
+            body = json.dumps(value, separators=seps).encode()
+            assert parse_fast(body, 32) == (value,)

@@ -48,6 +48,7 @@ FLOAT32_MAX = 3.4028234663852886e38
 # float64 matrix cannot tell 2**63 - 1 (fine for a long) from 2**63 (too large).
 _BOOL_LOOKS = 64  # values equal to 0 or 1 checked one by one; more: every value's type
 _INT_FLOAT = frozenset({int, float})
+_DICT = {dict}
 _LARGE = {"long": 2.0**63, "integer": 2.0**31, "double": 2.0**63, "float": FLOAT32_MAX}
 _PYTHON_TYPES: dict[str, frozenset[type]] = {
     **{kind: frozenset({int, float}) for kind in NUMBERS},
@@ -227,7 +228,7 @@ def rows_block(rows: Any, schema: InputSchema, where: str) -> Block:
     getter, names = schema.getter, schema.name_set
     # Every row an object with exactly the inputs (as many keys, all found): checked at C
     # speed, since the row-by-row loop below cost as much as the model (100-row bodies).
-    if all(type(row) is dict for row in rows) and sum(map(len, rows)) == len(rows) * len(names):
+    if set(map(type, rows)) == _DICT and sum(map(len, rows)) == len(rows) * len(names):
         try:
             picked = list(map(getter, rows))
         except KeyError:

@@ -36,6 +36,7 @@ from typing import Any
 LONG_DIGITS = 19  # 2**63 has 19 digits
 _LONG_RUN = b"\x01" * LONG_DIGITS  # as a digit mask's bytes
 _WHITESPACE = b" \t\n\r"
+_DICT = {dict}
 
 
 def parse_fast(body: bytes, max_depth: int) -> tuple[Any] | None:
@@ -88,7 +89,7 @@ def _walk(value: Any, *, enter_rows: bool) -> tuple[int, int, int, int]:
             )
             continue
         arrays += 1
-        if not enter_rows and item and all(type(row) is dict for row in item):
+        if not enter_rows and item and set(map(type, item)) == _DICT:
             keys += sum(map(len, item))
             objects += len(item)
             deepest = max(deepest, depth + 1)

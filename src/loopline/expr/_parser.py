@@ -114,8 +114,11 @@ class _Parser:
         return None
 
     def expected(self, token: Token, wanted: str, hint: str | None = None) -> NoReturn:
-        if token.kind == "error":  # tokenizing stopped here: say why, and what was wanted
-            self.fail(token.pos, f"{token.value}; expected {wanted}", hint)
+        if token.kind == "error":  # tokenizing stopped here: say why (and what was wanted)
+            stray = token.value.startswith("unexpected character")
+            self.fail(
+                token.pos, f"{token.value}; expected {wanted}" if stray else token.value, hint
+            )
         if token.kind == "eof" and self.dialect.end is None:
             self.fail(token.pos, f"expected {wanted}", hint)
         self.fail(token.pos, f"expected {wanted}, got {self.shown(token)}", hint)

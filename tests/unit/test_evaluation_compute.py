@@ -359,7 +359,7 @@ def test_strings_quoted_columns_and_missing_values() -> None:
         {"my col": ["O'Brien", 'say "hi"', None, "gold"], "tier": ["b", "a", "c", None]}
     )
     assert slice_mask(frame, "`my col` == 'O''Brien'").tolist() == [True, False, False, False]
-    with pytest.deprecated_call(match="write strings in single quotes, 'say \"hi\"'"):
+    with pytest.deprecated_call(match="write 'say \"hi\"'; strings are in single quotes"):
         assert slice_mask(frame, "`my col` == \"say \"\"hi\"\"\"").tolist() == [
             False, True, False, False,
         ]  # fmt: skip

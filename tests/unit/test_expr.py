@@ -187,22 +187,22 @@ def test_double_quotes_are_names_or_strings_by_dialect_and_warn_only_when_asked(
     assert as_names.condition == Compare(name("metrics", "a b"), ">", Literal(1.0))
     as_strings = expr.parse('a == "x"', expr.Dialect("slice", double_quotes="string"))
     assert as_strings.condition == cmp("a", "==", "x")
-    with pytest.deprecated_call(match=r"write names in backticks, metrics.`a b`"):
+    with pytest.deprecated_call(match=r"write metrics.`a b`; names are bare or in backticks"):
         as_names.warn()
-    with pytest.deprecated_call(match=r"write strings in single quotes, 'x'"):
+    with pytest.deprecated_call(match=r"write 'x'; strings are in single quotes"):
         as_strings.warn()
     assert expr.parse("a == 'x'", STRICT).deprecated == ()
 
 
 def test_each_area_warns_about_its_old_spelling() -> None:
-    with pytest.deprecated_call(match="backticks"):
+    with pytest.deprecated_call(match="names are bare or in backticks"):
         assert parse_filter("params.\"my key\" = 'x'") == parse_filter("params.`my key` = 'x'")
-    with pytest.deprecated_call(match="backticks"):
+    with pytest.deprecated_call(match="names are bare or in backticks"):
         assert parse_order_by(['metrics."a b" desc']) == parse_order_by(["metrics.`a b` desc"])
-    with pytest.deprecated_call(match="backticks"):
+    with pytest.deprecated_call(match="names are bare or in backticks"):
         assert parse_rule('slices."x".auc > 0').path == ("slices", "x", "auc")
     frame = pd.DataFrame({"tier": ["a", "b"]})
-    with pytest.deprecated_call(match="single quotes"):
+    with pytest.deprecated_call(match="strings are in single quotes"):
         assert slice_mask(frame, 'tier == "a"').tolist() == [True, False]
 
 

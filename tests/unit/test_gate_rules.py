@@ -46,7 +46,7 @@ def old_spelling(text: str) -> Iterator[None]:
     if '"' not in text:
         yield
         return
-    with pytest.deprecated_call(match="write names in backticks"):
+    with pytest.deprecated_call(match="names are bare or in backticks"):
         yield
 
 

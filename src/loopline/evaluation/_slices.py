@@ -82,7 +82,7 @@ def slice_mask(data: pd.DataFrame, condition: str) -> Mask:
     dialect = replace(SLICE, label=f"slice {condition!r}")
     parsed = expr.parse(condition, dialect)
     mask = _Masker(data, condition, dialect).mask(parsed.condition)
-    parsed.warn(stacklevel=3)
+    parsed.warn()
     return mask
 
 

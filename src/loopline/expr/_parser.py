@@ -1,4 +1,32 @@
-"""The parser: tokens to a condition tree, with errors worded by the area's dialect."""
+"""The parser of the one condition language: runs filters, slice conditions and gate rules.
+
+One tokenizer and one recursive-descent parser turn text into a tree of frozen dataclasses;
+user text is never evaluated. Each area gives the tree its meaning: tracking turns it into
+the query the store compiles to SQL, evaluation into a boolean mask over a frame, promotion
+checks it against a mapping of facts. The grammar (keywords are case-insensitive):
+
+    condition  := or_expr EOF
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := not_expr ("and" not_expr)*
+    not_expr   := "not" not_expr | "(" or_expr ")" | comparison
+    comparison := operand op operand
+                | operand ["not"] "in" "(" literal ("," literal)* [","] ")"
+                | operand "is" ["not"] "null"
+                | name                                 (where the area allows a bare name)
+    operand    := name | literal
+    name       := segment ("." segment)*               (no spaces around the dots)
+    segment    := [A-Za-z_][A-Za-z0-9_\\-/:]* | `quoted`  (after a dot a segment may start
+                                                          with a digit or '-')
+    literal    := number | 'string'
+    number     := [+-]? digits ["." digits] [e [+-] digits] | [+-]? (nan | inf | infinity)
+    op         := = | == | != | <> | < | <= | > | >= | like | ilike
+
+Quoting: strings in single quotes, names bare or in backticks. Inside either, a doubled
+quote or a backslash before the quote is the quote, and `\\\\` is one backslash. Double
+quotes kept their old meaning per area (a name in filters and gate rules, a string in
+slices), with a DeprecationWarning naming the new spelling. `#` starts a comment that runs
+to the end of the text. Positions in errors are 0-based character offsets.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +64,12 @@ class Parsed:
     condition: Condition
     deprecated: tuple[str, ...] = ()
 
-    def warn(self, stacklevel: int = 3) -> None:
-        """One DeprecationWarning per old spelling; call it once the area accepted the tree."""
-        _warn(self.deprecated, stacklevel + 1)
+    def warn(self, stacklevel: int = 2) -> None:
+        """One DeprecationWarning per old spelling; call it once the area accepted the tree.
+
+        `stacklevel` counts from the function that calls `warn` (1), as warnings.warn does.
+        """
+        _warn(self.deprecated, stacklevel)
 
 
 @dataclass(frozen=True)
@@ -49,14 +80,14 @@ class SortKey:
     descending: bool = False
     deprecated: tuple[str, ...] = ()
 
-    def warn(self, stacklevel: int = 3) -> None:
+    def warn(self, stacklevel: int = 2) -> None:
         """As Parsed.warn."""
-        _warn(self.deprecated, stacklevel + 1)
+        _warn(self.deprecated, stacklevel)
 
 
 def _warn(messages: tuple[str, ...], stacklevel: int) -> None:
     for message in messages:
-        warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+        warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 2)
 
 
 def parse(text: str, dialect: Dialect) -> Parsed:
@@ -265,13 +296,13 @@ def _combine(kind: type[And] | type[Or], items: list[Condition]) -> Condition:
 
 def _deprecated_name(token: Token) -> str:
     return (
-        f"double quotes around a name are deprecated ({clip(token.text)}): write names in "
-        f"backticks, {render_name(token.parts)}; single quotes are for strings"
+        f"double quotes around a name are deprecated ({clip(token.text)}): write "
+        f"{render_name(token.parts)}; names are bare or in backticks, strings in single quotes"
     )
 
 
 def _deprecated_string(token: Token) -> str:
     return (
-        f"double-quoted strings are deprecated ({clip(token.text)}): write strings in single "
-        f"quotes, {quote_string(token.value)}; backticks are for names"
+        f"double-quoted strings are deprecated ({clip(token.text)}): write "
+        f"{quote_string(token.value)}; strings are in single quotes, names bare or in backticks"
     )

@@ -127,7 +127,7 @@ def parse_rule(text: str) -> Rule:
         raise InvalidInput(f"a gate rule must be a string ({_EXAMPLE}), got {type(text).__name__}")
     parsed = expr.parse(text, RULE)
     rule = _rule(text, parsed.condition)
-    parsed.warn(stacklevel=3)
+    parsed.warn()
     return rule
 
 

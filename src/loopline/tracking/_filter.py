@@ -118,7 +118,7 @@ def parse_filter(text: str | None) -> Condition | None:
         return None
     parsed = expr.parse(text, FILTER)
     condition = _Translator(text, FILTER).condition(parsed.condition)
-    parsed.warn(stacklevel=3)
+    parsed.warn()
     return condition
 
 
@@ -139,7 +139,7 @@ def _parse_order_item(item: str) -> OrderBy:
     dialect = replace(FILTER, label=f"order_by item {expr.clip(item)}")
     key = expr.parse_sort_key(item, dialect)
     field = _Translator(item, dialect).field(key.key)
-    key.warn(stacklevel=4)
+    key.warn(stacklevel=4)  # past parse_order_by and its generator
     return OrderBy(field, descending=key.descending)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -315,7 +314,7 @@ def fuzz_inputs() -> st.SearchStrategy[str]:
 
 
 @given(fuzz_inputs())
-@settings(max_examples=400, deadline=timedelta(milliseconds=1000))
+@settings(max_examples=400, deadline=None)  # slice_mask builds frames: slow on a busy machine
 def test_arbitrary_text_raises_nothing_but_invalid_filter(text: str) -> None:
     calls = [
         lambda: expr.parse(text, GENERIC),

@@ -1,20 +1,15 @@
 """Slices of an evaluation frame: by a column's values or by a condition such as `age > 60`.
 
-Conditions go through a small tokenizer and recursive-descent parser that builds a boolean
-mask directly; the text is never evaluated (no eval, no DataFrame.query):
+Conditions are written in loopline's condition language (loopline.expr: `and`, `or`,
+`not`, parentheses, `== != < <= > >=`, `in (...)`, `is [not] null`); this module turns
+the parsed tree into a boolean mask directly; the text is never evaluated (no eval, no
+DataFrame.query). Names are columns (`income`, or `` `mean radius` `` in backticks), and
+a boolean column may stand alone as a condition. Strings are single-quoted; a
+double-quoted string still works, with a DeprecationWarning.
 
-    condition  := or_expr EOF
-    or_expr    := and_expr ("or" and_expr)*
-    and_expr   := not_expr ("and" not_expr)*
-    not_expr   := "not" not_expr | "(" or_expr ")" | comparison
-    comparison := operand op operand | column          (a bare column must be boolean)
-    operand    := column | number | 'string' | "string"
-    column     := [A-Za-z_][A-Za-z0-9_]* | `any text`   (`` inside backquotes is one `)
-    op         := == | != | > | >= | < | <=
-
-Keywords are case-insensitive. Numbers compare with numeric (or boolean, as 0/1) columns,
-strings with the other columns (with date-time columns as timestamps: `day >= '2024-05-01'`);
-a missing value satisfies only `!=`. Errors name 0-based positions.
+Numbers compare with numeric (or boolean, as 0/1) columns, strings with the other columns
+(with date-time columns as timestamps: `day >= '2024-05-01'`); a missing value satisfies
+only `!=`, `not in` and `is null`. Errors name 0-based positions.
 """
 
 from __future__ import annotations
@@ -22,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from loopline.errors import InvalidFilter, InvalidInput
+from loopline import expr
+from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +32,7 @@ if TYPE_CHECKING:
     Mask = npt.NDArray[np.bool_]
 
 MAX_LENGTH = 5_000
-MAX_DEPTH = 50
+MAX_DEPTH = expr.MAX_DEPTH
 LOW_CARDINALITY = 20
 """Numeric columns with more distinct values than this are cut into quartiles."""
 
@@ -49,25 +44,20 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-_KEYWORDS = frozenset({"and", "or", "not"})
-_TOKEN = re.compile(
-    r"""(?P<space>\s+)
-      | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-      | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<op>==|!=|>=|<=|>|<)
-      | (?P<paren>[()])
-      | (?P<quote>['"`])""",
-    re.VERBOSE,
+_CELL = "a column, number or string"
+SLICE = expr.Dialect(
+    "slice",
+    double_quotes="string",
+    subject=_CELL,
+    value=_CELL,
+    literal="a number or a string",
+    end="the end of the condition",
+    quoted_name="column name",
+    keyword_note=" (backquote a column with that name)",
+    bare_names=True,
+    max_length=MAX_LENGTH,
 )
-_Kind: TypeAlias = Literal["number", "word", "op", "paren", "string", "column", "eof"]
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: _Kind
-    text: str  # as written
-    pos: int
-    value: str = ""  # the decoded string or column name
+"""How slice conditions word their errors; double quotes there once quoted strings."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +77,13 @@ def slice_mask(data: pd.DataFrame, condition: str) -> Mask:
     Raises InvalidFilter (an InvalidInput, with `position`) for a syntax error, an unknown
     column, or a comparison of a number with text.
     """
-    return _Parser(data, condition).parse()
+    if not isinstance(condition, str):
+        raise InvalidInput(f"a slice must be a column name or a condition, got {condition!r}")
+    dialect = replace(SLICE, label=f"slice {condition!r}")
+    parsed = expr.parse(condition, dialect)
+    mask = _Masker(data, condition, dialect).mask(parsed.condition)
+    parsed.warn()
+    return mask
 
 
 def column_groups(data: pd.DataFrame, column: str) -> list[tuple[str, Mask]]:
@@ -135,137 +131,72 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-class _Parser:
-    def __init__(self, data: pd.DataFrame, text: str) -> None:
-        if not isinstance(text, str):
-            raise InvalidInput(f"a slice must be a column name or a condition, got {text!r}")
+class _Masker:
+    """A parsed condition to a boolean mask over the rows of `data`."""
+
+    def __init__(self, data: pd.DataFrame, text: str, dialect: expr.Dialect) -> None:
         self.data = data
         self.text = text
-        if len(text) > MAX_LENGTH:
-            self.fail(MAX_LENGTH, f"longer than {MAX_LENGTH} characters")
-        self.tokens = list(self.tokenize())
-        self.index = 0
-        self.depth = 0
+        self.dialect = dialect
 
     def fail(self, position: int, detail: str) -> NoReturn:
-        raise self.error(position, detail)
+        raise self.dialect.error(self.text, position, detail)
 
-    def error(self, position: int, detail: str) -> InvalidFilter:
-        message = f"invalid slice {self.text!r} at position {position}: {detail}"
-        return InvalidFilter(message, text=self.text, position=position)
-
-    def parse(self) -> Mask:
-        if self.tokens[0].kind == "eof":
-            self.fail(0, "the condition is empty")
-        mask = self.or_expr()
-        token = self.peek()
-        if token.kind != "eof":
-            self.fail(token.pos, f"expected 'and', 'or' or the end, got {token.text!r}")
-        return mask
-
-    # --- tokens -------------------------------------------------------------------------
-
-    def tokenize(self) -> Iterator[_Token]:
-        pos = 0
-        while pos < len(self.text):
-            match = _TOKEN.match(self.text, pos)
-            if match is None:
-                self.fail(pos, f"unexpected character {self.text[pos]!r}")
-            kind = match.lastgroup
-            if kind == "space":
-                pos = match.end()
-                continue
-            token = self.quoted(pos) if kind == "quote" else _Token(kind, match.group(), pos)  # type: ignore[arg-type]
-            yield token
-            pos = token.pos + len(token.text)
-        yield _Token("eof", "", len(self.text))
-
-    def quoted(self, start: int) -> _Token:
-        """A string ('...' or "...") or a column name (`...`); a doubled quote escapes it."""
-        quote, chars, pos = self.text[start], [], start + 1
-        while pos < len(self.text):
-            char = self.text[pos]
-            if char == quote and self.text[pos + 1 : pos + 2] == quote:
-                chars.append(quote)
-                pos += 2
-            elif char == quote:
-                kind: _Kind = "column" if quote == "`" else "string"
-                return _Token(kind, self.text[start : pos + 1], start, "".join(chars))
-            else:
-                chars.append(char)
-                pos += 1
-        raise self.error(start, f"unterminated {'column name' if quote == '`' else 'string'}")
-
-    def peek(self) -> _Token:
-        return self.tokens[self.index]
-
-    def advance(self) -> _Token:
-        token = self.tokens[self.index]
-        self.index += token.kind != "eof"
-        return token
-
-    def keyword(self, word: str) -> bool:
-        token = self.peek()
-        if token.kind == "word" and token.text.lower() == word:
-            self.index += 1
-            return True
-        return False
-
-    # --- grammar ------------------------------------------------------------------------
-
-    def or_expr(self) -> Mask:
-        mask = self.and_expr()
-        while self.keyword("or"):
-            mask = mask | self.and_expr()
-        return mask
-
-    def and_expr(self) -> Mask:
-        mask = self.not_expr()
-        while self.keyword("and"):
-            mask = mask & self.not_expr()
-        return mask
-
-    def not_expr(self) -> Mask:
-        token = self.peek()
-        if self.depth >= MAX_DEPTH:
-            self.fail(token.pos, f"nested deeper than {MAX_DEPTH}")
-        self.depth += 1
-        if self.keyword("not"):
-            mask = ~self.not_expr()
-        elif token.kind == "paren" and token.text == "(":
-            self.advance()
-            mask = self.or_expr()
-            closing = self.advance()
-            if closing.text != ")":
-                self.fail(closing.pos, f"expected 'and', 'or' or ')', got {_shown(closing)}")
-        else:
-            mask = self.comparison()
-        self.depth -= 1
-        return mask
-
-    def comparison(self) -> Mask:
+    def mask(self, node: expr.Condition) -> Mask:
         import numpy as np
 
-        left = self.operand()
-        token = self.peek()
-        if token.kind != "op":
-            if left.kind == "boolean":
-                return np.asarray(left.values == 1, dtype=bool)
-            self.fail(
-                token.pos, f"expected a comparison operator after {left.label}, got {_shown(token)}"
-            )
-        self.advance()
-        right = self.operand()
+        if isinstance(node, expr.And | expr.Or):
+            masks = [self.mask(item) for item in node.items]
+            combine = np.logical_and if isinstance(node, expr.And) else np.logical_or
+            return np.asarray(combine.reduce(masks), dtype=bool)
+        if isinstance(node, expr.Not):
+            return ~self.mask(node.item)
+        if isinstance(node, expr.Truth):
+            column = self.operand(node.name)
+            if column.kind != "boolean":
+                detail = f"expected a comparison operator after {column.label}"
+                self.fail(node.pos, f"{detail} (only a boolean column stands alone)")
+            return np.asarray(column.values == 1, dtype=bool)
+        return self.compare(node)
+
+    def compare(self, node: expr.Compare) -> Mask:
+        import numpy as np
+
+        left, rows = self.operand(node.left), len(self.data)
+        if node.right is None:
+            missing = self.missing(left)
+            return missing if node.op == "is null" else ~missing
+        if isinstance(node.right, tuple):
+            found = np.zeros(rows, dtype=bool)
+            for item in node.right:
+                found |= self.compare_two(left, "==", self.operand(item), node.pos)
+            return found if node.op == "in" else ~found
+        if node.op not in _OPS:
+            self.fail(node.pos, f"operator {node.written!r} cannot be used in a slice")
+        return self.compare_two(left, node.op, self.operand(node.right), node.pos)
+
+    def compare_two(self, left: _Operand, op: str, right: _Operand, pos: int) -> Mask:
+        import numpy as np
+
         if left.numeric != right.numeric:
             number, text = (left, right) if left.numeric else (right, left)
-            self.fail(token.pos, f"cannot compare {number.label} with {text.label}")
-        compare, rows = _OPS[token.text], len(self.data)
+            self.fail(pos, f"cannot compare {number.label} with {text.label}")
+        compare, rows = _OPS[op], len(self.data)
         if left.numeric:
             with np.errstate(invalid="ignore"):
                 result = np.asarray(compare(left.values, right.values), dtype=bool)
             return np.broadcast_to(result, (rows,)).copy()
         left_values, right_values = self.as_time(left, right), self.as_time(right, left)
         return _compare_objects(compare, left_values, right_values, rows)
+
+    def missing(self, operand: _Operand) -> Mask:
+        import numpy as np
+        import pandas as pd
+
+        rows = len(self.data)
+        if operand.kind == "literal":
+            return np.full(rows, bool(pd.isna(operand.values)), dtype=bool)
+        return np.asarray(pd.isna(operand.values), dtype=bool)
 
     def as_time(self, operand: _Operand, other: _Operand) -> Any:
         """A string literal compared with a date-time column, as a timestamp."""
@@ -278,37 +209,27 @@ class _Parser:
         except (ValueError, TypeError):
             self.fail(operand.pos, f"{operand.label} is not a date or time for {other.label}")
 
-    def operand(self) -> _Operand:
+    def operand(self, node: expr.Operand) -> _Operand:
         import numpy as np
         import pandas as pd
 
-        token = self.advance()
-        if token.kind == "number":
-            number = float(token.text)
-            return _Operand(number, True, f"the number {token.text}", token.pos, "literal")
-        if token.kind == "string":
-            return _Operand(token.value, False, f"the string {token.text}", token.pos, "literal")
-        if token.kind == "word" and token.text.lower() in _KEYWORDS:
-            self.fail(
-                token.pos,
-                f"expected a column, number or string, got {token.text!r} "
-                "(backquote a column with that name)",
-            )
-        if token.kind not in ("word", "column"):
-            self.fail(token.pos, f"expected a column, number or string, got {_shown(token)}")
-        name = token.value if token.kind == "column" else token.text
+        if isinstance(node, expr.Literal):
+            if isinstance(node.value, float):
+                return _Operand(node.value, True, f"the number {node.text}", node.pos, "literal")
+            return _Operand(node.value, False, f"the string {node.text}", node.pos, "literal")
+        name = ".".join(node.parts)
         if name not in self.data.columns:
-            self.fail(token.pos, f"unknown column {name!r}")
+            self.fail(node.pos, f"unknown column {name!r}")
         series = self.data[name]
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             values = series.to_numpy(dtype=float, na_value=np.nan)
             if pd.api.types.is_bool_dtype(series):
-                return _Operand(values, True, f"column {name!r}", token.pos, "boolean")
-            return _Operand(values, True, f"numeric column {name!r}", token.pos)
+                return _Operand(values, True, f"column {name!r}", node.pos, "boolean")
+            return _Operand(values, True, f"numeric column {name!r}", node.pos)
         label = f"column {name!r}"
         if pd.api.types.is_datetime64_any_dtype(series):
-            return _Operand(series.to_numpy(dtype=object), False, label, token.pos, "time")
-        return _Operand(series.to_numpy(dtype=object), False, label, token.pos)
+            return _Operand(series.to_numpy(dtype=object), False, label, node.pos, "time")
+        return _Operand(series.to_numpy(dtype=object), False, label, node.pos)
 
 
 def _compare_objects(compare: Callable[[Any, Any], Any], left: Any, right: Any, rows: int) -> Mask:
@@ -332,7 +253,3 @@ def _compare_objects(compare: Callable[[Any, Any], Any], left: Any, right: Any, 
         except TypeError:
             out[i] = compare is operator.ne
     return out
-
-
-def _shown(token: _Token) -> str:
-    return "the end of the condition" if token.kind == "eof" else repr(token.text)

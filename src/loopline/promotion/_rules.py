@@ -1,16 +1,14 @@
 """Promotion gate rules: `metrics.roc_auc >= 0.9`, parsed and checked against evaluation facts.
 
-The grammar, one rule per string (whitespace is allowed between the three parts):
+A rule is one comparison of loopline's condition language (loopline.expr), a path
+compared with a number, with an optional `#` comment:
 
     rule      := path operator number [comment]
-    path      := segment ("." segment)*
-    segment   := name | quoted
-    name      := [A-Za-z0-9_-]+
-    quoted    := '"' chars '"'        a backslash escapes '"' and '\\'; e.g. slices."seg=gold".auc
-    operator  := ">=" | "<=" | ">" | "<" | "==" | "!="
-    number    := [+-]? (digits ["." digits] | "." digits) [("e"|"E") [+-] digits]
-               | [+-]? ("inf" | "infinity")            (any case; NaN is refused)
-    comment   := "#" anything
+    path      := segment ("." segment)*      e.g. slices.`seg=gold`.auc (backticks quote)
+    operator  := ">=" | "<=" | ">" | "<" | "==" (or "=") | "!=" (or "<>")
+    number    := as in loopline.expr, with inf and infinity; NaN is refused
+
+A double-quoted segment (`slices."seg=gold".auc`) still works, with a DeprecationWarning.
 
 Paths are resolved in the facts (the evaluation report) by nested lookup, with three
 shortcuts: `slices.min.X` reads facts["slices_min"][X], `slices.max.X` reads
@@ -26,12 +24,11 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-import re
-import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from loopline import expr
 from loopline.errors import InvalidInput
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -44,14 +41,34 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 """The comparison operators a rule may use, and what they compute."""
 
-_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
-_OP_CHARS = frozenset("<>=!")
-_NUMBER = re.compile(
-    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:infinity|inf|nan))"
-)
 _OPERATOR_LIST = ">=, <=, >, <, ==, !="
 _EXAMPLE = "e.g. 'metrics.roc_auc >= 0.9'"
 _SHOWN = 200  # characters of a rule quoted in an error message
+
+
+def _render(text: str, position: int, detail: str) -> str:
+    """The message, then the rule and a caret under `position` on the following lines."""
+    shown = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    line = "".join(" " if char.isspace() else char for char in shown)
+    caret = " " * min(position, len(line)) + "^"
+    return f"gate rule {shown!r}: {detail} at position {position}\n    {line}\n    {caret}"
+
+
+RULE = expr.Dialect(
+    "gate rule",
+    double_quotes="name",
+    subject="a path such as metrics.roc_auc",
+    operator=f"an operator ({_OPERATOR_LIST})",
+    operator_list=_OPERATOR_LIST,
+    value="a number",
+    literal="a number",
+    end=None,
+    finish="the end of the rule or a # comment",
+    empty="empty rule: expected a path, an operator and a number",
+    combine=False,
+    render=_render,
+)
+"""How gate rules word their errors; double quotes there once quoted path segments."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,7 @@ class Rule:
     @property
     def path_text(self) -> str:
         """The path as a rule writes it, quoting segments that are not plain names."""
-        return ".".join(_quote_segment(segment) for segment in self.path)
+        return expr.render_name(self.path)
 
 
 @dataclass(frozen=True)
@@ -108,7 +125,10 @@ def parse_rule(text: str) -> Rule:
     """
     if not isinstance(text, str):
         raise InvalidInput(f"a gate rule must be a string ({_EXAMPLE}), got {type(text).__name__}")
-    return _Parser(text).rule()
+    parsed = expr.parse(text, RULE)
+    rule = _rule(text, parsed.condition)
+    parsed.warn()
+    return rule
 
 
 def evaluate_rules(rules: Iterable[Rule | str], facts: Mapping[str, Any]) -> list[RuleResult]:
@@ -181,136 +201,30 @@ def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _quote_segment(segment: str) -> str:
-    if segment and all(char in _NAME_CHARS for char in segment):
-        return segment
-    return '"' + segment.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 # --- parsing --------------------------------------------------------------------------------
 
 
-class _Parser:
-    """A scanner over one rule; `last_end` is where the last thing read ended."""
+def _rule(text: str, node: expr.Condition) -> Rule:
+    """The parsed comparison as a Rule: a path, one of OPERATORS and a number."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.last_end = 0
+    def fail(position: int, detail: str) -> NoReturn:
+        raise RULE.error(text, position, detail)
 
-    def rule(self) -> Rule:
-        self.skip_space()
-        if self.at_end():
-            self.fail(0, "empty rule: expected a path, an operator and a number")
-        path = self.path()
-        op = self.operator()
-        threshold = self.number()
-        self.skip_space()
-        if not self.at_end():
-            self.fail(self.pos, f"expected the end of the rule or a # comment, got {self.shown()}")
-        return Rule(self.text.strip(), path, op, threshold)
-
-    # scanning helpers
-
-    def fail(self, position: int, detail: str) -> NoReturn:
-        shown = self.text if len(self.text) <= _SHOWN else self.text[: _SHOWN - 3] + "..."
-        line = "".join(" " if char.isspace() else char for char in shown)
-        caret = " " * min(position, len(line)) + "^"
-        message = f"gate rule {shown!r}: {detail} at position {position}"
-        raise InvalidInput(f"{message}\n    {line}\n    {caret}")
-
-    def skip_space(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def at_end(self) -> bool:
-        """True at the end of the text or at a comment."""
-        return self.pos >= len(self.text) or self.text[self.pos] == "#"
-
-    def where(self) -> int:
-        """Where a missing part is reported: the next character, or the end of the rule."""
-        return self.last_end if self.at_end() else self.pos
-
-    def shown(self) -> str:
-        """What stands at the current position, for 'got ...' in messages."""
-        end = self.pos
-        while end < len(self.text) and not self.text[end].isspace() and end - self.pos < 20:
-            end += 1
-        return repr(self.text[self.pos : max(end, self.pos + 1)])
-
-    def missing(self, wanted: str) -> NoReturn:
-        got = "" if self.at_end() else f", got {self.shown()}"
-        self.fail(self.where(), f"expected {wanted}{got}")
-
-    # grammar
-
-    def path(self) -> tuple[str, ...]:
-        segments = [self.segment()]
-        while self.pos < len(self.text) and self.text[self.pos] == ".":
-            self.pos += 1
-            self.last_end = self.pos
-            segments.append(self.segment())
-        char = self.text[self.pos] if self.pos < len(self.text) else ""
-        if char and not char.isspace() and char not in _OP_CHARS and char != "#":
-            self.fail(self.pos, f"unexpected character {char!r} in the path")
-        return tuple(segments)
-
-    def segment(self) -> str:
-        start = self.pos
-        if start < len(self.text) and self.text[start] == '"':
-            return self.quoted()
-        while self.pos < len(self.text) and self.text[self.pos] in _NAME_CHARS:
-            self.pos += 1
-        if self.pos == start:
-            self.missing("a name (letters, digits, '_', '-') or a double-quoted name")
-        self.last_end = self.pos
-        return self.text[start : self.pos]
-
-    def quoted(self) -> str:
-        start, chars, closed = self.pos, [], False
-        self.pos += 1
-        while self.pos < len(self.text) and not closed:
-            char = self.text[self.pos]
-            if char == "\\" and self.text[self.pos + 1 : self.pos + 2] in ('"', "\\"):
-                chars.append(self.text[self.pos + 1])
-                self.pos += 2
-            else:
-                closed = char == '"'
-                chars.extend(() if closed else (char,))
-                self.pos += 1
-        if not closed:
-            self.fail(start, "unterminated quoted name")
-        if not chars:
-            self.fail(start, "empty quoted name")
-        self.last_end = self.pos
-        return "".join(chars)
-
-    def operator(self) -> str:
-        self.skip_space()
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] in _OP_CHARS:
-            self.pos += 1
-        op = self.text[start : self.pos]
-        if not op:
-            self.missing(f"an operator ({_OPERATOR_LIST})")
-        if op not in OPERATORS:
-            equality = "; equality is '=='" if op == "=" else ""
-            self.fail(start, f"unknown operator {op!r} (operators are {_OPERATOR_LIST}{equality})")
-        self.last_end = self.pos
-        return op
-
-    def number(self) -> float:
-        self.skip_space()
-        match = None if self.at_end() else _NUMBER.match(self.text, self.pos)
-        if match is None:
-            self.missing("a number")
-        start, end = self.pos, match.end()
-        if end < len(self.text) and (self.text[end] in _NAME_CHARS or self.text[end] == "."):
-            while end < len(self.text) and not self.text[end].isspace():
-                end += 1
-            self.fail(start, f"malformed number {self.text[start:end]!r}")
-        value = float(match.group())
-        if math.isnan(value):
-            self.fail(start, "a threshold cannot be NaN")
-        self.pos = self.last_end = end
-        return value
+    assert isinstance(node, expr.Compare)  # RULE reads one comparison, and no bare name
+    path = node.left
+    if not isinstance(path, expr.Name):
+        fail(path.pos, f"expected {RULE.subject}, got {expr.show(path)}")
+    for part, start in zip(path.parts, path.starts, strict=True):
+        if not part:
+            fail(start, f"expected a name after {expr.clip(text[path.pos : start])}")
+    op = node.op  # "=" and "<>" were read as "==" and "!="
+    if op not in OPERATORS or not isinstance(node.right, expr.Literal | expr.Name):
+        fail(
+            node.pos, f"operator {node.written!r} cannot be used in a gate rule ({_OPERATOR_LIST})"
+        )
+    threshold = node.right
+    if not isinstance(threshold, expr.Literal) or not isinstance(threshold.value, float):
+        fail(threshold.pos, f"expected a number, got {expr.show(threshold)}")
+    if math.isnan(threshold.value):
+        fail(threshold.pos, "a threshold cannot be NaN")
+    return Rule(text.strip(), path.parts, op, threshold.value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import pytest
@@ -16,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.errors import MalformedRequest
+from loopline.serving import _json_fast
 from loopline.serving._json import _DECODER, _nested_deeper, parse_json
-from loopline.serving._json_fast import parse_fast
+from loopline.serving._json_fast import LONG_DIGITS, parse_fast
 
 scalars = (
     st.none()
@@ -160,6 +162,9 @@ def test_tricky_keys_and_strings_never_fool_the_byte_checks(
     text, repeated = _dumps_with_repeat(value, path, space)
     body = text.encode()
     fast = parse_fast(body, depth)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_json_fast, "_VECTOR_BYTES", 0)  # numpy's scan, as for a large body
+        assert parse_fast(body, depth) == fast
     if fast is None:
         return
     assert not repeated, body
@@ -174,3 +179,19 @@ def test_the_usual_request_shapes_take_the_fast_path() -> None:
         for seps in ((",", ":"), (", ", ": ")):
             body = json.dumps(value, separators=seps).encode()
             assert parse_fast(body, 32) == (value,)
+
+
+@settings(max_examples=300)
+@given(
+    body=st.binary(max_size=300)
+    | st.text(alphabet='{}[]:"0123456789 ab', max_size=300).map(str.encode)
+)
+def test_the_byte_scan_is_the_same_with_bytes_methods_and_with_numpy(body: bytes) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_json_fast, "_VECTOR_BYTES", 1 << 30)
+        small = _json_fast._scan(body)
+        patch.setattr(_json_fast, "_VECTOR_BYTES", 0)
+        large = _json_fast._scan(body)
+    assert small == large
+    digits = max((len(run) for run in re.findall(rb"[0-9]+", body)), default=0)
+    assert small == (digits >= LONG_DIGITS, body.count(b"{"), body.count(b"["), body.count(b":"))

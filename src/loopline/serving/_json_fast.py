@@ -34,7 +34,10 @@ from __future__ import annotations
 from typing import Any
 
 LONG_DIGITS = 19  # 2**63 has 19 digits
-_LONG_RUN = b"\x01" * LONG_DIGITS  # as a digit mask's bytes
+_LONG_MASK = b"\x01" * LONG_DIGITS  # in a digit mask's bytes
+_DIGITS_AS_ONES = bytes(0x31 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_TEXT = b"1" * LONG_DIGITS  # in a body translated by _DIGITS_AS_ONES
+_VECTOR_BYTES = 4096  # from this size on, numpy scans the body
 _WHITESPACE = b" \t\n\r"
 _DICT = {dict}
 
@@ -52,19 +55,15 @@ def parse_fast(body: bytes, max_depth: int) -> tuple[Any] | None:
         return None
     if type(value) is not dict and type(value) is not list:
         return None  # a bare scalar: not a request; the strict parser reads it
-    import numpy as np
-
-    # numpy's vector compares: bytes.count and bytes.translate cost 5-10x more per byte
-    text = np.frombuffer(body, dtype=np.uint8)
-    if _LONG_RUN in ((text - np.uint8(0x30)) < 10).tobytes():
+    long_number, braces, brackets, colons = _scan(body)
+    if long_number:
         return None
-    counts = _count(text, 0x7B), _count(text, 0x5B)  # `{`, `[`
     keys, objects, arrays, depth = _walk(value, enter_rows=False)
-    if (objects, arrays) != counts:  # containers inside rows (V2 tensors): see them all
+    if (objects, arrays) != (braces, brackets):  # containers inside rows (V2 tensors)
         keys, objects, arrays, depth = _walk(value, enter_rows=True)
-    if depth > max_depth or (objects, arrays) != counts:
+    if depth > max_depth or (objects, arrays) != (braces, brackets):
         return None
-    if keys == _count(text, 0x3A):  # no `:` in any string: each one is a key's
+    if keys == colons:  # no `:` in any string: each one is a key's
         return (value,)
     return (value,) if keys == body.translate(None, _WHITESPACE).count(b'":') else None
 
@@ -98,8 +97,19 @@ def _walk(value: Any, *, enter_rows: bool) -> tuple[int, int, int, int]:
     return keys, objects, arrays, deepest
 
 
-def _count(text: Any, byte: int) -> int:
-    """How many times `byte` occurs in `text` (a uint8 array)."""
+def _scan(body: bytes) -> tuple[bool, int, int, int]:
+    """Whether a run of LONG_DIGITS digits occurs, and how many `{`, `[` and `:` there are.
+
+    Each is one pass over the bytes: with bytes methods for a small body, with numpy's
+    vector compares for a large one (bytes.count and bytes.translate cost 5-10x more per
+    byte; numpy costs more per call).
+    """
+    if len(body) < _VECTOR_BYTES:
+        long_number = _LONG_TEXT in body.translate(_DIGITS_AS_ONES)
+        return long_number, body.count(b"{"), body.count(b"["), body.count(b":")
     import numpy as np
 
-    return int(np.count_nonzero(text == byte))
+    text = np.frombuffer(body, dtype=np.uint8)
+    long_number = _LONG_MASK in ((text - np.uint8(0x30)) < 10).tobytes()
+    braces, brackets, colons = (int(np.count_nonzero(text == b)) for b in (0x7B, 0x5B, 0x3A))
+    return long_number, braces, brackets, colons

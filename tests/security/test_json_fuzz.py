@@ -273,7 +273,6 @@ def _path(route: str, name: str) -> str:
 
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
-    deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixtures.waiting import eventually
 from loopline.errors import (
     Conflict,
     CorruptedData,
@@ -383,14 +384,16 @@ def test_writer_killed_mid_write_leaves_no_partial_blob(tmp_path: Path) -> None:
 
 
 def _wait_for_partial_write(temp_dir: Path, writer: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def partial_write_seen() -> bool:
         assert writer.poll() is None, "the writer exited on its own"
         parts = list(temp_dir.glob("*.part")) if temp_dir.is_dir() else []
-        try:
-            if any(part.stat().st_size > MB for part in parts):
-                return
-        except FileNotFoundError:
-            pass  # renamed into place between the listing and the stat
-        time.sleep(0.001)
-    pytest.fail("the writer never got going")
+        return any(part.stat().st_size > MB for part in parts)
+
+    eventually(
+        partial_write_seen,
+        timeout=30,
+        interval=0.001,
+        message="the writer never got going",
+        # renamed into place between the listing and the stat
+        ignoring=(FileNotFoundError,),
+    )

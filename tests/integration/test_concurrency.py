@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.waiting import eventually
 from loopline.store import MetadataStore, RunStatus
 
 pytestmark = pytest.mark.slow
@@ -109,10 +110,13 @@ def test_sigkill_while_writing_an_artifact_leaves_no_partial_blob(tmp_path: Path
     writer = _spawn(KILLED_WRITER, str(big), cwd=tmp_path, env=_env(store_uri, tmp_path))
     assert writer.stdout is not None
     run_id = writer.stdout.readline().strip()
-    deadline = time.time() + 60
-    while not list((artifacts / "tmp").glob("*.part")) and time.time() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.05)
+    eventually(
+        lambda: list((artifacts / "tmp").glob("*.part")),
+        timeout=60,
+        interval=0.005,
+        message="the writer never started the artifact",
+    )
+    time.sleep(0.05)  # a little further into the blob
     writer.send_signal(signal.SIGKILL)
     writer.communicate(timeout=30)  # reaps the process and closes its pipes
     assert writer.returncode == -signal.SIGKILL

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import pytest
 import loopline as ll
 from fixtures.serving import free_port, wait_ready
 from fixtures.stores import drop_pg_schema, make_pg_schema
+from fixtures.waiting import eventually
 from loopline.cli.app import run as cli
 from loopline.errors import InvalidInput, NotFound
 from loopline.project import Stores
@@ -122,14 +123,6 @@ def _show_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     return body
 
 
-def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("the condition did not hold in time")
-        time.sleep(0.1)
-
-
 def _row(features: Any, extra: bool) -> dict[str, Any]:
     row: dict[str, Any] = features.iloc[0].to_dict()
     if extra:
@@ -155,7 +148,11 @@ def test_deploy_show_names_the_served_revision_and_the_load_error(
     root = served.settings.root
     with deploy_serve(root) as (process, url), httpx.Client(base_url=url) as client:
         # written within a quarter second of the load (the first beat said "loading")
-        _until(lambda: any(s["up_to_date"] for s in _show_json(capsys)["servers"]))
+        eventually(
+            lambda: any(s["up_to_date"] for s in _show_json(capsys)["servers"]),
+            timeout=30,
+            message="no server reported the current revision",
+        )
         [server] = _show_json(capsys)["servers"]
         assert server["live"] and server["up_to_date"] and server["state"] == "serving"
         assert (server["revision"], server["current_revision"]) == (1, 1)
@@ -173,7 +170,11 @@ def test_deploy_show_names_the_served_revision_and_the_load_error(
         assert extra.headers["X-Dropped-Fields"] == EXTRA
 
         _break("iris", revision=1)
-        _until(lambda: _show_json(capsys)["servers"][0]["error_revision"] == 2)
+        eventually(
+            lambda: _show_json(capsys)["servers"][0]["error_revision"] == 2,
+            timeout=30,
+            message="the server did not report revision 2's error",
+        )
         [server] = _show_json(capsys)["servers"]
         assert (server["revision"], server["current_revision"]) == (1, 2)
         assert not server["up_to_date"] and server["state"] == "serving"
@@ -207,16 +208,24 @@ def test_a_killed_server_goes_stale_and_then_reports_again_when_restarted(
 ) -> None:
     root = served.settings.root
     with deploy_serve(root, "--no-log") as (process, _):
-        _until(lambda: bool(_show_json(capsys)["servers"]))
+        eventually(lambda: _show_json(capsys)["servers"], timeout=30, message="no heartbeat")
         process.kill()
         process.wait(10)
-        _until(lambda: not _show_json(capsys)["servers"][0]["live"], timeout=BEAT * 3 + 10)
+        eventually(
+            lambda: not _show_json(capsys)["servers"][0]["live"],
+            timeout=BEAT * 3 + 10,
+            message="the killed server's heartbeat never went stale",
+        )
         [server] = _show_json(capsys)["servers"]
         assert server["state"] == "stale" and server["summary"].startswith("stale")
         assert "stale" in _show(capsys, "show", "iris")[1]
         assert "no server (stale)" in _show(capsys, "ls")[1]
     with deploy_serve(root, "--no-log") as (process, _):
-        _until(lambda: any(s["live"] for s in _show_json(capsys)["servers"]))
+        eventually(
+            lambda: any(s["live"] for s in _show_json(capsys)["servers"]),
+            timeout=30,
+            message="no live server",
+        )
         statuses = server_status("iris")
         assert [s.live for s in statuses] == [True, False]  # live ones first
         assert statuses[0].pid == process.pid
@@ -301,21 +310,39 @@ def test_requests_are_answered_while_the_store_is_unreachable(
         dep.create_deployment("iris", _logged_model())
         body = {"inputs": [_row(features, False)]}
         with deploy_serve(root, "--no-log", store_uri=proxied) as (_, url):
-            _until(lambda: bool(server_status("iris")) and server_status("iris")[0].live)
+            eventually(
+                lambda: server_status("iris") and server_status("iris")[0].live,
+                timeout=30,
+                message="the server never reported live",
+            )
             proxy.cut()
             with httpx.Client(base_url=url, timeout=10) as client:
-                deadline = time.monotonic() + BEAT * 3 + 5
-                answered = 0
-                while time.monotonic() < deadline or server_status("iris")[0].live:
+                # requests keep being answered for three beats and more, until the
+                # heartbeat has gone stale
+                answering_until = time.monotonic() + BEAT * 3 + 5
+                answered: list[httpx.Response] = []
+
+                def answered_while_cut_off() -> bool:
                     answer = client.post("/v1/deployments/iris/predict", json=body)
                     assert answer.status_code == 200, answer.text
-                    answered += 1
-                    assert time.monotonic() < deadline + 20, "the heartbeat never went stale"
-                    time.sleep(0.05)
-                assert answered > 20
+                    answered.append(answer)
+                    if time.monotonic() < answering_until:
+                        return False
+                    return not server_status("iris")[0].live
+
+                eventually(
+                    answered_while_cut_off,
+                    timeout=BEAT * 3 + 25,
+                    message="the heartbeat never went stale",
+                )
+                assert len(answered) > 20
                 assert client.get("/health/ready").status_code == 200
                 proxy.start()
-                _until(lambda: server_status("iris")[0].live)
+                eventually(
+                    lambda: server_status("iris")[0].live,
+                    timeout=30,
+                    message="the heartbeat did not come back",
+                )
                 assert client.post("/v1/deployments/iris/predict", json=body).status_code == 200
         log = (root / next(p.name for p in root.glob("server-*.log"))).read_text()
         assert "cannot reach the metadata store" in log and "Traceback" not in log
@@ -509,13 +536,18 @@ def test_a_server_that_cannot_load_anything_reports_the_error(
     app = create_app(source)
     writer = attach_heartbeat(app, source, address="127.0.0.1:0", interval=BEAT)
     with live_server(app, wait=False) as url:
-        _until(lambda: bool(server_status("iris")) and server_status("iris")[0].error is not None)
+        eventually(
+            lambda: server_status("iris") and server_status("iris")[0].error is not None,
+            timeout=30,
+            message="the server did not report its load error",
+        )
         assert httpx.get(f"{url}/health/ready").status_code == 503
         [status] = server_status("iris")
         assert (status.state, status.revision, status.error_revision) == ("failed", None, 2)
         assert status.summary().startswith("serving nothing; revision 2 failed to load:")
         assert "failed ⚠" in _show(capsys, "ls")[1]
-    _until(lambda: server_status("iris") == [])  # the lifespan's end removed it
+    # the lifespan's end removed it
+    eventually(lambda: server_status("iris") == [], timeout=30, message="the heartbeat stayed")
     assert writer.beats >= 1
 
 

@@ -4,8 +4,8 @@ stickiness, and hot swaps under a steady stream of requests with zero failures."
 from __future__ import annotations
 
 import collections
+import logging
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopline as ll
 from fixtures.serving import ServingProject, live_server, open_serving_project
+from fixtures.waiting import eventually
 from loopline.project import stores as opened
 from loopline.serving import _stored
 from loopline.serving import deployments as dep
@@ -46,13 +47,16 @@ class Records:
             self.items.append(record)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[PredictionRecord]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def received() -> list[PredictionRecord] | None:
             with self.lock:
-                if len(self.items) >= count:
-                    return list(self.items)
-            time.sleep(0.02)
-        pytest.fail(f"the sink received {len(self.items)} records, expected {count}")
+                return list(self.items) if len(self.items) >= count else None
+
+        return eventually(
+            received,
+            timeout=timeout,
+            interval=0.02,
+            message=lambda: f"the sink received {len(self.items)} records, expected {count}",
+        )
 
 
 def _app(name: str, sink: Records | None = None):  # type: ignore[no-untyped-def]
@@ -147,18 +151,32 @@ def test_a_hot_swap_under_load_fails_no_request(project: ServingProject) -> None
         for client in clients:
             client.start()
         try:
-            deadline = time.monotonic() + 15  # the stream is flowing before the swap
-            while len(versions) < 20 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            eventually(
+                lambda: len(versions) >= 20,
+                timeout=15,
+                interval=0.02,
+                message="the stream was not flowing before the swap",
+            )
             dep.update_deployment("swap", model="churn/3", reason="swap under load")
-            deadline = time.monotonic() + 15
-            while (not versions or versions[-1] != "churn/3") and time.monotonic() < deadline:
-                time.sleep(0.05)
+            eventually(
+                lambda: versions[-1] == "churn/3",
+                timeout=15,
+                message="the server never answered with churn/3",
+            )
             dep.rollback_deployment("swap")
-            deadline = time.monotonic() + 15
-            while versions[-1] != "churn/1" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.3)
+            eventually(
+                lambda: versions[-1] == "churn/1",
+                timeout=15,
+                message="the server never rolled back to churn/1",
+            )
+            # the stream goes on after the rollback (and must stay on churn/1)
+            rolled_back_at = len(versions)
+            eventually(
+                lambda: len(versions) >= rolled_back_at + 20,
+                timeout=15,
+                interval=0.02,
+                message="the stream stopped after the rollback",
+            )
         finally:
             stop.set()
             for client in clients:
@@ -172,17 +190,22 @@ def test_a_hot_swap_under_load_fails_no_request(project: ServingProject) -> None
 
 
 def test_a_change_that_cannot_load_keeps_the_old_configuration(
-    project: ServingProject,
+    project: ServingProject, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A revision naming a version whose package is gone is logged; serving goes on."""
     dep.create_deployment("sturdy", "churn/1")
     with live_server(_app("sturdy")) as url, httpx.Client(base_url=url) as client:
         broken = dep.get_deployment("sturdy").spec.to_dict()
         broken["model"] = {"model": "churn/404", "ref": "churn/404"}
-        opened().metadata.deployments.update(
-            "sturdy", broken, action="update", actor="test", expected_revision=1
-        )
-        time.sleep(POLL * 5)
+        with caplog.at_level(logging.WARNING, logger="loopline"):
+            opened().metadata.deployments.update(
+                "sturdy", broken, action="update", actor="test", expected_revision=1
+            )
+            eventually(
+                lambda: "'sturdy' revision 2 could not be loaded" in caplog.text,
+                timeout=15,
+                message="the server never tried revision 2",
+            )
         answer = _predict(client, "sturdy", {"inputs": project.rows(1)})
         assert answer.status_code == 200 and answer.json()["model_version"] == "churn/1"
         assert client.get("/health/ready").json()["deployments"]["sturdy"]["revision"] == 1

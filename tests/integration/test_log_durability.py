@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 
 from fixtures.serving import ServingProject, free_port, live_server, open_serving_project
+from fixtures.waiting import eventually
 from loopline.errors import InvalidInput
 from loopline.serving import deployments as dep
 from loopline.serving._inputs import Block
@@ -300,9 +300,12 @@ def test_deploy_serve_with_sync_log_loses_no_answer_to_sigkill(project: ServingP
         threads = [threading.Thread(target=client, args=(n * 150,)) for n in range(4)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 20
-        while len(answered) < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(
+            lambda: len(answered) >= 200,
+            timeout=20,
+            interval=0.01,
+            message="fewer than 200 requests were answered",
+        )
         os.killpg(server.pid, signal.SIGKILL)  # mid-stream, requests in flight
         stop.set()
         for thread in threads:
@@ -320,17 +323,23 @@ def test_deploy_serve_with_sync_log_loses_no_answer_to_sigkill(project: ServingP
 
 def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 90) -> None:
     """Until both workers answer /health/ready (20 fresh connections in a row)."""
-    deadline = time.monotonic() + timeout
-    streak = 0
-    while streak < 20:
-        if server.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the server did not become ready (exit code {server.poll()})")
+    streak = [0]
+
+    def ready_twenty_times_in_a_row() -> bool:
+        assert server.poll() is None, f"the server exited (exit code {server.poll()})"
         try:
             ready = httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
         except httpx.TransportError:
             ready = False
-        streak = streak + 1 if ready else 0
-        time.sleep(0.02)
+        streak[0] = streak[0] + 1 if ready else 0
+        return streak[0] >= 20
+
+    eventually(
+        ready_twenty_times_in_a_row,
+        timeout=timeout,
+        interval=0.02,
+        message="the server did not become ready",
+    )
 
 
 def test_the_cli_takes_log_durability_and_refuses_anything_else(

@@ -140,7 +140,7 @@ def batches(draw: st.DrawFn) -> list[PredictionBatch]:
     return found
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(groups=batches(), journaled=st.booleans())
 def test_every_request_is_logged_or_rejected_exactly_once(
     groups: list[PredictionBatch], journaled: bool

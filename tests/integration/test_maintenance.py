@@ -20,6 +20,7 @@ import blake3
 import pytest
 
 import loopline as ll
+from fixtures.waiting import eventually
 from loopline import data
 from loopline.cli.app import run as cli
 from loopline.errors import CorruptedData, NotFound
@@ -107,11 +108,14 @@ def test_killed_data_add_leaves_part_files_that_fsck_reports_and_repair_removes_
     )
     temp = Path(project.artifacts.uri) / "tmp"
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size for p in temp.glob("*.part")):  # mid-write
-            assert time.monotonic() < deadline, "data add never wrote a pack"
+
+        def mid_write() -> bool:
+            if any(p.stat().st_size for p in temp.glob("*.part")):
+                return True
             assert adder.poll() is None, "data add finished before it could be killed"
-            time.sleep(0.01)
+            return False
+
+        eventually(mid_write, timeout=60, interval=0.01, message="data add never wrote a pack")
         adder.send_signal(signal.SIGKILL)
         assert adder.wait(timeout=10) == -signal.SIGKILL
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import socket
-import time
 from collections.abc import Iterator
 from urllib.parse import unquote
 
@@ -21,6 +20,7 @@ import pytest
 
 import loopline as ll
 from fixtures.serving import ServingProject, live_server, open_serving_project
+from fixtures.waiting import eventually
 from loopline.errors import InvalidInput
 from loopline.packaging import SignatureWarning
 from loopline.serving import create_app, load_served
@@ -218,12 +218,14 @@ def test_strict_inputs_keep_the_422_on_the_server_and_as_a_deployment_option(
         answer = httpx.post(f"{url}/v1/deployments/strict-abc/predict", json=body)
         assert answer.status_code == 422, answer.text
         dep.update_deployment("strict-abc", strict_inputs=False)
-        for _ in range(100):  # the server follows the new revision within a poll or two
-            answer = httpx.post(f"{url}/v1/deployments/strict-abc/predict", json=body)
-            if answer.status_code == 200:
-                break
-            time.sleep(0.1)
-        assert answer.status_code == 200, answer.text
+        # the server follows the new revision within a poll or two
+        answer = eventually(
+            lambda: httpx.post(f"{url}/v1/deployments/strict-abc/predict", json=body),
+            until=lambda answer: answer.status_code == 200,
+            timeout=10,
+            interval=0.1,
+            message="the server kept strict inputs",
+        )
         assert unquote(answer.headers["X-Dropped-Fields"]) == "colour"
 
 

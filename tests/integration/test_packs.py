@@ -19,6 +19,7 @@ from typing import Any
 import blake3
 import pytest
 
+from fixtures.waiting import eventually
 from loopline.errors import Conflict, CorruptedData, InvalidInput, NotFound
 from loopline.store import _chunks, _copy_chunks, _packs
 from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
@@ -654,8 +655,7 @@ def test_writer_killed_mid_pack_leaves_no_visible_blob(
 
 
 def _wait_for_partial_pack(objects: Objects, src: Path, writer: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def partial_pack_seen() -> bool:
         assert writer.poll() is None, "the writer exited on its own"
         if objects.s3:
             uploads = objects.client.list_multipart_uploads(Bucket=objects.bucket)
@@ -664,14 +664,16 @@ def _wait_for_partial_pack(objects: Objects, src: Path, writer: subprocess.Popen
                     Bucket=objects.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
                 if parts.get("Parts"):
-                    return
-        else:
-            temp = Path(objects.root, "tmp")
-            with_bytes = list(temp.glob("*.part")) if temp.is_dir() else []
-            try:
-                if any(part.stat().st_size > MB for part in with_bytes):
-                    return
-            except FileNotFoundError:
-                pass
-        time.sleep(0.005)
-    pytest.fail("the writer never got going")
+                    return True
+            return False
+        temp = Path(objects.root, "tmp")
+        with_bytes = list(temp.glob("*.part")) if temp.is_dir() else []
+        return any(part.stat().st_size > MB for part in with_bytes)
+
+    eventually(
+        partial_pack_seen,
+        timeout=30,
+        interval=0.005,
+        message="the writer never got going",
+        ignoring=(FileNotFoundError,),  # a part renamed between the listing and the stat
+    )

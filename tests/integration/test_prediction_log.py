@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fixtures.waiting import eventually
 from loopline.errors import InvalidField, InvalidInput
 from loopline.packaging import ColumnSpec
 from loopline.project import Stores
@@ -35,6 +34,7 @@ NUMERIC = InputSchema([ColumnSpec("age", "long"), ColumnSpec("income", "double",
 MIXED = InputSchema([ColumnSpec("plan", "string"), ColumnSpec("age", "long")])
 T0 = datetime(2026, 3, 1, 10, 59, 58, tzinfo=UTC)  # two seconds before an hour ends
 UNREACHABLE_DB = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+PROMPTLY = 1.5  # seconds: a background flush or delivery is prompt
 
 
 def _record(
@@ -66,15 +66,6 @@ def _record(
         shadow_probabilities=None,
         shadow_error=None,
     )
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 1.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def _unavailable(project: Stores, which: str) -> Stores:
@@ -143,14 +134,24 @@ def test_a_full_buffer_is_flushed_by_the_call_that_fills_it(project: Stores) -> 
     assert log.buffered_rows == 4
     log(_record("r4", T0))
     assert log.buffered_rows == 0
-    assert _wait_for(lambda: len(read_predictions("churn", stores=project)) == 5)
+    eventually(
+        lambda: len(read_predictions("churn", stores=project)) == 5,
+        timeout=PROMPTLY,
+        interval=0.02,
+        message="the full buffer was not flushed",
+    )
     log.close()
 
 
 def test_a_quiet_buffer_is_flushed_after_flush_seconds(project: Stores) -> None:
     log = PredictionLog(project, flush_rows=1000, flush_seconds=0.2)
     log(_record("only", T0))
-    assert _wait_for(lambda: len(read_predictions("churn", stores=project)) == 1)
+    eventually(
+        lambda: len(read_predictions("churn", stores=project)) == 1,
+        timeout=PROMPTLY,
+        interval=0.02,
+        message="the quiet buffer was not flushed",
+    )
     assert log.buffered_rows == 0 and log.pending() == []
     log.close()
 
@@ -189,7 +190,12 @@ def test_a_new_log_delivers_the_spool_without_being_asked(project: Stores) -> No
     with PredictionLog(broken, flush_seconds=60) as log:
         log(_record("left", T0))
     later = PredictionLog(project, flush_seconds=60)
-    assert _wait_for(lambda: later.pending() == [])
+    eventually(
+        lambda: later.pending() == [],
+        timeout=PROMPTLY,
+        interval=0.02,
+        message="the spool was not delivered",
+    )
     assert len(read_predictions("churn", stores=project)) == 1
     later.close()
 

@@ -19,6 +19,7 @@ import pytest
 
 import loopline as ll
 from fixtures.serving import ServingProject, live_server, open_serving_project, wait_ready
+from fixtures.waiting import eventually
 from loopline.errors import InvalidInput, NotFound
 from loopline.serving import PredictionRecord, create_app, load_served
 
@@ -274,13 +275,12 @@ def test_ready_only_after_loading_and_warm_up(serving_project: ServingProject) -
 
 
 def _wait_live(url: str) -> None:
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/health/live").status_code == 200:
-                return
-        except httpx.TransportError:
-            threading.Event().wait(0.05)
-    pytest.fail("the server never answered /health/live")
+    eventually(
+        lambda: httpx.get(f"{url}/health/live").status_code == 200,
+        timeout=10,
+        message="the server never answered /health/live",
+        ignoring=(httpx.TransportError,),
+    )
 
 
 def test_the_sink_gets_every_prediction_and_its_failures_stay_inside(

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from loopline.store import MetadataStore
-from loopline.testing import STORE_CHECKS, Check
+from loopline.testing import STORE_CHECKS, Check, check_store
 
 
 @pytest.mark.parametrize("check", STORE_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
 def test_store_passes_conformance_check(store: MetadataStore, check: Check) -> None:
     check(store)
+
+
+def test_check_store_runs_every_check_on_a_fresh_store(tmp_path: Path) -> None:
+    """The public entry point: each check gets its own empty database (several assert
+    that a list starts empty), and every check has a name of its own."""
+    opened: list[MetadataStore] = []
+
+    def make_store() -> MetadataStore:
+        opened.append(MetadataStore(f"sqlite:///{tmp_path / f'meta{len(opened)}.db'}"))
+        return opened[-1]
+
+    check_store(make_store)
+    assert len(opened) == len(STORE_CHECKS) == len({check.__name__ for check in STORE_CHECKS})
 
 
 def test_store_reopens_an_existing_database_without_migrating_again(store_uri: str) -> None:

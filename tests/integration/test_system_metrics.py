@@ -13,6 +13,7 @@ import time
 import pytest
 
 import loopline as ll
+from fixtures.waiting import eventually
 from loopline.errors import InvalidInput, NotFound
 from loopline.store import RunStatus
 from loopline.tracking import Stores
@@ -27,11 +28,13 @@ def _sampler_threads() -> list[threading.Thread]:
 
 def _wait_for_samples(run: ll.ActiveRun, count: int, timeout: float = 10.0) -> None:
     """Until the monitor took `count` samples (a loaded machine can be slow)."""
-    deadline = time.monotonic() + timeout
     monitor = run._monitor
     assert monitor is not None
-    while monitor.samples < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(
+        lambda: monitor.samples >= count,
+        timeout=timeout,
+        message=f"the monitor took fewer than {count} samples",
+    )
 
 
 def test_a_run_with_system_metrics_samples_cpu_and_memory_until_it_ends(
@@ -39,7 +42,6 @@ def test_a_run_with_system_metrics_samples_cpu_and_memory_until_it_ends(
 ) -> None:
     monkeypatch.setenv("LOOPLINE_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     with ll.start_run(log_system_metrics=True) as run:
-        time.sleep(1.0)
         _wait_for_samples(run, 2)
         assert len(_sampler_threads()) == 1
     assert _sampler_threads() == []  # stopped with the run

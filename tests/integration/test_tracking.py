@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import loopline as ll
+from fixtures.waiting import eventually
 from loopline.errors import Conflict, InvalidFilter, InvalidInput, InvalidPath, NotFound
 from loopline.store import RunStatus
 from loopline.tracking import Stores
@@ -185,15 +185,22 @@ def test_metric_buffer_unbounded_a_sigkill_in_a_tight_loop_loses_one_interval_at
 
 def _wait_for_logging(progress: Path, child: subprocess.Popen[bytes], seconds: float) -> int:
     """Block until the child has logged for `seconds`; returns the steps logged so far."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def steps_logged() -> int | None:
         assert child.poll() is None, "the logging child died"
         if progress.exists():
             _, steps = _read_progress(progress)
             if steps and steps[-1][1] - steps[0][1] >= seconds:
                 return steps[-1][0]
-        time.sleep(0.05)
-    raise AssertionError("the child never logged for long enough")
+        return None
+
+    # a step number, or None while the child has not logged long enough
+    return eventually(
+        steps_logged,
+        until=lambda step: step is not None,
+        timeout=120,
+        message="the child never logged for long enough",
+    )
 
 
 def _read_progress(progress: Path) -> tuple[str, list[tuple[int, float]]]:

@@ -588,7 +588,7 @@ HEADER_LENGTHS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=150, database=None)
 @given(
     length=st.one_of(st.none(), HEADER_LENGTHS),
     sizes=st.lists(SIZES, min_size=3, max_size=3),

@@ -38,6 +38,7 @@ import typer
 from typer.testing import CliRunner
 
 from fixtures.serving import ServingProject, error_of, live_server, open_serving_project
+from fixtures.waiting import eventually
 from loopline.errors import InvalidInput, InvalidPath, NotFound
 from loopline.serving import create_app, load_served
 
@@ -335,10 +336,11 @@ def test_a_503_of_a_model_that_cannot_load_names_no_server_path(
 
 def _when_failed(client: httpx.Client) -> list[httpx.Response]:
     """Once loading has failed: the answers of every endpoint that reports it."""
-    deadline = time.monotonic() + 30
-    while "error" not in client.get("/health/ready").json():
-        assert time.monotonic() < deadline, "the load never failed"
-        time.sleep(0.05)
+    eventually(
+        lambda: "error" in client.get("/health/ready").json(),
+        timeout=30,
+        message="the load never failed",
+    )
     rows = {"inputs": [{"mean_radius": 1.0}]}
     return [
         client.post("/v1/deployments/doubler/predict", json=rows),

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.serving import ServingProject, error_of, live_server, open_serving_project
+from fixtures.waiting import eventually
 from loopline.serving import create_app, load_served
 from loopline.serving._sink import PredictionRecord
 
@@ -273,7 +273,6 @@ def _path(route: str, name: str) -> str:
 
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
-    deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -399,11 +398,12 @@ def _recorded(recorder: Recorder) -> int:
 
 
 def _wait_for(recorder: Recorder, count: int, seconds: float = 10.0) -> list[PredictionRecord]:
-    deadline = time.monotonic() + seconds
-    while _recorded(recorder) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(
+        lambda: _recorded(recorder) >= count,
+        timeout=seconds,
+        message=lambda: f"{_recorded(recorder)} of {count} records",
+    )
     with recorder.lock:
-        assert len(recorder.records) >= count, (len(recorder.records), count)
         return list(recorder.records)
 
 

@@ -367,7 +367,7 @@ plain_args = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     before=plain_args,
     after=plain_args,

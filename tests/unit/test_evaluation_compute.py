@@ -313,7 +313,7 @@ def _atom(frame: pd.DataFrame, column: str, op: str, number: float) -> np.ndarra
     return np.asarray(OPS[op](values, float(number)), dtype=bool)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(frames(), atoms)
 def test_numeric_comparisons_match_numpy(frame: pd.DataFrame, atom: tuple[str, str, Any]) -> None:
     column, op, number = atom
@@ -321,7 +321,7 @@ def test_numeric_comparisons_match_numpy(frame: pd.DataFrame, atom: tuple[str, s
     np.testing.assert_array_equal(mask, _atom(frame, column, op, number))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     frames(),
     st.lists(

@@ -50,7 +50,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(value=values, seps=separators, ascii_only=st.booleans())
 def test_the_fast_path_returns_what_the_strict_parser_returns(
     value: Any, seps: tuple[str, str], ascii_only: bool
@@ -61,7 +61,7 @@ def test_the_fast_path_returns_what_the_strict_parser_returns(
         assert _same(fast[0], _DECODER.decode(body.decode()))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     rows=st.lists(
         st.dictionaries(st.sampled_from("abcdef"), scalars, min_size=1, max_size=4),

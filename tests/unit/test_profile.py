@@ -171,9 +171,7 @@ def test_a_large_table_estimates_distinct_counts(tmp_path: Path) -> None:
     assert profile.column("g").distinct == 3
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
         st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),

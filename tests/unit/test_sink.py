@@ -4,10 +4,10 @@ survives a sink that raises."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fixtures.waiting import eventually
 from loopline.serving._sink import SinkWorker
 
 
@@ -63,10 +63,8 @@ def test_a_half_full_queue_is_drained_early() -> None:
     try:
         for n in range(51):
             worker.submit(n)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 5
-        while not sink.batches and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert sink.batches and sink.batches[0][:50] == list(range(50))
+        eventually(lambda: sink.batches, timeout=5, interval=0.01, message="nothing drained")
+        assert sink.batches[0][:50] == list(range(50))
     finally:
         worker.stop()
 
@@ -76,9 +74,12 @@ def test_a_sink_that_raises_keeps_receiving() -> None:
     worker = SinkWorker(sink, on_drop=lambda: None, interval=0.01)
     worker.start()
     worker.submit(1)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 5  # until the first drain has raised
-    while sink.fail_first and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(
+        lambda: not sink.fail_first,
+        timeout=5,
+        interval=0.01,
+        message="the first drain never raised",
+    )
     worker.submit(2)  # type: ignore[arg-type]
     worker.stop()
     assert sink.batches == [[2]]

@@ -419,7 +419,7 @@ _frames = hpd.data_frames(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=_frames, margin=st.sampled_from([0.0, 0.1, 2.5]))
 def test_any_frame_passes_the_suite_inferred_from_it(frame: pd.DataFrame, margin: float) -> None:
     frame["category"] = frame["words"].astype("category")

@@ -1,34 +1,17 @@
-"""The metadata-store conformance suite, in the spirit of scikit-learn's check_estimator.
-
-Every back-end (SQLite, PostgreSQL, and later the remote client) must pass
-`check_store(make_store)`, where `make_store()` returns a store on an empty database.
-Each check is also available alone in `STORE_CHECKS`, so a test suite can parametrize
-over them and report failures one by one.
-"""
+"""Conformance checks of the runs store: experiments, runs, params, tags, metrics, search
+(filters, ordering, LIKE escapes), links, and secrets masked before they are stored."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
 
 from loopline.errors import Conflict, InvalidFilter, InvalidInput, NotFound
-from loopline.store import Direction, LinkKind, MetadataStore, ModelStatus, RunStatus
+from loopline.store import Direction, LinkKind, MetadataStore, RunStatus
 from loopline.store.query import Compare, Field
+from loopline.testing._common import Check
+from loopline.testing._common import raises as _raises
 from loopline.tracking._filter import parse_filter, parse_order_by
-
-Check = Callable[[MetadataStore], None]
-
-
-def check_store(make_store: Callable[[], MetadataStore]) -> None:
-    """Run every conformance check, each on a fresh store; raises AssertionError."""
-    for check in STORE_CHECKS:
-        store = make_store()
-        try:
-            check(store)
-        finally:
-            store.close()
 
 
 def _run(store: MetadataStore, experiment: str = "exp", **kwargs: object) -> str:
@@ -39,14 +22,6 @@ def _run(store: MetadataStore, experiment: str = "exp", **kwargs: object) -> str
 def _search(store: MetadataStore, text: str | None, order: list[str] | None = None) -> list[str]:
     found = store.search_runs(None, parse_filter(text), parse_order_by(order), max_results=1000)
     return [run.id for run in found]
-
-
-def _raises(kind: type[Exception], action: Callable[[], object]) -> None:
-    try:
-        action()
-    except kind:
-        return
-    raise AssertionError(f"expected {kind.__name__}")
 
 
 def check_experiments(store: MetadataStore) -> None:
@@ -184,67 +159,6 @@ def check_links(store: MetadataStore) -> None:
     assert [(link.kind, link.ref) for link in inputs] == [(LinkKind.DATASET_VERSION, "v3")]
 
 
-def _model_version(store: MetadataStore, name: str = "churn") -> int:
-    created = store.models.create_version(
-        name,
-        flavor="sklearn",
-        package_hash="ab" * 32,
-        size_bytes=10,
-        signature={"inputs": [{"name": "x", "type": "double", "nullable": False}]},
-        manifest={"flavor": "sklearn"},
-        created_by="tester",
-    )
-    return created.version
-
-
-def check_model_versions(store: MetadataStore) -> None:
-    with ThreadPoolExecutor(4) as pool:
-        numbers = sorted(pool.map(lambda _: _model_version(store), range(6)))
-    assert numbers == [1, 2, 3, 4, 5, 6]
-    models = store.models
-    assert models.latest_version("churn").version == 6
-    assert models.get_version("churn", 2).status == ModelStatus.CANDIDATE
-    assert [v.version for v in models.list_versions("churn")] == [6, 5, 4, 3, 2, 1]
-    _raises(NotFound, lambda: models.get_version("churn", 9))
-    _raises(NotFound, lambda: models.get_model("nope"))
-    _raises(InvalidInput, lambda: models.get_model("../x"))
-    before, moved = models.set_status("churn", 1, ModelStatus.STAGING, actor="t", reason=None)
-    assert before == ModelStatus.CANDIDATE and moved.status == ModelStatus.STAGING
-    _raises(
-        Conflict,
-        lambda: models.set_status("churn", 1, ModelStatus.CANDIDATE, actor="t", reason=None),
-    )
-    models.set_status("churn", 2, ModelStatus.ARCHIVED, actor="t", reason="old")
-    _raises(
-        Conflict,
-        lambda: models.set_status("churn", 2, ModelStatus.PRODUCTION, actor="t", reason=None),
-    )
-    _raises(Conflict, lambda: models.set_alias("churn", "champion", 2, actor="t"))
-
-
-def check_alias_moves_serialize(store: MetadataStore) -> None:
-    for _ in range(3):
-        _model_version(store, "race")
-    models = store.models
-
-    def move(version: int) -> None:
-        for _ in range(4):
-            models.set_alias("race", "champion", version, actor=f"writer{version}")
-
-    with ThreadPoolExecutor(3) as pool:
-        list(pool.map(move, [1, 2, 3]))
-    champion = models.get_model("race").aliases["champion"]
-    events = list(reversed(store.audit.list_events(object_id="race@champion")))
-    assert len(events) == 12
-    assert events[0].before is None
-    for earlier, later in pairwise(events):
-        assert later.before == earlier.after, "an alias move read a stale previous target"
-    assert events[-1].after == {"version": champion}
-    assert models.version_for_alias("race", "champion").version == champion
-    assert models.delete_alias("race", "champion", actor="t") == champion
-    _raises(NotFound, lambda: models.version_for_alias("race", "champion"))
-
-
 def check_like_escapes_match_alike(store: MetadataStore) -> None:
     """LIKE/ILIKE: a backslash escapes `%`, `_` and itself on every back-end."""
     values = ["%", "50%", "50x", "a_b", "axb", "A_B", "back\\slash", "backslash"]
@@ -294,7 +208,7 @@ def check_secrets_never_reach_the_database(store: MetadataStore) -> None:
             assert _search(store, f"{field} LIKE '%{secret}%'") == [], (field, secret)
 
 
-STORE_CHECKS: list[Check] = [
+CHECKS: list[Check] = [
     check_experiments,
     check_concurrent_experiment_creation,
     check_run_lifecycle,
@@ -306,6 +220,4 @@ STORE_CHECKS: list[Check] = [
     check_like_escapes_match_alike,
     check_secrets_never_reach_the_database,
     check_links,
-    check_model_versions,
-    check_alias_moves_serialize,
 ]

@@ -1,0 +1,81 @@
+"""Conformance checks of the audit log: events kept as given, newest first, found by
+object (exactly or everything under a model), action, actor and time, and none lost
+when writers race."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from loopline.store import MetadataStore
+from loopline.testing._common import Check
+
+
+def _record(
+    store: MetadataStore, object_id: str, action: str = "model.update", **kw: object
+) -> str:
+    values: dict[str, object] = {"actor": "tester", "object_type": "model", **kw}
+    return store.audit.record(action=action, object_id=object_id, **values)  # type: ignore[arg-type]
+
+
+def check_audit_events_round_trip_newest_first(store: MetadataStore) -> None:
+    audit = store.audit
+    assert audit.list_events() == []
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    before = {"version": 1, "tags": {"team": "risk"}, "note": "ünï"}
+    first = _record(
+        store, "churn@champion", "alias.set", before=before, after={"version": 2}, reason="why"
+    )
+    second = _record(store, "churn@champion", "alias.delete", before={"version": 2})
+    third = _record(store, "churn@champion", "alias.set", actor="bob")
+    events = audit.list_events(object_id="churn@champion")
+    assert [e.id for e in events] == [third, second, first]
+    assert len({first, second, third}) == 3
+    oldest = events[-1]
+    assert (oldest.actor, oldest.action, oldest.object_type) == ("tester", "alias.set", "model")
+    assert (oldest.before, oldest.after, oldest.reason) == (before, {"version": 2}, "why")
+    assert (events[1].after, events[0].before, events[0].after) == (None, None, None)
+    assert oldest.time.tzinfo is not None and oldest.time >= started
+    assert events[0].time >= oldest.time
+
+
+def check_audit_filters(store: MetadataStore) -> None:
+    audit = store.audit
+    for object_id in ("churn", "churn/1", "churn@champion", "churner", "churn_x/1", "axb/1"):
+        _record(store, object_id)
+    _record(store, "a_b/1", "model_version.approve", actor="alice")
+
+    def found(**filters: object) -> list[str]:
+        return sorted(e.object_id for e in audit.list_events(**filters))  # type: ignore[arg-type]
+
+    assert found(object_id="churn") == ["churn"]
+    assert found(object_prefix="churn") == ["churn", "churn/1", "churn@champion"]
+    assert found(object_prefix="a_b") == ["a_b/1"]  # `_` is no wildcard
+    assert found(object_prefix="a%") == []
+    assert found(action="model_version.approve") == ["a_b/1"]
+    assert found(actor="alice") == ["a_b/1"]
+    assert found(actor="nobody") == []
+    assert len(audit.list_events(limit=3)) == 3
+    assert len(audit.list_events()) == 7
+    assert found(since=datetime.now(UTC) + timedelta(minutes=1)) == []
+    assert len(audit.list_events(since=datetime.now(UTC) - timedelta(minutes=1))) == 7
+
+
+def check_concurrent_audit_writers_lose_nothing(store: MetadataStore) -> None:
+    def write(writer: int) -> list[str]:
+        return [_record(store, "busy", actor=f"w{writer}", after={"n": n}) for n in range(5)]
+
+    with ThreadPoolExecutor(4) as pool:
+        written = [event_id for ids in pool.map(write, range(4)) for event_id in ids]
+    events = store.audit.list_events(object_id="busy")
+    assert sorted(e.id for e in events) == sorted(written) and len(set(written)) == 20
+    for writer in range(4):  # each writer's events, newest first, in the order it wrote them
+        mine = [e.after for e in events if e.actor == f"w{writer}"]
+        assert mine == [{"n": n} for n in reversed(range(5))]
+
+
+CHECKS: list[Check] = [
+    check_audit_events_round_trip_newest_first,
+    check_audit_filters,
+    check_concurrent_audit_writers_lose_nothing,
+]

@@ -190,6 +190,16 @@ def test_statistics_agree_with_numpy_on_any_values(tmp_path: Path, values: list[
     assert sum(x.histogram[1]) == len(values)
 
 
+@pytest.mark.parametrize("values", [[0.0, 1.1e-309], [-5e-324, 5e-324, 0.0], [-1.7e308, 1.7e308]])
+def test_ranges_too_narrow_or_wide_for_bins_give_one_bin(
+    tmp_path: Path, values: list[float]
+) -> None:
+    # a subnormal range once made the bins' scale overflow to inf, which DuckDB refused
+    x = profile_table([parquet(tmp_path / "r.parquet", {"x": values})]).column("x")
+    assert (x.min, x.max) == (min(values), max(values))
+    assert x.histogram is not None and sum(x.histogram[1]) == len(values)
+
+
 # --- tables of several files ----------------------------------------------------------
 
 

@@ -417,7 +417,9 @@ def _edges(summary: dict[str, Any], i: int) -> list[float] | None:
         return None
     lo, hi = float(lo), float(hi)
     width = (hi - lo) / HISTOGRAM_BINS
-    if hi == lo or not math.isfinite(width) or width == 0:
+    # A range too wide or too narrow (subnormal) for a double's bin width, or for the
+    # scale the histogram query multiplies by (1 / width): one bin, as for a constant.
+    if hi == lo or not math.isfinite(width) or width == 0 or not math.isfinite(1 / width):
         return [lo, hi]
     return [lo + k * width for k in range(HISTOGRAM_BINS)] + [hi]
 

@@ -47,7 +47,7 @@ def list_runs(
     Example: loopline runs ls -e churn -f "metrics.auc > 0.9" -o "metrics.auc desc"
     """
     from loopline.cli._project import open_project
-    from loopline.store.metadata import MAX_SEARCH_RESULTS
+    from loopline.store.runs import MAX_SEARCH_RESULTS
     from loopline.tracking import search_runs
 
     open_project()

@@ -209,7 +209,7 @@ def populate(db_uri: str, runs: int) -> None:
     from loopline.store._schema import runs as runs_table
 
     store = MetadataStore(db_uri)
-    exp = store.get_or_create_experiment("search")
+    exp = store.runs.get_or_create_experiment("search")
     rng = random.Random(0)
     now = int(time.time() * 1000)
     run_rows, metric_rows, param_rows = [], [], []
@@ -239,7 +239,7 @@ def populate(db_uri: str, runs: int) -> None:
             )
         for p, value in (("model", rng.choice(["rf", "lr", "gb"])), ("depth", str(index % 9))):
             param_rows.append({"run_id": run_id, "key": p, "value": value})
-    with write_transaction(store._engine) as conn:
+    with write_transaction(store.db.engine) as conn:
         conn.execute(runs_table.insert(), run_rows)
         conn.execute(latest_metrics.insert(), metric_rows)
         conn.execute(params.insert(), param_rows)

@@ -40,5 +40,5 @@ def _record(
 ) -> str | None:
     run_id = active_run_id()
     if run_id is not None:
-        stores().metadata.add_links(run_id, direction, kind, [(name, ref, size)])
+        stores().metadata.runs.add_links(run_id, direction, kind, [(name, ref, size)])
     return run_id

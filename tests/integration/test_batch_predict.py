@@ -90,7 +90,7 @@ def test_parquet_csv_and_dataset_inputs_match_the_model(
     assert run.experiment == "batch-predict" and run.status == RunStatus.FINISHED
     assert run.params["model"] == "churn/1" and run.params["chunk_size"] == "100"
     assert run.metrics["rows"] == len(table) and run.metrics["rows_per_second"] > 0
-    links = project.metadata.list_links(from_data.run_id, Direction.INPUT)
+    links = project.metadata.runs.list_links(from_data.run_id, Direction.INPUT)
     kinds = {(link.kind, link.name) for link in links}
     assert (LinkKind.DATASET_VERSION, "credit") in kinds
     assert (LinkKind.MODEL_VERSION, "churn/1") in kinds
@@ -105,7 +105,7 @@ def test_inside_an_active_run_the_batch_links_to_it(
     with ll.start_run(experiment="scoring") as run:
         result = predict_batch(ref, "credit@1", tmp_path / "out.parquet", chunk_size=CHUNK)
     assert result.run_id == run.id
-    kinds = {link.kind for link in project.metadata.list_links(run.id, Direction.INPUT)}
+    kinds = {link.kind for link in project.metadata.runs.list_links(run.id, Direction.INPUT)}
     assert {LinkKind.DATASET_VERSION, LinkKind.MODEL_VERSION} <= kinds
 
 

@@ -116,7 +116,7 @@ def test_ray_writes_the_same_output_as_local_for_csv_and_parquet(
     ray_runs = ll.tracking.search_runs("batch-predict", "params.executor = 'ray'")
     assert sorted(run.params["model"] for run in ray_runs) == ["churn/1", "churn/1", "plans/1"]
     plans_run = next(run for run in ray_runs if run.params["model"] == "plans/1")
-    links = stores().metadata.list_links(plans_run.id, Direction.INPUT)
+    links = stores().metadata.runs.list_links(plans_run.id, Direction.INPUT)
     assert [(link.kind, link.name) for link in links] == [(LinkKind.MODEL_VERSION, "plans/1")]
     assert plans_run.metrics["rows"] == 2000
 

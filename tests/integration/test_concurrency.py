@@ -77,12 +77,12 @@ def test_eight_processes_on_a_fresh_project_migrate_once_and_lose_no_point(
     assert sorted(word for word, _ in outputs).count("MIGRATED") == 1
     store = MetadataStore(store_uri)
     try:
-        runs = store.search_runs(max_results=100)
+        runs = store.runs.search_runs(max_results=100)
         assert len(runs) == 8 and {r.status for r in runs} == {RunStatus.FINISHED}
-        assert len(store.list_experiments()) == 1
+        assert len(store.runs.list_experiments()) == 1
         for run in runs:
-            assert len(store.get_metric_history(run.id, "loss")) == 1000
-            assert len(store.get_metric_history(run.id, "acc")) == 1000
+            assert len(store.runs.get_metric_history(run.id, "loss")) == 1000
+            assert len(store.runs.get_metric_history(run.id, "acc")) == 1000
             assert run.metrics["loss"] == pytest.approx(1.0 / 1000)
     finally:
         store.close()
@@ -130,9 +130,9 @@ def test_sigkill_while_writing_an_artifact_leaves_no_partial_blob(tmp_path: Path
         store.get_bytes(blob.parent.name + blob.name)
     metadata = MetadataStore(store_uri)
     try:
-        assert metadata.get_run(run_id).status is RunStatus.RUNNING
-        assert metadata.end_run(run_id, "FAILED", error="killed").status is RunStatus.FAILED
-        names = [link.name for link in metadata.list_links(run_id)]
+        assert metadata.runs.get_run(run_id).status is RunStatus.RUNNING
+        assert metadata.runs.end_run(run_id, "FAILED", error="killed").status is RunStatus.FAILED
+        names = [link.name for link in metadata.runs.list_links(run_id)]
         assert "big.bin" not in names
     finally:
         metadata.close()

@@ -263,7 +263,7 @@ def test_load_inside_a_run_records_the_version_as_an_input(project: Stores) -> N
         table = data.load("credit", as_="arrow")
     assert len(frame) == 40 and table.num_rows == 40
     assert list(frame.columns) == ["id", "age", "segment", "income"]
-    inputs = project.metadata.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION)
+    inputs = project.metadata.runs.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION)
     assert [(link.name, link.ref) for link in inputs] == [("credit", version.id)]
 
 

@@ -220,7 +220,7 @@ def test_gc_purges_a_deleted_run_and_frees_its_artifacts_but_keeps_shared_conten
     report = gc(stores=project)
     assert report.runs_purged == 1 and report.blobs_freed >= 1 and report.bytes_freed > 0
     with pytest.raises(NotFound):
-        project.metadata.get_run(doomed)
+        project.metadata.runs.get_run(doomed)
     assert not project.artifacts.exists(_b3(own))
     assert project.artifacts.get_bytes(_b3(shared_with_run)) == shared_with_run
     assert project.artifacts.get_bytes(_b3(shared_with_data)) == shared_with_data
@@ -250,7 +250,7 @@ def test_gc_dry_run_changes_nothing(project: Stores, tmp_path: Path) -> None:
     assert report.dry_run and report.runs_purged == 1 and report.blobs_freed >= 1
     assert report.leftovers_removed == 1
     assert _files(Path(project.artifacts.uri)) == before
-    assert project.metadata.get_run(doomed).deleted
+    assert project.metadata.runs.get_run(doomed).deleted
     assert cli(["gc", "--dry-run"]) == 0
     assert _files(Path(project.artifacts.uri)) == before
 
@@ -270,27 +270,27 @@ def test_gc_older_than_purges_only_runs_deleted_long_enough_ago(project: Stores)
 
     from loopline.store._schema import runs
 
-    with project.metadata._write("backdate") as conn:
+    with project.metadata.db.write("backdate") as conn:
         when = datetime.now(UTC) - timedelta(days=40)
         conn.execute(update(runs).where(runs.c.id == old.id).values(deleted_at=when))
     assert gc(older_than=timedelta(days=30), stores=project).runs_purged == 1
-    assert project.metadata.get_run(recent.id).deleted
+    assert project.metadata.runs.get_run(recent.id).deleted
     assert gc(stores=project).runs_purged == 1
 
 
 def test_deleted_parent_with_a_kept_child_is_not_purged(store: MetadataStore) -> None:
-    experiment = store.get_or_create_experiment("e")
-    parent = store.create_run(experiment.id)
-    child = store.create_run(experiment.id, parent_id=parent.id)
-    orphan_parent = store.create_run(experiment.id)
-    orphan_child = store.create_run(experiment.id, parent_id=orphan_parent.id)
+    experiment = store.runs.get_or_create_experiment("e")
+    parent = store.runs.create_run(experiment.id)
+    child = store.runs.create_run(experiment.id, parent_id=parent.id)
+    orphan_parent = store.runs.create_run(experiment.id)
+    orphan_child = store.runs.create_run(experiment.id, parent_id=orphan_parent.id)
     for run in (parent, orphan_parent, orphan_child):
-        store.set_deleted(run.id, True)
+        store.runs.set_deleted(run.id, True)
     plan = plan_purge(store, datetime.now(UTC))
     assert plan.runs == [orphan_child.id, orphan_parent.id]  # children first
     assert plan.kept == {parent.id: f"its child run {child.id} is kept"}
     assert purge(store, plan) == 2
-    assert store.get_run(child.id).parent_id == parent.id
+    assert store.runs.get_run(child.id).parent_id == parent.id
 
 
 def test_unreferenced_blob_within_the_grace_period_survives_gc(project: Stores) -> None:
@@ -299,7 +299,7 @@ def test_unreferenced_blob_within_the_grace_period_survives_gc(project: Stores) 
     report = gc(stores=project)
     assert report.kept_recent >= 1 and project.artifacts.exists(blob.hash)
     with ll.start_run("gc") as run:
-        project.metadata.add_links(
+        project.metadata.runs.add_links(
             run.id, Direction.OUTPUT, LinkKind.ARTIFACT, [("model.bin", blob.hash, blob.size)]
         )
     assert fsck(stores=project).ok
@@ -349,7 +349,7 @@ def test_gc_stops_before_changing_anything_when_a_manifest_is_unreadable(project
     with pytest.raises(CorruptedData, match="gc stopped before changing anything"):
         gc(stores=project)
     assert project.artifacts.exists(orphan.hash)
-    assert project.metadata.get_run(run.id).deleted  # not purged either
+    assert project.metadata.runs.get_run(run.id).deleted  # not purged either
     assert cli(["gc"]) == CorruptedData.exit_code
 
 

@@ -72,7 +72,7 @@ def test_log_model_registers_a_version_linked_to_its_run(
     )
     assert version.run_id == run.id
     assert [c["name"] for c in version.signature["inputs"]] == list(features.columns)
-    outputs = project.metadata.list_links(run.id, Direction.OUTPUT, LinkKind.MODEL_VERSION)
+    outputs = project.metadata.runs.list_links(run.id, Direction.OUTPUT, LinkKind.MODEL_VERSION)
     assert [(link.name, link.ref) for link in outputs] == [("churn/1", version.id)]
     artifacts = ll.list_artifacts(run.id, "model")
     assert "model/loopline-model.yaml" in {link.name for link in artifacts}

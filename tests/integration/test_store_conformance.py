@@ -33,14 +33,14 @@ def test_store_reopens_an_existing_database_without_migrating_again(store_uri: s
     from loopline.store._migrate import HEAD, current_revision, upgrade
 
     first = MetadataStore(store_uri)
-    first.get_or_create_experiment("kept")
+    first.runs.get_or_create_experiment("kept")
     first.close()
     engine = create_store_engine(store_uri)
     assert current_revision(engine) == HEAD
     assert upgrade(engine) is False
     engine.dispose()
     again = MetadataStore(store_uri)
-    assert again.get_experiment("kept").name == "kept"
+    assert again.runs.get_experiment("kept").name == "kept"
     again.close()
 
 

@@ -71,7 +71,7 @@ def test_nested_runs_by_parent_and_by_context(project: Stores) -> None:
 def test_end_run_by_id_ends_a_run_from_elsewhere(project: Stores) -> None:
     run = ll.start_run()
     other = project.metadata  # as another process would: straight to the store
-    assert other.get_run(run.id).status is RunStatus.RUNNING
+    assert other.runs.get_run(run.id).status is RunStatus.RUNNING
     ll.end_run("FAILED", run_id=run.id)
     assert ll.get_run(run.id).status is RunStatus.FAILED
     assert ll.active_run() is None
@@ -127,7 +127,7 @@ def test_flush_makes_buffered_points_visible_to_other_readers(project: Stores) -
         for step in range(500):
             ll.log_metric("x", float(step))
         ll.flush()
-        assert len(project.metadata.get_metric_history(run.id, "x")) == 500
+        assert len(project.metadata.runs.get_metric_history(run.id, "x")) == 500
 
 
 TIGHT_LOOP = """
@@ -169,7 +169,7 @@ def test_metric_buffer_unbounded_a_sigkill_in_a_tight_loop_loses_one_interval_at
     run_id, steps = _read_progress(progress)
     last_step, last_logged_at = steps[-1]
     assert last_step >= logged >= 10_000, "the loop did not log long enough to judge"
-    history = project.metadata.get_metric_history(run_id, "x")
+    history = project.metadata.runs.get_metric_history(run_id, "x")
     assert history, "nothing was written in four seconds of logging"
     assert [p.step for p in history] == list(range(len(history)))  # a prefix, in order
     # Seconds of logging lost: from the first unwritten point to the last logged one

@@ -36,35 +36,35 @@ def test_sqlite_store_keeps_its_connection_so_a_write_does_not_checkpoint(
     db = tmp_path / "meta.db"
     store = MetadataStore(f"sqlite:///{db}")
     try:
-        run = store.create_run(store.get_or_create_experiment("e").id)
-        store.log_params(run.id, {"a": 1})
+        run = store.runs.create_run(store.runs.get_or_create_experiment("e").id)
+        store.runs.log_params(run.id, {"a": 1})
         wal = Path(f"{db}-wal")
         assert wal.exists() and wal.stat().st_size > 0
     finally:
         store.close()
-    assert store.get_run(run.id).params == {"a": "1"}  # reopens after close
+    assert store.runs.get_run(run.id).params == {"a": "1"}  # reopens after close
 
 
 def test_store_used_before_a_fork_works_in_the_child_and_the_parent(store: MetadataStore) -> None:
-    exp = store.get_or_create_experiment("forked")
-    before = store.create_run(exp.id, name="parent-before")
+    exp = store.runs.get_or_create_experiment("forked")
+    before = store.runs.create_run(exp.id, name="parent-before")
     pid = os.fork()
     if pid == 0:  # the child: its own connections, never the parent's
         code = 1
         try:
-            child = store.create_run(exp.id, name="child")
-            store.log_params(child.id, {"who": "child"})
-            code = 0 if store.get_run(child.id).params == {"who": "child"} else 2
+            child = store.runs.create_run(exp.id, name="child")
+            store.runs.log_params(child.id, {"who": "child"})
+            code = 0 if store.runs.get_run(child.id).params == {"who": "child"} else 2
         finally:
             os._exit(code)
-    store.log_params(before.id, {"who": "parent"})
+    store.runs.log_params(before.id, {"who": "parent"})
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    after = store.create_run(exp.id, name="parent-after")
-    names = {run.name for run in store.search_runs([exp.id])}
+    after = store.runs.create_run(exp.id, name="parent-after")
+    names = {run.name for run in store.runs.search_runs([exp.id])}
     assert names == {"parent-before", "child", "parent-after"}
-    assert store.get_run(before.id).params == {"who": "parent"}
-    assert store.get_run(after.id).status is RunStatus.RUNNING
+    assert store.runs.get_run(before.id).params == {"who": "parent"}
+    assert store.runs.get_run(after.id).status is RunStatus.RUNNING
 
 
 def test_start_run_with_a_bad_param_creates_no_run(project: Stores) -> None:
@@ -78,8 +78,8 @@ def test_start_run_with_a_bad_param_creates_no_run(project: Stores) -> None:
 
 def test_create_run_returns_what_a_read_back_returns(store: MetadataStore) -> None:
     # create_run builds its answer from what it wrote instead of reading the run back.
-    exp = store.get_or_create_experiment("same")
-    made = store.create_run(
+    exp = store.runs.get_or_create_experiment("same")
+    made = store.runs.create_run(
         exp.id,
         user="u",
         source="train.py --token=abc",
@@ -88,8 +88,8 @@ def test_create_run_returns_what_a_read_back_returns(store: MetadataStore) -> No
         tags={"t": "v"},
         artifacts=[("_loopline/requirements.txt", "0" * 64, 10)],
     )
-    assert made == store.get_run(made.id)
-    assert [link.name for link in store.list_links(made.id)] == ["_loopline/requirements.txt"]
+    assert made == store.runs.get_run(made.id)
+    assert [link.name for link in store.runs.list_links(made.id)] == ["_loopline/requirements.txt"]
 
 
 def _commit_repository(root: Path) -> None:
@@ -195,7 +195,7 @@ def test_a_package_installed_during_the_process_is_recorded(
 
 def _bulk_runs(stores: Stores, experiment: str, count: int) -> None:
     """Insert `count` finished runs in one transaction (setup only)."""
-    exp = stores.metadata.get_or_create_experiment(experiment)
+    exp = stores.metadata.runs.get_or_create_experiment(experiment)
     now = int(time.time() * 1000)
     rows = [
         {
@@ -210,7 +210,7 @@ def _bulk_runs(stores: Stores, experiment: str, count: int) -> None:
         }
         for index in range(count)
     ]
-    with write_transaction(stores.metadata._engine) as conn:
+    with write_transaction(stores.metadata.db.engine) as conn:
         conn.execute(runs_table.insert(), rows)
 
 

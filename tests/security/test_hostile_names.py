@@ -18,6 +18,7 @@ from loopline import data, registry
 from loopline.cli.app import run as cli
 from loopline.errors import InvalidField, InvalidInput
 from loopline.project import Stores
+from loopline.registry import rules
 from loopline.serving.prediction_log import record_feedback
 from loopline.store import (
     MetadataStore,
@@ -165,7 +166,7 @@ def test_names_with_control_characters_are_refused_by_every_checker() -> None:
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: repr(n[:20]))
 def test_run_id_prefixes_refuse_hostile_names(store: MetadataStore, name: str) -> None:
     with pytest.raises(InvalidInput):
-        store.resolve_run_id(name)
+        store.runs.resolve_run_id(name)
 
 
 @pytest.mark.parametrize(
@@ -220,7 +221,7 @@ def test_model_name_with_trailing_newline_is_refused(store: MetadataStore) -> No
     with pytest.raises(InvalidInput, match="invalid model name"):
         store.models.create_version("churn\n", **fields)
     with pytest.raises(InvalidInput, match="invalid alias"):
-        store.models.set_alias("churn", "champion\n", 1, actor="t")
+        rules.move_alias(store.models, "churn", "champion\n", 1, actor="t")
     with pytest.raises(InvalidInput, match="tag key"):
         store.models.update_model("churn", actor="t", tags={"team\n": "risk"})
     assert [model.name for model in store.models.list_models()] == ["churn"]
@@ -236,16 +237,16 @@ def test_dataset_name_with_trailing_newline_is_refused(store: MetadataStore) -> 
 
 def test_experiment_and_keys_with_trailing_newline_are_refused(store: MetadataStore) -> None:
     with pytest.raises(InvalidInput):
-        store.get_or_create_experiment("churn\n")
-    experiment = store.get_or_create_experiment("churn")
-    run = store.create_run(experiment.id, name="first")
+        store.runs.get_or_create_experiment("churn\n")
+    experiment = store.runs.get_or_create_experiment("churn")
+    run = store.runs.create_run(experiment.id, name="first")
     with pytest.raises(InvalidInput):
-        store.log_params(run.id, {"lr\n": 0.1})
+        store.runs.log_params(run.id, {"lr\n": 0.1})
     with pytest.raises(InvalidInput):
-        store.set_tags(run.id, {"team\n": "risk"})
+        store.runs.set_tags(run.id, {"team\n": "risk"})
     with pytest.raises(InvalidInput):
-        store.create_run(experiment.id, name="second\n")
-    assert [e.name for e in store.list_experiments()] == ["churn"]
+        store.runs.create_run(experiment.id, name="second\n")
+    assert [e.name for e in store.runs.list_experiments()] == ["churn"]
 
 
 def test_data_add_with_a_newline_name_writes_no_pointer(

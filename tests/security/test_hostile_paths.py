@@ -465,7 +465,7 @@ def test_artifacts_get_refuses_stored_names_into_control_folders(
     with ll.start_run() as run:
         pass
     blob = project.artifacts.put_bytes(HOSTILE_CONFIG.encode())
-    project.metadata.add_links(
+    project.metadata.runs.add_links(
         run.id, Direction.OUTPUT, LinkKind.ARTIFACT, [("bundle/.git/config", blob.hash, blob.size)]
     )
     out = tmp_path / "out"

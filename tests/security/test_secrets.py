@@ -143,7 +143,7 @@ def test_a_run_error_params_and_tags_mask_uri_passwords_and_tokens(
         "RuntimeError: cannot reach postgresql+psycopg://loopline:***@db:5432/loopline "
         "with api key sk-***"
     )
-    with project.metadata._engine.connect() as conn:  # what is stored, not what is shown
+    with project.metadata.db.engine.connect() as conn:  # what is stored, not what is shown
         row = conn.execute(select(runs.c.error).where(runs.c.id == run.id)).one()
     _assert_no_secret(row.error)
     assert ll.search_runs(filter=f"params.dsn LIKE '%{URI_PASSWORD}%'") == []
@@ -164,7 +164,7 @@ def test_rows_stored_before_redaction_are_masked_when_shown(
     with ll.start_run() as run:
         pass
     legacy = shlex.join(["train.py", *TRAIN_ARGS])
-    with write_transaction(project.metadata._engine) as conn:  # as an old version wrote it
+    with write_transaction(project.metadata.db.engine) as conn:  # as an old version wrote it
         conn.execute(update(runs).where(runs.c.id == run.id).values(source=legacy))
     _assert_no_secret(ll.get_run(run.id).source)
     capsys.readouterr()

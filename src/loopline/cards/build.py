@@ -145,7 +145,7 @@ def _lineage(version: ModelVersion, opened: Stores) -> tuple[list[dict[str, Any]
     if version.run_id is None:
         lineage["datasets"] = []
         return datasets, lineage
-    run = opened.metadata.get_run(version.run_id)
+    run = opened.metadata.runs.get_run(version.run_id)
     lineage.update(
         git_commit=run.code.commit,
         dirty=run.code.dirty,
@@ -153,7 +153,7 @@ def _lineage(version: ModelVersion, opened: Stores) -> tuple[list[dict[str, Any]
         run_name=run.name,
         params=run.params,
     )
-    links = opened.metadata.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION)
+    links = opened.metadata.runs.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION)
     for link in links:
         try:
             data_version = opened.metadata.datasets.get_version_by_id(link.ref)

@@ -166,7 +166,9 @@ def _training_data(source: ModelVersion, opened: Stores) -> pd.DataFrame:
     from loopline import data as datasets
 
     if source.run_id is not None:
-        links = opened.metadata.list_links(source.run_id, Direction.INPUT, LinkKind.DATASET_VERSION)
+        links = opened.metadata.runs.list_links(
+            source.run_id, Direction.INPUT, LinkKind.DATASET_VERSION
+        )
         for link in links:
             version = opened.metadata.datasets.get_version_by_id(link.ref)
             if version.row_count is not None:

@@ -43,11 +43,11 @@ def model_lineage(ref: str | ModelRef | ModelVersion) -> dict[str, Any]:
 def _run(run_id: str) -> dict[str, Any]:
     metadata = stores().metadata
     try:
-        run = metadata.get_run(run_id)
+        run = metadata.runs.get_run(run_id)
     except NotFound:
         return {"id": run_id, "missing": True}
     datasets = []
-    for link in metadata.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION):
+    for link in metadata.runs.list_links(run.id, Direction.INPUT, LinkKind.DATASET_VERSION):
         try:
             found = metadata.datasets.get_version_by_id(link.ref)
         except NotFound:

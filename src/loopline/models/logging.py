@@ -60,7 +60,7 @@ def log_model(
     opened = stores()
     run = run_id or active_run_id()
     if run is not None:
-        run = opened.metadata.resolve_run_id(run)
+        run = opened.metadata.runs.resolve_run_id(run)
     with tempfile.TemporaryDirectory(prefix="loopline-model-") as scratch:
         folder = Path(scratch) / "package"
         manifest = save_model(
@@ -93,7 +93,7 @@ def log_model(
         links = [
             (f"{artifact_path}/{path}", blob, size) for path, (blob, size) in package.files.items()
         ]
-        opened.metadata.add_links(run, Direction.OUTPUT, LinkKind.ARTIFACT, links)
+        opened.metadata.runs.add_links(run, Direction.OUTPUT, LinkKind.ARTIFACT, links)
     log.info("registered %s (%s, %d bytes)", version.ref, version.flavor, version.size_bytes)
     return version
 
@@ -143,7 +143,7 @@ def register_package(
         tags=tags,
     )
     if run_id is not None:
-        opened.metadata.add_links(
+        opened.metadata.runs.add_links(
             run_id, Direction.OUTPUT, LinkKind.MODEL_VERSION, [(version.ref, version.id, size)]
         )
     return version

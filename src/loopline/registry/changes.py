@@ -8,6 +8,7 @@ from datetime import datetime
 from loopline.config import current_user
 from loopline.errors import InvalidInput
 from loopline.project import Stores, stores
+from loopline.registry import rules
 from loopline.registry.refs import ModelRef, resolve
 from loopline.store import (
     AuditEvent,
@@ -28,8 +29,13 @@ def set_alias(
 ) -> ModelVersion:
     """Point `alias` (e.g. "champion") at the version `ref` names; atomic and audited."""
     version = resolve(ref, opened=opened)
-    (opened or stores()).metadata.models.set_alias(
-        version.model, alias, version.version, actor=actor or current_user(), reason=reason
+    rules.move_alias(
+        (opened or stores()).metadata.models,
+        version.model,
+        alias,
+        version.version,
+        actor=actor or current_user(),
+        reason=reason,
     )
     return version
 
@@ -38,8 +44,8 @@ def delete_alias(
     name: str, alias: str, *, reason: str | None = None, actor: str | None = None
 ) -> int:
     """Remove `name@alias`; returns the version it pointed at."""
-    return stores().metadata.models.delete_alias(
-        name, alias, actor=actor or current_user(), reason=reason
+    return rules.remove_alias(
+        stores().metadata.models, name, alias, actor=actor or current_user(), reason=reason
     )
 
 
@@ -53,7 +59,8 @@ def set_status(
 ) -> ModelVersion:
     """Move a version's status forward (candidate -> staging -> production -> archived)."""
     version = resolve(ref, opened=opened)
-    _before, updated = (opened or stores()).metadata.models.set_status(
+    _before, updated = rules.change_status(
+        (opened or stores()).metadata.models,
         version.model,
         version.version,
         model_status(status),

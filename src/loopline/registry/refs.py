@@ -74,7 +74,7 @@ def resolve(ref: str | ModelRef | ModelVersion, *, opened: Stores | None = None)
     metadata = (opened or stores()).metadata
     models = metadata.models
     if parsed.run_id is not None:
-        run_id = metadata.resolve_run_id(parsed.run_id)
+        run_id = metadata.runs.resolve_run_id(parsed.run_id)
         for version in models.versions_for_run(run_id):
             if version.extra.get("artifact_path") == parsed.path:
                 return version

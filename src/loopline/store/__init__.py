@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         check_model_name,
         model_status,
     )
-    from loopline.store.models import ModelStore
+    from loopline.store.model_registry import ModelStore
     from loopline.store.paths import control_folder, resolve_under, validate_logical_path
     from loopline.store.records import (
         CodeVersion,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         RunStatus,
     )
     from loopline.store.reviews import Approval, EvaluationRecord, GateCheck, ReviewStore
+    from loopline.store.runs import RunStore
 
 # Where each public name is defined (a new name goes here, in the block above and in __all__).
 _HOMES = {
@@ -68,7 +69,7 @@ _HOMES = {
     "check_alias": ("model_records", None),
     "check_model_name": ("model_records", None),
     "model_status": ("model_records", None),
-    "ModelStore": ("models", None),
+    "ModelStore": ("model_registry", None),
     "control_folder": ("paths", None),
     "resolve_under": ("paths", None),
     "validate_logical_path": ("paths", None),
@@ -84,6 +85,7 @@ _HOMES = {
     "EvaluationRecord": ("reviews", None),
     "GateCheck": ("reviews", None),
     "ReviewStore": ("reviews", None),
+    "RunStore": ("runs", None),
 }
 
 
@@ -126,6 +128,7 @@ __all__ = [
     "Run",
     "RunLink",
     "RunStatus",
+    "RunStore",
     "StoredFile",
     "ValidationRecord",
     "check_alias",

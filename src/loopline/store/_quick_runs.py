@@ -3,7 +3,7 @@
 `loopline runs ls` with no filter and no sort asks for the newest runs of some (or all)
 experiments. Importing SQLAlchemy and opening an engine cost more than the query and the
 table together (~0.2 s of a ~0.45 s command), so this module reads SQLite directly,
-read-only, with the same order as `MetadataStore.search_runs` (newest start first, then
+read-only, with the same order as `RunStore.search_runs` (newest start first, then
 id) and the same records (`RunDetails.run`). It answers only what it can answer exactly
 (see `_quick.read_only`); anything else is Unanswered and the caller asks the metadata
 store.

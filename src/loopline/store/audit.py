@@ -17,7 +17,7 @@ from loopline.store._schema import audit_events
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 MAX_EVENTS = 10_000
 
@@ -69,8 +69,8 @@ def record_event(
 class AuditLog:
     """Reading the audit log; reached as `MetadataStore.audit`."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def record(
         self,
@@ -84,7 +84,7 @@ class AuditLog:
         reason: str | None = None,
     ) -> str:
         """Append an event on its own (for actions that change nothing else)."""
-        with self._m._write("record audit event") as conn:
+        with self._db.write("record audit event") as conn:
             return record_event(
                 conn,
                 actor=actor,
@@ -125,7 +125,7 @@ class AuditLog:
         if since is not None:
             stmt = stmt.where(audit_events.c.time >= since)
         stmt = stmt.limit(max(1, min(limit, MAX_EVENTS)))
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 AuditEvent(
                     id=row.id,

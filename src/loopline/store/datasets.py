@@ -24,7 +24,7 @@ from loopline.store.dataset_records import (
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 _ATTEMPTS = 5  # concurrent adds race for the next version number; the loser retries
 
@@ -32,8 +32,8 @@ _ATTEMPTS = 5  # concurrent adds race for the next version number; the loser ret
 class DatasetStore:
     """SQL operations on datasets; reached as `MetadataStore.datasets`."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def add_version(
         self,
@@ -57,7 +57,7 @@ class DatasetStore:
         dataset_id = self._get_or_create(name)
         for _attempt in range(_ATTEMPTS):
             try:
-                with self._m._write("add dataset version") as conn:
+                with self._db.write("add dataset version") as conn:
                     latest = conn.execute(
                         select(dataset_versions.c.version, dataset_versions.c.manifest_hash)
                         .where(dataset_versions.c.dataset_id == dataset_id)
@@ -105,7 +105,7 @@ class DatasetStore:
             .outerjoin(latest, latest.c.dataset_id == datasets.c.id)
             .order_by(datasets.c.name)
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 Dataset(row.id, row.name, row.created_at, row.description, row.v)
                 for row in conn.execute(stmt)
@@ -114,12 +114,12 @@ class DatasetStore:
     def list_versions(self, name: str) -> list[DatasetVersion]:
         """Every version of `name`, newest first."""
         stmt = self._versions(name).order_by(dataset_versions.c.version.desc())
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [_version(row) for row in conn.execute(stmt)]
 
     def get_version(self, name: str, version: int) -> DatasetVersion:
         stmt = self._versions(name).where(dataset_versions.c.version == version)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(stmt).first()
         if row is None:
             raise self._no_version(name, f"no version {version}")
@@ -136,7 +136,7 @@ class DatasetStore:
         if not re.fullmatch(r"[0-9a-f]{4,64}", prefix):
             raise InvalidInput(f"{prefix!r} is not a version number, 'latest' or a hash prefix")
         stmt = self._versions(name).where(dataset_versions.c.manifest_hash.like(prefix + "%"))
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             rows = list(conn.execute(stmt.limit(2)))
         if not rows:
             raise self._no_version(name, f"no version with hash {prefix}...")
@@ -146,7 +146,7 @@ class DatasetStore:
 
     def get_version_by_id(self, version_id: str) -> DatasetVersion:
         stmt = _joined().where(dataset_versions.c.id == version_id)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(stmt).first()
         if row is None:
             raise NotFound(f"no dataset version with id {version_id!r}")
@@ -154,7 +154,7 @@ class DatasetStore:
 
     def versions_with_manifest(self, manifest_hash: str) -> list[DatasetVersion]:
         stmt = _joined().where(dataset_versions.c.manifest_hash == manifest_hash)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [_version(row) for row in conn.execute(stmt)]
 
     def add_validation(
@@ -177,7 +177,7 @@ class DatasetStore:
             result_hash,
             datetime.now(UTC),
         )
-        with self._m._write("store validation result") as conn:
+        with self._db.write("store validation result") as conn:
             conn.execute(
                 validation_results.insert().values(
                     id=record.id,
@@ -198,7 +198,7 @@ class DatasetStore:
             .where(validation_results.c.version_id == version_id)
             .order_by(validation_results.c.created_at.desc())
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 ValidationRecord(
                     r.id,
@@ -214,12 +214,12 @@ class DatasetStore:
             ]
 
     def _get_or_create(self, name: str) -> str:
-        return self._m._get_or_create_named(
+        return self._db.get_or_create_named(
             datasets, name, {"created_at": datetime.now(UTC)}, what="create dataset"
         )
 
     def _dataset_id(self, name: str) -> str | None:
-        return self._m._named_id(datasets, name)
+        return self._db.named_id(datasets, name)
 
     def _versions(self, name: str) -> Any:
         check_dataset_name(name)
@@ -229,7 +229,7 @@ class DatasetStore:
 
     def _latest_row(self, name: str) -> Row[Any] | None:
         versions = self._versions(name).order_by(dataset_versions.c.version.desc()).limit(1)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row: Row[Any] | None = conn.execute(versions).first()
         return row
 

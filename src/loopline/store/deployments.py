@@ -22,7 +22,7 @@ from loopline.store.audit import record_event
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 # A deployment name is one URL path segment and one folder name (the log spool).
 DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -66,8 +66,8 @@ def check_deployment_name(name: object) -> str:
 class DeploymentStore:
     """SQL operations on deployments; reached as `MetadataStore.deployments`."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def create(
         self, name: str, config: dict[str, Any], *, actor: str, reason: str | None = None
@@ -79,7 +79,7 @@ class DeploymentStore:
         now = datetime.now(UTC)
         deployment_id = new_id()
         try:
-            with self._m._write("create deployment") as conn:
+            with self._db.write("create deployment") as conn:
                 conn.execute(
                     deployments.insert().values(
                         id=deployment_id,
@@ -119,7 +119,7 @@ class DeploymentStore:
         writer changed the deployment since that revision was read."""
         check_deployment_name(name)
         now = datetime.now(UTC)
-        with self._m._write("update deployment") as conn:
+        with self._db.write("update deployment") as conn:
             row = conn.execute(
                 select(deployments.c.id, deployments.c.revision, deployments.c.config_json)
                 .where(deployments.c.name == name)
@@ -154,7 +154,7 @@ class DeploymentStore:
 
     def get(self, name: str) -> DeploymentRecord:
         check_deployment_name(name)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(select(deployments).where(deployments.c.name == name)).first()
         if row is None:
             raise _no_deployment(name)
@@ -162,7 +162,7 @@ class DeploymentStore:
 
     def all(self) -> list[DeploymentRecord]:
         """Every deployment, by name."""
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(select(deployments).order_by(deployments.c.name)).all()
         return [_record(row) for row in rows]
 
@@ -171,7 +171,7 @@ class DeploymentStore:
         running server polls it to notice changes)."""
         if not names:
             return {}
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 select(deployments.c.name, deployments.c.revision).where(
                     deployments.c.name.in_(names)
@@ -182,7 +182,7 @@ class DeploymentStore:
     def history(self, name: str, *, limit: int = MAX_HISTORY) -> list[DeploymentRevision]:
         """The deployment's revisions, newest first."""
         check_deployment_name(name)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             found = conn.execute(select(deployments.c.id).where(deployments.c.name == name))
             row = found.first()
             if row is None:
@@ -206,7 +206,7 @@ class DeploymentStore:
         ]
 
     def _exists(self, name: str) -> bool:
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             found = conn.execute(select(deployments.c.id).where(deployments.c.name == name))
             return found.first() is not None
 

@@ -1,526 +1,92 @@
-"""The metadata store: experiments, runs, params, tags, metrics and run links in SQL.
+"""The metadata store: one SQL database, with a sub-store per area over it.
 
+`MetadataStore` opens the database (and migrates it) once, and assembles the stores
+that share that handle: `runs` (experiments, runs and what is logged to them),
+`datasets`, `models`, `reviews`, `deployments`, `servers`, `predictions` and `audit`.
 One implementation serves SQLite and PostgreSQL (SQLAlchemy Core); the same
 conformance checks (loopline.testing) run against both.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Table, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-
-from loopline.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
-from loopline.redact import redact_command, redact_text, redact_uri
-from loopline.store import _metrics, _run_values
-from loopline.store._database import missing_database_error
-from loopline.store._engine import create_store_engine, read_transaction, write_transaction
-from loopline.store._migrate import upgrade
-from loopline.store._names import (
-    check_experiment_name,
-    check_id,
-    check_run_name,
-    friendly_run_name,
-)
-from loopline.store._rows import RunDetails, chunks, experiment_record
-from loopline.store._schema import experiments, run_links, runs, tags
-from loopline.store._search import apply_order, compile_condition
-from loopline.store.query import Condition, OrderBy
-from loopline.store.records import (
-    MAX_SEARCH_RESULTS,
-    CodeVersion,
-    Direction,
-    Experiment,
-    LinkKind,
-    MetricPoint,
-    Run,
-    RunLink,
-    RunStatus,
-    new_id,
-)
+from loopline.redact import redact_uri
+from loopline.store._db import Database
+from loopline.store.runs import RunStore
 
 if TYPE_CHECKING:  # each area's store is imported on first use (CLI start-up)
     from loopline.store.audit import AuditLog
     from loopline.store.datasets import DatasetStore
     from loopline.store.deployments import DeploymentStore
-    from loopline.store.models import ModelStore
+    from loopline.store.model_registry import ModelStore
     from loopline.store.predictions import PredictionStore
     from loopline.store.reviews import ReviewStore
     from loopline.store.servers import ServerStore
 
-log = logging.getLogger(__name__)
-
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 class MetadataStore:
-    """Experiments, runs and everything logged to them, in one SQL database."""
+    """Experiments, runs, models and every other record, in one SQL database."""
 
     def __init__(self, uri: str, *, migrate: bool = True) -> None:
         self.uri = uri
-        self._engine = create_store_engine(uri)
+        self.db = Database(uri)
         if migrate:
-            with self._guard("open"):
-                upgrade(self._engine)
+            self.db.upgrade()
+        self.runs = RunStore(self.db)
 
     def close(self) -> None:
-        self._engine.dispose()
+        self.db.close()
 
     @cached_property
     def datasets(self) -> DatasetStore:
         """Datasets and their versions (the data area's tables)."""
         from loopline.store.datasets import DatasetStore
 
-        return DatasetStore(self)
+        return DatasetStore(self.db)
 
     @cached_property
     def models(self) -> ModelStore:
         """Registered models, versions, aliases and status (the registry's tables)."""
-        from loopline.store.models import ModelStore
+        from loopline.store.model_registry import ModelStore
 
-        return ModelStore(self)
+        return ModelStore(self.db)
 
     @cached_property
     def reviews(self) -> ReviewStore:
         """Evaluations, gate checks and approvals of model versions."""
         from loopline.store.reviews import ReviewStore
 
-        return ReviewStore(self)
+        return ReviewStore(self.db)
 
     @cached_property
     def deployments(self) -> DeploymentStore:
         """Deployments and their revision history."""
         from loopline.store.deployments import DeploymentStore
 
-        return DeploymentStore(self)
+        return DeploymentStore(self.db)
 
     @cached_property
     def servers(self) -> ServerStore:
         """Heartbeats of running servers: which revision each one actually serves."""
         from loopline.store.servers import ServerStore
 
-        return ServerStore(self)
+        return ServerStore(self.db)
 
     @cached_property
     def predictions(self) -> PredictionStore:
         """The prediction log's index of Parquet files, and feedback labels."""
         from loopline.store.predictions import PredictionStore
 
-        return PredictionStore(self)
+        return PredictionStore(self.db)
 
     @cached_property
     def audit(self) -> AuditLog:
         """The append-only log of registry changes."""
         from loopline.store.audit import AuditLog
 
-        return AuditLog(self)
+        return AuditLog(self.db)
 
     def __repr__(self) -> str:
         return f"MetadataStore({redact_uri(self.uri)!r})"
-
-    # -- experiments ------------------------------------------------------------------
-
-    def get_or_create_experiment(self, name: str) -> Experiment:
-        """The experiment called `name`, created on first use (safe under concurrency)."""
-        check_experiment_name(name)
-        found = self._find_experiment(name)
-        if found is not None:
-            return found
-        try:
-            with self._write("create experiment") as conn:
-                conn.execute(
-                    experiments.insert().values(
-                        id=new_id(), name=name, created_at=datetime.now(UTC)
-                    )
-                )
-        except Conflict:
-            pass  # another process created it between our read and our write
-        found = self._find_experiment(name)
-        assert found is not None
-        return found
-
-    def get_experiment(self, name_or_id: str) -> Experiment:
-        found = self._find_experiment(name_or_id)
-        if found is None:
-            raise NotFound(
-                f"no experiment named {name_or_id!r}", hint="`loopline experiments ls` lists them"
-            )
-        return found
-
-    def list_experiments(self) -> list[Experiment]:
-        """Every experiment with its number of (non-deleted) runs, newest first."""
-        counts = (
-            select(runs.c.experiment_id, func.count().label("n"))
-            .where(runs.c.deleted_at.is_(None))
-            .group_by(runs.c.experiment_id)
-            .subquery()
-        )
-        stmt = (
-            select(experiments, counts.c.n)
-            .outerjoin(counts, counts.c.experiment_id == experiments.c.id)
-            .order_by(experiments.c.created_at.desc())
-        )
-        with self._read() as conn:
-            return [experiment_record(row, run_count=row.n or 0) for row in conn.execute(stmt)]
-
-    def _find_experiment(self, name_or_id: str) -> Experiment | None:
-        stmt = select(experiments).where(
-            (experiments.c.name == name_or_id) | (experiments.c.id == name_or_id)
-        )
-        with self._read() as conn:
-            row = conn.execute(stmt).first()
-        return None if row is None else experiment_record(row)
-
-    # -- runs ---------------------------------------------------------------------------
-
-    def create_run(
-        self,
-        experiment_id: str,
-        *,
-        name: str | None = None,
-        parent_id: str | None = None,
-        user: str = "",
-        source: str = "",
-        code: CodeVersion | None = None,
-        python_version: str | None = None,
-        packages_hash: str | None = None,
-        params: Mapping[str, object] | None = None,
-        tags: Mapping[str, object] | None = None,
-        artifacts: Iterable[_run_values.Link] = (),
-    ) -> Run:
-        """A new RUNNING run; `parent_id` nests it under another run.
-
-        `params`, `tags` and output `artifacts` links given here are written in the
-        run's own transaction: the run appears with them or not at all.
-        """
-        run_id = new_id()
-        if parent_id is not None:
-            self.get_run(check_id("run", parent_id))
-        wanted_params = _run_values.param_values(params or {})
-        wanted_tags = _run_values.tag_values(tags or {})
-        links = list(artifacts)
-        code = code or CodeVersion()
-        run_name = check_run_name(name) if name is not None else friendly_run_name(run_id)
-        start = now_ms()
-        source = redact_command(source)  # callers redact too; this is the last gate
-        values = {
-            "id": run_id,
-            "experiment_id": experiment_id,
-            "name": run_name,
-            "status": RunStatus.RUNNING.value,
-            "start_time": start,
-            "parent_id": parent_id,
-            "user": user,
-            "source": source,
-            "git_commit": code.commit,
-            "git_branch": code.branch,
-            "git_dirty": code.dirty,
-            "git_patch_hash": code.patch_hash,
-            "python_version": python_version,
-            "packages_hash": packages_hash,
-        }
-        with self._write("create run") as conn:
-            experiment = conn.execute(
-                select(experiments.c.name).where(experiments.c.id == experiment_id)
-            ).first()
-            if experiment is None:
-                raise NotFound(f"no experiment with id {experiment_id!r}")
-            conn.execute(runs.insert().values(**values))
-            if wanted_params:
-                _run_values.insert_params(conn, run_id, wanted_params)
-            if wanted_tags:
-                _run_values.replace_tags(conn, run_id, wanted_tags)
-            if links:
-                _run_values.replace_links(conn, run_id, Direction.OUTPUT, LinkKind.ARTIFACT, links)
-        # Built from what was written rather than read back: four queries fewer a run.
-        return _run_values.new_run(values, experiment.name, wanted_params, wanted_tags)
-
-    def end_run(self, run_id: str, status: RunStatus | str, *, error: str | None = None) -> Run:
-        """Set a run's final status (FINISHED, FAILED or KILLED) and end time."""
-        self.mark_run_ended(run_id, status, error=error)
-        return self.get_run(run_id)
-
-    def mark_run_ended(
-        self, run_id: str, status: RunStatus | str, *, error: str | None = None
-    ) -> None:
-        """`end_run` without reading the run back (a `with ll.start_run()` block's end)."""
-        final = _status(status)
-        if final is RunStatus.RUNNING:
-            raise InvalidInput("a run cannot be ended with status RUNNING")
-        with self._write("end run") as conn:
-            result = conn.execute(
-                update(runs)
-                .where(runs.c.id == check_id("run", run_id))
-                .values(
-                    status=final.value,
-                    end_time=now_ms(),
-                    error=None if error is None else redact_text(error),
-                )
-            )
-            if result.rowcount == 0:
-                raise _no_run(run_id)
-
-    def set_deleted(self, run_id: str, deleted: bool) -> None:
-        """Soft-delete (or restore) a run: search skips deleted runs unless asked."""
-        moment = datetime.now(UTC) if deleted else None
-        with self._write("delete run") as conn:
-            result = conn.execute(
-                update(runs).where(runs.c.id == check_id("run", run_id)).values(deleted_at=moment)
-            )
-            if result.rowcount == 0:
-                raise _no_run(run_id)
-
-    def resolve_run_id(self, id_or_prefix: str) -> str:
-        """A full run id from a unique prefix of at least 4 hex chars (as git does)."""
-        text = id_or_prefix.strip().lower() if isinstance(id_or_prefix, str) else ""
-        if not _HEX_PREFIX.fullmatch(text):
-            raise InvalidInput(f"{id_or_prefix!r} is not a run id or an id prefix (hex)")
-        if len(text) == 32:
-            return text
-        stmt = select(runs.c.id).where(runs.c.id.like(text + "%")).limit(2)
-        with self._read() as conn:
-            found = [row.id for row in conn.execute(stmt)]
-        if not found:
-            raise _no_run(id_or_prefix)
-        if len(found) > 1:
-            raise Conflict(f"run id prefix {id_or_prefix!r} is ambiguous; give more characters")
-        return str(found[0])
-
-    def get_run(self, run_id: str) -> Run:
-        runs_found = self.get_runs([check_id("run", run_id)])
-        if not runs_found:
-            raise _no_run(run_id)
-        return runs_found[0]
-
-    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
-        """Runs with params, latest metrics and tags, in the order of `run_ids`."""
-        with self._read() as conn:
-            rows = {}
-            for chunk in chunks(run_ids):
-                stmt = (
-                    select(runs, experiments.c.name.label("experiment_name"))
-                    .join(experiments, experiments.c.id == runs.c.experiment_id)
-                    .where(runs.c.id.in_(chunk))
-                )
-                rows.update({row.id: row for row in conn.execute(stmt)})
-            details = RunDetails.load(conn, list(rows))
-        return [details.run(rows[run_id]) for run_id in run_ids if run_id in rows]
-
-    def search_runs(
-        self,
-        experiment_ids: Sequence[str] | None = None,
-        condition: Condition | None = None,
-        order_by: tuple[OrderBy, ...] = (),
-        max_results: int | None = 1000,
-        include_deleted: bool = False,
-    ) -> list[Run]:
-        """Runs matching `condition`, sorted, at most `max_results` (None: every match).
-
-        Only the latest value of each metric is consulted (one indexed row per run and
-        key), and params/metrics/tags are loaded for the returned runs alone.
-        """
-        if max_results is not None and (
-            not isinstance(max_results, int) or not 0 < max_results <= MAX_SEARCH_RESULTS
-        ):
-            raise InvalidInput(f"max_results must be 1..{MAX_SEARCH_RESULTS}, got {max_results!r}")
-        stmt = select(runs.c.id)
-        if experiment_ids is not None:
-            stmt = stmt.where(runs.c.experiment_id.in_(list(experiment_ids)))
-        if not include_deleted:
-            stmt = stmt.where(runs.c.deleted_at.is_(None))
-        if condition is not None:
-            stmt = stmt.where(compile_condition(condition))
-        stmt = apply_order(stmt, order_by).limit(max_results)
-        with self._read() as conn:
-            ids = [row.id for row in conn.execute(stmt)]
-        return self.get_runs(ids)
-
-    # -- params, tags, metrics ---------------------------------------------------------
-
-    def log_params(self, run_id: str, values: Mapping[str, object]) -> None:
-        """Record params; a key already logged with another value raises Conflict."""
-        check_id("run", run_id)
-        wanted = _run_values.param_values(values)
-        if not wanted:
-            return
-        with self._write("log params") as conn:
-            self._require_run(conn, run_id)
-            _run_values.insert_params(conn, run_id, wanted)
-
-    def set_tags(self, run_id: str, values: Mapping[str, object]) -> None:
-        """Set tags (mutable: a new value replaces the old)."""
-        check_id("run", run_id)
-        wanted = _run_values.tag_values(values)
-        if not wanted:
-            return
-        with self._write("set tags") as conn:
-            self._require_run(conn, run_id)
-            _run_values.replace_tags(conn, run_id, wanted)
-
-    def delete_tag(self, run_id: str, key: str) -> None:
-        with self._write("delete tag") as conn:
-            result = conn.execute(
-                tags.delete().where(tags.c.run_id == check_id("run", run_id), tags.c.key == key)
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"run {run_id} has no tag {key!r}")
-
-    def log_metric_points(self, points: Sequence[_metrics.Point]) -> None:
-        """Append metric points `(run_id, key, value, step, timestamp_ms)` in one write.
-
-        Callers validate (the tracking buffer checks each point as it is logged).
-        """
-        if not points:
-            return
-        with self._write("log metrics") as conn:
-            _metrics.insert_points(conn, points)
-
-    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        with self._read() as conn:
-            self._require_run(conn, check_id("run", run_id))
-            return _metrics.history(conn, run_id, key)
-
-    def list_metric_keys(self, run_id: str) -> list[str]:
-        with self._read() as conn:
-            return _metrics.keys(conn, check_id("run", run_id))
-
-    # -- lineage links (artifacts now; datasets, models, features later) ----------------
-
-    def add_links(
-        self,
-        run_id: str,
-        direction: Direction,
-        kind: LinkKind,
-        items: Iterable[_run_values.Link],
-    ) -> None:
-        """Record (name, ref, size) links; a name already linked is re-pointed."""
-        check_id("run", run_id)
-        entries = list(items)
-        if not entries:
-            return
-        with self._write("link") as conn:
-            self._require_run(conn, run_id)
-            _run_values.replace_links(conn, run_id, direction, kind, entries)
-
-    def list_links(
-        self,
-        run_id: str,
-        direction: Direction | None = None,
-        kind: LinkKind | None = None,
-    ) -> list[RunLink]:
-        stmt = select(run_links).where(run_links.c.run_id == check_id("run", run_id))
-        if direction is not None:
-            stmt = stmt.where(run_links.c.direction == Direction(direction).value)
-        if kind is not None:
-            stmt = stmt.where(run_links.c.kind == LinkKind(kind).value)
-        with self._read() as conn:
-            self._require_run(conn, run_id)
-            return [
-                RunLink(
-                    run_id=row.run_id,
-                    direction=Direction(row.direction),
-                    kind=LinkKind(row.kind),
-                    name=row.name,
-                    ref=row.ref,
-                    size=row.size,
-                    created_at=row.created_at,
-                )
-                for row in conn.execute(stmt.order_by(run_links.c.name))
-            ]
-
-    # -- plumbing -----------------------------------------------------------------------
-
-    def _require_run(self, conn: Connection, run_id: str) -> None:
-        if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
-            raise _no_run(run_id)
-
-    def _named_id(self, table: Table, name: str) -> str | None:
-        """The id of the row of `table` (datasets, registered_models) called `name`."""
-        with self._read() as conn:
-            row = conn.execute(select(table.c.id).where(table.c.name == name)).first()
-        return None if row is None else str(row.id)
-
-    def _get_or_create_named(
-        self,
-        table: Table,
-        name: str,
-        values: Mapping[str, object],
-        *,
-        what: str,
-        on_insert: Callable[[Connection], object] | None = None,
-    ) -> str:
-        """The id of the row called `name`, inserted with `values` on first use (safe under
-        concurrency: a writer that loses the race reads the winner's row); `on_insert`
-        runs in the inserting transaction (e.g. an audit event)."""
-        found = self._named_id(table, name)
-        if found is not None:
-            return found
-        try:
-            with self._write(what) as conn:
-                conn.execute(table.insert().values(id=new_id(), name=name, **values))
-                if on_insert is not None:
-                    on_insert(conn)
-        except Conflict:
-            pass  # created concurrently
-        found = self._named_id(table, name)
-        assert found is not None
-        return found
-
-    @contextmanager
-    def _write(self, what: str) -> Iterator[Connection]:
-        with self._guard(what), write_transaction(self._engine) as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._guard("read"), read_transaction(self._engine) as conn:
-            yield conn
-
-    @contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        """Translate driver errors into loopline errors at the boundary."""
-        try:
-            yield
-        except IntegrityError as exc:
-            raise Conflict(
-                f"{what}: the write conflicts with stored data ({_first_line(exc)})"
-            ) from exc
-        except OperationalError as exc:
-            missing = missing_database_error(self.uri, exc, what)
-            if missing is not None:
-                raise missing from exc
-            raise StoreUnavailable(
-                f"{what}: the metadata store at {redact_uri(self.uri)} "
-                f"is unavailable: {_first_line(exc)}"
-            ) from exc
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"{what}: database error: {_first_line(exc)}") from exc
-
-
-def _status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(str(status).upper())
-    except ValueError:
-        names = ", ".join(s.value for s in RunStatus)
-        raise InvalidInput(f"unknown run status {status!r}; expected one of {names}") from None
-
-
-def _no_run(run_id: str) -> NotFound:
-    return NotFound(f"no run with id {run_id!r}", hint="`loopline runs ls` lists runs")
-
-
-def _first_line(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

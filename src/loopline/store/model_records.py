@@ -24,15 +24,6 @@ class ModelStatus(StrEnum):
     ARCHIVED = "archived"
 
 
-# Status only moves forward; any live version may be archived; archived is final.
-NEXT_STATUS = {
-    ModelStatus.CANDIDATE: {ModelStatus.STAGING, ModelStatus.PRODUCTION, ModelStatus.ARCHIVED},
-    ModelStatus.STAGING: {ModelStatus.PRODUCTION, ModelStatus.ARCHIVED},
-    ModelStatus.PRODUCTION: {ModelStatus.ARCHIVED},
-    ModelStatus.ARCHIVED: set(),
-}
-
-
 @dataclass(frozen=True)
 class RegisteredModel:
     id: str

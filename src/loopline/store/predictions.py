@@ -26,7 +26,7 @@ from loopline.store.deployments import check_deployment_name
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 HOUR = timedelta(hours=1)
@@ -62,8 +62,8 @@ class PredictionStore:
     `MetadataStore.predictions`. Callers validate request ids and labels (see
     serving.prediction_log); times must be timezone-aware."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- the index of log files ---------------------------------------------------------
 
@@ -91,7 +91,7 @@ class PredictionStore:
         if self._indexed(deployment, blob_hash):
             return False
         try:
-            with self._m._write("index prediction log file") as conn:
+            with self._db.write("index prediction log file") as conn:
                 conn.execute(
                     prediction_log_files.insert().values(
                         id=new_id(),
@@ -129,12 +129,12 @@ class PredictionStore:
             until = _aware(until, "until")
             stmt = stmt.where(table.hour < until, table.first_time < until)
         stmt = stmt.order_by(table.first_time, table.blob_hash)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [_file(row) for row in conn.execute(stmt)]
 
     def _indexed(self, deployment: str, blob_hash: str) -> bool:
         table = prediction_log_files.c
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             found = conn.execute(
                 select(table.id).where(table.deployment == deployment, table.blob_hash == blob_hash)
             )
@@ -164,7 +164,7 @@ class PredictionStore:
         ]
         if not rows:
             return 0
-        with self._m._write("record feedback") as conn:
+        with self._db.write("record feedback") as conn:
             conn.execute(prediction_feedback.insert(), rows)
         return len(rows)
 
@@ -196,7 +196,7 @@ class PredictionStore:
             .where(ranked.c.newest == 1)
             .order_by(ranked.c.time, ranked.c.seq)
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 FeedbackRecord(
                     request_id=str(row.request_id),

@@ -40,7 +40,7 @@ class PurgePlan:
 
 def plan_purge(metadata: MetadataStore, deleted_before: datetime) -> PurgePlan:
     """Which runs deleted at or before `deleted_before` can be purged."""
-    with metadata._read() as conn:
+    with metadata.db.read() as conn:
         deleted = {
             row.id
             for row in conn.execute(
@@ -82,7 +82,7 @@ def purge(metadata: MetadataStore, plan: PurgePlan) -> int:
     """Delete the planned runs and everything logged to them; how many runs went."""
     purged = 0
     for chunk in chunks(plan.runs):
-        with metadata._write("purge runs") as conn:
+        with metadata.db.write("purge runs") as conn:
             # a run restored since the plan stays; the lock keeps it from happening now
             still = select(runs.c.id).where(runs.c.id.in_(chunk), runs.c.deleted_at.is_not(None))
             doomed = [row.id for row in conn.execute(still.with_for_update())]

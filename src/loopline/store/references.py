@@ -66,7 +66,7 @@ def artifact_references(
 ) -> list[Reference]:
     """Every digest in `HASH_COLUMNS`, leaving out the rows of the runs `without_runs`
     (those about to be purged)."""
-    with metadata._read() as conn:
+    with metadata.db.read() as conn:
         return list(_all(conn, set(without_runs)))
 
 

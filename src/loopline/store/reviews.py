@@ -18,7 +18,7 @@ from loopline.store.audit import record_event
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ class Approval:
 class ReviewStore:
     """Evaluations, gate checks and approvals; reached as `MetadataStore.reviews`."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def add_evaluation(
         self,
@@ -90,7 +90,7 @@ class ReviewStore:
             created_by,
             datetime.now(UTC),
         )
-        with self._m._write("store evaluation") as conn:
+        with self._db.write("store evaluation") as conn:
             conn.execute(
                 model_evaluations.insert().values(
                     id=record.id,
@@ -115,7 +115,7 @@ class ReviewStore:
             .where(model_evaluations.c.version_id == version_id)
             .order_by(model_evaluations.c.created_at.desc())
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 EvaluationRecord(
                     r.id,
@@ -153,7 +153,7 @@ class ReviewStore:
             created_by,
             datetime.now(UTC),
         )
-        with self._m._write("store gate check") as conn:
+        with self._db.write("store gate check") as conn:
             conn.execute(
                 gate_checks.insert().values(
                     id=check.id,
@@ -174,7 +174,7 @@ class ReviewStore:
             .where(gate_checks.c.version_id == version_id)
             .order_by(gate_checks.c.created_at.desc())
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 GateCheck(
                     r.id,
@@ -193,7 +193,7 @@ class ReviewStore:
         self, version_id: str, ref: str, *, stage: str, actor: str, reason: str
     ) -> Approval:
         approval = Approval(new_id(), version_id, stage, actor, reason, datetime.now(UTC))
-        with self._m._write("store approval") as conn:
+        with self._db.write("store approval") as conn:
             conn.execute(
                 approvals.insert().values(
                     id=approval.id,
@@ -221,7 +221,7 @@ class ReviewStore:
             .where(approvals.c.version_id == version_id)
             .order_by(approvals.c.created_at)
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [
                 Approval(r.id, r.version_id, r.stage, r.actor, r.reason, r.created_at)
                 for r in conn.execute(stmt)

@@ -23,7 +23,7 @@ from loopline.store._schema import server_heartbeats
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 STALE_AFTER_BEATS = 3
 PRUNE_AFTER = timedelta(days=1)
@@ -79,13 +79,13 @@ class Heartbeat:
 class ServerStore:
     """SQL operations on heartbeats; reached as `MetadataStore.servers`."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def beat(self, server: ServerIdentity, served: Sequence[ServedState]) -> datetime:
         """Replace this server's heartbeats by `served`, seen now (one transaction)."""
         now = datetime.now(UTC)
-        with self._m._write("server heartbeat") as conn:
+        with self._db.write("server heartbeat") as conn:
             conn.execute(
                 delete(server_heartbeats).where(server_heartbeats.c.server_id == server.server_id)
             )
@@ -95,7 +95,7 @@ class ServerStore:
 
     def remove(self, server_id: str) -> None:
         """Forget a server that stopped cleanly."""
-        with self._m._write("remove server heartbeat") as conn:
+        with self._db.write("remove server heartbeat") as conn:
             conn.execute(
                 delete(server_heartbeats).where(server_heartbeats.c.server_id == server_id)
             )
@@ -103,7 +103,7 @@ class ServerStore:
     def prune(self, older_than: timedelta = PRUNE_AFTER) -> int:
         """Delete heartbeats not renewed for `older_than`; returns how many."""
         cutoff = datetime.now(UTC) - older_than
-        with self._m._write("prune server heartbeats") as conn:
+        with self._db.write("prune server heartbeats") as conn:
             done = conn.execute(
                 delete(server_heartbeats).where(server_heartbeats.c.last_seen < cutoff)
             )
@@ -120,7 +120,7 @@ class ServerStore:
             if not names:
                 return []
             query = query.where(server_heartbeats.c.deployment.in_(list(names)))
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(query).all()
         return [_heartbeat(row) for row in rows]
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
 from loopline.errors import Conflict, InvalidInput, NotFound
+from loopline.registry import rules
 from loopline.store import MetadataStore, ModelStatus
 from loopline.testing._common import Check, add_model_version
 from loopline.testing._common import raises as _raises
@@ -23,18 +24,24 @@ def check_model_versions(store: MetadataStore) -> None:
     _raises(NotFound, lambda: models.get_version("churn", 9))
     _raises(NotFound, lambda: models.get_model("nope"))
     _raises(InvalidInput, lambda: models.get_model("../x"))
-    before, moved = models.set_status("churn", 1, ModelStatus.STAGING, actor="t", reason=None)
+    before, moved = rules.change_status(
+        models, "churn", 1, ModelStatus.STAGING, actor="t", reason=None
+    )
     assert before == ModelStatus.CANDIDATE and moved.status == ModelStatus.STAGING
     _raises(
         Conflict,
-        lambda: models.set_status("churn", 1, ModelStatus.CANDIDATE, actor="t", reason=None),
+        lambda: rules.change_status(
+            models, "churn", 1, ModelStatus.CANDIDATE, actor="t", reason=None
+        ),
     )
-    models.set_status("churn", 2, ModelStatus.ARCHIVED, actor="t", reason="old")
+    rules.change_status(models, "churn", 2, ModelStatus.ARCHIVED, actor="t", reason="old")
     _raises(
         Conflict,
-        lambda: models.set_status("churn", 2, ModelStatus.PRODUCTION, actor="t", reason=None),
+        lambda: rules.change_status(
+            models, "churn", 2, ModelStatus.PRODUCTION, actor="t", reason=None
+        ),
     )
-    _raises(Conflict, lambda: models.set_alias("churn", "champion", 2, actor="t"))
+    _raises(Conflict, lambda: rules.move_alias(models, "churn", "champion", 2, actor="t"))
 
 
 def check_alias_moves_serialize(store: MetadataStore) -> None:
@@ -44,7 +51,7 @@ def check_alias_moves_serialize(store: MetadataStore) -> None:
 
     def move(version: int) -> None:
         for _ in range(4):
-            models.set_alias("race", "champion", version, actor=f"writer{version}")
+            rules.move_alias(models, "race", "champion", version, actor=f"writer{version}")
 
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(move, [1, 2, 3]))
@@ -56,7 +63,7 @@ def check_alias_moves_serialize(store: MetadataStore) -> None:
         assert later.before == earlier.after, "an alias move read a stale previous target"
     assert events[-1].after == {"version": champion}
     assert models.version_for_alias("race", "champion").version == champion
-    assert models.delete_alias("race", "champion", actor="t") == champion
+    assert rules.remove_alias(models, "race", "champion", actor="t") == champion
     _raises(NotFound, lambda: models.version_for_alias("race", "champion"))
 
 

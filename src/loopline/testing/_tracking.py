@@ -15,37 +15,39 @@ from loopline.tracking._filter import parse_filter, parse_order_by
 
 
 def _run(store: MetadataStore, experiment: str = "exp", **kwargs: object) -> str:
-    exp = store.get_or_create_experiment(experiment)
-    return store.create_run(exp.id, user="tester", source="pytest", **kwargs).id  # type: ignore[arg-type]
+    exp = store.runs.get_or_create_experiment(experiment)
+    return store.runs.create_run(exp.id, user="tester", source="pytest", **kwargs).id  # type: ignore[arg-type]
 
 
 def _search(store: MetadataStore, text: str | None, order: list[str] | None = None) -> list[str]:
-    found = store.search_runs(None, parse_filter(text), parse_order_by(order), max_results=1000)
+    found = store.runs.search_runs(
+        None, parse_filter(text), parse_order_by(order), max_results=1000
+    )
     return [run.id for run in found]
 
 
 def check_experiments(store: MetadataStore) -> None:
-    first = store.get_or_create_experiment("churn")
-    assert store.get_or_create_experiment("churn") == first
-    assert store.get_experiment("churn").id == first.id
-    assert store.get_experiment(first.id).name == "churn"
-    _raises(NotFound, lambda: store.get_experiment("nope"))
-    _raises(InvalidInput, lambda: store.get_or_create_experiment("a/b"))
-    _raises(InvalidInput, lambda: store.get_or_create_experiment(""))
+    first = store.runs.get_or_create_experiment("churn")
+    assert store.runs.get_or_create_experiment("churn") == first
+    assert store.runs.get_experiment("churn").id == first.id
+    assert store.runs.get_experiment(first.id).name == "churn"
+    _raises(NotFound, lambda: store.runs.get_experiment("nope"))
+    _raises(InvalidInput, lambda: store.runs.get_or_create_experiment("a/b"))
+    _raises(InvalidInput, lambda: store.runs.get_or_create_experiment(""))
     _run(store, "churn")
-    counts = {e.name: e.run_count for e in store.list_experiments()}
+    counts = {e.name: e.run_count for e in store.runs.list_experiments()}
     assert counts == {"churn": 1}
 
 
 def check_concurrent_experiment_creation(store: MetadataStore) -> None:
     with ThreadPoolExecutor(8) as pool:
-        ids = set(pool.map(lambda _: store.get_or_create_experiment("race").id, range(16)))
+        ids = set(pool.map(lambda _: store.runs.get_or_create_experiment("race").id, range(16)))
     assert len(ids) == 1
 
 
 def check_run_lifecycle(store: MetadataStore) -> None:
     run_id = _run(store, name="first")
-    run = store.get_run(run_id)
+    run = store.runs.get_run(run_id)
     assert (run.name, run.status, run.end_time, run.user) == (
         "first",
         RunStatus.RUNNING,
@@ -53,42 +55,42 @@ def check_run_lifecycle(store: MetadataStore) -> None:
         "tester",
     )
     assert run.start_time.tzinfo is not None
-    ended = store.end_run(run_id, "failed", error="ValueError: boom")
+    ended = store.runs.end_run(run_id, "failed", error="ValueError: boom")
     assert ended.status is RunStatus.FAILED and ended.error == "ValueError: boom"
     assert ended.end_time is not None and ended.end_time >= ended.start_time
-    _raises(InvalidInput, lambda: store.end_run(run_id, "RUNNING"))
-    _raises(InvalidInput, lambda: store.end_run(run_id, "bogus"))
+    _raises(InvalidInput, lambda: store.runs.end_run(run_id, "RUNNING"))
+    _raises(InvalidInput, lambda: store.runs.end_run(run_id, "bogus"))
     child = _run(store, parent_id=run_id)
-    assert store.get_run(child).parent_id == run_id
-    assert store.resolve_run_id(run_id[:8]) == run_id
-    _raises(InvalidInput, lambda: store.resolve_run_id("../../etc"))
-    _raises(NotFound, lambda: store.get_run("0" * 32))
-    _raises(InvalidInput, lambda: store.get_run("x'; drop table runs; --"))
+    assert store.runs.get_run(child).parent_id == run_id
+    assert store.runs.resolve_run_id(run_id[:8]) == run_id
+    _raises(InvalidInput, lambda: store.runs.resolve_run_id("../../etc"))
+    _raises(NotFound, lambda: store.runs.get_run("0" * 32))
+    _raises(InvalidInput, lambda: store.runs.get_run("x'; drop table runs; --"))
 
 
 def check_params_are_immutable(store: MetadataStore) -> None:
     run_id = _run(store)
-    store.log_params(run_id, {"C": 1.0, "model": "rf", "depth": 6})
-    store.log_params(run_id, {"C": 1.0})  # the same value again is a no-op
-    _raises(Conflict, lambda: store.log_params(run_id, {"C": 2.0}))
-    assert store.get_run(run_id).params == {"C": "1.0", "depth": "6", "model": "rf"}
-    _raises(InvalidInput, lambda: store.log_params(run_id, {"../x": 1}))
-    _raises(NotFound, lambda: store.log_params("f" * 32, {"a": 1}))
+    store.runs.log_params(run_id, {"C": 1.0, "model": "rf", "depth": 6})
+    store.runs.log_params(run_id, {"C": 1.0})  # the same value again is a no-op
+    _raises(Conflict, lambda: store.runs.log_params(run_id, {"C": 2.0}))
+    assert store.runs.get_run(run_id).params == {"C": "1.0", "depth": "6", "model": "rf"}
+    _raises(InvalidInput, lambda: store.runs.log_params(run_id, {"../x": 1}))
+    _raises(NotFound, lambda: store.runs.log_params("f" * 32, {"a": 1}))
 
 
 def check_tags_are_mutable(store: MetadataStore) -> None:
     run_id = _run(store)
-    store.set_tags(run_id, {"team": "risk", "stage": "dev"})
-    store.set_tags(run_id, {"team": "growth"})
-    assert store.get_run(run_id).tags == {"stage": "dev", "team": "growth"}
-    store.delete_tag(run_id, "stage")
-    assert store.get_run(run_id).tags == {"team": "growth"}
-    _raises(NotFound, lambda: store.delete_tag(run_id, "stage"))
+    store.runs.set_tags(run_id, {"team": "risk", "stage": "dev"})
+    store.runs.set_tags(run_id, {"team": "growth"})
+    assert store.runs.get_run(run_id).tags == {"stage": "dev", "team": "growth"}
+    store.runs.delete_tag(run_id, "stage")
+    assert store.runs.get_run(run_id).tags == {"team": "growth"}
+    _raises(NotFound, lambda: store.runs.delete_tag(run_id, "stage"))
 
 
 def check_metrics_nan_inf_and_latest(store: MetadataStore) -> None:
     run_id = _run(store)
-    store.log_metric_points(
+    store.runs.log_metric_points(
         [
             (run_id, "loss", 0.5, 0, 1000),
             (run_id, "loss", 0.3, 2, 1002),
@@ -98,14 +100,14 @@ def check_metrics_nan_inf_and_latest(store: MetadataStore) -> None:
             (run_id, "small", -math.inf, 0, 1000),
         ]
     )
-    store.log_metric_points([(run_id, "loss", 0.9, 1, 1004)])  # still older than step 2
-    metrics = store.get_run(run_id).metrics
+    store.runs.log_metric_points([(run_id, "loss", 0.9, 1, 1004)])  # still older than step 2
+    metrics = store.runs.get_run(run_id).metrics
     assert metrics["loss"] == 0.3 and math.isnan(metrics["odd"])
     assert metrics["big"] == math.inf and metrics["small"] == -math.inf
-    history = store.get_metric_history(run_id, "loss")
+    history = store.runs.get_metric_history(run_id, "loss")
     assert [(p.step, p.value) for p in history] == [(0, 0.5), (1, 0.4), (1, 0.9), (2, 0.3)]
-    assert store.list_metric_keys(run_id) == ["big", "loss", "odd", "small"]
-    assert store.get_metric_history(run_id, "absent") == []
+    assert store.runs.list_metric_keys(run_id) == ["big", "loss", "odd", "small"]
+    assert store.runs.get_metric_history(run_id, "absent") == []
 
 
 def check_search_filters(store: MetadataStore) -> None:
@@ -114,9 +116,9 @@ def check_search_filters(store: MetadataStore) -> None:
         [("rf", 0.95), ("rf", 0.85), ("lr", 0.91), ("lr", math.nan)]
     ):
         run_id = _run(store)
-        store.log_params(run_id, {"model": model, "depth": index})
-        store.set_tags(run_id, {"team": "risk" if index % 2 == 0 else "growth"})
-        store.log_metric_points([(run_id, "auc", auc, 0, 1000 + index)])
+        store.runs.log_params(run_id, {"model": model, "depth": index})
+        store.runs.set_tags(run_id, {"team": "risk" if index % 2 == 0 else "growth"})
+        store.runs.log_metric_points([(run_id, "auc", auc, 0, 1000 + index)])
         ids.append(run_id)
     assert set(_search(store, "metrics.auc > 0.9")) == {ids[0], ids[2]}
     assert set(_search(store, "metrics.auc > 0.9 and params.model = 'rf'")) == {ids[0]}
@@ -136,26 +138,28 @@ def check_search_filters(store: MetadataStore) -> None:
 
 def check_search_scoping(store: MetadataStore) -> None:
     one, two = _run(store, "one"), _run(store, "two")
-    exp_one = store.get_experiment("one").id
-    assert [r.id for r in store.search_runs([exp_one])] == [one]
-    store.set_deleted(two, True)
-    assert [r.id for r in store.search_runs()] == [one]
-    assert {r.id for r in store.search_runs(include_deleted=True)} == {one, two}
-    store.set_deleted(two, False)
-    assert len(store.search_runs(max_results=1)) == 1
-    _raises(InvalidInput, lambda: store.search_runs(max_results=0))
+    exp_one = store.runs.get_experiment("one").id
+    assert [r.id for r in store.runs.search_runs([exp_one])] == [one]
+    store.runs.set_deleted(two, True)
+    assert [r.id for r in store.runs.search_runs()] == [one]
+    assert {r.id for r in store.runs.search_runs(include_deleted=True)} == {one, two}
+    store.runs.set_deleted(two, False)
+    assert len(store.runs.search_runs(max_results=1)) == 1
+    _raises(InvalidInput, lambda: store.runs.search_runs(max_results=0))
 
 
 def check_links(store: MetadataStore) -> None:
     run_id = _run(store)
-    store.add_links(
+    store.runs.add_links(
         run_id, Direction.OUTPUT, LinkKind.ARTIFACT, [("a.txt", "h1", 3), ("b/c", "h2", 5)]
     )
-    store.add_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT, [("a.txt", "h3", 4)])
-    store.add_links(run_id, Direction.INPUT, LinkKind.DATASET_VERSION, [("credit", "v3", None)])
-    outputs = store.list_links(run_id, Direction.OUTPUT)
+    store.runs.add_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT, [("a.txt", "h3", 4)])
+    store.runs.add_links(
+        run_id, Direction.INPUT, LinkKind.DATASET_VERSION, [("credit", "v3", None)]
+    )
+    outputs = store.runs.list_links(run_id, Direction.OUTPUT)
     assert [(link.name, link.ref) for link in outputs] == [("a.txt", "h3"), ("b/c", "h2")]
-    inputs = store.list_links(run_id, Direction.INPUT)
+    inputs = store.runs.list_links(run_id, Direction.INPUT)
     assert [(link.kind, link.ref) for link in inputs] == [(LinkKind.DATASET_VERSION, "v3")]
 
 
@@ -165,7 +169,7 @@ def check_like_escapes_match_alike(store: MetadataStore) -> None:
     ids = {}
     for value in values:
         run_id = _run(store)
-        store.log_params(run_id, {"v": value})
+        store.runs.log_params(run_id, {"v": value})
         ids[value] = run_id
 
     def found(text: str) -> set[str]:
@@ -184,7 +188,7 @@ def check_like_escapes_match_alike(store: MetadataStore) -> None:
     assert found(r"params.v LIKE 'back\\slash'") == {"backslash"}  # \s is a literal s
     _raises(InvalidFilter, lambda: parse_filter(r"params.v LIKE 'abc\\'"))
     lone = Compare(Field("param", "v"), "like", "abc\\")
-    _raises(InvalidFilter, lambda: store.search_runs(None, lone))
+    _raises(InvalidFilter, lambda: store.runs.search_runs(None, lone))
 
 
 def check_secrets_never_reach_the_database(store: MetadataStore) -> None:
@@ -194,12 +198,14 @@ def check_secrets_never_reach_the_database(store: MetadataStore) -> None:
         "train.py --db-password=hunter2 --api-key sk-live0123456789abcdefXYZ "
         "--db postgresql+psycopg://loopline:s3cret@db:5432/loopline"
     )
-    exp = store.get_or_create_experiment("exp")
-    run_id = store.create_run(exp.id, user="tester", source=source).id
-    store.log_params(run_id, {"dsn": "postgresql://u:s3cret@db/x", "model": secrets[1]})
-    store.set_tags(run_id, {"url": "https://u:hunter2@example.com/"})
-    store.end_run(run_id, "failed", error="OperationalError: postgresql://u:s3cret@db/x refused")
-    run = store.get_run(run_id)
+    exp = store.runs.get_or_create_experiment("exp")
+    run_id = store.runs.create_run(exp.id, user="tester", source=source).id
+    store.runs.log_params(run_id, {"dsn": "postgresql://u:s3cret@db/x", "model": secrets[1]})
+    store.runs.set_tags(run_id, {"url": "https://u:hunter2@example.com/"})
+    store.runs.end_run(
+        run_id, "failed", error="OperationalError: postgresql://u:s3cret@db/x refused"
+    )
+    run = store.runs.get_run(run_id)
     shown = " ".join([run.source, run.error or "", *run.params.values(), *run.tags.values()])
     assert not [s for s in secrets if s in shown], shown
     assert "--db-password=***" in run.source and "loopline:***@db" in run.source

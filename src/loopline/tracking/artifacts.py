@@ -58,7 +58,7 @@ def log_artifact_for_run(
     for file, logical in planned:  # every name is checked before anything is stored
         blob = opened.artifacts.put_file(file)
         entries.append((logical, blob.hash, blob.size))
-    opened.metadata.add_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT, entries)
+    opened.metadata.runs.add_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT, entries)
     return sorted(name for name, _, _ in entries)
 
 
@@ -66,8 +66,8 @@ def list_artifacts(run_id: str, prefix: str | None = None) -> list[RunLink]:
     """The run's artifact manifest (path, hash, size), optionally under a folder."""
     folder = validate_logical_path(prefix) if prefix else None
     metadata = _stores().metadata
-    links = metadata.list_links(
-        metadata.resolve_run_id(run_id), Direction.OUTPUT, LinkKind.ARTIFACT
+    links = metadata.runs.list_links(
+        metadata.runs.resolve_run_id(run_id), Direction.OUTPUT, LinkKind.ARTIFACT
     )
     if folder is None:
         return links
@@ -82,7 +82,7 @@ def download_artifacts(run_id: str, path: str, dest: str | Path) -> list[Path]:
     """
     opened = _stores()
     logical = validate_logical_path(path)
-    run_id = opened.metadata.resolve_run_id(run_id)
+    run_id = opened.metadata.runs.resolve_run_id(run_id)
     matches = list_artifacts(run_id, logical)
     if not matches:
         raise NotFound(

@@ -191,7 +191,7 @@ def _extension(logical: str) -> str:
 
 def _store(run_id: str, stores: Stores, logical: str, data: bytes) -> str:
     blob = stores.artifacts.put_bytes(data)
-    stores.metadata.add_links(
+    stores.metadata.runs.add_links(
         run_id, Direction.OUTPUT, LinkKind.ARTIFACT, [(logical, blob.hash, blob.size)]
     )
     return logical

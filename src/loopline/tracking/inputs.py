@@ -87,7 +87,7 @@ def log_input(
     )
     record = json.dumps(found.to_dict(), sort_keys=True, allow_nan=False).encode()
     blob = stores.artifacts.put_bytes(record)
-    stores.metadata.add_links(
+    stores.metadata.runs.add_links(
         run_id, Direction.INPUT, LinkKind.DATAFRAME, [(found.link_name, blob.hash, blob.size)]
     )
     return found
@@ -95,7 +95,7 @@ def log_input(
 
 def list_inputs(run_id: str, stores: Stores) -> list[DataFrameInput]:
     """The DataFrames the run recorded with `log_input`, by name."""
-    links = stores.metadata.list_links(run_id, Direction.INPUT, LinkKind.DATAFRAME)
+    links = stores.metadata.runs.list_links(run_id, Direction.INPUT, LinkKind.DATAFRAME)
     return [read_input(link, stores) for link in links]
 
 

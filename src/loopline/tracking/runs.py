@@ -49,7 +49,7 @@ class ActiveRun:
         self._next_step: dict[str, int] = {}
         self._checked_keys: set[str] = set()
         self._buffer = MetricBuffer(
-            stores.metadata.log_metric_points, stores.settings.metric_flush_interval
+            stores.metadata.runs.log_metric_points, stores.settings.metric_flush_interval
         )
         self._ended = False
         self._monitor: SystemMonitor | None = None  # system metrics, when asked for
@@ -77,16 +77,16 @@ class ActiveRun:
     # -- logging ----------------------------------------------------------------------
 
     def log_param(self, key: str, value: object) -> None:
-        self._stores.metadata.log_params(self.id, {key: value})
+        self._stores.metadata.runs.log_params(self.id, {key: value})
 
     def log_params(self, values: Mapping[str, object]) -> None:
-        self._stores.metadata.log_params(self.id, values)
+        self._stores.metadata.runs.log_params(self.id, values)
 
     def set_tag(self, key: str, value: object) -> None:
-        self._stores.metadata.set_tags(self.id, {key: value})
+        self._stores.metadata.runs.set_tags(self.id, {key: value})
 
     def set_tags(self, values: Mapping[str, object]) -> None:
-        self._stores.metadata.set_tags(self.id, values)
+        self._stores.metadata.runs.set_tags(self.id, values)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Buffer one point; `step` defaults to one past this key's previous step."""
@@ -174,7 +174,7 @@ class ActiveRun:
     def end(self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Flush, then record the final status. Ending twice is a no-op."""
         self._finish(status, error)
-        return self._stores.metadata.get_run(self.id)
+        return self._stores.metadata.runs.get_run(self.id)
 
     def _finish(self, status: RunStatus | str, error: str | None = None) -> None:
         """`end` without reading the run back: a `with` block discards it."""
@@ -188,11 +188,11 @@ class ActiveRun:
             try:
                 self._buffer.close()
             except LooplineError:
-                self._stores.metadata.mark_run_ended(
+                self._stores.metadata.runs.mark_run_ended(
                     self.id, RunStatus.FAILED, error="metric flush failed"
                 )
                 raise
-            self._stores.metadata.mark_run_ended(self.id, status, error=error)
+            self._stores.metadata.runs.mark_run_ended(self.id, status, error=error)
         finally:
             if release(self._stores):  # the process moved to other stores meanwhile
                 self._stores.metadata.close()
@@ -201,7 +201,7 @@ class ActiveRun:
     def info(self) -> Run:
         """The run as stored now (params, latest metrics, tags)."""
         self.flush()
-        return self._stores.metadata.get_run(self.id)
+        return self._stores.metadata.runs.get_run(self.id)
 
 
 # -- the process's stack of active runs ----------------------------------------------------
@@ -231,7 +231,7 @@ def start_run(
 
     monitor = monitor_for(log_system_metrics)  # before the run: a bad setting leaves none
     opened = stores()
-    exp = opened.metadata.get_or_create_experiment(experiment)
+    exp = opened.metadata.runs.get_or_create_experiment(experiment)
     parent_id = _parent_id(parent)
     git = _context.git_state(Path.cwd())
     patch_hash = opened.artifacts.put_bytes(git.patch).hash if git.patch else None
@@ -242,7 +242,7 @@ def start_run(
         system.append((SYSTEM_PREFIX + "code.patch", patch_hash, len(git.patch)))
     # One write transaction for the run, its params, tags and system artifacts: a
     # tuning loop pays per transaction, and a run never appears half-recorded.
-    run = opened.metadata.create_run(
+    run = opened.metadata.runs.create_run(
         exp.id,
         name=name,
         parent_id=parent_id,
@@ -285,7 +285,7 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None 
         mine = next((r for r in _stack if r.id == run_id), None)
     if mine is not None:
         return mine.end(status)
-    return stores().metadata.end_run(run_id, status)
+    return stores().metadata.runs.end_run(run_id, status)
 
 
 def log_param(key: str, value: object) -> None:
@@ -383,7 +383,7 @@ def _parent_id(parent: ActiveRun | Run | str | None) -> str | None:
         current = active_run()
         return current.id if current is not None else None
     if isinstance(parent, str):
-        return stores().metadata.resolve_run_id(parent)
+        return stores().metadata.runs.resolve_run_id(parent)
     return parent.id
 
 

@@ -72,13 +72,13 @@ def search_runs(
     experiment_ids = None
     if experiment is not None:
         names = [experiment] if isinstance(experiment, str) else list(experiment)
-        experiment_ids = [opened.metadata.get_experiment(name).id for name in names]
+        experiment_ids = [opened.metadata.runs.get_experiment(name).id for name in names]
     if max_results is not None or output == "pandas":
-        found = opened.metadata.search_runs(
+        found = opened.metadata.runs.search_runs(
             experiment_ids, condition, order, max_results, include_deleted
         )
         return runs_frame(found) if output == "pandas" else found
-    found = opened.metadata.search_runs(
+    found = opened.metadata.runs.search_runs(
         experiment_ids, condition, order, RUNS_PAGE + 1, include_deleted
     )
     if len(found) > RUNS_PAGE:
@@ -96,20 +96,20 @@ def get_run(run_id: str) -> Run:
     """One run by id (or a unique prefix of it): params, latest metrics, tags, status."""
     flush()
     metadata = stores().metadata
-    return metadata.get_run(metadata.resolve_run_id(run_id))
+    return metadata.runs.get_run(metadata.runs.resolve_run_id(run_id))
 
 
 def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:
     """Every point logged for `key` in the run, in step order."""
     flush()
     metadata = stores().metadata
-    return metadata.get_metric_history(metadata.resolve_run_id(run_id), key)
+    return metadata.runs.get_metric_history(metadata.runs.resolve_run_id(run_id), key)
 
 
 def lineage(run_id: str) -> list[RunLink]:
     """What the run read and wrote besides its artifacts: dataset versions, models, ..."""
     metadata = stores().metadata
-    links = metadata.list_links(metadata.resolve_run_id(run_id))
+    links = metadata.runs.list_links(metadata.runs.resolve_run_id(run_id))
     return [link for link in links if link.kind is not LinkKind.ARTIFACT]
 
 
@@ -133,22 +133,22 @@ def describe_link(link: RunLink) -> str:
 def list_inputs(run_id: str) -> list[DataFrameInput]:
     """The DataFrames a run recorded with `log_input`: digest, schema, profile, context."""
     opened = stores()
-    return inputs.list_inputs(opened.metadata.resolve_run_id(run_id), opened)
+    return inputs.list_inputs(opened.metadata.runs.resolve_run_id(run_id), opened)
 
 
 def list_experiments() -> list[Experiment]:
-    return stores().metadata.list_experiments()
+    return stores().metadata.runs.list_experiments()
 
 
 def delete_run(run_id: str) -> None:
     """Hide a run from searches (soft delete; `restore_run` brings it back)."""
     metadata = stores().metadata
-    metadata.set_deleted(metadata.resolve_run_id(run_id), True)
+    metadata.runs.set_deleted(metadata.runs.resolve_run_id(run_id), True)
 
 
 def restore_run(run_id: str) -> None:
     metadata = stores().metadata
-    metadata.set_deleted(metadata.resolve_run_id(run_id), False)
+    metadata.runs.set_deleted(metadata.runs.resolve_run_id(run_id), False)
 
 
 def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:

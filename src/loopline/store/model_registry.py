@@ -3,12 +3,17 @@
 A version's files live in the artifact store; the row records which package (by hash)
 the version number names, with its flavor, signature, source run and who made it. Every
 change (new version, alias move, status change, approval) writes an audit event in the
-same transaction, so the log and the state can never disagree.
+same transaction, so the log and the state can never disagree. Which status and alias
+moves are allowed is the registry's to say (`loopline.registry.rules`); this module
+offers the transaction they run in (`ModelStore.change`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,18 +23,16 @@ from loopline.errors import Conflict, NotFound
 from loopline.store._schema import model_aliases, model_versions, registered_models
 from loopline.store.audit import record_event
 from loopline.store.model_records import (
-    NEXT_STATUS,
     ModelStatus,
     ModelVersion,
     RegisteredModel,
-    check_alias,
     check_model_name,
     check_model_tags,
 )
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
-    from loopline.store.metadata import MetadataStore
+    from loopline.store._db import Database
 
 _ATTEMPTS = 5  # concurrent registrations race for the next version number
 
@@ -37,8 +40,8 @@ _ATTEMPTS = 5  # concurrent registrations race for the next version number
 class ModelStore:
     """SQL operations on the model registry; reached as `MetadataStore.models`."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self._m = metadata
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- versions ------------------------------------------------------------------------
 
@@ -64,8 +67,8 @@ class ModelStore:
         model_id = self._get_or_create(name, created_by)
         for _attempt in range(_ATTEMPTS):
             try:
-                with self._m._write("register model version") as conn:
-                    self._lock_model(conn, name)  # writers of one model take turns
+                with self._db.write("register model version") as conn:
+                    _lock_model(conn, name)  # writers of one model take turns
                     latest = conn.execute(
                         select(func.max(model_versions.c.version)).where(
                             model_versions.c.model_id == model_id
@@ -122,7 +125,7 @@ class ModelStore:
         raise Conflict(f"could not register a version of {name!r}: too many concurrent writers")
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 self._versions(conn, name).where(model_versions.c.version == version)
             ).first()
@@ -131,14 +134,14 @@ class ModelStore:
         return _version(row)
 
     def get_version_by_id(self, version_id: str) -> ModelVersion:
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(_joined().where(model_versions.c.id == version_id)).first()
         if row is None:
             raise NotFound(f"no model version with id {version_id!r}")
         return _version(row)
 
     def latest_version(self, name: str) -> ModelVersion:
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 self._versions(conn, name).order_by(model_versions.c.version.desc()).limit(1)
             ).first()
@@ -148,7 +151,7 @@ class ModelStore:
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         """Every version of `name`, newest first."""
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             stmt = self._versions(conn, name).order_by(model_versions.c.version.desc())
             return [_version(row) for row in conn.execute(stmt)]
 
@@ -159,52 +162,13 @@ class ModelStore:
             .where(model_versions.c.source_version_id == version_id)
             .order_by(model_versions.c.created_at.desc())
         )
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [_version(row) for row in conn.execute(stmt)]
 
     def versions_for_run(self, run_id: str) -> list[ModelVersion]:
         stmt = _joined().where(model_versions.c.run_id == run_id)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return [_version(row) for row in conn.execute(stmt)]
-
-    def set_status(
-        self, name: str, version: int, status: ModelStatus, *, actor: str, reason: str | None
-    ) -> tuple[ModelStatus, ModelVersion]:
-        """Move a version to `status`; returns (the status before, the updated version)."""
-        with self._m._write("change model status") as conn:
-            model_id = self._lock_model(conn, name)
-            row = conn.execute(
-                select(model_versions.c.id, model_versions.c.status).where(
-                    (model_versions.c.model_id == model_id) & (model_versions.c.version == version)
-                )
-            ).first()
-            if row is None:
-                raise NotFound(f"model {name!r} has no version {version}")
-            before = ModelStatus(row.status)
-            if status == before:
-                raise Conflict(f"{name}/{version} is already {status.value}")
-            if status not in NEXT_STATUS[before]:
-                raise Conflict(
-                    f"{name}/{version} is {before.value} and cannot move to {status.value}",
-                    hint="status moves candidate -> staging -> production -> archived; "
-                    "archived is final",
-                )
-            conn.execute(
-                update(model_versions)
-                .where(model_versions.c.id == row.id)
-                .values(status=status.value)
-            )
-            record_event(
-                conn,
-                actor=actor,
-                action="model_version.status",
-                object_type="model_version",
-                object_id=f"{name}/{version}",
-                before={"status": before.value},
-                after={"status": status.value},
-                reason=reason,
-            )
-        return before, self.get_version(name, version)
 
     def update_version(
         self,
@@ -224,7 +188,7 @@ class ModelStore:
         if tags is not None:
             values["tags_json"] = _dump({**current.tags, **tags})
         if values:
-            with self._m._write("update model version") as conn:
+            with self._db.write("update model version") as conn:
                 conn.execute(
                     update(model_versions).where(model_versions.c.id == current.id).values(**values)
                 )
@@ -241,90 +205,30 @@ class ModelStore:
 
     def set_card(self, version_id: str, card_hash: str) -> None:
         """Point a version at its latest generated model card (derived data, not audited)."""
-        with self._m._write("store model card") as conn:
+        with self._db.write("store model card") as conn:
             conn.execute(
                 update(model_versions)
                 .where(model_versions.c.id == version_id)
                 .values(card_hash=card_hash)
             )
 
+    # -- changes under the registry's rules -----------------------------------------------
+
+    @contextmanager
+    def change(self, name: str, what: str) -> Iterator[ModelChange]:
+        """One write transaction on model `name`, its row locked first: concurrent changes
+        of one model take turns, so what a rule reads is still true when the change and
+        its audit event commit (together, or not at all). `what` names the operation in
+        errors; NotFound when there is no such model."""
+        with self._db.write(what) as conn:
+            yield ModelChange(conn, name, _lock_model(conn, name))
+
     # -- aliases -------------------------------------------------------------------------
 
-    def set_alias(
-        self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
-    ) -> int | None:
-        """Point `name@alias` at `version` atomically; returns the version it named before.
-
-        The model's row is locked first, so concurrent moves of one alias serialize and
-        each audit event records the true previous target.
-        """
-        check_alias(alias)
-        with self._m._write("move alias") as conn:
-            model_id = self._lock_model(conn, name)
-            target = conn.execute(
-                select(model_versions.c.id, model_versions.c.status).where(
-                    (model_versions.c.model_id == model_id) & (model_versions.c.version == version)
-                )
-            ).first()
-            if target is None:
-                raise NotFound(f"model {name!r} has no version {version}")
-            if target.status == ModelStatus.ARCHIVED.value:
-                raise Conflict(f"{name}/{version} is archived; an alias cannot point at it")
-            before = self._alias_target(conn, model_id, alias)
-            now = datetime.now(UTC)
-            if before is None:
-                conn.execute(
-                    model_aliases.insert().values(
-                        model_id=model_id, alias=alias, version_id=target.id, updated_at=now
-                    )
-                )
-            else:
-                conn.execute(
-                    update(model_aliases)
-                    .where(
-                        (model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias)
-                    )
-                    .values(version_id=target.id, updated_at=now)
-                )
-            record_event(
-                conn,
-                actor=actor,
-                action="alias.set",
-                object_type="alias",
-                object_id=f"{name}@{alias}",
-                before=None if before is None else {"version": before},
-                after={"version": version},
-                reason=reason,
-            )
-        return before
-
-    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str | None = None) -> int:
-        check_alias(alias)
-        with self._m._write("delete alias") as conn:
-            model_id = self._lock_model(conn, name)
-            before = self._alias_target(conn, model_id, alias)
-            if before is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            conn.execute(
-                model_aliases.delete().where(
-                    (model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias)
-                )
-            )
-            record_event(
-                conn,
-                actor=actor,
-                action="alias.delete",
-                object_type="alias",
-                object_id=f"{name}@{alias}",
-                before={"version": before},
-                reason=reason,
-            )
-        return before
-
     def version_for_alias(self, name: str, alias: str) -> ModelVersion:
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             model_id = self._model_id(conn, name)
-            number = None if model_id is None else self._alias_target(conn, model_id, alias)
+            number = None if model_id is None else _alias_target(conn, model_id, alias)
         if number is None:
             known = ", ".join(sorted(self.get_model(name).aliases)) or "none"
             raise NotFound(f"model {name!r} has no alias {alias!r} (aliases: {known})")
@@ -332,14 +236,14 @@ class ModelStore:
 
     def aliases_of(self, version_id: str) -> list[str]:
         stmt = select(model_aliases.c.alias).where(model_aliases.c.version_id == version_id)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             return sorted(str(row.alias) for row in conn.execute(stmt))
 
     # -- models --------------------------------------------------------------------------
 
     def get_model(self, name: str) -> RegisteredModel:
         check_model_name(name)
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 select(registered_models).where(registered_models.c.name == name)
             ).first()
@@ -350,7 +254,7 @@ class ModelStore:
             return self._model(conn, row)
 
     def list_models(self) -> list[RegisteredModel]:
-        with self._m._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(select(registered_models).order_by(registered_models.c.name))
             return [self._model(conn, row) for row in rows]
 
@@ -369,7 +273,7 @@ class ModelStore:
             values["description"] = description
         if tags is not None:
             values["tags_json"] = _dump({**current.tags, **tags})
-        with self._m._write("update model") as conn:
+        with self._db.write("update model") as conn:
             conn.execute(
                 update(registered_models)
                 .where(registered_models.c.id == current.id)
@@ -410,7 +314,7 @@ class ModelStore:
 
     def _get_or_create(self, name: str, actor: str) -> str:
         now = datetime.now(UTC)
-        return self._m._get_or_create_named(
+        return self._db.get_or_create_named(
             registered_models,
             name,
             {"tags_json": "{}", "created_at": now, "updated_at": now},
@@ -426,25 +330,6 @@ class ModelStore:
         ).first()
         return None if row is None else str(row.id)
 
-    def _lock_model(self, conn: Connection, name: str) -> str:
-        """The model's id, with its row locked until the transaction ends (PostgreSQL;
-        SQLite's BEGIN IMMEDIATE already serializes writers)."""
-        check_model_name(name)
-        row = conn.execute(
-            select(registered_models.c.id).where(registered_models.c.name == name).with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"no model named {name!r}", hint="`loopline models ls` lists them")
-        return str(row.id)
-
-    def _alias_target(self, conn: Connection, model_id: str, alias: str) -> int | None:
-        row = conn.execute(
-            select(model_versions.c.version)
-            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
-            .where((model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias))
-        ).first()
-        return None if row is None else int(row.version)
-
     def _versions(self, conn: Connection, name: str) -> Any:
         check_model_name(name)
         if self._model_id(conn, name) is None:
@@ -455,6 +340,113 @@ class ModelStore:
         versions = self.list_versions(name)
         latest = f"latest is {versions[0].version}" if versions else "it has no versions"
         return NotFound(f"model {name!r} has {what}; {latest}")
+
+
+class ModelChange:
+    """The primitives a registry rule uses inside `ModelStore.change`: read a version and
+    an alias, move or remove an alias, set a status, and record the audit event."""
+
+    def __init__(self, conn: Connection, name: str, model_id: str) -> None:
+        self._conn = conn
+        self.name = name
+        self._model_id = model_id
+
+    def version(self, number: int) -> VersionState:
+        """The version's id and status now; NotFound when the model has no such version."""
+        row = self._conn.execute(
+            select(model_versions.c.id, model_versions.c.status).where(
+                (model_versions.c.model_id == self._model_id) & (model_versions.c.version == number)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"model {self.name!r} has no version {number}")
+        return VersionState(id=str(row.id), version=number, status=ModelStatus(row.status))
+
+    def alias(self, alias: str) -> int | None:
+        """The version number `alias` names now, or None."""
+        return _alias_target(self._conn, self._model_id, alias)
+
+    def point_alias(self, alias: str, target: VersionState, *, exists: bool) -> None:
+        """Point `alias` at `target`; `exists` says whether the alias is there to move."""
+        now = datetime.now(UTC)
+        if exists:
+            self._conn.execute(
+                update(model_aliases)
+                .where(self._alias_row(alias))
+                .values(version_id=target.id, updated_at=now)
+            )
+        else:
+            self._conn.execute(
+                model_aliases.insert().values(
+                    model_id=self._model_id, alias=alias, version_id=target.id, updated_at=now
+                )
+            )
+
+    def remove_alias(self, alias: str) -> None:
+        self._conn.execute(model_aliases.delete().where(self._alias_row(alias)))
+
+    def set_status(self, target: VersionState, status: ModelStatus) -> None:
+        self._conn.execute(
+            update(model_versions)
+            .where(model_versions.c.id == target.id)
+            .values(status=status.value)
+        )
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record the change's audit event, in the change's own transaction."""
+        record_event(
+            self._conn,
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+
+    def _alias_row(self, alias: str) -> Any:
+        return (model_aliases.c.model_id == self._model_id) & (model_aliases.c.alias == alias)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What a rule needs to know of a version: its row id, number and status."""
+
+    id: str
+    version: int
+    status: ModelStatus
+
+
+def _lock_model(conn: Connection, name: str) -> str:
+    """The model's id, with its row locked until the transaction ends (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serializes writers)."""
+    check_model_name(name)
+    row = conn.execute(
+        select(registered_models.c.id).where(registered_models.c.name == name).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no model named {name!r}", hint="`loopline models ls` lists them")
+    return str(row.id)
+
+
+def _alias_target(conn: Connection, model_id: str, alias: str) -> int | None:
+    row = conn.execute(
+        select(model_versions.c.version)
+        .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+        .where((model_aliases.c.model_id == model_id) & (model_aliases.c.alias == alias))
+    ).first()
+    return None if row is None else int(row.version)
 
 
 def _joined() -> Any:

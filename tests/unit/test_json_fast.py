@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.errors import MalformedRequest
-from loopline.serving._json import _DECODER, parse_json
-from loopline.serving._json_fast import parse_fast
+from loopline.serving.online._json import _DECODER, parse_json
+from loopline.serving.online._json_fast import parse_fast
 
 scalars = (
     st.none()

@@ -11,6 +11,9 @@ or stored deployments that the service polls for new revisions. A new revision's
 are loaded and warmed up in a thread while the old endpoint keeps answering; then the
 endpoint is replaced in one assignment. Requests already routed finish on the version
 they started with, so a swap drops and fails nothing.
+
+Which endpoint and which of its versions answer a request is _routing's; how an error
+becomes a response, _errors'; what a feedback body holds, _feedback's.
 """
 
 from __future__ import annotations
@@ -24,12 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import (
-    InvalidInput,
-    LooplineError,
-    MalformedRequest,
-    NotFound,
-)
+from loopline.errors import InvalidInput, LooplineError, MalformedRequest, NotFound
 from loopline.predictions import PredictionBatch, PredictionRecord, dropped_fields
 from loopline.serving._inputs import extra_field_error
 from loopline.serving._redact import clip, header_list

@@ -4,7 +4,8 @@ The app puts what it answered on a bounded queue: one `PredictionBatch` per pred
 call (the requests it answered together), or, for a deployment with a shadow, one
 `PredictionRecord` per request with the shadow's answer. A thread hands them to the
 sink in batches (`write_many`), or request by request to a plain callable. The
-prediction log is such a sink. A sink that raises is logged and keeps
+prediction log (`loopline.predictions.PredictionLog`, which also defines the records) is
+such a sink. A sink that raises is logged and keeps
 receiving records; one that falls behind loses records (counted in
 `loopline_serving_sink_dropped_total`) rather than slowing down or exhausting the
 server.

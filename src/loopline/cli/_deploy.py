@@ -281,8 +281,7 @@ def serve(
 
     Example: loopline deploy serve churn --port 8080 --workers 2
     """
-    from loopline.serving import check_runtime
-    from loopline.serving.online.server import serve_deployments
+    from loopline.serving import check_runtime, serve_deployments
 
     if runtime is not None:
         check_runtime(runtime)  # before the project is looked for

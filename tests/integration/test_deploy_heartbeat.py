@@ -35,7 +35,7 @@ from loopline.cli.app import run as cli
 from loopline.errors import InvalidInput, NotFound
 from loopline.project import Stores
 from loopline.serving import deployments as dep
-from loopline.serving._heartbeat import check_heartbeat_seconds
+from loopline.serving.online._heartbeat import check_heartbeat_seconds
 from loopline.serving.servers import server_status, servers_by_deployment
 from loopline.store import MetadataStore
 from loopline.store.servers import ServedState, ServerIdentity
@@ -440,15 +440,15 @@ def test_dropped_fields_survive_the_journal_and_older_entries_read(tmp_path: Pat
     import numpy as np
 
     from loopline.packaging import ColumnSpec
-    from loopline.serving._inputs import InputSchema, rows_block
-    from loopline.serving._journal_frames import (
+    from loopline.predictions import PredictionBatch, dropped_fields
+    from loopline.predictions._journal_frames import (
         append_frame,
         decode_batches,
         encode_batch,
         encode_entry,
         read_frames,
     )
-    from loopline.serving._sink import PredictionBatch, dropped_fields
+    from loopline.serving._inputs import InputSchema, rows_block
 
     schema = InputSchema([ColumnSpec("age", "long")])
     sent = [rows_block([{"age": 1, "extra": 2}], schema, "inputs")]
@@ -486,10 +486,9 @@ def test_log_files_without_dropped_fields_still_read(tmp_path: Path) -> None:
     import numpy as np
 
     from loopline.packaging import ColumnSpec
+    from loopline.predictions import PredictionBatch, read_log_files
+    from loopline.predictions._parquet import records_table
     from loopline.serving._inputs import InputSchema, rows_block
-    from loopline.serving._log_parquet import records_table
-    from loopline.serving._sink import PredictionBatch
-    from loopline.serving.prediction_log import read_log_files
 
     schema = InputSchema([ColumnSpec("age", "long")])
     block = rows_block([{"age": 1, "extra": 2}], schema, "inputs")
@@ -527,9 +526,9 @@ def test_a_server_that_cannot_load_anything_reports_the_error(
 ) -> None:
     """In-process (uvicorn on a real port): the first revision a server sees cannot load."""
     from fixtures.serving import live_server
-    from loopline.serving._heartbeat import attach_heartbeat
-    from loopline.serving._stored import StoredDeployments
-    from loopline.serving.app import create_app
+    from loopline.serving.online._heartbeat import attach_heartbeat
+    from loopline.serving.online._stored import StoredDeployments
+    from loopline.serving.online.app import create_app
 
     _break("iris", revision=1)
     source = StoredDeployments(["iris"], poll_seconds=0.2)

@@ -15,12 +15,12 @@ from sklearn.linear_model import LogisticRegression
 import loopline as ll
 from fixtures.serving import ServingProject, live_server, open_serving_project
 from fixtures.waiting import eventually
+from loopline.predictions import PredictionRecord
 from loopline.project import stores as opened
-from loopline.serving import _stored
 from loopline.serving import deployments as dep
-from loopline.serving._sink import PredictionRecord
-from loopline.serving._stored import StoredDeployments
-from loopline.serving.app import create_app
+from loopline.serving.online import _stored
+from loopline.serving.online._stored import StoredDeployments
+from loopline.serving.online.app import create_app
 
 POLL = 0.2
 
@@ -242,7 +242,7 @@ def test_a_revision_that_cannot_load_is_retried_with_backoff(
 
 
 def test_predictions_reach_the_log_and_feedback_joins_them(project: ServingProject) -> None:
-    from loopline.serving.prediction_log import PredictionLog, read_feedback, read_predictions
+    from loopline.predictions import PredictionLog, read_feedback, read_predictions
 
     dep.create_deployment("logged", "churn/1")
     dep.update_deployment("logged", shadow="churn/3")
@@ -299,7 +299,7 @@ def test_micro_batched_requests_are_logged_request_by_request(project: ServingPr
     request keeps its id, its rows (row index from 0) and its inputs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from loopline.serving.prediction_log import PredictionLog, read_predictions
+    from loopline.predictions import PredictionLog, read_predictions
 
     dep.create_deployment("batched", "churn/1")
     sink = PredictionLog(flush_seconds=0.2)

@@ -25,20 +25,24 @@ import pytest
 from fixtures.serving import ServingProject, free_port, live_server, open_serving_project
 from fixtures.waiting import eventually
 from loopline.errors import InvalidInput
-from loopline.serving import deployments as dep
-from loopline.serving._inputs import Block
-from loopline.serving._journal import claim_orphans
-from loopline.serving._journal_frames import (
+from loopline.predictions import (
+    Block,
+    PredictionBatch,
+    PredictionLog,
+    PredictionRecord,
+    read_predictions,
+)
+from loopline.predictions._journal import claim_orphans
+from loopline.predictions._journal_frames import (
     NO_SHADOW_ANSWER,
     append_frame,
     encode_batch,
     encode_entry,
     read_frames,
 )
-from loopline.serving._sink import PredictionBatch, PredictionRecord
-from loopline.serving._stored import StoredDeployments
-from loopline.serving.app import create_app
-from loopline.serving.prediction_log import PredictionLog, read_predictions
+from loopline.serving import deployments as dep
+from loopline.serving.online._stored import StoredDeployments
+from loopline.serving.online.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -219,9 +223,9 @@ import sys, time, threading
 from datetime import UTC, datetime
 import numpy as np
 from loopline.project import configure
-from loopline.serving._inputs import Block
-from loopline.serving._sink import PredictionBatch, PredictionRecord
-from loopline.serving.prediction_log import PredictionLog
+from loopline.predictions import Block
+from loopline.predictions import PredictionBatch, PredictionRecord
+from loopline.predictions import PredictionLog
 configure(project=sys.argv[1])
 log = PredictionLog(flush_seconds=60, durability="sync")
 left = threading.Semaphore(0)

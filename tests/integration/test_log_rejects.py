@@ -17,23 +17,24 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from loopline.project import Stores
-from loopline.serving._inputs import Block
-from loopline.serving._journal_frames import (
+from loopline.predictions import (
+    Block,
+    PredictionBatch,
+    PredictionLog,
+    PredictionRecord,
+    read_log_files,
+    read_predictions,
+    read_rejected,
+)
+from loopline.predictions._journal_frames import (
     append_frame,
     decode_batches,
     encode_batch,
     encode_entry,
     read_frames,
 )
-from loopline.serving._log_writer import spool_group
-from loopline.serving._sink import PredictionBatch, PredictionRecord
-from loopline.serving.prediction_log import (
-    PredictionLog,
-    read_log_files,
-    read_predictions,
-    read_rejected,
-)
+from loopline.predictions._writer import spool_group
+from loopline.project import Stores
 
 T0 = datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
 NAMES = ("plan", "age")

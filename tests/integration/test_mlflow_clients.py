@@ -25,7 +25,7 @@ from loopline.errors import InvalidInput
 from loopline.packaging import SignatureWarning
 from loopline.serving import create_app, load_served
 from loopline.serving import deployments as dep
-from loopline.serving._stored import StoredDeployments
+from loopline.serving.online._stored import StoredDeployments
 
 # The request bodies of MLflow's documentation ("Deploy MLflow Model as a Local Inference
 # Server" and its REST API examples), byte for byte as the docs give them to curl.

@@ -484,8 +484,8 @@ def test_stored_deployments_load_recorded_trust_and_take_more(
 ) -> None:
     """What `deploy serve` runs in each worker: the trusted version loads as it is; the
     version logged before needs the trust `deploy serve --trust` passes."""
-    from loopline.serving._stored import StoredDeployments
     from loopline.serving.deployments import create_deployment
+    from loopline.serving.online._stored import StoredDeployments
 
     create_deployment("scoring", "churn/1", runtime="native")
     create_deployment("old", "legacy/1", runtime="native")

@@ -18,16 +18,16 @@ import pytest
 from fixtures.waiting import eventually
 from loopline.errors import InvalidField, InvalidInput
 from loopline.packaging import ColumnSpec
-from loopline.project import Stores
-from loopline.serving import PredictionRecord
-from loopline.serving._inputs import InputSchema, rows_block
-from loopline.serving.prediction_log import (
+from loopline.predictions import (
     PredictionLog,
     parse_since,
     read_feedback,
     read_predictions,
     record_feedback,
 )
+from loopline.project import Stores
+from loopline.serving import PredictionRecord
+from loopline.serving._inputs import InputSchema, rows_block
 from loopline.store import ArtifactStore, MetadataStore
 
 NUMERIC = InputSchema([ColumnSpec("age", "long"), ColumnSpec("income", "double", nullable=True)])
@@ -388,8 +388,8 @@ def test_probabilities_of_different_widths_share_one_file() -> None:
     """A canary with three classes beside a main model with two: both rows are logged."""
     from dataclasses import replace
 
-    from loopline.serving._log_parquet import records_table
-    from loopline.serving._sink import PredictionBatch
+    from loopline.predictions import PredictionBatch
+    from loopline.predictions._parquet import records_table
 
     two = replace(_record("a", T0), probabilities=np.array([[0.3, 0.7]]))
     three = replace(_record("b", T0), probabilities=np.array([[0.1, 0.2, 0.7]]))

@@ -257,8 +257,8 @@ def test_the_fast_path_matches_what_the_router_would_route() -> None:
     route with the same parameters (others go to FastAPI, so need no check)."""
     from starlette.routing import compile_path
 
-    from loopline.serving._fast_path import FastPath
-    from loopline.serving.app import PROTOCOLS
+    from loopline.serving.online._fast_path import FastPath
+    from loopline.serving.online.app import PROTOCOLS
 
     async def never(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError

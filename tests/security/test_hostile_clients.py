@@ -370,7 +370,7 @@ def _assert_no_server_path(body: str, root: Path) -> None:
     ids=["posix", "temp folder with a space", "windows hint", "store URI", "home and state"],
 )
 def test_error_bodies_name_no_server_path_but_keep_the_service_urls(error: Any) -> None:
-    from loopline.serving._responses import error_body
+    from loopline.serving.online._errors import error_body
 
     detail = error_body(error)["error"]
     text = json.dumps(detail)
@@ -453,7 +453,7 @@ def test_the_body_timeout_runs_under_the_servers_own_protocol() -> None:
     """The live servers above run `serve`'s HTTP protocol class: httptools when present."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from loopline.serving.server import no_delay_protocol
+    from loopline.serving.online.server import no_delay_protocol
 
     assert issubclass(no_delay_protocol(), HttpToolsProtocol)
 

@@ -17,9 +17,9 @@ import pytest
 from loopline import data, registry
 from loopline.cli.app import run as cli
 from loopline.errors import InvalidField, InvalidInput
+from loopline.predictions import record_feedback
 from loopline.project import Stores
 from loopline.registry import rules
-from loopline.serving.prediction_log import record_feedback
 from loopline.store import (
     MetadataStore,
     check_alias,

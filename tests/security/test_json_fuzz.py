@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 
 from fixtures.serving import ServingProject, error_of, live_server, open_serving_project
 from fixtures.waiting import eventually
+from loopline.predictions import PredictionRecord
 from loopline.serving import create_app, load_served
-from loopline.serving._sink import PredictionRecord
 
 PLAN_ROW = {"plan": "pro", "usage": 9.5, "tenure": 12}
 GOOD_PATH = "/v1/deployments/plans/predict"

@@ -10,7 +10,7 @@ import asyncio
 import socket
 from typing import Any
 
-from loopline.serving._coalesce import CoalescingTransport
+from loopline.serving.online._coalesce import CoalescingTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.errors import MalformedRequest
-from loopline.serving import _json_fast
-from loopline.serving._json import _DECODER, _nested_deeper, parse_json
-from loopline.serving._json_fast import LONG_DIGITS, parse_fast
+from loopline.serving.online import _json_fast
+from loopline.serving.online._json import _DECODER, _nested_deeper, parse_json
+from loopline.serving.online._json_fast import LONG_DIGITS, parse_fast
 
 scalars = (
     st.none()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fixtures.waiting import eventually
-from loopline.serving._sink import SinkWorker
+from loopline.serving.online._sink import SinkWorker
 
 
 class Collecting:
@@ -89,8 +89,8 @@ def test_a_plain_sink_gets_one_record_per_request_of_a_batch() -> None:
     import numpy as np
 
     from loopline.packaging import ColumnSpec
-    from loopline.serving._inputs import Block, InputSchema, rows_block
-    from loopline.serving._sink import PredictionBatch
+    from loopline.predictions import Block, PredictionBatch
+    from loopline.serving._inputs import InputSchema, rows_block
 
     schema = InputSchema([ColumnSpec("x", "double")])
     blocks = [rows_block([{"x": 1.0}, {"x": 2.0}], schema, "inputs")]

@@ -281,8 +281,7 @@ def serve(
 
     Example: loopline deploy serve churn --port 8080 --workers 2
     """
-    from loopline.serving import check_runtime
-    from loopline.serving.server import serve_deployments
+    from loopline.serving import check_runtime, serve_deployments
 
     if runtime is not None:
         check_runtime(runtime)  # before the project is looked for
@@ -317,7 +316,7 @@ def logs(
 
     Example: loopline deploy logs churn --since 1h --output last-hour.parquet
     """
-    from loopline.serving.prediction_log import parse_since, read_predictions
+    from loopline.predictions import parse_since, read_predictions
 
     _open()
     start = parse_since(since)

@@ -25,7 +25,8 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopline.serving._inputs import NUMBERS, Block, InputSchema, rows_block
+from loopline.predictions import Block
+from loopline.serving._inputs import NUMBERS, InputSchema, rows_block
 
 if TYPE_CHECKING:
     import numpy as np

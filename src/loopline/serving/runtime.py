@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, LooplineError
-from loopline.serving._inputs import Block, InputSchema, rows_block
+from loopline.predictions import Block
+from loopline.serving._inputs import InputSchema, rows_block
 from loopline.serving._runners import (
     FrameRunner,
     OnnxRunner,

@@ -5,7 +5,7 @@
 
 A server keeps serving the last good revision when a new one cannot load, so the
 stored deployment alone does not say what answers requests. Servers started by
-`loopline deploy serve` write heartbeats (serving/_heartbeat.py); these functions read
+`loopline deploy serve` write heartbeats (serving/online/_heartbeat.py); these functions read
 them and compare each with the deployment's current revision. A heartbeat not renewed
 for three of its intervals is reported as stale (`live` False): its server died, hangs
 or cannot reach the store.

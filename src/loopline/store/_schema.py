@@ -375,7 +375,7 @@ prediction_feedback = Table(
 
 # A running server's heartbeat: one row per (server process, deployment it serves), with
 # the revision it actually serves and its last load error; rewritten every few seconds,
-# removed on a clean shutdown (see serving/_heartbeat.py).
+# removed on a clean shutdown (see serving/online/_heartbeat.py).
 server_heartbeats = Table(
     "server_heartbeats",
     metadata,

@@ -1,6 +1,6 @@
 """The prediction log's index and the feedback labels, in the metadata database.
 
-Logged predictions live in Parquet files in the artifact store (serving.prediction_log
+Logged predictions live in Parquet files in the artifact store (loopline.predictions
 writes them); each file holds one deployment's records from one UTC hour and is indexed
 here by `add_file`, so `files` finds the few files that overlap a time window. Indexing
 is idempotent: a file delivered twice (a process killed between indexing and cleaning
@@ -60,7 +60,7 @@ class FeedbackRecord:
 class PredictionStore:
     """SQL operations on the prediction log index and feedback; reached as
     `MetadataStore.predictions`. Callers validate request ids and labels (see
-    serving.prediction_log); times must be timezone-aware."""
+    loopline.predictions); times must be timezone-aware."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -1,0 +1,26 @@
+"""The prediction log (every answered request, written off the response path) and feedback."""
+
+from loopline.predictions._block import Block
+from loopline.predictions._feedback import read_feedback, record_feedback
+from loopline.predictions._reader import prediction_log_files, read_log_files, read_predictions
+from loopline.predictions._records import PredictionBatch, PredictionRecord, dropped_fields
+from loopline.predictions._spool import DEFAULT_DURABILITY, PredictionLog, check_durability
+from loopline.predictions._window import parse_since
+from loopline.predictions._writer import read_rejected
+
+__all__ = [
+    "DEFAULT_DURABILITY",
+    "Block",
+    "PredictionBatch",
+    "PredictionLog",
+    "PredictionRecord",
+    "check_durability",
+    "dropped_fields",
+    "parse_since",
+    "prediction_log_files",
+    "read_feedback",
+    "read_log_files",
+    "read_predictions",
+    "read_rejected",
+    "record_feedback",
+]

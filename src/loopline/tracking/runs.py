@@ -177,13 +177,16 @@ class ActiveRun:
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Flush, then record the final status. Ending twice is a no-op."""
-        self._finish(status, error)
-        return self._stores.metadata.get_run(self.id)
+        run = self._finish(status, error, read_back=True)
+        return run if run is not None else self._stores.metadata.get_run(self.id)
 
-    def _finish(self, status: RunStatus | str, error: str | None = None) -> None:
-        """`end` without reading the run back: a `with` block discards it."""
+    def _finish(
+        self, status: RunStatus | str, error: str | None = None, *, read_back: bool = False
+    ) -> Run | None:
+        """`end`; the run is read back only if asked (a `with` block discards it), and
+        before the stores may close."""
         if self._ended:
-            return
+            return None
         self._ended = True
         self._stack.remove(self)
         if self._monitor is not None:
@@ -197,8 +200,10 @@ class ActiveRun:
                 )
                 raise
             self._stores.metadata.mark_run_ended(self.id, status, error=error)
+            return self._stores.metadata.get_run(self.id) if read_back else None
         finally:
-            if release(self._stores):  # the process moved to other stores meanwhile
+            # the client was closed, or the default moved to other stores, meanwhile
+            if release(self._stores):
                 self._stores.metadata.close()
 
     @property

@@ -5,7 +5,7 @@ duration of each call (a ContextVar, so two clients in two threads never see eac
 other's); outside a client call, `stores()` is the default client's, which the
 module-level `ll.*` functions use: opened on first use from the project around the
 working directory, re-resolved by `configure()`, and re-resolved when the process has
-changed directory since the project was discovered there.
+changed directory into another project since the first was discovered.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopline.config import STATE_DIR, Settings, load_settings
+from loopline.config import STATE_DIR, Settings, find_project_root, load_settings
 from loopline.store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -134,10 +134,17 @@ def _discover() -> Stores:
 
     Called on first use, and when the process changed directory since the default was
     discovered: a script that sets up two projects in two folders must not write the
-    second one's models into the first.
+    second one's models into the first. A move to a folder outside any project keeps
+    the default.
     """
     global _current, _discovered_in
     where = _cwd()
+    previous = _current
+    if previous is not None and find_project_root() is None:
+        # a folder outside any project (a script writing its outputs elsewhere): the
+        # project found before stays, and no `.loopline` is created here
+        _discovered_in = where
+        return previous
     settings = load_settings()
     with _lock:
         previous = _current

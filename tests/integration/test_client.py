@@ -171,6 +171,22 @@ def test_the_default_client_follows_the_working_directory(
         assert [e.name for e in b.list_experiments()] == ["in-b"]
 
 
+def test_a_chdir_out_of_every_project_keeps_the_default(
+    two_projects: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a_root, _ = two_projects
+    os.chdir(a_root)
+    with ll.start_run("in-a"):
+        pass
+    outside = tmp_path / "outputs"
+    outside.mkdir()
+    os.chdir(outside)  # e.g. a script writing its files elsewhere
+    with ll.start_run("still-a"):
+        pass
+    assert not (outside / ".loopline").exists()
+    assert sorted(e.name for e in ll.list_experiments()) == ["in-a", "still-a"]
+
+
 def test_a_run_started_before_a_chdir_keeps_writing_to_its_project(
     two_projects: tuple[Path, Path],
 ) -> None:

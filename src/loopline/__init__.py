@@ -13,10 +13,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from loopline._version import __version__
 
 __all__ = [
     "ActiveRun",
+    "Client",
     "Experiment",
     "MetricPoint",
     "Run",
@@ -76,6 +77,8 @@ def _home(name: str) -> str | None:
         return "loopline.store"
     if name == "configure":
         return "loopline.project"
+    if name == "Client":
+        return "loopline.client"
     if name == "autolog":
         return "loopline.models.autolog"
     return "loopline.tracking" if name in __all__ else None
@@ -83,6 +86,7 @@ def _home(name: str) -> str | None:
 
 if TYPE_CHECKING:
     from loopline import cards, data, errors, evaluation, models, promotion, registry, serving
+    from loopline.client import Client
     from loopline.evaluation import evaluate
     from loopline.models.autolog import autolog
     from loopline.serving import deployments

@@ -51,6 +51,31 @@ def test_import_loopline_loads_no_heavy_dependency() -> None:
     assert _loaded("import loopline; loopline.__version__") == []
 
 
+def test_creating_a_client_loads_no_heavy_dependency(tmp_path: Path) -> None:
+    """`ll.Client(...)` opens its metadata store on first use, as the default does."""
+    code = f"import loopline as ll; ll.Client(project={str(tmp_path)!r}).close()"
+    assert _loaded(code) == []
+
+
+def test_the_version_lives_in_a_leaf_the_facade_and_pyproject_agree_with() -> None:
+    import tomllib
+
+    import loopline
+    from loopline._version import __version__
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert loopline.__version__ == __version__ == declared
+    script = (
+        "import sys, loopline._version\n"
+        "print(sorted(m for m in sys.modules if m.startswith('loopline.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "['loopline._version']"
+
+
 def test_cli_help_loads_no_heavy_dependency() -> None:
     code = (
         "from loopline.cli.app import run\n"

@@ -291,13 +291,13 @@ def _print_version(version: ModelVersion, as_json: bool) -> None:
     from rich.table import Table
 
     from loopline.evaluation import latest_evaluation
-    from loopline.project import stores
+    from loopline.promotion import list_approvals, list_gate_checks
+    from loopline.registry import aliases_of
 
-    opened = stores()
-    aliases = opened.metadata.models.aliases_of(version.id)
+    aliases = aliases_of(version)
     evaluation = latest_evaluation(version)
-    checks = opened.metadata.reviews.list_gate_checks(version.id)
-    approvals = opened.metadata.reviews.list_approvals(version.id)
+    checks = list_gate_checks(version)
+    approvals = list_approvals(version)
     if as_json:
         body = _version_json(version)
         body["aliases"] = aliases

@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from loopline.cli._output import console
 
+if TYPE_CHECKING:
+    from loopline.client import Client
+
 db = typer.Typer(help="The metadata database.", no_args_is_help=True)
 
 
-def open_project(*, metadata: bool = True) -> None:
-    """Point the library at the project around the working directory (or fail clearly).
+def open_project(*, metadata: bool = True) -> Client:
+    """The Client of the project around the working directory (or fail clearly), bound
+    for the rest of the command: the core functions it calls use its stores.
 
     The metadata store opens now, so a wrong or missing database is reported before any
     work; `metadata=False` leaves it to first use (`data add`, which may not need it).
     """
+    from loopline.cli._clients import use_client
+    from loopline.client import Client
     from loopline.config import load_settings
-    from loopline.project import configure
 
     settings = load_settings(require_project=True)
-    opened = configure(project=settings.root)
+    client = use_client(Client(project=settings.root))
     if metadata:
-        _ = opened.metadata
+        _ = client.stores.metadata
+    return client
 
 
 def init(
@@ -36,8 +43,8 @@ def init(
     """
     import os
 
+    from loopline.client import Client
     from loopline.config import CONFIG_FILE, init_project, shareable_store_uri
-    from loopline.project import configure
     from loopline.redact import redact_uri
 
     env_uri = os.environ.get("LOOPLINE_STORE_URI") or None
@@ -49,11 +56,11 @@ def init(
             "(with the password) when you run loopline",
             markup=False,
         )
-    opened = configure(project=config.parent)
-    database = opened.metadata  # creates (and migrates) the database now, not at first use
-    console.print(f"Initialized loopline project in [bold]{config.parent}[/]")
-    console.print(f"  metadata:  {redact_uri(database.uri)}", markup=False)
-    console.print(f"  artifacts: {redact_uri(opened.settings.artifact_uri)}", markup=False)
+    with Client(project=config.parent) as client:
+        database = client.stores.metadata  # creates (and migrates) the database now
+        console.print(f"Initialized loopline project in [bold]{config.parent}[/]")
+        console.print(f"  metadata:  {redact_uri(database.uri)}", markup=False)
+        console.print(f"  artifacts: {redact_uri(client.settings.artifact_uri)}", markup=False)
 
 
 @db.command("upgrade")

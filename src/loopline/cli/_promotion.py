@@ -161,10 +161,7 @@ def promote(
             allow_pickle=allow_pickle,
         )
     except PromotionRefused:
-        from loopline.project import stores
-        from loopline.registry import resolve
-
-        checks = stores().metadata.reviews.list_gate_checks(resolve(ref).id)
+        checks = promotion.list_gate_checks(ref)
         if checks:
             print_gate_results(checks[0].results, title="Gates")
         raise

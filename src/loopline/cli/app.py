@@ -15,7 +15,7 @@ import typer.main
 if TYPE_CHECKING:  # the types TyperGroup's methods are declared with (Typer vendors click)
     from typer._click import Command, Context
 
-from loopline import __version__
+from loopline._version import __version__
 from loopline.cli._output import err
 from loopline.errors import LooplineError
 
@@ -107,12 +107,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """loopline: versioned data, tracked experiments, gated models, one lineage graph."""
+    from loopline.cli._clients import close_clients
+
+    ctx.call_on_close(close_clients)  # the command's Client (see open_project)
     if debug:
         logging.basicConfig(level=logging.DEBUG)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,8 @@ class Evaluation:
     record: EvaluationRecord
     report: dict[str, Any]
     version: ModelVersion
+    # the stores it was read from: its HTML is read there later, whichever client is current
+    opened: Stores | None = field(default=None, repr=False, compare=False)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -45,7 +47,7 @@ class Evaluation:
 
     def html(self) -> str:
         """The self-contained HTML report."""
-        return stores().artifacts.get_bytes(self.record.html_hash).decode()
+        return (self.opened or stores()).artifacts.get_bytes(self.record.html_hash).decode()
 
     def save_html(self, path: str | Path) -> Path:
         target = Path(path)
@@ -104,7 +106,7 @@ def evaluate(
         metrics=dict(report.get("metrics") or {}),
         created_by=current_user(),
     )
-    return Evaluation(record, report, version)
+    return Evaluation(record, report, version, opened)
 
 
 class SignatureColumns:
@@ -158,7 +160,7 @@ def latest_evaluation(
         if config is not None and record.config_hash != config:
             continue
         report = json.loads(opened.artifacts.get_bytes(record.report_hash))
-        return Evaluation(record, report, version)
+        return Evaluation(record, report, version, opened)
     return None
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline import __version__
+from loopline._version import __version__
 from loopline.errors import InvalidInput, UnsafeModel
 from loopline.packaging._checking import InputChecker
 from loopline.packaging._flavors import (

@@ -10,6 +10,7 @@ from loopline.promotion.policy import (
     project_policy,
 )
 from loopline.promotion.promote import Promotion, approve, promote
+from loopline.promotion.reviews import list_approvals, list_gate_checks
 
 __all__ = [
     "GateReport",
@@ -20,6 +21,8 @@ __all__ = [
     "approve",
     "check_gates",
     "evaluate_rules",
+    "list_approvals",
+    "list_gate_checks",
     "load_policy",
     "parse_rule",
     "policy_from_toml",

@@ -9,7 +9,7 @@ from loopline.registry.changes import (
     set_alias,
     set_status,
 )
-from loopline.registry.listing import get_model, list_models, list_versions
+from loopline.registry.listing import aliases_of, get_model, list_models, list_versions
 from loopline.registry.refs import ModelRef, parse_ref, resolve
 from loopline.store import AuditEvent, ModelStatus, ModelVersion, RegisteredModel
 
@@ -19,6 +19,7 @@ __all__ = [
     "ModelStatus",
     "ModelVersion",
     "RegisteredModel",
+    "aliases_of",
     "archive",
     "audit_log",
     "delete_alias",

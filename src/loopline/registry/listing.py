@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loopline.project import stores
+from loopline.registry.refs import ModelRef, resolve
 from loopline.store import ModelVersion, RegisteredModel
 
 
@@ -18,3 +19,9 @@ def get_model(name: str) -> RegisteredModel:
 def list_versions(name: str) -> list[ModelVersion]:
     """Every version of model `name`, newest first."""
     return stores().metadata.models.list_versions(name)
+
+
+def aliases_of(ref: str | ModelRef | ModelVersion) -> list[str]:
+    """The aliases that point at a version now."""
+    opened = stores()
+    return opened.metadata.models.aliases_of(resolve(ref, opened=opened).id)

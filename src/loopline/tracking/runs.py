@@ -1,8 +1,10 @@
 """Starting, logging to and ending runs: the fluent API (`ll.start_run`, `ll.log_metric`).
 
-Runs started in this process form a stack: module-level functions log to the innermost
+Runs started through one client form a stack: module-level functions log to the innermost
 active run, and a run started while another is active becomes its child unless `parent`
-says otherwise.
+says otherwise. `ll.*` uses the default client's stack; each `loopline.Client` has its own
+(keyed on the scope it binds, see project.Scope), so a run started through client A is
+never the active run of client B.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from loopline.config import current_user
 from loopline.errors import InvalidInput, LooplineError
 from loopline.lineage import register_active_run_source
-from loopline.project import Stores, release, retain, stores
+from loopline.project import Scope, Stores, current_scope, release, retain, stores
 from loopline.store import CodeVersion, Run, RunStatus, check_key
 from loopline.tracking import _context
 from loopline.tracking._buffer import MetricBuffer
@@ -41,7 +44,7 @@ class ActiveRun:
     FAILED with the error (KeyboardInterrupt: KILLED) and is re-raised.
     """
 
-    def __init__(self, run: Run, stores: Stores) -> None:
+    def __init__(self, run: Run, stores: Stores, stack: RunStack) -> None:
         self.id = run.id
         self.name = run.name
         self.experiment = run.experiment
@@ -53,6 +56,7 @@ class ActiveRun:
         )
         self._ended = False
         self._monitor: SystemMonitor | None = None  # system metrics, when asked for
+        self._stack = stack  # the active runs of the client it was started through
         retain(stores)
 
     def __repr__(self) -> str:
@@ -173,15 +177,18 @@ class ActiveRun:
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Flush, then record the final status. Ending twice is a no-op."""
-        self._finish(status, error)
-        return self._stores.metadata.runs.get_run(self.id)
+        run = self._finish(status, error, read_back=True)
+        return run if run is not None else self._stores.metadata.runs.get_run(self.id)
 
-    def _finish(self, status: RunStatus | str, error: str | None = None) -> None:
-        """`end` without reading the run back: a `with` block discards it."""
+    def _finish(
+        self, status: RunStatus | str, error: str | None = None, *, read_back: bool = False
+    ) -> Run | None:
+        """`end`; the run is read back only if asked (a `with` block discards it), and
+        before the stores may close."""
         if self._ended:
-            return
+            return None
         self._ended = True
-        _forget(self)
+        self._stack.remove(self)
         if self._monitor is not None:
             self._monitor.stop()  # before the buffer closes: no sample after it
         try:
@@ -193,8 +200,10 @@ class ActiveRun:
                 )
                 raise
             self._stores.metadata.runs.mark_run_ended(self.id, status, error=error)
+            return self._stores.metadata.runs.get_run(self.id) if read_back else None
         finally:
-            if release(self._stores):  # the process moved to other stores meanwhile
+            # the client was closed, or the default moved to other stores, meanwhile
+            if release(self._stores):
                 self._stores.metadata.close()
 
     @property
@@ -204,10 +213,56 @@ class ActiveRun:
         return self._stores.metadata.runs.get_run(self.id)
 
 
-# -- the process's stack of active runs ----------------------------------------------------
+# -- each client's stack of active runs ----------------------------------------------------
 
-_stack: list[ActiveRun] = []
-_stack_lock = threading.Lock()
+
+class RunStack:
+    """The active runs started through one client, innermost last."""
+
+    def __init__(self) -> None:
+        self._runs: list[ActiveRun] = []
+        self._lock = threading.Lock()
+
+    def push(self, run: ActiveRun) -> None:
+        with self._lock, _stacks_lock:
+            self._runs.append(run)
+            _holding.add(self)
+
+    def remove(self, run: ActiveRun) -> None:
+        with self._lock, _stacks_lock:
+            if run in self._runs:
+                self._runs.remove(run)
+            if not self._runs:
+                _holding.discard(self)
+
+    def top(self) -> ActiveRun | None:
+        with self._lock:
+            return self._runs[-1] if self._runs else None
+
+    def runs(self) -> list[ActiveRun]:
+        """The active runs, outermost first."""
+        with self._lock:
+            return list(self._runs)
+
+
+_stacks_lock = threading.Lock()
+_holding: set[RunStack] = set()  # the stacks with active runs, which end at exit
+_client_stacks: weakref.WeakKeyDictionary[Scope, RunStack] = weakref.WeakKeyDictionary()
+_default_stack = RunStack()  # the default client's (`ll.*`)
+
+
+def _stack() -> RunStack:
+    """The active runs of the client the running code was called through."""
+    scope = current_scope()
+    if scope is None:
+        return _default_stack
+    with _stacks_lock:
+        found = _client_stacks.get(scope)
+    if found is None:
+        found = RunStack()
+        with _stacks_lock:
+            found = _client_stacks.setdefault(scope, found)
+    return found
 
 
 def start_run(
@@ -255,18 +310,17 @@ def start_run(
         tags=tags,
         artifacts=system,
     )
-    active = ActiveRun(run, opened)
-    with _stack_lock:
-        _stack.append(active)
+    stack = _stack()
+    active = ActiveRun(run, opened, stack)
+    stack.push(active)
     if monitor is not None:
         active._monitor = monitor.start(active.log_metrics, run.id)
     return active
 
 
 def active_run() -> ActiveRun | None:
-    """The innermost run started by this process and not yet ended."""
-    with _stack_lock:
-        return _stack[-1] if _stack else None
+    """The innermost run started (through this client) and not yet ended."""
+    return _stack().top()
 
 
 def _active_run_id() -> str | None:
@@ -281,8 +335,7 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None 
     """End the active run, or any run by id (e.g. one whose process was killed)."""
     if run_id is None:
         return _require_active().end(status)
-    with _stack_lock:
-        mine = next((r for r in _stack if r.id == run_id), None)
+    mine = next((r for r in _stack().runs() if r.id == run_id), None)
     if mine is not None:
         return mine.end(status)
     return stores().metadata.runs.end_run(run_id, status)
@@ -358,10 +411,8 @@ def log_input(
 
 
 def flush() -> None:
-    """Write every buffered metric point of every active run now."""
-    with _stack_lock:
-        active = list(_stack)
-    for run in active:
+    """Write every buffered metric point of every active run (of this client) now."""
+    for run in _stack().runs():
         run.flush()
 
 
@@ -370,12 +421,6 @@ def _require_active() -> ActiveRun:
     if run is None:
         raise InvalidInput("no active run", hint="wrap your code in `with ll.start_run(...):`")
     return run
-
-
-def _forget(run: ActiveRun) -> None:
-    with _stack_lock:
-        if run in _stack:
-            _stack.remove(run)
 
 
 def _parent_id(parent: ActiveRun | Run | str | None) -> str | None:
@@ -428,8 +473,9 @@ sys.excepthook = _record_uncaught
 @atexit.register
 def _end_runs_at_exit() -> None:
     """Runs still active at exit end FINISHED, or FAILED if an exception escaped."""
-    with _stack_lock:
-        leftover = list(reversed(_stack))
+    with _stacks_lock:
+        holding = list(_holding)
+    leftover = [run for stack in holding for run in reversed(stack.runs())]
     for run in leftover:
         try:
             if _uncaught:

@@ -92,7 +92,7 @@ def export_deployment(
     missing; `replicas` is the (minimum, maximum) for autoscaling. Raises InvalidInput for
     an unknown target, a bad image or replica range, or an `out_dir` that is a file.
     """
-    from loopline import __version__
+    from loopline._version import __version__
 
     if target not in TARGETS:
         raise InvalidInput(

@@ -181,9 +181,10 @@ def attach_heartbeat(
     from loopline.project import stores
 
     service: Service = app.state.service
+    opened = stores()  # the beat runs in a thread of its own: it keeps the caller's stores
     writer = HeartbeatWriter(
         lambda: served_states(service, source),
-        lambda: stores().metadata.servers,
+        lambda: opened.metadata.servers,
         address=address,
         interval=interval,
     )

@@ -61,6 +61,11 @@ class StoredDeployments:
         # the last load error of each deployment -> (revision, message, when), until a
         # revision loads (what the server's heartbeat reports, see _heartbeat)
         self.errors: dict[str, tuple[int, str, datetime]] = {}
+        # load() runs in the service's polling thread, which does not inherit the caller's
+        # context: the stores (a Client's or the default) are taken now
+        from loopline.project import stores
+
+        self._stores = stores()
 
     def names(self) -> set[str]:
         return set(self._names)
@@ -71,9 +76,13 @@ class StoredDeployments:
         At startup (nothing known) every deployment must exist; later, a deployment that
         disappeared keeps being served as it was.
         """
-        from loopline.project import stores
+        from loopline.project import Scope, bound
 
-        opened = stores()
+        with bound(Scope(self._stores)):
+            return self._load(known)
+
+    def _load(self, known: Mapping[str, int | None]) -> dict[str, EndpointModels]:
+        opened = self._stores
         revisions = opened.metadata.deployments.revisions(self._names)
         if not known:
             missing = [name for name in self._names if name not in revisions]

@@ -153,7 +153,7 @@ def create_app(
     from fastapi import FastAPI
     from starlette.exceptions import HTTPException
 
-    from loopline import __version__
+    from loopline._version import __version__
     from loopline.serving.online._fast_path import FastPath, app_class, install
     from loopline.serving.online._telemetry import telemetry_options
 
@@ -350,7 +350,7 @@ def _add_status_routes(app: "FastAPI", service: Service) -> None:
     """Model metadata and readiness (V2), health, and Prometheus metrics."""
     from fastapi.responses import Response
 
-    from loopline import __version__
+    from loopline._version import __version__
     from loopline.serving.online import _schemas as schemas
     from loopline.serving.online._metrics import CONTENT_TYPE
 
@@ -413,7 +413,7 @@ def _add_mlflow_status_routes(app: "FastAPI", service: Service) -> None:
     error), /version the version as plain text."""
     from fastapi.responses import PlainTextResponse, Response
 
-    from loopline import __version__
+    from loopline._version import __version__
     from loopline.errors import NotReady
 
     tags: list[str | Enum] = ["mlflow"]

@@ -224,7 +224,7 @@ def test_a_closed_client_refuses_calls_and_released_its_connections(
     with ll.Client(project=a_root) as client:
         with client.start_run("x") as run:
             client.log_metric("m", 1.0)
-        engine = client.stores.metadata._engine
+        engine = client.stores.metadata.db.engine
     assert engine.pool.checkedout() == 0 and engine.pool.checkedin() == 0
     with pytest.raises(InvalidInput, match="closed"):
         client.get_run(run.id)
@@ -274,7 +274,7 @@ def test_threads_started_in_a_call_write_to_the_clients_stores(
 def test_the_serving_poller_reads_the_deployments_of_the_client_it_was_made_in(
     two_projects: tuple[Path, Path],
 ) -> None:
-    from loopline.serving._stored import StoredDeployments
+    from loopline.serving.online._stored import StoredDeployments
 
     a_root, _ = two_projects
     with ll.Client(project=a_root) as a:

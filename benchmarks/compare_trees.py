@@ -56,12 +56,12 @@ def export(revision: str, into: Path) -> Path:
     return into
 
 
-def run(tree: Path, command: str) -> list[Row]:
+def run(tree: Path, command: str, cwd: Path) -> list[Row]:
     script, *args = shlex.split(command)
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, str(tree / "benchmarks" / script), *args],
-        cwd=tree / "benchmarks",
+        cwd=cwd,  # the same for both trees: a git checkout as cwd costs git queries
         env=env,
         capture_output=True,
         text=True,
@@ -85,7 +85,7 @@ def main() -> list[Row]:
             for command in options.scripts:
                 for label, tree in (("old", old), ("new", ROOT)):
                     print(f"round {round_ + 1}: {command} ({label})", flush=True)
-                    for row in run(tree, command):
+                    for row in run(tree, command, Path(scratch)):
                         found.setdefault((command, row.figure), {}).setdefault(label, []).append(
                             row
                         )

@@ -47,6 +47,7 @@ INT_RANGES = {
 FLOAT32_MAX = 3.4028234663852886e38
 # A matrix value at or above these magnitudes is looked at precisely (value_problem): the
 # float64 matrix cannot tell 2**63 - 1 (fine for a long) from 2**63 (too large).
+_INFER_VALUES = 512  # from this many values on, numpy's type discovery is the cheaper check
 _BOOL_LOOKS = 64  # values equal to 0 or 1 checked one by one; more: every value's type
 _INT_FLOAT = frozenset({int, float})
 _DICT = {dict}
@@ -246,9 +247,11 @@ def _check_rows(rows: Any, where: str) -> None:
 
 def _from_rows(values: Sequence[Sequence[Any]], schema: InputSchema) -> Block:
     if schema.only_numbers:
-        matrix = _plain_numbers(values)
+        many = len(values) * len(schema.names) >= _INFER_VALUES
+        matrix = _plain_numbers(values) if many else None
         if matrix is None and set(map(type, chain.from_iterable(values))) <= schema.number_types:
-            matrix = _matrix(values)  # nulls (NaN for matrix_ok to judge), huge integers
+            # a few rows (numpy's fixed cost is more), nulls (NaN for matrix_ok), huge ints
+            matrix = _matrix(values)
         if matrix is not None and schema.matrix_ok(matrix):
             return Block(schema.names, len(values), matrix, rows=values)
     return from_columns(list(zip(*values, strict=True)), schema, rows=values)

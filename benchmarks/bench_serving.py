@@ -24,6 +24,10 @@ up, measured in turns the same way, each compared with "fast" by its median requ
 and p99 at 8 clients and p99 at 1 client (which pays a whole write, or fdatasync, per
 request). `--only durability` runs just this comparison.
 
+Many rows (`--only bulk` for just this): the logistic regression via ONNX, 100-row bodies
+(rows/s) and one-row bodies (requests/s) at 8 clients, 5 rounds, medians, beside the
+in-process `ServedModel.predict_rows` of the same rows.
+
 Served as logged (`--only as-logged` for just this): the demo's scikit-learn models, a
 LightGBM and an XGBoost classifier, logged without an ONNX export and served with
 `--runtime auto`, measured with wrk against a bare uvicorn + httptools endpoint in the
@@ -85,6 +89,7 @@ SERVERS = {
     "native": {"logreg-native": "bench-logreg/1", "forest-native": "bench-forest/1"},
 }
 LOG_ROUNDS = 5
+BULK_ROUNDS = 5
 
 
 @dataclass
@@ -304,6 +309,56 @@ def figures(
     ]
 
 
+def bulk(root: Path, features: Any, seconds: float, rounds: int = BULK_ROUNDS) -> list[Row]:
+    """The logistic regression via ONNX (2 workers, prediction log on): rows/s for 100-row
+    bodies and requests/s for one-row bodies at 8 clients, medians of `rounds` rounds,
+    beside the in-process `ServedModel.predict_rows` of the same 100 rows (rows/s on one
+    core)."""
+    from loopline.serving import load_served
+
+    rows = features.iloc[:100].to_dict(orient="records")
+    hundred = json.dumps({"inputs": rows}).encode()
+    one = json.dumps({"inputs": rows[:1]}).encode()
+    served = load_served("bench-logreg/1")
+    inside_rows_s = 100 / (per_call_ms(lambda: served.predict_rows(rows)) / 1000)
+    port = free_port()
+    deployments = json.dumps({"logreg": "bench-logreg/1"})
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, deployments, str(port), "onnx"], cwd=root
+    )
+    bulk_rates, one_rates = [], []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base)
+        url = f"{base}/v1/deployments/logreg/predict"
+        for _ in range(rounds):
+            bulk_rates.append(asyncio.run(lean_load(url, hundred, 8, seconds)).per_second * 100)
+            one_rates.append(asyncio.run(lean_load(url, one, 8, seconds)).per_second)
+    finally:
+        server.terminate()
+        server.wait(30)
+    print(f"100-row bodies, rows/s per round: {_rounded(bulk_rates)}")
+    print(f"one-row bodies, requests/s per round: {_rounded(one_rates)}")
+    return [
+        Row(
+            "logreg via ONNX: rows/s, 100-row bodies, 8 clients (vs in-process predict_rows)",
+            statistics.median(bulk_rates),
+            inside_rows_s,
+            ">= 150,000/s",
+            unit="/s",
+            higher_is_better=True,
+        ),
+        Row(
+            "logreg via ONNX: requests/s, one-row bodies, 8 clients (same server)",
+            statistics.median(one_rates),
+            1000.0 / per_call_ms(lambda: served.predict_rows(rows[:1])),
+            ">= 3,000/s",
+            unit="/s",
+            higher_is_better=True,
+        ),
+    ]
+
+
 def logging_cost(root: Path, body: bytes, seconds: float, workers: int) -> Row:
     """Requests/s at 8 clients with the prediction log against without it (medians)."""
     servers = {}
@@ -403,7 +458,7 @@ def main() -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--client", choices=["both", "lean", "httpx"], default="both")
-    parser.add_argument("--only", choices=["all", "durability", "as-logged"], default="all")
+    parser.add_argument("--only", choices=["all", "durability", "as-logged", "bulk"], default="all")
     options = parser.parse_args()
     import httpx
 
@@ -423,6 +478,8 @@ def main() -> list[Row]:
         close()
         if options.only in ("all", "as-logged"):
             rows += measure_as_logged(root, features, options.seconds / 2)
+        if options.only in ("all", "bulk"):
+            rows += bulk(root, features, options.seconds / 2)
         one = json.dumps({"inputs": features.iloc[[0]].to_dict(orient="records")}).encode()
         hundred = json.dumps({"inputs": features.iloc[:100].to_dict(orient="records")}).encode()
         for runtime, deployments in SERVERS.items() if options.only == "all" else ():

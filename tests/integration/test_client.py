@@ -18,6 +18,7 @@ import pytest
 
 import loopline as ll
 from fixtures.stores import BACKENDS, drop_pg_schema, make_pg_schema
+from fixtures.waiting import eventually
 from loopline.config import init_project
 from loopline.errors import InvalidInput, NotFound
 
@@ -259,7 +260,7 @@ def test_threads_started_in_a_call_write_to_the_clients_stores(
             a.log_metric("m", 1.0)
             monitor = run._monitor
             assert monitor is not None
-            _wait(lambda: monitor.samples >= 1)
+            eventually(lambda: monitor.samples >= 1, message="the sampler took no sample")
             with a.bound():
                 copied = contextvars.copy_context()
             worker = threading.Thread(target=copied.run, args=(ll.log_metric, "t", 5.0))
@@ -298,12 +299,3 @@ def test_a_client_call_binds_nothing_after_it_returns(two_projects: tuple[Path, 
         assert a.call(stores) is a.stores
         assert current_scope() is None
         assert stores() is not a.stores
-
-
-def _wait(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert condition()

@@ -96,17 +96,17 @@ def _version(row: tuple[object, ...]) -> DatasetVersion:
     return DatasetVersion(
         id=str(id_),
         dataset=str(dataset),
-        version=_int(version),
+        version=as_int(version),
         manifest_hash=str(manifest_hash),
-        message=_text(message),
+        message=as_text(message),
         author=str(author),
         created_at=_utc(created_at),
-        file_count=_int(file_count),
-        total_size=_int(total_size),
-        row_count=None if row_count is None else _int(row_count),
-        schema_json=_text(schema_json),
-        profile_hash=_text(profile_hash),
-        source=_text(source),
+        file_count=as_int(file_count),
+        total_size=as_int(total_size),
+        row_count=None if row_count is None else as_int(row_count),
+        schema_json=as_text(schema_json),
+        profile_hash=as_text(profile_hash),
+        source=as_text(source),
     )
 
 
@@ -116,11 +116,12 @@ def _utc(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _int(value: object) -> int:
+def as_int(value: object) -> int:
+    """A column's integer as SQLite gave it; Unanswered for anything else."""
     if not isinstance(value, int):
         raise Unanswered(f"unexpected integer column {value!r}")
     return value
 
 
-def _text(value: object) -> str | None:
+def as_text(value: object) -> str | None:
     return None if value is None else str(value)

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from loopline.redact import redact_command, redact_text
-from loopline.store._quick import Unanswered, read_only, sqlite_path
+from loopline.store._quick import Unanswered, as_int, as_text, read_only, sqlite_path
 from loopline.store.records import (
     MAX_SEARCH_RESULTS,
     CodeVersion,
@@ -108,15 +108,15 @@ def _run(
         experiment=str(experiment),
         name=str(name),
         status=RunStatus(str(status)),
-        start_time=ms_to_datetime(_int(start)),
-        end_time=None if end is None else ms_to_datetime(_int(end)),
-        parent_id=_text(parent),
+        start_time=ms_to_datetime(as_int(start)),
+        end_time=None if end is None else ms_to_datetime(as_int(end)),
+        parent_id=as_text(parent),
         user=str(user),
         source=redact_command(str(source)),
         error=None if error is None else redact_text(str(error)),
-        code=CodeVersion(_text(commit), _text(branch), _flag(dirty), _text(patch)),
-        python_version=_text(python),
-        packages_hash=_text(packages),
+        code=CodeVersion(as_text(commit), as_text(branch), _flag(dirty), as_text(patch)),
+        python_version=as_text(python),
+        packages_hash=as_text(packages),
         deleted=deleted is not None,
         params={k: str(v) for k, v in sorted(params.get(run_id, {}).items())},
         metrics={k: _metric(v) for k, v in sorted(metrics.get(run_id, {}).items())},
@@ -130,19 +130,9 @@ def _metric(value: object) -> float:
     return stored_float(None if value is None else float(value))
 
 
-def _int(value: object) -> int:
-    if not isinstance(value, int):
-        raise Unanswered(f"unexpected integer column {value!r}")
-    return value
-
-
 def _flag(value: object) -> bool | None:
     if value is None:
         return None
     if value not in (0, 1):
         raise Unanswered(f"unexpected boolean column {value!r}")
     return bool(value)
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)

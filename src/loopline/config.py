@@ -50,6 +50,17 @@ metric_flush_interval = 1.0
 # target = "y"
 # A model with its own rules or data: [gates.MODEL] (and [gates.MODEL.evaluation]) is the
 # whole policy of the model registered as MODEL; [gates] applies to the others.
+
+# Monitoring (`loopline monitor run`, `loopline monitor watch`), one table per deployment:
+# [monitor.credit]
+# window = "1h"
+# every = "10m"
+# [monitor.credit.thresholds]
+# psi = 0.2
+# [[monitor.credit.actions]]
+# when = "drift"
+# do = "alert"
+# webhook = "${SLACK_WEBHOOK}"
 """
 
 
@@ -64,6 +75,8 @@ class Settings:
     s3_endpoint_url: str | None = None
     # the [gates] table of loopline.toml: promotion rules (read by loopline.promotion)
     gates: dict[str, object] = field(default_factory=dict, hash=False)
+    # the [monitor] table: one [monitor.DEPLOYMENT] policy each (read by loopline.monitoring)
+    monitor: dict[str, object] = field(default_factory=dict, hash=False)
 
     @property
     def state_dir(self) -> Path:
@@ -123,6 +136,7 @@ def load_settings(start: Path | None = None, *, require_project: bool = False) -
         s3_endpoint_url=os.environ.get("LOOPLINE_S3_ENDPOINT_URL")
         or _optional_str(store.get("s3_endpoint_url")),
         gates=_section(table, "gates"),
+        monitor=_section(table, "monitor"),
     )
 
 

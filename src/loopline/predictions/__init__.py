@@ -5,7 +5,7 @@ from loopline.predictions._feedback import read_feedback, record_feedback
 from loopline.predictions._reader import prediction_log_files, read_log_files, read_predictions
 from loopline.predictions._records import PredictionBatch, PredictionRecord, dropped_fields
 from loopline.predictions._spool import DEFAULT_DURABILITY, PredictionLog, check_durability
-from loopline.predictions._window import parse_since
+from loopline.predictions._window import parse_duration, parse_since
 from loopline.predictions._writer import read_rejected
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "PredictionRecord",
     "check_durability",
     "dropped_fields",
+    "parse_duration",
     "parse_since",
     "prediction_log_files",
     "read_feedback",

@@ -24,12 +24,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         raise InvalidInput(
             f"not a time: {text!r}", hint="use e.g. 30m, 1h, 2d or 2026-01-31T12:00Z"
         )
-    match = _SINCE.fullmatch(text)
-    if match is not None:
+    if _SINCE.fullmatch(text) is not None:
         now = utc(now) if now is not None else datetime.now(UTC)
-        amount, unit = float(match.group(1)), match.group(2).lower()
         try:
-            return now - timedelta(seconds=amount * _UNITS[unit])
+            return now - parse_duration(text)
         except OverflowError:
             raise InvalidInput(f"{text!r} reaches back too far") from None
     try:
@@ -40,6 +38,22 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
             hint="use e.g. 90s, 30m, 1h, 2d, 1w or 2026-01-31T12:00:00Z",
         ) from None
     return utc(moment)
+
+
+def parse_duration(text: str) -> timedelta:
+    """The length `text` names, in `parse_since`'s duration syntax: a number and one of
+    s, m, h, d, w ("90s", "1.5h", "2d"). Raises InvalidInput for anything else (an ISO
+    timestamp included) and for a length too large to represent."""
+    match = _SINCE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise InvalidInput(
+            f"not a duration: {text!r}", hint="use a number and a unit: 90s, 30m, 1h, 2d or 1w"
+        )
+    amount, unit = float(match.group(1)), match.group(2).lower()
+    try:
+        return timedelta(seconds=amount * _UNITS[unit])
+    except OverflowError:
+        raise InvalidInput(f"the duration {text!r} is too long") from None
 
 
 def window(

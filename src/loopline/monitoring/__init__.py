@@ -1,0 +1,1 @@
+"""Monitoring: drift, integrity and performance over the prediction log; policies; alerts."""

@@ -337,6 +337,7 @@ def load_policy(
     named = doc.pop("deployment", None)
     if named is not None:
         named = check.text(named, locate, ("deployment",), "a deployment name")
+        _check_name(named, locate, ("deployment",))
         if deployment is not None and named != deployment:
             raise check.fail(
                 locate,

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from loopline.errors import InvalidInput
 from loopline.monitoring import _webhook
@@ -163,6 +165,49 @@ def test_every_spelling_of_a_non_public_address_is_refused_before_connecting(
     assert delivery.error is not None and "refused" in delivery.error
     assert SECRET not in delivery.error
     assert receiver.requests == []
+
+
+NON_PUBLIC_NETWORKS = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "0.0.0.0/8",
+]
+
+
+def spellings(address: int) -> list[str]:
+    """The ways inet_aton (and so getaddrinfo) reads one IPv4 address."""
+    octets = address.to_bytes(4, "big")
+    dotted = ".".join(str(octet) for octet in octets)
+    return [
+        dotted,
+        str(address),
+        hex(address),
+        ".".join(f"0{octet:o}" for octet in octets),
+        ".".join(hex(octet) for octet in octets),
+        f"{octets[0]}.{int.from_bytes(octets[1:], 'big')}",
+        f"[::ffff:{dotted}]",
+    ]
+
+
+@st.composite
+def non_public_addresses(draw: st.DrawFn) -> int:
+    import ipaddress
+
+    network = ipaddress.ip_network(draw(st.sampled_from(NON_PUBLIC_NETWORKS)))
+    offset = draw(st.integers(0, network.num_addresses - 1))
+    return int(network.network_address) + offset
+
+
+@given(address=non_public_addresses())
+def test_no_spelling_of_any_non_public_ipv4_address_gets_through(address: int) -> None:
+    for host in spellings(address):
+        result = _webhook.post_json(f"http://{host}:9/x", b"{}", timeout=0.2, attempts=1)
+        assert not result.ok and result.attempts == 0, (host, result)
+        assert result.error is not None and "refused" in result.error
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,10 @@ YAML_MISTAKES = {
         "actions:\n  - do: alert\n    webhook: https://a.example\n    allow_hosts: a  #!",
         "expected a list",
     ),
+    "allow_hosts without a webhook": (
+        "actions:\n  - do: alert  #!\n    log: true\n    allow_hosts: [10.0.0.7]",
+        "allow_hosts applies to a webhook",
+    ),
     "repeated key": ("window: 1h\nwindow: 2h  #!", "repeated"),
     "deployment mismatch": ("deployment: fraud  #!", "not of 'credit'"),
     "deployment bad name": ("deployment: 'no spaces'  #!", "invalid deployment name"),

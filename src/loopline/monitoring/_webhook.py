@@ -216,6 +216,10 @@ def _checked_address(host: str, port: int, allow_hosts: Iterable[str], resolve: 
         raise _refused(host, "it names this machine (localhost)")
     addresses = _first_all(resolve(host, port), host)
     for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise _refused(host, f"it resolved to {address!r}, which is not an address") from None
         if normalize_host(address.split("%", 1)[0]) in allowed:
             continue
         reason = forbidden_reason(address)

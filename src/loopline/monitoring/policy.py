@@ -185,6 +185,8 @@ class Action:
                     + (f" (it has {sum(targets)})" if sum(targets) else ""),
                     hint="write one action per target to alert several",
                 )
+        if self.allow_hosts and self.webhook is None:
+            raise InvalidInput("allow_hosts applies to a webhook; this action has none")
         if self.kind == "retrain":
             if (self.train is None) == (self.command is None):
                 raise InvalidInput(

@@ -222,6 +222,7 @@ def test_no_spelling_of_any_non_public_ipv4_address_gets_through(address: int) -
         "http://127.0.0.1:99999/x",
         "http://127.0.0.1/a b",
         "http://127.0.0.1/a\r\nX-Injected: 1",
+        "http://127.0.0.1/caf\u00e9",
     ],
 )
 def test_urls_that_are_not_plain_http_are_refused(
@@ -445,6 +446,13 @@ def test_a_file_outside_the_project_is_refused_when_delivering(tmp_path: Path, p
     delivery = deliver(an_alert(), Action(kind="alert", file=path), project_root=project)
     assert not delivery.ok and delivery.error
     assert not (tmp_path / "outside.jsonl").exists() and not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_file_in_a_missing_project_is_not_created(tmp_path: Path) -> None:
+    action = Action(kind="alert", file="alerts.jsonl")
+    delivery = deliver(an_alert(), action, project_root=tmp_path / "missing")
+    assert not delivery.ok and delivery.error is not None and "no project folder" in delivery.error
+    assert not (tmp_path / "missing").exists()
 
 
 def test_a_file_through_a_symbolic_link_is_refused_when_delivering(tmp_path: Path) -> None:

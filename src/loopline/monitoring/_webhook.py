@@ -159,7 +159,7 @@ def post_json(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    secrets = [url, url.split("://", 1)[-1], path]
+    secrets = [url, url.split("://", 1)[-1], path, parts.path, parts.query]
     status: int | None = None
     error: str | None = None
     for attempt in range(1, attempts + 1):
@@ -169,7 +169,7 @@ def post_json(
             status = _send_once(parts.scheme, host, port, address, path, body, timeout)
         except ssl.SSLCertVerificationError as exc:
             return Result(target, None, f"{target}: {_scrub(exc, secrets)}", attempt)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             status, error = None, f"{target}: {_scrub(exc, secrets)}"
             continue
         if 200 <= status < 300:
@@ -202,6 +202,11 @@ def _split(url: str) -> SplitResult:
         raise InvalidInput("the webhook URL must not hold a user name or password (user@host)")
     if not parts.hostname:
         raise InvalidInput("the webhook URL names no host")
+    if not (parts.path + parts.query).isascii():
+        raise InvalidInput(
+            "the webhook URL's path holds characters that are not ASCII",
+            hint="write them percent-encoded (%C3%A9 for é)",
+        )
     return parts._replace(scheme=parts.scheme.lower())
 
 

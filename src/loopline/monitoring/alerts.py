@@ -227,6 +227,8 @@ def _to_file(alert: Alert, logical: str, project_root: Path) -> Delivery:
 
     line = json.dumps(alert.to_dict(), allow_nan=False, ensure_ascii=False) + "\n"
     data = line.encode("utf-8")
+    if not project_root.is_dir():
+        return Delivery("file", logical, False, error=f"no project folder at {project_root}")
     try:
         path = resolve_under(project_root, logical)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,9 @@ MIN_OUTCOME_ROWS = 10
 """Each class needs this many reference rows of it, and as many of other classes."""
 CROSS_FOLDS = 5
 COVERAGE_BINS = 10
-THIN_BIN_ROWS = 20
-"""A probability bin with fewer reference rows than this cannot vouch for a window's rows."""
+SPARSER = 5.0
+"""A probability bin whose share of reference rows is this many times below its share of
+window rows (or empty) cannot vouch for the window's rows there."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,13 @@ def ece(labels: Array, proba: Array, binary: bool) -> float | None:
 
 def uncovered_share(reference: Array, window: Array, binary: bool) -> tuple[float, int, int]:
     """The largest share, over the calibrated columns, of window rows whose probability
-    falls in a COVERAGE_BINS-bin of [0, 1] holding fewer than THIN_BIN_ROWS reference rows.
+    falls in a bin (COVERAGE_BINS equal-width bins over [0, 1]) where the reference rows are
+    SPARSER times rarer than the window's, or absent.
 
-    Returns (share, column, first thin bin the window uses in that column); (0.0, -1, -1)
-    for an empty window.
+    A window that merely moves within the reference's range (covariate shift CBPE handles)
+    stays covered; one whose probabilities land where the calibration data has (almost)
+    nothing does not. Returns (share, column, lowest such bin the window uses in that
+    column); (0.0, -1, -1) for an empty window.
     """
     import numpy as np
 
@@ -122,13 +126,15 @@ def uncovered_share(reference: Array, window: Array, binary: bool) -> tuple[floa
         return 0.0, -1, -1
     worst = (0.0, -1, -1)
     for j in [1] if binary else range(reference.shape[1]):
-        reference_bins = _bins(reference[:, j])
         window_bins = _bins(window[:, j])
-        thin = np.bincount(reference_bins, minlength=COVERAGE_BINS) < THIN_BIN_ROWS
-        outside = thin[window_bins]
-        share = float(outside.mean())
+        reference_share = np.bincount(_bins(reference[:, j]), minlength=COVERAGE_BINS) / len(
+            reference
+        )
+        window_share = np.bincount(window_bins, minlength=COVERAGE_BINS) / len(window)
+        sparse = reference_share * SPARSER < window_share
+        share = float(window_share[sparse].sum())
         if share > worst[0]:
-            worst = (share, j, int(window_bins[outside].min()))
+            worst = (share, j, int(np.flatnonzero(sparse & (window_share > 0))[0]))
     return worst
 
 

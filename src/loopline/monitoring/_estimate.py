@@ -17,8 +17,9 @@ Calibration (`_calibration`) first maps the probabilities through isotonic calib
 fitted on labelled reference data, when that helps there. `reliable` is None without
 reference data ("calibration unknown"), False when the raw probabilities are
 miscalibrated on the reference data (ECE > MAX_ECE) and no calibration fixed it, or when
-more than MAX_UNCOVERED_SHARE of the window's rows have probabilities in bins the
-reference data barely holds (what the calibrators learned does not reach them); else True.
+more than MAX_UNCOVERED_SHARE of the window's rows have probabilities in bins where the
+reference data is over 5 times sparser than the window or absent (`_calibration.
+uncovered_share`: what the calibration data says does not reach those rows); else True.
 
 CBPE assumes the relation from inputs to labels is the one of the reference data
 (covariate shift only): under concept drift the estimate is wrong and says nothing.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from loopline.errors import InvalidInput
 from loopline.monitoring._calibration import (
     COVERAGE_BINS,
-    THIN_BIN_ROWS,
+    SPARSER,
     Calibration,
     apply_calibration,
     fit_calibration,
@@ -262,27 +263,26 @@ def _reliability(
         "uncovered_share": share,
     }
     ece_raw = fitted.ece_raw if fitted.ece_raw is not None else 0.0
-    if share > MAX_UNCOVERED_SHARE:
-        low = first_bin / COVERAGE_BINS
-        return (
-            False,
-            f"{share:.0%} of the window's rows have probabilities of class "
-            f"{labels[column_index]!r} where the calibration data holds fewer than "
-            f"{THIN_BIN_ROWS} rows per bin (from {low:.1f} to {low + 1 / COVERAGE_BINS:.1f})",
-            described,
-        )
+    problems = []
     if not fitted.calibrated and ece_raw > MAX_ECE:
         why = (
             f"no calibrator could be fitted ({fitted.unfit})"
             if fitted.unfit is not None
             else f"calibration did not lower it (held-out ECE {fitted.ece_calibrated:.3f})"
         )
-        return (
-            False,
+        problems.append(
             f"the probabilities are miscalibrated on the calibration data (ECE {ece_raw:.3f} > "
-            f"{MAX_ECE}) and {why}",
-            described,
+            f"{MAX_ECE}) and {why}"
         )
+    if share > MAX_UNCOVERED_SHARE:
+        low = first_bin / COVERAGE_BINS
+        problems.append(
+            f"{share:.0%} of the window's rows have probabilities of class "
+            f"{labels[column_index]!r} where the calibration data is over {SPARSER:g} times "
+            f"sparser (first from {low:.1f} to {low + 1 / COVERAGE_BINS:.1f})"
+        )
+    if problems:
+        return False, "; ".join(problems), described
     if fitted.calibrated:
         reason = (
             f"calibrated on {fitted.rows} labelled rows (ECE {ece_raw:.3f} raw, "

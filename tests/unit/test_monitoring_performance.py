@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from loopline.errors import InvalidInput
-from loopline.monitoring._estimate import estimate_performance, expected_roc_auc
+from loopline.monitoring._estimate import calibrate, estimate_performance, expected_roc_auc
 from loopline.monitoring._performance import realised_performance
 
 
@@ -294,6 +294,20 @@ def test_calibration_data_brings_a_miscalibrated_estimate_closer() -> None:
     assert calibrated.reliable is True and calibrated.calibration is not None
     assert calibrated.calibration["calibrated"] is True
     assert calibrated.calibration["ece_raw"] > 0.05 > calibrated.calibration["ece_calibrated"]
+
+
+def test_a_calibration_fitted_once_gives_the_same_estimate() -> None:
+    rng = np.random.default_rng(12)
+    labels, proba = calibrated_binary(rng, 4000)
+    skewed = np.column_stack([1 - proba[:, 1] ** 2, proba[:, 1] ** 2])
+    fitted = calibrate(labels[1000:], skewed[1000:], [0, 1])
+    once = estimate_performance(skewed[:1000], [0, 1], calibration=fitted)
+    each_time = estimate_performance(
+        skewed[:1000], [0, 1], calibration=(labels[1000:], skewed[1000:])
+    )
+    assert once == each_time and fitted.calibrated
+    with pytest.raises(InvalidInput, match=r"fitted for classes \[0, 1\], not \['no', 'yes'\]"):
+        estimate_performance(skewed[:1000], ["no", "yes"], calibration=fitted)
 
 
 def test_a_calibrated_model_keeps_its_probabilities() -> None:

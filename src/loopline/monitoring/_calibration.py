@@ -42,7 +42,8 @@ class Calibration:
     `calibrators` is one fitted isotonic regression per calibrated column (binary: the
     positive class; multiclass: every class), empty when calibration is not used.
     `ece_calibrated` is the cross-validated held-out ECE after calibration (None when no
-    calibrator could be fitted); `unfit` says why none could be.
+    calibrator could be fitted); `unfit` says why none could be. `reference` holds the
+    reference probabilities (for coverage), `classes` the classes they were fitted for.
     """
 
     rows: int
@@ -51,6 +52,7 @@ class Calibration:
     calibrators: tuple[Any, ...]
     unfit: str | None
     reference: Array
+    classes: tuple[Any, ...]
 
     @property
     def calibrated(self) -> bool:
@@ -67,7 +69,7 @@ def fit_calibration(labels: Array, proba: Array, names: list[Any]) -> Calibratio
     ece_raw = ece(labels, proba, binary)
     unfit = _unfit(labels, names)
     if unfit is not None:
-        return Calibration(len(labels), ece_raw, None, (), unfit, proba)
+        return Calibration(len(labels), ece_raw, None, (), unfit, proba, tuple(names))
     rng = np.random.default_rng(0)
     folds = np.array_split(rng.permutation(len(labels)), CROSS_FOLDS)
     raw_scores, calibrated_scores = [], []
@@ -81,7 +83,7 @@ def fit_calibration(labels: Array, proba: Array, names: list[Any]) -> Calibratio
     ece_calibrated = float(np.mean([s for s in calibrated_scores if s is not None]))
     helps = ece_calibrated < float(np.mean([s for s in raw_scores if s is not None]))
     calibrators = _fit(labels, proba, binary) if helps else ()
-    return Calibration(len(labels), ece_raw, ece_calibrated, calibrators, None, proba)
+    return Calibration(len(labels), ece_raw, ece_calibrated, calibrators, None, proba, tuple(names))
 
 
 def apply_calibration(calibrators: tuple[Any, ...], proba: Array, binary: bool) -> Array:

@@ -95,11 +95,21 @@ class EstimatedPerformance:
         }
 
 
+def calibrate(labels: Any, probabilities: Any, classes: Sequence[Any]) -> Calibration:
+    """Fit CBPE's calibration on labelled reference data once, to reuse across windows
+    or segments (`estimate_performance(..., calibration=calibrate(...))`).
+
+    Returns a Calibration. Raises InvalidInput as estimate_performance does for its
+    `calibration` pair.
+    """
+    return _fit((labels, probabilities), checked_classes(classes))
+
+
 def estimate_performance(
     probabilities: Any,
     classes: Sequence[Any],
     *,
-    calibration: tuple[Any, Any] | None = None,
+    calibration: tuple[Any, Any] | Calibration | None = None,
     predictions: Any = None,
 ) -> EstimatedPerformance:
     """Estimate a classifier's accuracy, f1 and ROC AUC on a window from its probabilities.
@@ -108,12 +118,14 @@ def estimate_performance(
     the probability of classes[1], also does). `predictions` are the labels the model
     returned (default: the class of the highest probability); give them when the model
     decides with another threshold. `calibration` is `(labels, probabilities)` of labelled
-    reference data (the same model's probabilities on it).
+    reference data (the same model's probabilities on it), or what `calibrate` fitted on
+    such data.
 
     Returns an EstimatedPerformance; with no rows every metric is None ("no rows").
     Raises InvalidInput for probabilities of the wrong shape, NaN or infinite, outside
     [0, 1] or rows not summing to 1, fewer than 2 classes, predictions or calibration
-    labels that match no class or differ in length, or empty calibration data.
+    labels that match no class or differ in length, empty calibration data, or a fitted
+    calibration of other classes.
     """
     labels = checked_classes(classes)
     proba = probability_matrix(probabilities, len(labels), None, "probabilities")
@@ -155,6 +167,13 @@ def _predicted(predictions: Any, proba: Array, labels: list[Any]) -> Array:
 
 
 def _fit(calibration: Any, labels: list[Any]) -> Calibration:
+    if isinstance(calibration, Calibration):
+        if list(calibration.classes) != labels:
+            raise InvalidInput(
+                f"the calibration was fitted for classes {list(calibration.classes)[:10]}, "
+                f"not {labels[:10]}"
+            )
+        return calibration
     if not isinstance(calibration, tuple | list) or len(calibration) != 2:
         raise InvalidInput(
             "calibration must be a pair (labels, probabilities) of labelled reference data"

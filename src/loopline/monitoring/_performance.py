@@ -10,7 +10,8 @@ The metrics and their names are evaluation's own (`loopline.evaluation._metrics`
     regression   rmse mae r2 mape
 
 Labels are matched to the classes as `_performance_inputs.class_indexes` documents ("1",
-1 and True name the class 1). A metric that is undefined on the rows is None, and
+1 and True name the class 1); regression labels and predictions may be numbers or numeric
+text ("2.5"). A metric that is undefined on the rows is None, and
 `reasons` says why; `to_dict()` never holds NaN or infinity. Floats are not rounded: the
 report rounds when it renders.
 """

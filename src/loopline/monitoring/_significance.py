@@ -65,7 +65,7 @@ class Significance:
     mean_b: float | None
     difference: float | None
     confidence_interval: tuple[float, float] | None
-    confidence: float
+    alpha: float
     statistic: float | None
     p_value: float | None
     better: str | None
@@ -77,9 +77,14 @@ class Significance:
     samples_reason: str | None
 
     @property
+    def confidence(self) -> float:
+        """The confidence level of the interval: 1 - alpha."""
+        return 1.0 - self.alpha
+
+    @property
     def significant(self) -> bool:
-        """Whether p < alpha (alpha = 1 - confidence)."""
-        return self.p_value is not None and self.p_value < 1.0 - self.confidence
+        """Whether p < alpha."""
+        return self.p_value is not None and self.p_value < self.alpha
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy: plain str, int, float, bool, None, lists and dicts; no NaN."""
@@ -93,6 +98,7 @@ class Significance:
             "mean_b": self.mean_b,
             "difference": self.difference,
             "confidence_interval": None if interval is None else list(interval),
+            "alpha": self.alpha,
             "confidence": self.confidence,
             "statistic": self.statistic,
             "p_value": self.p_value,
@@ -166,7 +172,7 @@ def compare_versions(
         mean_b=arm_b.mean,
         difference=difference,
         confidence_interval=interval,
-        confidence=1.0 - alpha,
+        alpha=alpha,
         statistic=statistic,
         p_value=p_value,
         better=better,

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -439,3 +441,37 @@ def test_bad_estimate_input_is_refused(
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
         estimate_performance(*arguments, **keywords)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 2), min_size=1, max_size=40),
+    shift=st.integers(0, 2),
+)
+def test_labels_as_text_give_the_same_metrics_as_integers(labels: list[int], shift: int) -> None:
+    predictions = [(label + shift) % 3 if i % 2 else label for i, label in enumerate(labels)]
+    as_integers = realised_performance("multiclass", labels, predictions, None, [0, 1, 2])
+    as_text = realised_performance(
+        "multiclass", [str(v) for v in labels], predictions, None, [0, 1, 2]
+    )
+    assert as_text.metrics == as_integers.metrics
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    weights=st.lists(
+        st.lists(st.floats(0, 1, allow_nan=False), min_size=3, max_size=3), min_size=1, max_size=30
+    ).filter(lambda rows: all(sum(row) > 1e-6 for row in rows)),
+    with_calibration=st.booleans(),
+)
+def test_any_probabilities_give_a_json_ready_estimate(
+    weights: list[list[float]], with_calibration: bool
+) -> None:
+    proba = np.array(weights) / np.array(weights).sum(axis=1, keepdims=True)
+    labels = np.array(["a", "b", "c"])[np.arange(len(proba)) % 3]
+    calibration = (labels, proba) if with_calibration else None
+    result = estimate_performance(proba, ["a", "b", "c"], calibration=calibration)
+    payload = json_safe(result.to_dict())
+    for name, value in payload["metrics"].items():
+        assert (value is None) == (name in payload["reasons"])
+        assert value is None or -1e-9 <= value <= 1 + 1e-9

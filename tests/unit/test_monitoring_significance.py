@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from loopline.errors import InvalidInput
@@ -170,6 +172,13 @@ def test_degenerate_arms_give_no_p_value_and_a_reason(
     assert payload["p_value"] is None and payload["count_a"] == len(a)
 
 
+def test_tiny_errors_do_not_underflow_welchs_degrees_of_freedom() -> None:
+    a, b = [0.0, 1e-150, 2e-150], [0.0, 3e-150, 1e-150, 5e-150]
+    result = compare_versions(a, b, metric="absolute_error")
+    reference = stats.ttest_ind(np.array(b) * 1e150, np.array(a) * 1e150, equal_var=False)
+    assert result.p_value == pytest.approx(reference.pvalue)
+
+
 def test_to_dict_is_json_ready() -> None:
     rng = np.random.default_rng(7)
     result = compare_versions(rng.random(50) < 0.6, rng.random(60) < 0.5, metric="accuracy")
@@ -226,3 +235,39 @@ def test_bad_outcomes_are_refused(a: Any, metric: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as caught:
         compare_versions(a, [1, 0, 1], metric=metric)
     assert "the outcomes of a" in str(caught.value)
+
+
+outcomes_01 = st.lists(st.integers(0, 1), max_size=30)
+errors = st.lists(st.floats(0, 1e6, allow_nan=False, allow_infinity=False), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    a=outcomes_01,
+    b=outcomes_01,
+    alpha=st.floats(0.001, 0.5),
+    effect=st.none() | st.floats(0.01, 0.5),
+)
+def test_any_small_accuracy_arms_give_a_json_ready_result(
+    a: list[int], b: list[int], alpha: float, effect: float | None
+) -> None:
+    result = compare_versions(a, b, metric="accuracy", alpha=alpha, minimum_effect=effect)
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert (result.p_value is None) == (result.reason is not None)
+    if result.p_value is not None:
+        assert 0.0 <= result.p_value <= 1.0
+        low, high = result.confidence_interval  # type: ignore[misc]
+        assert low <= result.difference <= high  # type: ignore[operator]
+    if result.samples_needed is not None:
+        assert min(result.samples_needed.values()) >= 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(a=errors, b=errors, power=st.floats(0.5, 0.99))
+def test_any_small_error_arms_give_a_json_ready_result(
+    a: list[float], b: list[float], power: float
+) -> None:
+    result = compare_versions(a, b, metric="squared_error", power=power)
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert (result.p_value is None) == (result.reason is not None)
+    assert (result.samples_needed is None) == (result.samples_reason is not None)

@@ -239,9 +239,10 @@ def _test(a: _Arm, b: _Arm, alpha: float, proportions: bool) -> _Tested:
         if error == 0:
             still = f"no variation within either arm (a is {a.mean:g} on every row, b {b.mean:g})"
             return None, None, None, still
-        freedom = (share_a + share_b) ** 2 / (
-            share_a**2 / (a.count - 1) + share_b**2 / (b.count - 1)
-        )
+        # Welch-Satterthwaite on the shares of the variance: the same value, but free of
+        # underflow when the variances are tiny
+        part_a, part_b = share_a / error**2, share_b / error**2
+        freedom = 1.0 / (part_a**2 / (a.count - 1) + part_b**2 / (b.count - 1))
         statistic = difference / error
         p_value = float(2 * stats.t.sf(abs(statistic), freedom))
         critical = float(stats.t.ppf(1 - alpha / 2, freedom))

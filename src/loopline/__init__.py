@@ -59,6 +59,7 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "trace",
 ]
 
 _STORE_NAMES = {"Experiment", "MetricPoint", "Run", "RunStatus"}
@@ -81,6 +82,8 @@ def _home(name: str) -> str | None:
         return "loopline.client"
     if name == "autolog":
         return "loopline.models.autolog"
+    if name == "trace":
+        return "loopline.monitoring.trace"
     return "loopline.tracking" if name in __all__ else None
 
 
@@ -89,6 +92,7 @@ if TYPE_CHECKING:
     from loopline.client import Client
     from loopline.evaluation import evaluate
     from loopline.models.autolog import autolog
+    from loopline.monitoring.trace import trace
     from loopline.serving import deployments
     from loopline.store import Experiment, MetricPoint, Run, RunStatus
     from loopline.tracking import (

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         Registry,
     )
     from loopline.evaluation import Evaluation as EvaluationReport
+    from loopline.monitoring.trace import Trace
     from loopline.registry import ModelRef, ModelVersion
     from loopline.store import Experiment, MetricPoint, Run, RunLink, RunStatus
     from loopline.tracking import ActiveRun, DataFrameInput
@@ -199,6 +200,15 @@ class Client:
             trusted=trusted,
             allow_pickle=allow_pickle,
         )
+
+    def trace(
+        self, request_id: str, *, row: int | None = None, deployment: str | None = None
+    ) -> Trace:
+        """`ll.trace` in this client's project: one logged prediction and everything
+        behind it."""
+        from loopline.monitoring.trace import trace
+
+        return self.call(trace, request_id, row=row, deployment=deployment)
 
     # -- tracking: runs started through this client ------------------------------------
 

@@ -32,6 +32,7 @@ COMMANDS = {
     "predict": ("_batch", "predict"),
     "fsck": ("_maintenance", "fsck"),
     "gc": ("_maintenance", "gc"),
+    "trace": ("_trace", "trace"),
     "db": ("_project", "db"),
     "experiments": ("_experiments", "app"),
     "runs": ("_runs", "app"),

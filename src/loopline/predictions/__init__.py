@@ -2,6 +2,7 @@
 
 from loopline.predictions._block import Block
 from loopline.predictions._feedback import read_feedback, record_feedback
+from loopline.predictions._lookup import check_request_id, read_request
 from loopline.predictions._reader import prediction_log_files, read_log_files, read_predictions
 from loopline.predictions._records import PredictionBatch, PredictionRecord, dropped_fields
 from loopline.predictions._spool import DEFAULT_DURABILITY, PredictionLog, check_durability
@@ -15,6 +16,7 @@ __all__ = [
     "PredictionLog",
     "PredictionRecord",
     "check_durability",
+    "check_request_id",
     "dropped_fields",
     "parse_duration",
     "parse_since",
@@ -22,6 +24,7 @@ __all__ = [
     "read_feedback",
     "read_log_files",
     "read_predictions",
+    "read_request",
     "read_rejected",
     "record_feedback",
 ]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from loopline.project import Stores
+    from loopline.store.predictions import PredictionLogFile
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ def prediction_log_files(
     check_deployment_name(deployment)
     since, until = window(since, until)
     opened = resolve_stores(stores)
-    files = opened.metadata.predictions.files(deployment, since, until)
+    return local_copies(opened.metadata.predictions.files(deployment, since, until), opened)
+
+
+def local_copies(files: Sequence[PredictionLogFile], opened: Stores) -> list[Path]:
+    """Local copies of indexed log files, fetched (verified) into the cache if need be."""
     cache = opened.settings.state_dir / "cache" / "prediction-log"
     paths = []
     for entry in files:
@@ -96,10 +101,10 @@ def read_log_files(
         table = (
             relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
         )
-    return _with_dropped_fields(table.replace_schema_metadata(None))
+    return with_dropped_fields(table.replace_schema_metadata(None))
 
 
-def _with_dropped_fields(table: pa.Table) -> pa.Table:
+def with_dropped_fields(table: pa.Table) -> pa.Table:
     """`table` with a `dropped_fields` column (null where files older than it are read)."""
     import pyarrow as pa
 

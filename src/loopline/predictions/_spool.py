@@ -99,6 +99,7 @@ from loopline.predictions._parquet import (
     utc_hour,
 )
 from loopline.predictions._records import PredictionBatch
+from loopline.predictions._request_filter import file_filter
 from loopline.predictions._writer import spool_group
 
 if TYPE_CHECKING:
@@ -490,6 +491,7 @@ class PredictionLog:
     def _deliver_file(self, path: Path) -> None:
         try:
             info = spool_file_info(path)
+            request_filter = file_filter(path)
         except FileNotFoundError:
             return  # another process delivered it meanwhile
         except (ValueError, KeyError, TypeError) as exc:  # not a log file (pyarrow: ValueError)
@@ -505,6 +507,7 @@ class PredictionLog:
                 first_time=info["first_time"],
                 last_time=info["last_time"],
                 size_bytes=blob.size,
+                request_filter=request_filter,
             )
         except NotFound:
             return  # the file vanished: another process delivered it

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -357,6 +358,21 @@ prediction_log_files = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "deployment", "hour"),
     Index(None, "deployment", "blob_hash", unique=True),  # a redelivered file is indexed once
+)
+
+# A log file's membership filter of request ids (predictions/_request_filter.py): `bits`
+# is `blocks` blocks of 64 bytes; files indexed before filters existed have no row here.
+prediction_log_request_filters = Table(
+    "prediction_log_request_filters",
+    metadata,
+    Column(
+        "file_id",
+        String(32),
+        ForeignKey("prediction_log_files.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("blocks", Integer, nullable=False),
+    Column("bits", LargeBinary, nullable=False),
 )
 
 # Ground truth sent back for a logged request (row: which row of a multi-row request).

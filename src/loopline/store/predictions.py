@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Integer, LargeBinary, Row, cast, func, literal, select
 
 from loopline.errors import Conflict, InvalidInput
-from loopline.store._schema import prediction_feedback, prediction_log_files
+from loopline.store._schema import (
+    prediction_feedback,
+    prediction_log_files,
+    prediction_log_request_filters,
+)
 from loopline.store.deployments import check_deployment_name
 from loopline.store.records import new_id
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 HOUR = timedelta(hours=1)
+FILTER_BLOCK_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,15 @@ class PredictionLogFile:
     last_time: datetime
     size_bytes: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """A log file's membership filter of request ids (see predictions/_request_filter.py):
+    `bits` is `blocks` blocks of FILTER_BLOCK_BYTES bytes."""
+
+    blocks: int
+    bits: bytes
 
 
 @dataclass(frozen=True)
@@ -77,10 +91,13 @@ class PredictionStore:
         first_time: datetime,
         last_time: datetime,
         size_bytes: int,
+        request_filter: RequestFilter | None = None,
     ) -> bool:
-        """Index a stored log file; False (and nothing written) if it is indexed already.
+        """Index a stored log file (with the filter of its request ids, if given); False
+        (and nothing written) if it is indexed already.
 
-        Raises InvalidInput for a bad deployment name or hash, or `hour` not on the hour.
+        Raises InvalidInput for a bad deployment name or hash, `hour` not on the hour, or
+        a filter whose size is not `blocks` blocks.
         """
         check_deployment_name(deployment)
         if not isinstance(blob_hash, str) or not _DIGEST.fullmatch(blob_hash):
@@ -88,13 +105,15 @@ class PredictionStore:
         hour = _aware(hour, "hour")
         if hour != floor_hour(hour):
             raise InvalidInput(f"hour must be on the hour (UTC), got {hour.isoformat()}")
+        _check_filter(request_filter)
         if self._indexed(deployment, blob_hash):
             return False
+        file_id = new_id()
         try:
             with self._db.write("index prediction log file") as conn:
                 conn.execute(
                     prediction_log_files.insert().values(
-                        id=new_id(),
+                        id=file_id,
                         deployment=deployment,
                         hour=hour,
                         blob_hash=blob_hash,
@@ -105,6 +124,14 @@ class PredictionStore:
                         created_at=datetime.now(UTC),
                     )
                 )
+                if request_filter is not None:
+                    conn.execute(
+                        prediction_log_request_filters.insert().values(
+                            file_id=file_id,
+                            blocks=request_filter.blocks,
+                            bits=request_filter.bits,
+                        )
+                    )
         except Conflict:
             if self._indexed(deployment, blob_hash):
                 return False  # another process delivered the same file meanwhile
@@ -131,6 +158,52 @@ class PredictionStore:
         stmt = stmt.order_by(table.first_time, table.blob_hash)
         with self._db.read() as conn:
             return [_file(row) for row in conn.execute(stmt)]
+
+    def files_for_request(
+        self, block_hash: int, deployment: str | None = None
+    ) -> list[tuple[PredictionLogFile, bytes | None]]:
+        """Every indexed file (of `deployment`, or of all), by time, each with the one
+        block of its request filter that `block_hash` picks (block_hash % blocks), or None
+        for a file indexed without a filter. Moves 64 bytes per file, not the filters."""
+        if deployment is not None:
+            check_deployment_name(deployment)
+        if type(block_hash) is not int or not 0 <= block_hash < 2**31:
+            raise InvalidInput(f"block_hash must be an integer in [0, 2**31), got {block_hash!r}")
+        files, filters = prediction_log_files, prediction_log_request_filters
+        start = cast((literal(block_hash) % filters.c.blocks) * FILTER_BLOCK_BYTES + 1, Integer)
+        block = func.substr(filters.c.bits, start, FILTER_BLOCK_BYTES, type_=LargeBinary)
+        stmt = select(files, block.label("filter_block")).select_from(
+            files.outerjoin(filters, filters.c.file_id == files.c.id)
+        )
+        if deployment is not None:
+            stmt = stmt.where(files.c.deployment == deployment)
+        stmt = stmt.order_by(files.c.first_time, files.c.blob_hash)
+        with self._db.read() as conn:
+            return [
+                (_file(row), None if row.filter_block is None else bytes(row.filter_block))
+                for row in conn.execute(stmt)
+            ]
+
+    def feedback_for_request(self, deployment: str, request_id: str) -> list[FeedbackRecord]:
+        """The newest label of each row of one request of `deployment`, by row."""
+        check_deployment_name(deployment)
+        table = prediction_feedback.c
+        stmt = (
+            select(table.request_id, table.row, table.label_json, table.time)
+            .where(table.deployment == deployment, table.request_id == request_id)
+            .order_by(table.row, table.seq.desc())
+        )
+        newest: dict[int, FeedbackRecord] = {}
+        with self._db.read() as conn:
+            for row in conn.execute(stmt):
+                if int(row.row) not in newest:
+                    newest[int(row.row)] = FeedbackRecord(
+                        request_id=str(row.request_id),
+                        row=int(row.row),
+                        label_json=str(row.label_json),
+                        time=_utc(row.time),
+                    )
+        return list(newest.values())
 
     def _indexed(self, deployment: str, blob_hash: str) -> bool:
         table = prediction_log_files.c
@@ -211,6 +284,21 @@ class PredictionStore:
 def floor_hour(moment: datetime) -> datetime:
     """The start of the UTC hour holding `moment` (aware)."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _check_filter(request_filter: RequestFilter | None) -> None:
+    if request_filter is None:
+        return
+    if not isinstance(request_filter, RequestFilter):
+        raise InvalidInput(f"request_filter must be a RequestFilter, got {request_filter!r}")
+    blocks, bits = request_filter.blocks, request_filter.bits
+    if type(blocks) is not int or blocks < 1 or not isinstance(bits, bytes):
+        raise InvalidInput(f"a request filter needs blocks >= 1 and bytes, got {blocks!r}")
+    if len(bits) != blocks * FILTER_BLOCK_BYTES:
+        raise InvalidInput(
+            f"a request filter of {blocks} blocks holds {blocks * FILTER_BLOCK_BYTES} bytes, "
+            f"got {len(bits)}"
+        )
 
 
 def _aware(moment: datetime, what: str) -> datetime:

@@ -5,9 +5,8 @@ stores (SQLite and PostgreSQL), a real server on a real port, real Parquet log f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -90,7 +89,7 @@ def _serve(rows: list[dict[str, Any]], count: int, *, bodies: int = 1) -> list[h
 
 
 @pytest.fixture
-def served(project: Stores) -> Iterator[Served]:
+def served(project: Stores) -> Served:
     """credit@1 (validated), two runs reading it (credit-model/1 and /2), /1 gated,
     approved and promoted; deployment "credit" serves /1, then /2 as a 50% canary."""
     table = _table()
@@ -122,7 +121,7 @@ def served(project: Stores) -> Iterator[Served]:
     ]
     record_feedback("credit", labels)
     record_feedback("credit", {"request_id": ids[0], "label": 0})  # a later label wins
-    yield Served(
+    return Served(
         before_canary=ids,
         canary=by_version["credit-model/2"],
         champion_after=by_version["credit-model/1"],
@@ -220,9 +219,7 @@ def test_rows_of_a_request_and_bad_row_numbers(served: Served) -> None:
             ll.trace(served.two_rows, row=bad)  # type: ignore[arg-type]
 
 
-def test_the_cli_prints_panels_and_json(
-    served: Served, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_cli_prints_panels_and_json(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["trace", served.canary[0]]) == 0
     out = capsys.readouterr().out
     for text in ("Deployment revision", "canary (50% of requests)", "credit-model/2",
@@ -270,10 +267,12 @@ T0 = datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
 
 
 def _record(request_id: str, deployment: str, version: str, rows: int = 1) -> PredictionRecord:
-    from loopline.serving._inputs import InputSchema, rows_block
     from loopline.packaging import ColumnSpec
+    from loopline.serving._inputs import InputSchema, rows_block
 
-    schema = InputSchema([ColumnSpec("age", "double"), ColumnSpec("income", "double", nullable=True)])
+    schema = InputSchema(
+        [ColumnSpec("age", "double"), ColumnSpec("income", "double", nullable=True)]
+    )
     inputs = [{"age": 30.0 + i, "income": None if i else 10.0} for i in range(rows)]
     return PredictionRecord(
         request_id=request_id,

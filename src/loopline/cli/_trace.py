@@ -187,7 +187,12 @@ def _promotion_panel(found: Trace) -> RenderableType:
         verdict = "passed" if gate["passed"] else f"failed {len(failed)} rules"
         table.add_row(gate["time"], "gates", gate["actor"], verdict)
     for approval in promotion["approvals"]:
-        table.add_row(approval["time"], f"approval ({approval['stage']})", approval["actor"], approval["reason"])
+        table.add_row(
+            approval["time"],
+            f"approval ({approval['stage']})",
+            approval["actor"],
+            approval["reason"],
+        )
     for event in promotion["events"]:
         table.add_row(event["time"], event["action"], event["actor"], event["reason"] or "")
     if not table.rows:
@@ -213,4 +218,7 @@ def _pairs(pairs: dict[str, Any]) -> RenderableType:
 
 
 def _flat(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: json.dumps(value) if isinstance(value, dict | list) else value for key, value in values.items()}
+    return {
+        key: json.dumps(value) if isinstance(value, dict | list) else value
+        for key, value in values.items()
+    }

@@ -36,6 +36,11 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def safe_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    """json_safe for a mapping, typed as the dict it returns."""
+    return {str(key): json_safe(item) for key, item in value.items()}
+
+
 def prediction_section(row: Mapping[str, Any], rows: int) -> dict[str, Any]:
     """The row as logged: inputs, output, probabilities, shadow, time, latency, endpoint."""
     shadow = None
@@ -46,7 +51,7 @@ def prediction_section(row: Mapping[str, Any], rows: int) -> dict[str, Any]:
             "probabilities": row.get("shadow_probabilities"),
             "error": row.get("shadow_error"),
         }
-    return json_safe(
+    return safe_dict(
         {
             "inputs": row.get("inputs"),
             "output": row.get("prediction"),
@@ -74,7 +79,7 @@ def revision_in_force(
 
 
 def revision_section(revision: DeploymentRevision, current: int) -> dict[str, Any]:
-    return json_safe(
+    return safe_dict(
         {
             "revision": revision.revision,
             "action": revision.action,
@@ -114,7 +119,8 @@ def routing_section(
         versions = [arm["model"] if arm else None for arm in arms]
         if model_version in versions:
             at = versions.index(model_version)
-            found.update(chosen_by="ab", arm=at, ref=arms[at]["ref"] if arms[at] else None)
+            chosen = arms[at]
+            found.update(chosen_by="ab", arm=at, ref=None if chosen is None else chosen["ref"])
             found["share_percent"] = round(100.0 / len(arms), 6)
     elif canary and model_version == canary["model"]:
         found.update(chosen_by="canary", share_percent=weight, ref=canary["ref"])
@@ -158,7 +164,7 @@ def model_section(opened: Stores, version: ModelVersion, runtime: str | None) ->
             source = opened.metadata.models.get_version_by_id(version.source_version_id).ref
         except NotFound:
             source = None
-    return json_safe(
+    return safe_dict(
         {
             "ref": version.ref,
             "id": version.id,
@@ -198,7 +204,7 @@ def run_section(opened: Stores, run_id: str) -> dict[str, Any] | None:
         run = opened.metadata.runs.get_run(run_id)
     except (NotFound, InvalidInput):
         return None
-    return json_safe(
+    return safe_dict(
         {
             "id": run.id,
             "name": run.name,
@@ -221,9 +227,7 @@ def run_section(opened: Stores, run_id: str) -> dict[str, Any] | None:
 def dataset_sections(opened: Stores, run_id: str) -> list[dict[str, Any]]:
     """The dataset versions the run read, each with its stored validation results."""
     try:
-        links = opened.metadata.runs.list_links(
-            run_id, Direction.INPUT, LinkKind.DATASET_VERSION
-        )
+        links = opened.metadata.runs.list_links(run_id, Direction.INPUT, LinkKind.DATASET_VERSION)
     except (NotFound, InvalidInput):
         return []
     found = []
@@ -244,7 +248,7 @@ def dataset_sections(opened: Stores, run_id: str) -> list[dict[str, Any]]:
             for check in opened.metadata.datasets.list_validations(version.id)
         ]
         found.append(
-            json_safe(
+            safe_dict(
                 {
                     "ref": version.ref,
                     "id": version.id,
@@ -293,7 +297,7 @@ def promotion_section(opened: Stores, version: ModelVersion) -> dict[str, Any]:
         }
         for e in opened.metadata.audit.list_events(object_id=version.ref, limit=1000)
     ]
-    return json_safe(
+    return safe_dict(
         {
             "gate_checks": sorted(gates, key=lambda g: g["time"]),
             "approvals": sorted(approvals, key=lambda a: a["time"]),

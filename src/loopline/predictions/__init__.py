@@ -24,7 +24,7 @@ __all__ = [
     "read_feedback",
     "read_log_files",
     "read_predictions",
-    "read_request",
     "read_rejected",
+    "read_request",
     "record_feedback",
 ]

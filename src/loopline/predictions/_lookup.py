@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def check_request_id(request_id: object) -> str:
     """A request id is 1-64 letters, digits, '_' or '-'; raises InvalidInput otherwise."""
     if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
@@ -57,7 +58,9 @@ def read_request(
     wanted = probe(request_id)
     indexed = opened.metadata.predictions.files_for_request(wanted.block_hash, deployment)
     candidates = [entry for entry, block in indexed if wanted.found_in(block)]
-    log.debug("request %s: %d of %d log files may hold it", request_id, len(candidates), len(indexed))
+    log.debug(
+        "request %s: %d of %d log files may hold it", request_id, len(candidates), len(indexed)
+    )
     if not candidates:
         return empty_predictions()
     params: dict[str, Any] = {

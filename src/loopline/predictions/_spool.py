@@ -27,7 +27,8 @@ never costs the others: it is written, with the reason, as a JSON line to
 `prediction-log/rejected/<deployment>/` and the rest of its group to the spool (see
 _writer.py; `read_rejected(deployment)` reads them back). The log's thread then
 delivers spooled files: stores each in the artifact store, indexes it in the metadata
-store (`prediction_log_files`), and deletes it. When a store is unavailable the files
+store (`prediction_log_files`, with a filter of its request ids for `loopline trace`: see
+_request_filter.py), and deletes it. When a store is unavailable the files
 stay in the spool and delivery is retried with a backoff of 1 s doubling to 60 s; a new
 PredictionLog delivers whatever an earlier process left behind, and converts the journal
 segments of processes that died. Indexing is idempotent (by content hash), so a file

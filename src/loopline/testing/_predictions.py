@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from loopline.errors import InvalidInput
 from loopline.store import MetadataStore
+from loopline.store.predictions import FILTER_BLOCK_BYTES, RequestFilter
 from loopline.testing._common import Check, raises
 
 H0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -114,10 +115,72 @@ def check_feedback_newest_label_per_row(store: MetadataStore) -> None:
     raises(InvalidInput, lambda: predictions.feedback("churn", until=datetime(2026, 1, 1)))
 
 
+def check_request_filters_hand_back_one_block_per_file(store: MetadataStore) -> None:
+    """A file's filter is stored with its index row; a lookup gets, per file, the block
+    that the hash picks (hash % blocks), or None for a file indexed without a filter."""
+    predictions = store.predictions
+    blocks = [bytes([number]) * FILTER_BLOCK_BYTES for number in range(3)]
+    with_filter = RequestFilter(blocks=3, bits=b"".join(blocks))
+    assert predictions.add_file(
+        "churn",
+        hour=H0,
+        blob_hash="c3" * 32,
+        rows=1,
+        first_time=H0,
+        last_time=H0,
+        size_bytes=1,
+        request_filter=with_filter,
+    )
+    _index(store, "churn", H0 + HOUR, "d4" * 32)  # indexed before filters existed
+    _index(store, "other", H0, "e5" * 32)
+    for block_hash in (0, 1, 2, 3, 2**31 - 1):
+        found = predictions.files_for_request(block_hash, "churn")
+        assert [(f.blob_hash, block) for f, block in found] == [
+            ("c3" * 32, blocks[block_hash % 3]),
+            ("d4" * 32, None),
+        ]
+    assert len(predictions.files_for_request(5)) == 3  # every deployment's files
+    assert predictions.files_for_request(5, "nothing-yet") == []
+
+    def bad_filter(blocks: int, bits: object) -> bool:
+        return predictions.add_file(
+            "churn",
+            hour=H0,
+            blob_hash="f6" * 32,
+            rows=1,
+            first_time=H0,
+            last_time=H0,
+            size_bytes=1,
+            request_filter=RequestFilter(blocks=blocks, bits=bits),  # type: ignore[arg-type]
+        )
+
+    raises(InvalidInput, lambda: bad_filter(2, b"\0" * FILTER_BLOCK_BYTES))
+    raises(InvalidInput, lambda: bad_filter(0, b""))
+    raises(InvalidInput, lambda: bad_filter(1, "x" * FILTER_BLOCK_BYTES))
+    raises(InvalidInput, lambda: predictions.files_for_request(-1))
+    raises(InvalidInput, lambda: predictions.files_for_request(2**31))
+    raises(InvalidInput, lambda: predictions.files_for_request(1, "a/b"))
+    assert len(predictions.files("churn")) == 2  # nothing written by a refused filter
+
+
+def check_feedback_of_one_request(store: MetadataStore) -> None:
+    predictions = store.predictions
+    t0 = H0 + 5 * MINUTE
+    predictions.add_feedback("churn", [("r1", 1, "0"), ("r1", 0, "1")], time=t0)
+    predictions.add_feedback("churn", [("r1", 0, "2"), ("r2", 0, "3")], time=t0 + MINUTE)
+    predictions.add_feedback("other", [("r1", 0, "9")], time=t0 + 2 * MINUTE)
+    found = predictions.feedback_for_request("churn", "r1")
+    assert [(f.row, f.label_json, f.time) for f in found] == [(0, "2", t0 + MINUTE), (1, "0", t0)]
+    assert predictions.feedback_for_request("churn", "r3") == []
+    raises(InvalidInput, lambda: predictions.feedback_for_request("a/b", "r1"))
+
+
 CHECKS: list[Check] = [
     check_prediction_log_files_round_trip,
     check_prediction_log_files_in_a_window,
     check_prediction_log_file_refusals,
     check_concurrent_deliveries_index_a_file_once,
     check_feedback_newest_label_per_row,
+    check_request_filters_hand_back_one_block_per_file,
+    check_feedback_of_one_request,
 ]

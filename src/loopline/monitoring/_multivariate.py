@@ -83,7 +83,7 @@ class PCAReference:
         if standard.shape[0] > MAX_FIT_ROWS:
             rows = np.random.default_rng(0).choice(standard.shape[0], MAX_FIT_ROWS, replace=False)
             sample = standard[np.sort(rows)]
-        pca = PCA(n_components=variance, svd_solver="full").fit(sample)
+        pca = PCA(n_components=variance, svd_solver="covariance_eigh").fit(sample)
         reference = cls(mean, scale, pca.mean_, pca.components_, np.zeros(0))
         errors = reference._errors(standard)
         chunk_errors = np.array([part.mean() for part in np.array_split(errors, chunks)])
@@ -110,13 +110,15 @@ class PCAReference:
         Raises InvalidInput when the batch is not 2-D or has another number of columns.
         """
         array = _as_matrix(batch, self.mean.size)
-        finite = np.where(np.isfinite(array), array, np.nan)
-        return self._errors(_standardise(finite, self.mean, self.scale))
+        return self._errors(_standardise(array, self.mean, self.scale))
 
     def _errors(self, standard: FloatArray) -> FloatArray:
+        # the components are orthonormal: |x - rebuilt|^2 = |x|^2 - |projection|^2
         centred = standard - self.center
-        rebuilt = (centred @ self.components.T) @ self.components
-        errors: FloatArray = np.sqrt(np.sum((centred - rebuilt) ** 2, axis=1))
+        projected = centred @ self.components.T
+        squared = np.einsum("ij,ij->i", centred, centred)
+        squared -= np.einsum("ij,ij->i", projected, projected)
+        errors: FloatArray = np.sqrt(np.maximum(squared, 0.0))
         return errors
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,5 +203,4 @@ class PCAWindow:
 
 def _standardise(values: FloatArray, mean: FloatArray, scale: FloatArray) -> FloatArray:
     standard = (values - mean) / scale
-    standard[np.isnan(standard)] = 0.0
-    return standard
+    return np.nan_to_num(standard, copy=False, nan=0.0, posinf=0.0, neginf=0.0)

@@ -62,19 +62,18 @@ class _Moments:
     total: float = 0.0
     squares: float = 0.0
 
-    def add(self, values: FloatArray) -> FloatArray:
-        """Add a batch; return its finite values."""
-        is_nan = np.isnan(values)
-        finite_mask = np.isfinite(values)
-        nulls = int(is_nan.sum())
-        finite_count = int(finite_mask.sum())
-        self.nulls += nulls
-        self.nonfinite += values.size - finite_count - nulls
-        finite = values if finite_count == values.size else values[finite_mask]
+    def add_sorted(self, ordered: FloatArray) -> FloatArray:
+        """Add a batch sorted by np.sort (NaN last); return its finite values (a view)."""
+        start = int(np.searchsorted(ordered, -np.inf, side="right"))
+        end = int(np.searchsorted(ordered, np.inf, side="left"))
+        top = int(np.searchsorted(ordered, np.inf, side="right"))
+        self.nulls += ordered.size - top
+        self.nonfinite += start + top - end
+        finite = ordered[start:end]
         if finite.size:
             self.count += int(finite.size)
-            self.minimum = min(self.minimum, float(finite.min()))
-            self.maximum = max(self.maximum, float(finite.max()))
+            self.minimum = min(self.minimum, float(finite[0]))
+            self.maximum = max(self.maximum, float(finite[-1]))
             with np.errstate(over="ignore", invalid="ignore"):
                 self.total += float(finite.sum())
                 self.squares += float(np.dot(finite, finite))
@@ -146,7 +145,7 @@ class NumericReference:
                 raise InvalidInput(f"{name} must be an integer >= 2, got {bins!r}")
         array = as_float_values(values, what="reference values")
         moments = _Moments()
-        finite = np.sort(moments.add(array))
+        finite = moments.add_sorted(np.sort(array))
         if finite.size == 0:
             empty = np.zeros(0, dtype=np.int64)
             return cls(
@@ -154,11 +153,7 @@ class NumericReference:
                 empty, empty, fine_bins,
             )  # fmt: skip
         edges = _unique_sorted(finite[_quantile_positions(finite.size, fine_bins)])
-        at_or_below = np.searchsorted(finite, edges, side="right")
-        below = np.searchsorted(finite, edges, side="left")
-        counts = np.zeros(2 * edges.size + 1, dtype=np.int64)
-        counts[1::2] = at_or_below - below
-        counts[2:-1:2] = below[1:] - at_or_below[:-1]
+        counts = _cell_counts(finite, edges)
         with np.errstate(over="ignore", invalid="ignore"):
             mean = float(finite.mean())
             std = float(finite.std())
@@ -246,27 +241,27 @@ class NumericWindow:
         return self.moments.count + self.moments.nulls + self.moments.nonfinite
 
     def update(self, values: object) -> None:
-        """Add one batch of values (NaN = null). Raises InvalidInput for non-numbers."""
-        finite = self.moments.add(as_float_values(values))
+        """Add one batch of values (NaN = null). Raises InvalidInput for non-numbers.
+
+        The batch is sorted once (cheaper than a binary search per value: the edges are
+        then looked up in the batch, not the batch in the edges).
+        """
+        finite = self.moments.add_sorted(np.sort(as_float_values(values)))
         edges = self.reference.edges
         if finite.size == 0:
             return
         if edges.size == 0:
             self.counts[0] += finite.size
             return
-        index = np.searchsorted(edges, finite, side="left")
-        at_edge = edges[np.minimum(index, edges.size - 1)] == finite
-        cells = 2 * index + at_edge
-        self.counts += np.bincount(cells, minlength=self.counts.size)
+        counts = _cell_counts(finite, edges)
+        self.counts += counts
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.counts[0] > self.below_min:
-                below = finite[finite < edges[0]]
-                self.below_min += int(below.size)
-                self.below_sum += float(below.sum())
-            if self.counts[-1] > self.above_max:
-                above = finite[finite > edges[-1]]
-                self.above_max += int(above.size)
-                self.above_sum += float(above.sum())
+            if counts[0]:
+                self.below_min += int(counts[0])
+                self.below_sum += float(finite[: counts[0]].sum())
+            if counts[-1]:
+                self.above_max += int(counts[-1])
+                self.above_sum += float(finite[finite.size - counts[-1] :].sum())
 
     def merge(self, other: NumericWindow) -> None:
         """Add another window over the same reference into this one."""
@@ -373,6 +368,15 @@ def numeric_histogram(reference: NumericReference, window: NumericWindow) -> lis
     ]
 
 
+def _cell_counts(ordered: FloatArray, edges: FloatArray) -> IntArray:
+    """Counts per cell (below, at e0, between e0 and e1, ..., above) of sorted finite values."""
+    bounds = np.empty(2 * edges.size + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, ordered.size
+    bounds[1:-1:2] = np.searchsorted(ordered, edges, side="left")
+    bounds[2:-1:2] = np.searchsorted(ordered, edges, side="right")
+    return np.diff(bounds)
+
+
 def _grouped(counts: IntArray, groups: IntArray) -> IntArray:
     """Counts summed into [below, each group of inner cells, above]."""
     inner = np.add.reduceat(counts[1:-1], groups - 1) if counts.size > 2 else counts[:0]
@@ -413,11 +417,16 @@ def _quantile_positions(size: int, bins: int) -> npt.NDArray[np.intp]:
 
 
 def _quantile_groups(finite: FloatArray, edges: FloatArray, bins: int) -> IntArray:
-    """The first inner cell of each quantile bin: cell 1, then "at" the edge of each quantile."""
+    """The first inner cell of each quantile bin; bin k holds the values up to quantile k.
+
+    A quantile that is an edge closes its bin after the cell "at" it; one inside an open
+    cell closes its bin before that cell (off by at most one fine bin).
+    """
     values = finite[_quantile_positions(finite.size, bins)[1:-1]]
-    starts = 2 * np.searchsorted(edges, values, side="left") + 1
-    starts = np.unique(np.concatenate([[1], starts]))
-    return starts[starts < 2 * edges.size].astype(np.int64)
+    index = np.searchsorted(edges, values, side="left")
+    is_edge = edges[np.minimum(index, edges.size - 1)] == values
+    starts = np.unique(np.concatenate([[1], np.where(is_edge, 2 * index + 2, 2 * index)]))
+    return starts[(starts >= 1) & (starts < 2 * edges.size)].astype(np.int64)
 
 
 def _unique_sorted(values: FloatArray) -> FloatArray:

@@ -76,7 +76,7 @@ def _value_counts(array: pa.Array) -> tuple[pa.Array, IntArray]:
     return counted.field("values"), counted.field("counts").to_numpy().astype(np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CategoricalReference:
     """The reference side: the most frequent categories, their counts, "other", nulls."""
 
@@ -149,7 +149,7 @@ class CategoricalReference:
             raise InvalidInput(f"not a categorical reference summary: {exc}") from exc
 
 
-@dataclass
+@dataclass(eq=False)
 class CategoricalWindow:
     """The current side: counts per reference category, "other", unseen names, nulls."""
 

@@ -40,7 +40,7 @@ def _as_matrix(matrix: object, columns: int | None = None) -> FloatArray:
     return array
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PCAReference:
     """The reference's standardisation, principal components and chunk-wise error band."""
 
@@ -146,7 +146,7 @@ class PCAReference:
         return cls(*parts)
 
 
-@dataclass
+@dataclass(eq=False)
 class PCAWindow:
     """The window's streaming mean reconstruction error (count and sum: mergeable)."""
 

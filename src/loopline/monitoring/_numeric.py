@@ -112,7 +112,7 @@ class _Moments:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NumericReference:
     """The reference side of a numeric column: edges, counts per cell, moments, PSI bins.
 
@@ -211,7 +211,7 @@ class NumericReference:
             raise InvalidInput(f"not a numeric reference summary: {exc}") from exc
 
 
-@dataclass
+@dataclass(eq=False)
 class NumericWindow:
     """The current side of a numeric column, fed batch by batch; memory is O(edges).
 

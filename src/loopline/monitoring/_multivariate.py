@@ -3,9 +3,10 @@
 As NannyML's data reconstruction drift: standardise every numeric column with the
 reference's mean and std, put the column mean (0) where a value is missing, fit a PCA
 that keeps 65 % of the variance (sklearn's covariance solver, written out), and measure
-each row's Euclidean distance to its reconstruction. The reference's own errors, in 10 chunks, give the band
-mean +/- 3 sd of the chunk means; a window whose mean error leaves it has drifted: the
-columns no longer relate to each other as they did, even if each one alone looks the same.
+each row's Euclidean distance to its reconstruction. The reference's own errors, in 10
+chunks, give the band mean +/- 3 sd of the chunk means; a window whose mean error leaves
+it has drifted: the columns no longer relate to each other as they did, even if each one
+alone looks the same.
 """
 
 from __future__ import annotations

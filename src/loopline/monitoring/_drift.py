@@ -17,9 +17,15 @@ import numpy as np
 from loopline.errors import InvalidInput
 from loopline.monitoring._categorical import CategoricalReference, CategoricalWindow
 from loopline.monitoring._multivariate import PCAReference, PCAWindow
-from loopline.monitoring._numeric import NumericReference, NumericWindow
+from loopline.monitoring._numeric import FloatArray, NumericReference, NumericWindow
 from loopline.monitoring._sources import Source, open_source
-from loopline.monitoring._verdict import DriftThresholds, FeatureDrift, judge, type_mismatch
+from loopline.monitoring._verdict import (
+    DriftThresholds,
+    FeatureDrift,
+    Kind,
+    judge,
+    type_mismatch,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,6 +58,7 @@ class DriftReport:
 
 
 Thresholds = DriftThresholds | Mapping[str, DriftThresholds] | None
+KindAndProblem = tuple[Kind, str | None]
 
 
 def drift(
@@ -182,28 +189,29 @@ def _thresholds(thresholds: Thresholds, names: list[str]) -> dict[str, DriftThre
     return per_feature
 
 
-def _kind(name: str, reference: Source, current: Source, declared: set[str]) -> tuple[Any, Any]:
+def _kind(name: str, reference: Source, current: Source, declared: set[str]) -> KindAndProblem:
     """(kind, problem): problem says how the types differ, or None when they agree."""
     if name in declared:
         return "categorical", None
     ref_kind, cur_kind = reference.kind(name), current.kind(name)
-    if ref_kind == "null":  # an all-null reference column takes the current side's kind
-        ref_kind = cur_kind if cur_kind != "null" else "categorical"
-    if cur_kind in ("null", ref_kind):
-        return ref_kind, None
+    # an all-null column takes the other side's kind; unsupported kinds were refused before
+    kind: Kind = "numeric" if "numeric" in (ref_kind, cur_kind) else "categorical"
+    if ref_kind in ("null", kind) and cur_kind in ("null", kind):
+        return kind, None
     ref_type, cur_type = reference.schema.field(name).type, current.schema.field(name).type
-    return ref_kind, f"{ref_kind} ({ref_type}) in the reference, {cur_kind} ({cur_type}) now"
+    kind = "numeric" if ref_kind == "numeric" else "categorical"
+    return kind, f"{ref_kind} ({ref_type}) in the reference, {cur_kind} ({cur_type}) now"
 
 
 def _reference_summaries(
-    source: Source, names: list[str], kinds: dict[str, tuple[Any, Any]]
+    source: Source, names: list[str], kinds: dict[str, KindAndProblem]
 ) -> tuple[
     dict[str, NumericReference | CategoricalReference], int, tuple[PCAReference, list[str]] | None
 ]:
     table = source.read(names) if names else None
     rows = table.num_rows if table is not None else _row_count(source)
     summaries: dict[str, NumericReference | CategoricalReference] = {}
-    numeric: dict[str, Any] = {}
+    numeric: dict[str, FloatArray] = {}
     for name in names:
         assert table is not None
         column = table.column(name)
@@ -224,14 +232,15 @@ def _row_count(source: Source) -> int:
     return sum(batch.num_rows for batch in source.batches(source.schema.names[:1]))
 
 
-def _floats(column: pa.Array | pa.ChunkedArray) -> Any:
+def _floats(column: pa.Array | pa.ChunkedArray) -> FloatArray:
     """A numeric (or all-null) Arrow column as float64 numbers, NaN for nulls."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_null(column.type):
         return np.full(len(column), np.nan)
-    return pc.cast(column, pa.float64(), safe=False).to_numpy()
+    values: FloatArray = pc.cast(column, pa.float64(), safe=False).to_numpy()
+    return values
 
 
 def _multivariate(

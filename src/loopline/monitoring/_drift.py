@@ -16,7 +16,7 @@ import numpy as np
 
 from loopline.errors import InvalidInput
 from loopline.monitoring._categorical import CategoricalReference, CategoricalWindow
-from loopline.monitoring._multivariate import PCAReference, PCAWindow
+from loopline.monitoring._multivariate import ROW_CHUNK, PCAReference, PCAWindow
 from loopline.monitoring._numeric import FloatArray, NumericReference, NumericWindow
 from loopline.monitoring._sources import Source, open_source
 from loopline.monitoring._verdict import (
@@ -102,11 +102,17 @@ def drift(
     current_rows = 0
     for batch in current_source.batches(names):
         current_rows += batch.num_rows
+        numbers: dict[str, FloatArray] = {}
         for name, window in windows.items():
-            column = batch.column(name)
-            window.update(_floats(column) if isinstance(window, NumericWindow) else column)
+            if isinstance(window, NumericWindow):
+                numbers[name] = _floats(batch.column(name))
+                window.update(numbers[name])
+            else:
+                window.update(batch.column(name))
         if pca_window is not None and pca is not None:
-            pca_window.update(np.column_stack([_floats(batch.column(n)) for n in pca[1]]))
+            for start in range(0, batch.num_rows, ROW_CHUNK):  # a few MB at a time
+                stop = start + ROW_CHUNK
+                pca_window.update(np.column_stack([numbers[n][start:stop] for n in pca[1]]))
     features: dict[str, FeatureDrift] = {}
     for name in names:
         kind, problem = kinds[name]
@@ -210,19 +216,23 @@ def _reference_summaries(
 ]:
     table = source.read(names) if names else None
     rows = table.num_rows if table is not None else _row_count(source)
+    numeric = [name for name in names if kinds[name][0] == "numeric"]
+    with_pca = len(numeric) >= 2 and rows >= MULTIVARIATE_MIN_ROWS
+    # one matrix (rows x numeric columns) serves the per-column summaries and the PCA
+    matrix = np.empty((rows, len(numeric)) if with_pca else (0, 0))
     summaries: dict[str, NumericReference | CategoricalReference] = {}
-    numeric: dict[str, FloatArray] = {}
     for name in names:
         assert table is not None
         column = table.column(name)
         if kinds[name][0] == "numeric":
-            numeric[name] = _floats(column)
-            summaries[name] = NumericReference.build(numeric[name])
+            values = _floats(column)
+            summaries[name] = NumericReference.build(values)
+            if with_pca:
+                matrix[:, numeric.index(name)] = values
         else:
             summaries[name] = CategoricalReference.build(column)
-    pca = None
-    if len(numeric) >= 2 and rows >= MULTIVARIATE_MIN_ROWS:
-        pca = (PCAReference.build(np.column_stack(list(numeric.values()))), list(numeric))
+    del table
+    pca = (PCAReference.build(matrix), numeric) if with_pca else None
     return summaries, rows, pca
 
 

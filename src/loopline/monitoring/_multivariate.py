@@ -12,7 +12,6 @@ alone looks the same.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,9 @@ from loopline.errors import InvalidInput
 FloatArray = npt.NDArray[np.float64]
 
 #: the PCA is fitted on at most this many reference rows (a seeded sample beyond)
-MAX_FIT_ROWS = 500_000
+MAX_FIT_ROWS = 200_000
+#: rows standardised and projected at a time (keeps temporaries to a few MB)
+ROW_CHUNK = 65_536
 
 
 def _as_matrix(matrix: object, columns: int | None = None) -> FloatArray:
@@ -70,21 +71,13 @@ class PCAReference:
             )
         if not isinstance(variance, (int, float)) or not 0 < variance < 1:
             raise InvalidInput(f"variance must be in (0, 1), got {variance!r}")
-        finite = np.where(np.isfinite(array), array, np.nan)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-null columns
-            mean = np.nanmean(finite, axis=0)
-            scale = np.nanstd(finite, axis=0)
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        standard = _standardise(finite, mean, scale)
-        sample = standard
-        if standard.shape[0] > MAX_FIT_ROWS:
-            rows = np.random.default_rng(0).choice(standard.shape[0], MAX_FIT_ROWS, replace=False)
-            sample = standard[np.sort(rows)]
-        center, components = _principal_components(sample, variance)
+        mean, scale = _column_moments(array)
+        rows = np.arange(array.shape[0])
+        if rows.size > MAX_FIT_ROWS:
+            rows = np.sort(np.random.default_rng(0).choice(rows.size, MAX_FIT_ROWS, replace=False))
+        center, components = _principal_components(_standardise(array[rows], mean, scale), variance)
         reference = cls(mean, scale, center, components, np.zeros(0))
-        errors = reference._errors(standard)
+        errors = reference.reconstruction_error(array)
         chunk_errors = np.array([part.mean() for part in np.array_split(errors, chunks)])
         return cls(mean, scale, center, components, chunk_errors)
 
@@ -109,11 +102,17 @@ class PCAReference:
         Raises InvalidInput when the batch is not 2-D or has another number of columns.
         """
         array = _as_matrix(batch, self.mean.size)
-        return self._errors(_standardise(array, self.mean, self.scale))
+        errors = np.empty(array.shape[0])
+        for start in range(0, array.shape[0], ROW_CHUNK):  # bounded temporaries
+            part = _standardise(array[start : start + ROW_CHUNK], self.mean, self.scale)
+            errors[start : start + ROW_CHUNK] = self._errors(part)
+        return errors
 
     def _errors(self, standard: FloatArray) -> FloatArray:
+        """Errors of standardised rows; `standard` is overwritten (centred in place)."""
         # the components are orthonormal: |x - rebuilt|^2 = |x|^2 - |projection|^2
-        centred = standard - self.center
+        centred = standard
+        centred -= self.center
         projected = np.einsum("ij,kj->ik", centred, self.components)
         squared = np.einsum("ij,ij->i", centred, centred)
         squared -= np.einsum("ij,ij->i", projected, projected)
@@ -198,6 +197,21 @@ class PCAWindow:
             return cls(reference, int(data["rows"]), float(data["total"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"not a PCA window summary: {exc}") from exc
+
+
+def _column_moments(array: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Mean and std of each column's finite values (0 and 1 where there are none, std 1 if 0)."""
+    mean, scale = np.zeros(array.shape[1]), np.ones(array.shape[1])
+    for column in range(array.shape[1]):
+        values = array[:, column]
+        values = values[np.isfinite(values)]
+        if values.size:
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean[column], spread = values.mean(), values.std()
+            if np.isfinite(spread) and spread > 0:
+                scale[column] = spread
+    mean[~np.isfinite(mean)] = 0.0
+    return mean, scale
 
 
 def _principal_components(sample: FloatArray, variance: float) -> tuple[FloatArray, FloatArray]:

@@ -80,6 +80,10 @@ class FeatureDrift:
     two sides ("type mismatch": then `problem` says how, and drifted is True, so that the
     report cannot miss it; integrity reports it as a type problem).
     Statistics that do not apply or cannot be computed are None.
+    `integrity`: numeric {nulls, nonfinite, below_min, above_max, out_of_range_share (of all
+    window rows), mean, reference_mean}; categorical {nulls, unseen_rows, unseen_share}.
+    `histogram`: numeric bins {low, high, reference, current} (see numeric_histogram),
+    categorical {category, reference, current}; shares of each side's values.
     """
 
     name: str

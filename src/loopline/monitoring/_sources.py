@@ -1,7 +1,8 @@
 """What `drift()` reads: DataFrames, Arrow tables, Parquet files or folders, dataset versions.
 
 Everything becomes either an Arrow table in memory or a Parquet source read in batches,
-so the current side of a large window is never held whole.
+so the current side of a large window is never held whole (and not pre-buffered either:
+see _scan_options).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class Source:
         import pyarrow.dataset as ds
 
         try:
-            return ds.dataset(self.path, format="parquet").to_table(columns=columns)
+            return ds.dataset(self.path, format="parquet").to_table(
+                columns=columns, fragment_scan_options=_scan_options()
+            )
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"cannot read {self.label}: {exc}") from exc
 
@@ -61,14 +64,31 @@ class Source:
                 import pyarrow.dataset as ds
 
                 dataset = ds.dataset(self.path, format="parquet")
-                yield from dataset.to_batches(columns=columns, batch_size=BATCH_ROWS)
+                yield from dataset.to_batches(
+                    columns=columns,
+                    batch_size=BATCH_ROWS,
+                    batch_readahead=0,
+                    fragment_readahead=0,
+                    fragment_scan_options=_scan_options(),
+                )
                 return
             import pyarrow.parquet as pq
 
-            with pq.ParquetFile(self.path) as parquet:
+            with pq.ParquetFile(self.path, pre_buffer=False) as parquet:
                 yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"cannot read {self.label}: {exc}") from exc
+
+
+def _scan_options() -> object:
+    """Parquet scan options that read one row group at a time.
+
+    pre_buffer (the default) fetched the whole file ahead: iter_batches over a 10M-row,
+    1.6 GB file peaked at 2.1 GB of Arrow memory; without it, 0.5 GB.
+    """
+    import pyarrow.dataset as ds
+
+    return ds.ParquetFragmentScanOptions(pre_buffer=False)
 
 
 def column_kind(data_type: pa.DataType) -> ColumnKind:

@@ -177,6 +177,28 @@ def test_two_numeric_windows_of_halves_merge_into_the_window_of_all() -> None:
     assert numeric_statistics(summary, first) == pytest.approx(numeric_statistics(summary, whole))
 
 
+@settings(max_examples=40)
+@given(
+    values=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=300),
+    cut=st.integers(0, 300),
+)
+def test_any_split_of_a_window_merges_back_to_the_same_counts(values, cut) -> None:
+    summary = NumericReference.build(np.linspace(-5, 5, 101), fine_bins=16)
+    array = np.asarray(values, dtype=np.float64)
+    whole, first, second = NumericWindow(summary), NumericWindow(summary), NumericWindow(summary)
+    whole.update(array)
+    first.update(array[:cut])
+    second.update(array[cut:])
+    first.merge(second)
+    assert np.array_equal(first.counts, whole.counts)
+    assert (first.rows, first.below_min, first.above_max) == (
+        whole.rows,
+        whole.below_min,
+        whole.above_max,
+    )
+    assert first.counts.sum() == whole.moments.count
+
+
 def test_two_categorical_windows_of_halves_merge_into_the_window_of_all() -> None:
     values = ["a", "b", None, "new", "a", "other new", True, "b"] * 100
     summary = CategoricalReference.build(["a", "b", "c"])
@@ -391,6 +413,17 @@ def test_a_column_numeric_on_one_side_and_text_on_the_other_is_a_type_mismatch()
     assert feature.drifted and feature.reasons == ("type mismatch",)
     assert feature.problem is not None and "numeric" in feature.problem
     assert feature.current_rows == 300 and feature.ks is None
+
+
+def test_an_all_null_current_column_and_a_declared_categorical_with_nan() -> None:
+    reference, current = _frames(400)
+    current["age"] = None  # Arrow reads an all-None column as type null
+    current["income"] = np.where(np.arange(400) % 2, np.nan, 7.0)
+    report = drift(reference.assign(income=7.0), current, categorical=["income"])
+    assert report.features["age"].reasons == ("no values",)
+    assert report.features["age"].null_rate == 1.0
+    income = report.features["income"]
+    assert income.kind == "categorical" and income.null_rate == 0.5 and not income.drifted
 
 
 def test_the_facade_names_monitoring() -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "log_table",
     "log_text",
     "models",
+    "monitoring",
     "promotion",
     "registry",
     "restore_run",
@@ -63,7 +64,17 @@ __all__ = [
 ]
 
 _STORE_NAMES = {"Experiment", "MetricPoint", "Run", "RunStatus"}
-_MODULES = {"errors", "data", "models", "registry", "promotion", "evaluation", "cards", "serving"}
+_MODULES = {
+    "errors",
+    "data",
+    "models",
+    "registry",
+    "promotion",
+    "evaluation",
+    "cards",
+    "serving",
+    "monitoring",
+}
 
 
 def _home(name: str) -> str | None:
@@ -88,7 +99,17 @@ def _home(name: str) -> str | None:
 
 
 if TYPE_CHECKING:
-    from loopline import cards, data, errors, evaluation, models, promotion, registry, serving
+    from loopline import (
+        cards,
+        data,
+        errors,
+        evaluation,
+        models,
+        monitoring,
+        promotion,
+        registry,
+        serving,
+    )
     from loopline.client import Client
     from loopline.evaluation import evaluate
     from loopline.models.autolog import autolog

@@ -41,6 +41,8 @@ COMMANDS = {
     "models": ("_models", "app", "_promotion"),  # evaluate, promote, approve
     "audit": ("_promotion", "audit"),
     "deploy": ("_deploy", "app"),
+    "monitor": ("_monitor", "app", "_loop"),  # watch, alerts
+    "loop": ("_loop", "app"),
 }
 
 

@@ -411,3 +411,64 @@ server_heartbeats = Table(
     Column("error_at", UTCDateTime, nullable=True),
     Index(None, "deployment"),
 )
+
+# -- monitoring (migration 0007) ------------------------------------------------------------
+
+# One monitoring report of a deployment over a window of its prediction log. The whole
+# report is a JSON blob in the artifact store (`report_hash`), its page another
+# (`html_hash`); `scores_json` keeps the few figures that /metrics and the time series of
+# later reports need without fetching blobs. A scheduled run is stored once per window:
+# `(deployment, schedule_key)` is unique when `schedule_key` is set (a watcher killed after
+# storing a report and run again finds it instead of storing a second).
+monitor_reports = Table(
+    "monitor_reports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("since", UTCDateTime, nullable=True),
+    Column("until", UTCDateTime, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("failed_json", Text, nullable=False),
+    Column("reference", String(300), nullable=True),
+    Column("report_hash", String(64), nullable=False),
+    Column("html_hash", String(64), nullable=True),
+    Column("scores_json", Text, nullable=False),
+    Column("schedule_key", String(64), nullable=True),
+    Column("created_by", String(256), nullable=False),
+    Index(None, "deployment", "created_at"),
+    Index(None, "deployment", "schedule_key", unique=True),
+)
+
+# Alerts: at most one open alert per deployment and check (`open_key` is set only while
+# the alert is open, and unique: NULLs never collide). `pending` marks an alert whose
+# notification is still to be delivered (an outbox: a watcher that dies between deciding
+# and sending delivers it when it starts again).
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("check_name", String(64), nullable=False),
+    Column("open_key", String(200), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("report_id", String(32), nullable=True),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("last_sent_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("sends", Integer, nullable=False),
+    Column("pending", Boolean, nullable=False),
+    Index(None, "deployment", "opened_at"),
+)
+
+# What the watcher has done per deployment: the end of the last window it completed.
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("deployment", String(128), primary_key=True),
+    Column("last_until", UTCDateTime, nullable=True),
+    Column("last_run_at", UTCDateTime, nullable=True),
+    Column("last_report_id", String(32), nullable=True),
+)

@@ -2,7 +2,8 @@
 
 `MetadataStore` opens the database (and migrates it) once, and assembles the stores
 that share that handle: `runs` (experiments, runs and what is logged to them),
-`datasets`, `models`, `reviews`, `deployments`, `servers`, `predictions` and `audit`.
+`datasets`, `models`, `reviews`, `deployments`, `servers`, `predictions`, `monitoring`
+and `audit`.
 One implementation serves SQLite and PostgreSQL (SQLAlchemy Core); the same
 conformance checks (loopline.testing) run against both.
 """
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # each area's store is imported on first use (CLI start-up)
     from loopline.store.datasets import DatasetStore
     from loopline.store.deployments import DeploymentStore
     from loopline.store.model_registry import ModelStore
+    from loopline.store.monitoring import MonitorStore
     from loopline.store.predictions import PredictionStore
     from loopline.store.reviews import ReviewStore
     from loopline.store.servers import ServerStore
@@ -80,6 +82,13 @@ class MetadataStore:
         from loopline.store.predictions import PredictionStore
 
         return PredictionStore(self.db)
+
+    @cached_property
+    def monitoring(self) -> MonitorStore:
+        """Monitoring reports' index, alerts and the watcher's state."""
+        from loopline.store.monitoring import MonitorStore
+
+        return MonitorStore(self.db)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -10,6 +10,9 @@
     loopline_serving_deployment_revision{deployment}  the stored revision being served
     loopline_serving_sink_dropped_total              records the sink could not keep up with
 
+and, for stored deployments, the latest monitoring report's scores (loopline_monitor_*,
+see _monitor_metrics).
+
 Labels hold only names the server knows (a request for an unknown deployment counts
 under deployment=""), so a client cannot grow the label sets.
 
@@ -103,6 +106,14 @@ class ServingMetrics:
             registry=self.registry,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._collectors: list[Any] = []  # read on each scrape (see add_collector)
+
+    def add_collector(self, collector: Any) -> None:
+        """A collector whose values come from elsewhere (the store), not from this
+        process's counters: scraped from every worker alike."""
+        self._collectors.append(collector)
+        if not self.multiprocess:
+            self.registry.register(collector)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -160,4 +171,6 @@ class ServingMetrics:
 
         every_worker = CollectorRegistry()
         MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        for collector in self._collectors:
+            every_worker.register(collector)
         return bytes(generate_latest(every_worker))

@@ -429,6 +429,10 @@ def app_from_env() -> FastAPI:
             allow_pickle=config.allow_pickle,
         )
         app = create_app(source, sink=sink, **config.app)
+        from loopline.project import stores
+        from loopline.serving.online._monitor_metrics import MonitorScores
+
+        app.state.service.metrics.add_collector(MonitorScores(stores(), config.stored))
         if config.heartbeat:
             from loopline.serving.online._heartbeat import attach_heartbeat
 

@@ -11,7 +11,9 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from loopline import cards, data, evaluation, models, promotion, registry
+from loopline import cards, data, evaluation, models, monitoring, promotion, registry
+from loopline.loop import canary, retrain
+from loopline.loop.watch import watch_once
 from loopline.serving import deployments
 
 if TYPE_CHECKING:
@@ -151,3 +153,17 @@ class Deployments(_Area):
     promote_deployment = _Through(deployments.promote_deployment)
     rollback_deployment = _Through(deployments.rollback_deployment)
     update_deployment = _Through(deployments.update_deployment)
+
+
+class Monitoring(_Area):
+    """`loopline.monitoring` and the closed loop (`loopline.loop`) through a client."""
+
+    run = _Through(monitoring.run)
+    drift = _Through(monitoring.drift)
+    list_reports = _Through(monitoring.list_reports)
+    load_report = _Through(monitoring.load_report)
+    watch_once = _Through(watch_once)
+    run_loop = _Through(retrain.run_loop)
+    judge_canaries = _Through(canary.judge_canaries)
+    show_loop = _Through(canary.show_loop)
+    list_loops = _Through(canary.list_loops)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Deployments,
         Evaluation,
         Models,
+        Monitoring,
         Promotion,
         Registry,
     )
@@ -173,6 +174,14 @@ class Client:
         from loopline._client_areas import Deployments
 
         return Deployments(self)
+
+    @cached_property
+    def monitoring(self) -> Monitoring:
+        """Monitoring and the loop: `client.monitoring.run`, `.drift`, `.list_reports`,
+        `.watch_once`, `.run_loop`, `.show_loop`, ..."""
+        from loopline._client_areas import Monitoring
+
+        return Monitoring(self)
 
     def evaluate(
         self,

@@ -222,3 +222,17 @@ def test_metrics_expose_the_latest_reports_scores(monitored: Monitored) -> None:
     assert drift[("x1", "psi")] == pytest.approx(report.features["x1"]["psi"])
     failed = families["loopline_monitor_report_failed"].samples
     assert [(s.labels["deployment"], s.value) for s in failed] == [("credit", 1.0)]
+
+
+def test_a_client_runs_monitoring_on_its_own_project(monitored: Monitored, tmp_path: Path) -> None:
+    import loopline as ll
+
+    log_rows(monitored, make_frame(2000, seed=12, shift={"x4": 0.9}), start=recent(40))
+    root = monitored.stores.settings.root
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with ll.Client(project=root) as client:
+        report = client.monitoring.run("credit", since=datetime.now(UTC) - timedelta(hours=1))
+        assert report.drifted == ["x4"]
+        assert [r.id for r in client.monitoring.list_reports("credit")] == [report.id]
+        assert client.monitoring.load_report(report.id).id == report.id

@@ -49,6 +49,20 @@ def fit_and_fail(data, target, params):
 """
 
 
+COMMAND_TRAINER = """
+import os
+
+import loopline as ll
+from trainer import FEATURES, fit
+
+with ll.start_run(experiment="credit-command"):
+    data = ll.data.load(os.environ["LOOPLINE_TRAIN_DATA"])
+    model = fit(data, os.environ["LOOPLINE_TARGET"], {})
+    name = os.environ["LOOPLINE_MODEL_NAME"]
+    ll.models.log_model(model, name, input_example=data[FEATURES].head(5))
+"""
+
+
 def _policy(root: Path, train: str, *, judge_min_rows: int = 200) -> Path:
     (root / "trainer.py").write_text(TRAINER)
     path = root / "loop.yaml"
@@ -226,3 +240,22 @@ def test_loop_cli_runs_shows_and_lists(
     assert loop["id"] in capsys.readouterr().out
     assert cli(["loop", "show", "../../etc/passwd"]) != 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_training_command_gets_the_dataset_in_its_environment(monitored: Monitored) -> None:
+    import sys
+
+    from loopline.loop.retrain import run_loop
+    from loopline.monitoring.policy import load_policy
+
+    root = monitored.stores.settings.root
+    path = _policy(root, "trainer:fit")
+    (root / "train_command.py").write_text(COMMAND_TRAINER)
+    text = path.read_text().replace(
+        'train: "trainer:fit"', f'command: "{sys.executable} train_command.py"'
+    )
+    path.write_text(text)
+    loop = run_loop("credit", policy=load_policy(path, project_root=root))
+    assert loop.status == "canary", loop.to_dict()
+    assert loop.detail("loop.trained")["candidate"] == "credit/2"
+    assert _deployment().spec.canary.model == "credit/2"

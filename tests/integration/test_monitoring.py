@@ -73,6 +73,9 @@ def test_an_unshifted_window_passes_and_is_stored_and_listed(monitored: Monitore
 
     assert report.status == "passed", report.data["checks"]
     assert report.drifted == []
+    performance = report.to_dict()["performance"]  # no feedback has arrived
+    assert performance["labelled_rows"] == 0 and performance["realised"] is None
+    assert performance["estimated"]["metrics"]["accuracy"] > 0.5  # judged before labels
     listed = list_reports(monitored.deployment)
     assert [r.id for r in listed] == [report.id]
     assert listed[0].rows == 3000 and listed[0].status == "passed"

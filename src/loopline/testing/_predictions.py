@@ -194,7 +194,11 @@ def check_log_sketches_are_indexed_with_their_file(store: MetadataStore) -> None
         "a1" * 32: LogSketch("b1" * 32, 1)
     }
     for bad in (LogSketch("B1" * 32, 1), LogSketch("b1" * 32, 0), "b1" * 32):
-        raises(InvalidInput, lambda bad=bad: index(H0 + 2 * HOUR, "a3" * 32, bad))
+
+        def refused(bad: object = bad) -> bool:
+            return index(H0 + 2 * HOUR, "a3" * 32, bad)
+
+        raises(InvalidInput, refused)
     raises(InvalidInput, lambda: predictions.sketches("a/b"))
     assert len(predictions.files("churn")) == 2  # a refused sketch indexed nothing
 

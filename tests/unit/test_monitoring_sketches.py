@@ -241,3 +241,18 @@ def test_a_window_needs_a_reference_of_its_kind() -> None:
 def test_nested_columns_are_not_sketched() -> None:
     assert sketch_column(pa.array([[1, 2]])) is None
     assert ColumnSketch("numeric", 0, 0).minimum == math.inf
+
+
+def test_the_ks_p_value_past_the_limit_is_kolmogorovs_within_a_tenth_of_a_percent() -> None:
+    from scipy.stats import kstwo
+
+    from loopline.monitoring._numeric import KS_LIMIT_N
+
+    rng = np.random.default_rng(5)
+    reference = NumericReference.build(rng.normal(size=40_000))
+    window = _exact(reference, [rng.normal(0.012, 1.0, 60_000)])
+    stats = numeric_statistics(reference, window)
+    effective = round(40_000 * 60_000 / 100_000)
+    assert effective > KS_LIMIT_N
+    assert stats["ks_pvalue"] == pytest.approx(kstwo.sf(stats["ks"], effective), rel=1e-2)
+    assert 1e-6 < stats["ks_pvalue"] < 1

@@ -33,14 +33,16 @@ def _policy(monitored: Monitored, exact_max_rows: int) -> Any:
     return dataclasses.replace(found, exact_max_rows=exact_max_rows)
 
 
-def _report(monitored: Monitored, exact_max_rows: int, since: datetime) -> dict[str, Any]:
+def _report(
+    monitored: Monitored, exact_max_rows: int, since: datetime, *, store: bool = False
+) -> dict[str, Any]:
     from loopline.monitoring import run
 
     report = run(
         monitored.deployment,
         since=since,
         policy=_policy(monitored, exact_max_rows),
-        store=False,
+        store=store,
     )
     body: dict[str, Any] = report.to_dict()
     json.dumps(body, allow_nan=False)
@@ -108,6 +110,18 @@ def test_the_sketch_path_flags_the_same_shifted_features(monitored: Monitored) -
     )
     assert sketch["multivariate"] is None
     assert "multivariate" in sketch["sketch"]["left_out"]
+
+
+def test_a_stored_sketch_report_renders_as_html(monitored: Monitored) -> None:
+    from loopline.monitoring import load_report
+    from loopline.monitoring.report import report_html
+
+    since = _log_hours(monitored, 2, shift={"x1": 0.6})
+    body = _report(monitored, 0, since, store=True)
+
+    assert load_report(body["id"]).to_dict()["method"] == "sketch"
+    page = report_html(body["id"])
+    assert "sketch computation" in page and "x1" in page and "<svg" in page
 
 
 def test_edge_hours_are_read_exactly_and_labels_still_join(monitored: Monitored) -> None:

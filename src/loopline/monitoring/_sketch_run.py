@@ -133,6 +133,10 @@ def windows_for(
         if rows_columns is None:
             continue
         columns = rows_columns[1]
+        classes = sum(1 for name in columns if name.startswith("probability#"))
+        if watch.classes is None or classes != len(watch.classes):
+            # lists of another length than the classes: the exact path feeds none either
+            columns = {n: c for n, c in columns.items() if not n.startswith("probability#")}
         windows: dict[str, NumericWindow | CategoricalWindow] = {}
         monitors = {f"input:{name}": m for name, m in watch.inputs.items()}
         monitors.update(watch.outputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -256,3 +257,57 @@ def test_the_ks_p_value_past_the_limit_is_kolmogorovs_within_a_tenth_of_a_percen
     assert effective > KS_LIMIT_N
     assert stats["ks_pvalue"] == pytest.approx(kstwo.sf(stats["ks"], effective), rel=1e-2)
     assert 1e-6 < stats["ks_pvalue"] < 1
+
+
+def _watch(inputs: dict[str, Any], classes: list[Any] | None = None) -> Any:
+    from loopline.monitoring._sections import VersionWatch
+
+    # the version and reference records are not read by windows_for
+    return VersionWatch(None, "stable", None, classes, inputs=inputs)  # type: ignore[arg-type]
+
+
+def _sketch_window(files: list[FileSketch]) -> Any:
+    from loopline.monitoring._sketch_run import SketchWindow
+    from loopline.monitoring._sketches import SketchPlan
+
+    return SketchWindow(SketchPlan(merge_sketches(files), [], [], []))
+
+
+def test_windows_for_builds_each_monitored_column_from_the_merge() -> None:
+    from loopline.monitoring._columns import ColumnMonitor
+    from loopline.monitoring._sketch_run import windows_for
+
+    rng = np.random.default_rng(6)
+    watch = _watch(
+        {
+            "x": ColumnMonitor.build("x", "numeric", rng.normal(size=500)),
+            "code": ColumnMonitor.build("code", "categorical", ["1", "2", "3"]),
+        }
+    )
+    codes = pa.array(rng.integers(1, 4, 400))
+    sketch = _sketch_window([_file({"x": pa.array(rng.normal(size=400)), "code": codes})])
+
+    windows = windows_for({"m/1": watch}, sketch)["m/1"]
+
+    assert isinstance(windows["input:x"], NumericWindow) and windows["input:x"].rows == 400
+    assert isinstance(windows["input:code"], CategoricalWindow)
+    assert windows["input:code"].rows == 400 and windows["input:code"].unseen_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("numeric", pa.array(["a", "b"]), "text was sketched"),
+        ("categorical", pa.array(np.arange(MAX_EXACT_VALUES + 5, dtype=float)), "no value counts"),
+    ],
+)
+def test_windows_for_refuses_sketches_that_cannot_stand_for_the_rows(
+    kind: str, values: pa.Array, message: str
+) -> None:
+    from loopline.monitoring._columns import ColumnMonitor
+    from loopline.monitoring._sketch_run import windows_for
+
+    reference = np.arange(10, dtype=float) if kind == "numeric" else ["1", "2"]
+    watch = _watch({"x": ColumnMonitor.build("x", kind, reference)})
+    with pytest.raises(InvalidInput, match=message):
+        windows_for({"m/1": watch}, _sketch_window([_file({"x": values})]))

@@ -25,6 +25,8 @@ from loopline.errors import InvalidInput
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+#: past this many effective rows the KS p-value is Kolmogorov's limit (see numeric_statistics)
+KS_LIMIT_N = 10_000
 #: proportions below this count as this in PSI (Evidently's choice for empty bins)
 PSI_EPSILON = 1e-4
 
@@ -320,13 +322,15 @@ def numeric_statistics(reference: NumericReference, window: NumericWindow) -> di
       exact two-sample statistic lies in [ks, ks + reference.largest_bin_share] (about
       1/fine_bins = 1/2048 for continuous data; exact for columns with few values).
     - `ks_pvalue`: Smirnov's asymptotic two-sided p-value, as scipy.stats.ks_2samp(...,
-      method="asymp"): kstwo.sf(ks, round(n*m/(n+m))).
+      method="asymp"): kstwo.sf(ks, round(n*m/(n+m))); past KS_LIMIT_N (10,000) effective
+      rows, Kolmogorov's limit kstwobign.sf(ks * sqrt(n)) (the same to ~1e-3 relative
+      there, and 0.3 ms instead of up to 1.5 s a column at a million rows).
     - `wasserstein`: the area between the CDFs (linear inside each open cell, exact in the
       tails below min and above max from their counts and sums), divided by the reference
       std; when that std is 0 (a constant reference) it is NOT divided: the distance stays
       in the column's units, since any move away from a constant is a change.
     """
-    from scipy.stats import kstwo
+    from scipy.stats import kstwo, kstwobign
 
     n_ref, n_cur = reference.moments.count, window.moments.count
     nan = math.nan
@@ -336,7 +340,10 @@ def numeric_statistics(reference: NumericReference, window: NumericWindow) -> di
     cur_cdf = np.cumsum(window.counts) / n_cur
     ks = float(np.abs(ref_cdf - cur_cdf).max())
     effective = max(1.0, float(np.round(n_ref * n_cur / (n_ref + n_cur))))
-    pvalue = float(np.clip(kstwo.sf(ks, effective), 0.0, 1.0))
+    if effective > KS_LIMIT_N:
+        pvalue = float(np.clip(kstwobign.sf(ks * math.sqrt(effective)), 0.0, 1.0))
+    else:
+        pvalue = float(np.clip(kstwo.sf(ks, effective), 0.0, 1.0))
     psi = _psi(
         _grouped(reference.counts, reference.psi_groups) / n_ref,
         _grouped(window.counts, reference.psi_groups) / n_cur,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, LooplineError, NotFound
-from loopline.monitoring import _log_window
+from loopline.monitoring import _log_window, _sketch_run
 from loopline.monitoring._reference import Reference, classes_of, load_reference
 from loopline.monitoring._sections import ALL, VersionWatch
 from loopline.monitoring.report import MonitorReport
@@ -72,7 +72,7 @@ def run(
     """
     from loopline.monitoring._checks import judge
     from loopline.monitoring.policy import policy_for
-    from loopline.predictions import prediction_log_files
+    from loopline.predictions._reader import local_copies
     from loopline.project import stores
     from loopline.store.deployments import check_deployment_name
 
@@ -88,8 +88,16 @@ def run(
         )
     spec = reference or policy.reference
     segment_columns = tuple(segments) or tuple(policy.segments)
-    paths = prediction_log_files(deployment, since=since, until=until, stores=opened)
+    files = opened.metadata.predictions.files(deployment, since, until)
+    sketch, why_exact = _sketch_run.choose(
+        deployment, files, since, until, max_rows=policy.exact_max_rows,
+        segments=segment_columns, config=record.config, opened=opened,
+    )  # fmt: skip
+    read = sketch.plan.exact if sketch is not None else files
+    paths = local_copies(read, opened)
     shape = _log_window.shape(paths, since, until)
+    if sketch is not None:
+        shape = _sketch_run.combined_shape(shape, sketch)
     base: dict[str, Any] = {
         "deployment": deployment,
         "window": {"since": since.isoformat(), "until": until.isoformat()},
@@ -100,6 +108,8 @@ def run(
         "segments": list(segment_columns),
         "created_at": datetime.now(UTC).isoformat(),
     }
+    if why_exact is not None:
+        base["method_note"] = f"read exactly although over exact_max_rows: {why_exact}"
     if shape.rows < policy.min_rows:
         body = {
             **base,
@@ -112,7 +122,20 @@ def run(
         }
         return _finish(MonitorReport(body), opened, store, schedule_key)
     watches = _watches(shape, record.config, spec, segment_columns, opened)
+    if sketch is not None:
+        try:
+            windows = _sketch_run.windows_for(watches, sketch)
+        except InvalidInput as exc:
+            base["method_note"] = f"read exactly: the sketches cannot stand for the rows ({exc})"
+            sketch, paths = None, local_copies(files, opened)
+            shape = _log_window.shape(paths, since, until)
+            base["rows"] = shape.rows
+            watches = _watches(shape, record.config, spec, segment_columns, opened)
     _feed(watches, paths, since, until, shape)
+    if sketch is not None:
+        _sketch_run.apply(watches, sketch, windows)
+        base["method"] = _sketch_run.METHOD_SKETCH
+        base["sketch"] = sketch.describe()
     shadow_role = {v: w for v, w in watches.items() if w.shadow}
     if shadow_role:
         _feed_shadow(shadow_role, paths, since, until)
@@ -120,6 +143,8 @@ def run(
     labelled = None
     if feedback.num_rows:
         extra = SHADOW_COLUMNS if shadow_role else ()
+        if sketch is not None:  # the labelled rows are joined exactly, from every file
+            paths = local_copies(files, opened)
         labelled = _log_window.labelled(
             paths, since, until, feedback, inputs=segment_columns, extra=extra
         )

@@ -5,7 +5,9 @@ page) and one row in the metadata store's index (`monitor_reports`), with the he
 scores that /metrics and the time series of later reports read without fetching blobs.
 
 The document's top level (`to_dict()`):
-    id, deployment, window {since, until}, rows, method ("exact"), status (passed, failed,
+    id, deployment, window {since, until}, rows, method ("exact"; or "sketch", with a
+    `sketch` entry: files merged, files read exactly, notes, what was left out; see
+    _sketch_run), method_note (why exact, when over exact_max_rows), status (passed, failed,
     skipped), failed (the failed checks), checks {drift, integrity, performance, canary},
     primary (the version described at the top level), features {NAME: {drifted, psi,
     ks, ks_pvalue, wasserstein | chi2, chi2_pvalue, js, unseen, ...}}, outputs,

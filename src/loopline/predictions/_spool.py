@@ -25,16 +25,17 @@ Parquet file per group,
 request whose values cannot be encoded (an integer past 64 bits, a lone surrogate, ...)
 never costs the others: it is written, with the reason, as a JSON line to
 `prediction-log/rejected/<deployment>/` and the rest of its group to the spool (see
-_writer.py; `read_rejected(deployment)` reads them back). The log's thread then
-delivers spooled files: stores each in the artifact store, indexes it in the metadata
-store (`prediction_log_files`, with a filter of its request ids for `loopline trace`: see
-_request_filter.py), and deletes it. When a store is unavailable the files
-stay in the spool and delivery is retried with a backoff of 1 s doubling to 60 s; a new
-PredictionLog delivers whatever an earlier process left behind, and converts the journal
-segments of processes that died. Indexing is idempotent (by content hash), so a file
-delivered twice, or by two worker processes sharing the spool, is indexed once. A spool
-file that cannot be read is moved to `prediction-log/rejected/` rather than blocking the
-others.
+_writer.py; `read_rejected(deployment)` reads them back). The log's thread then delivers
+spooled files: stores each in the artifact store, indexes it in the metadata store
+(`prediction_log_files`, with a filter of its request ids for `loopline trace`: see
+_request_filter.py, and the blob of its per-column sketches for the monitor: see
+_sketch.py; a file whose sketching fails is delivered without), and deletes it. When a
+store is unavailable the files stay in the spool and delivery is retried with a backoff
+of 1 s doubling to 60 s; a new PredictionLog delivers whatever an earlier process left
+behind, and converts the journal segments of processes that died. Indexing is idempotent
+(by content hash), so a file delivered twice, or by two worker processes sharing the
+spool, is indexed once. A spool file that cannot be read is moved to
+`prediction-log/rejected/` rather than blocking the others.
 
 Durability. `close()` spools the buffer (or the journal) and tries one delivery;
 whatever cannot be delivered stays in the spool for the next process, so a clean
@@ -108,6 +109,7 @@ if TYPE_CHECKING:
 
     from loopline.predictions._records import PredictionRecord
     from loopline.project import Stores
+    from loopline.store.predictions import LogSketch
 
 log = logging.getLogger(__name__)
 
@@ -500,6 +502,7 @@ class PredictionLog:
             return
         try:
             blob = self._stores.artifacts.put_file(path)
+            sketch = self._sketch(path)
             self._stores.metadata.predictions.add_file(
                 info["deployment"],
                 hour=info["hour"],
@@ -509,6 +512,7 @@ class PredictionLog:
                 last_time=info["last_time"],
                 size_bytes=blob.size,
                 request_filter=request_filter,
+                sketch=sketch,
             )
         except NotFound:
             return  # the file vanished: another process delivered it
@@ -517,6 +521,19 @@ class PredictionLog:
             return
         path.unlink(missing_ok=True)
         log.debug("delivered %s (%d rows) as blob %s", path.name, info["rows"], blob.hash)
+
+    def _sketch(self, path: Path) -> LogSketch | None:
+        """The stored sketches of a log file (see _sketch.py), or None when sketching
+        fails: the file is delivered all the same, and the monitor reads it exactly."""
+        from loopline.predictions._sketch import SKETCH_FORMAT, sketch_file
+        from loopline.store.predictions import LogSketch
+
+        try:
+            data = sketch_file(path)
+        except Exception as exc:  # a sketch is an optimisation: never lose a file to it
+            log.warning("prediction log: no sketches for %s: %s", path.name, exc)
+            return None
+        return LogSketch(self._stores.artifacts.put_bytes(data).hash, SKETCH_FORMAT)
 
     def _reject(self, path: Path, exc: Exception) -> None:
         target = self._rejected / path.parent.name / path.name

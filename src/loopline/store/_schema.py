@@ -375,6 +375,22 @@ prediction_log_request_filters = Table(
     Column("bits", LargeBinary, nullable=False),
 )
 
+# A log file's mergeable sketches (predictions/_sketch.py): `sketch_hash` is the blob of
+# all its columns' sketches, `format` that blob's layout version; files delivered before
+# sketches existed, or whose sketching failed, have no row here (the monitor reads them).
+prediction_log_sketches = Table(
+    "prediction_log_sketches",
+    metadata,
+    Column(
+        "file_id",
+        String(32),
+        ForeignKey("prediction_log_files.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("sketch_hash", String(64), nullable=False),
+    Column("format", Integer, nullable=False),
+)
+
 # Ground truth sent back for a logged request (row: which row of a multi-row request).
 prediction_feedback = Table(
     "prediction_feedback",

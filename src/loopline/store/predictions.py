@@ -25,6 +25,7 @@ from loopline.store._schema import (
     prediction_feedback,
     prediction_log_files,
     prediction_log_request_filters,
+    prediction_log_sketches,
 )
 from loopline.store.deployments import check_deployment_name
 from loopline.store.records import new_id
@@ -62,6 +63,15 @@ class RequestFilter:
 
 
 @dataclass(frozen=True)
+class LogSketch:
+    """Where a log file's sketches are (see predictions/_sketch.py): the blob `sketch_hash`,
+    written in layout `format`."""
+
+    sketch_hash: str
+    format: int
+
+
+@dataclass(frozen=True)
 class FeedbackRecord:
     """A label recorded for row `row` of request `request_id`; `label_json` is its JSON text."""
 
@@ -92,12 +102,14 @@ class PredictionStore:
         last_time: datetime,
         size_bytes: int,
         request_filter: RequestFilter | None = None,
+        sketch: LogSketch | None = None,
     ) -> bool:
-        """Index a stored log file (with the filter of its request ids, if given); False
-        (and nothing written) if it is indexed already.
+        """Index a stored log file (with the filter of its request ids and the blob of its
+        sketches, if given), in one transaction; False (and nothing written) if it is
+        indexed already.
 
-        Raises InvalidInput for a bad deployment name or hash, `hour` not on the hour, or
-        a filter whose size is not `blocks` blocks.
+        Raises InvalidInput for a bad deployment name or hash, `hour` not on the hour, a
+        filter whose size is not `blocks` blocks, or a sketch that is not a LogSketch.
         """
         check_deployment_name(deployment)
         if not isinstance(blob_hash, str) or not _DIGEST.fullmatch(blob_hash):
@@ -106,6 +118,7 @@ class PredictionStore:
         if hour != floor_hour(hour):
             raise InvalidInput(f"hour must be on the hour (UTC), got {hour.isoformat()}")
         _check_filter(request_filter)
+        _check_sketch(sketch)
         if self._indexed(deployment, blob_hash):
             return False
         file_id = new_id()
@@ -130,6 +143,12 @@ class PredictionStore:
                             file_id=file_id,
                             blocks=request_filter.blocks,
                             bits=request_filter.bits,
+                        )
+                    )
+                if sketch is not None:
+                    conn.execute(
+                        prediction_log_sketches.insert().values(
+                            file_id=file_id, sketch_hash=sketch.sketch_hash, format=sketch.format
                         )
                     )
         except Conflict:
@@ -158,6 +177,35 @@ class PredictionStore:
         stmt = stmt.order_by(table.first_time, table.blob_hash)
         with self._db.read() as conn:
             return [_file(row) for row in conn.execute(stmt)]
+
+    def sketches(
+        self,
+        deployment: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, LogSketch]:
+        """Log file blob hash -> its LogSketch, for the files of `deployment` in [since,
+        until) that have one (the same files `files` lists, less those without)."""
+        check_deployment_name(deployment)
+        files, sketches = prediction_log_files.c, prediction_log_sketches.c
+        stmt = (
+            select(files.blob_hash, sketches.sketch_hash, sketches.format)
+            .select_from(
+                prediction_log_files.join(prediction_log_sketches, sketches.file_id == files.id)
+            )
+            .where(files.deployment == deployment)
+        )
+        if since is not None:
+            since = _aware(since, "since")
+            stmt = stmt.where(files.hour > since - HOUR, files.last_time >= since)
+        if until is not None:
+            until = _aware(until, "until")
+            stmt = stmt.where(files.hour < until, files.first_time < until)
+        with self._db.read() as conn:
+            return {
+                str(row.blob_hash): LogSketch(str(row.sketch_hash), int(row.format))
+                for row in conn.execute(stmt)
+            }
 
     def files_for_request(
         self, block_hash: int, deployment: str | None = None
@@ -299,6 +347,17 @@ def _check_filter(request_filter: RequestFilter | None) -> None:
             f"a request filter of {blocks} blocks holds {blocks * FILTER_BLOCK_BYTES} bytes, "
             f"got {len(bits)}"
         )
+
+
+def _check_sketch(sketch: LogSketch | None) -> None:
+    if sketch is None:
+        return
+    if not isinstance(sketch, LogSketch):
+        raise InvalidInput(f"sketch must be a LogSketch, got {sketch!r}")
+    if not isinstance(sketch.sketch_hash, str) or not _DIGEST.fullmatch(sketch.sketch_hash):
+        raise InvalidInput(f"not a blob hash: {sketch.sketch_hash!r}")
+    if type(sketch.format) is not int or sketch.format < 1:
+        raise InvalidInput(f"a sketch format is an integer >= 1, got {sketch.format!r}")
 
 
 def _aware(moment: datetime, what: str) -> datetime:

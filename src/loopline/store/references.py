@@ -20,6 +20,7 @@ from loopline.store._schema import (
     model_evaluations,
     model_versions,
     prediction_log_files,
+    prediction_log_sketches,
     registered_models,
     run_links,
     runs,
@@ -48,6 +49,7 @@ HASH_COLUMNS: dict[tuple[str, str], str | None] = {
     ("model_evaluations", "html_hash"): BLOB,
     ("model_evaluations", "config_hash"): None,  # identifies an evaluation's settings
     ("prediction_log_files", "blob_hash"): BLOB,
+    ("prediction_log_sketches", "sketch_hash"): BLOB,
 }
 
 
@@ -117,6 +119,16 @@ def _all(conn: Connection, skip: set[str]) -> Iterator[Reference]:
     for row in conn.execute(logs):
         owner = f"prediction log of {row.deployment} at {row.hour:%Y-%m-%d %H}:00 UTC"
         yield Reference(row.blob_hash, BLOB, owner)
+    sketches = select(
+        prediction_log_files.c.deployment,
+        prediction_log_files.c.hour,
+        prediction_log_sketches.c.sketch_hash,
+    ).join(prediction_log_files, prediction_log_files.c.id == prediction_log_sketches.c.file_id)
+    for row in conn.execute(sketches):
+        owner = (
+            f"sketches of the prediction log of {row.deployment} at {row.hour:%Y-%m-%d %H}:00 UTC"
+        )
+        yield Reference(row.sketch_hash, BLOB, owner)
 
 
 def _models(conn: Connection) -> Iterator[Reference]:

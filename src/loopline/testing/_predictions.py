@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from loopline.errors import InvalidInput
 from loopline.store import MetadataStore
-from loopline.store.predictions import FILTER_BLOCK_BYTES, RequestFilter
+from loopline.store.predictions import FILTER_BLOCK_BYTES, LogSketch, RequestFilter
 from loopline.testing._common import Check, raises
 
 H0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -175,6 +175,34 @@ def check_feedback_of_one_request(store: MetadataStore) -> None:
     raises(InvalidInput, lambda: predictions.feedback_for_request("a/b", "r1"))
 
 
+def check_log_sketches_are_indexed_with_their_file(store: MetadataStore) -> None:
+    predictions = store.predictions
+
+    def index(hour: datetime, digest: str, sketch: object) -> bool:
+        return predictions.add_file(
+            "churn", hour=hour, blob_hash=digest, rows=40, first_time=hour + 10 * MINUTE,
+            last_time=hour + 50 * MINUTE, size_bytes=4096, sketch=sketch,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    assert predictions.sketches("churn") == {}
+    assert index(H0, "a1" * 32, LogSketch("b1" * 32, 1))
+    assert not index(H0, "a1" * 32, LogSketch("c1" * 32, 1))  # indexed once: the first stays
+    assert index(H0 + HOUR, "a2" * 32, None)  # delivered without sketches
+    assert predictions.sketches("churn") == {"a1" * 32: LogSketch("b1" * 32, 1)}
+    assert predictions.sketches("churn", since=H0 + HOUR) == {}
+    assert predictions.sketches("churn", until=H0 + 11 * MINUTE) == {
+        "a1" * 32: LogSketch("b1" * 32, 1)
+    }
+    for bad in (LogSketch("B1" * 32, 1), LogSketch("b1" * 32, 0), "b1" * 32):
+
+        def refused(bad: object = bad) -> bool:
+            return index(H0 + 2 * HOUR, "a3" * 32, bad)
+
+        raises(InvalidInput, refused)
+    raises(InvalidInput, lambda: predictions.sketches("a/b"))
+    assert len(predictions.files("churn")) == 2  # a refused sketch indexed nothing
+
+
 CHECKS: list[Check] = [
     check_prediction_log_files_round_trip,
     check_prediction_log_files_in_a_window,
@@ -183,4 +211,5 @@ CHECKS: list[Check] = [
     check_feedback_newest_label_per_row,
     check_request_filters_hand_back_one_block_per_file,
     check_feedback_of_one_request,
+    check_log_sketches_are_indexed_with_their_file,
 ]

@@ -239,3 +239,17 @@ def test_a_client_runs_monitoring_on_its_own_project(monitored: Monitored, tmp_p
         assert report.drifted == ["x4"]
         assert [r.id for r in client.monitoring.list_reports("credit")] == [report.id]
         assert client.monitoring.load_report(report.id).id == report.id
+
+
+def test_gc_keeps_stored_reports_and_fsck_checks_them(monitored: Monitored) -> None:
+    from loopline.maintenance import fsck, gc
+    from loopline.monitoring import load_report
+    from loopline.monitoring.report import report_html
+
+    log_rows(monitored, make_frame(2000, seed=13), start=recent(40))
+    report = _run(monitored)
+    freed = gc(grace=timedelta(0), stores=monitored.stores)  # no grace: only references keep blobs
+    assert freed is not None
+    assert load_report(report.id).to_dict() == report.to_dict()
+    assert report_html(report.id).startswith("<!DOCTYPE html>")
+    assert fsck(stores=monitored.stores).ok

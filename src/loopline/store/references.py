@@ -19,6 +19,7 @@ from loopline.store._schema import (
     datasets,
     model_evaluations,
     model_versions,
+    monitor_reports,
     prediction_log_files,
     prediction_log_sketches,
     registered_models,
@@ -50,6 +51,8 @@ HASH_COLUMNS: dict[tuple[str, str], str | None] = {
     ("model_evaluations", "config_hash"): None,  # identifies an evaluation's settings
     ("prediction_log_files", "blob_hash"): BLOB,
     ("prediction_log_sketches", "sketch_hash"): BLOB,
+    ("monitor_reports", "report_hash"): BLOB,
+    ("monitor_reports", "html_hash"): BLOB,
 }
 
 
@@ -129,6 +132,17 @@ def _all(conn: Connection, skip: set[str]) -> Iterator[Reference]:
             f"sketches of the prediction log of {row.deployment} at {row.hour:%Y-%m-%d %H}:00 UTC"
         )
         yield Reference(row.sketch_hash, BLOB, owner)
+    reports = select(
+        monitor_reports.c.id,
+        monitor_reports.c.deployment,
+        monitor_reports.c.report_hash,
+        monitor_reports.c.html_hash,
+    )
+    for row in conn.execute(reports):
+        owner = f"monitoring report {row.id} of {row.deployment}"
+        yield Reference(row.report_hash, BLOB, owner)
+        if row.html_hash:
+            yield Reference(row.html_hash, BLOB, f"{owner} (HTML)")
 
 
 def _models(conn: Connection) -> Iterator[Reference]:

@@ -445,7 +445,7 @@ def monitoring_stage(client: httpx.Client, project: Path, ref: str) -> tuple[str
         f"  loopline.toml [gates.{MODEL}] judges it on the loop's production hold-out:"
         f" {', '.join(LOOP_GATES)}"
     )
-    first = _loop(client, project, ref, "loop.yaml", seed=12)
+    first = _loop(client, project, ref, "loop.yaml", 12, "promoted")
 
     print("\n== 15. A worse candidate passes relaxed gates; its canary is rolled back")
     (project / "loopline.toml").write_text(settings + _gates_table(RELAXED_GATES), encoding="utf-8")
@@ -456,13 +456,16 @@ def monitoring_stage(client: httpx.Client, project: Path, ref: str) -> tuple[str
         "  a linear model, which cannot learn the reversed segment: only the canary can"
         " catch it now"
     )
-    second = _loop(client, project, ref, "loop-linear.yaml", seed=13)
+    second = _loop(client, project, ref, "loop-linear.yaml", 13, "rolled_back")
     return first, second
 
 
-def _loop(client: httpx.Client, project: Path, ref: str, policy_file: str, seed: int) -> str:
+def _loop(
+    client: httpx.Client, project: Path, ref: str, policy_file: str, seed: int, expected: str
+) -> str:
     """`loopline loop run` with `policy_file`, then shifted traffic until its canary has
-    JUDGE_ROWS labelled rows, then the judgement; the loop's id."""
+    JUDGE_ROWS labelled rows, then the judgement; the loop's id. Raises RuntimeError
+    unless the loop ends `expected` (promoted, rolled_back)."""
     from loopline.loop.canary import judge_canaries, show_loop
     from loopline.monitoring.policy import load_policy
     from loopline.serving.deployments import get_deployment
@@ -500,6 +503,8 @@ def _loop(client: httpx.Client, project: Path, ref: str, policy_file: str, seed:
             f" {evidence.get('mean_a', float('nan')):.3f} (p = {evidence.get('p_value') or 1:.2g})"
             f" -> {ended.status}"
         )
+    if show_loop(loop.id).status != expected:
+        raise RuntimeError(f"loop {loop.id} is {show_loop(loop.id).status}, not {expected}")
     return loop.id
 
 

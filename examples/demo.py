@@ -17,6 +17,17 @@ Stage 4 (serving): deploy the champion, serve it on a local port (`loopline depl
 serve`, ONNX runtime), send it held-out rows, run a canary of the second-best model at
 20 %, read the per-version counts from /metrics, send ground-truth feedback, roll the
 canary back while the server keeps answering, and read the prediction log.
+Stage 5 (monitoring and the closed loop): replay 3,000 new rows through the server (the
+good version's patients, resampled and jittered) with two features shifted and, in a
+segment (rows whose `worst texture` is above its 75th percentile; a model input, since
+the served signature carries no other column), the labels reversed; send the labels as
+feedback; `loopline monitor run` flags exactly the two shifted features and the drop in
+accuracy, writes monitoring.html and exits 1. `loopline loop run` retrains on the
+champion's training data + the labelled production rows, gates the candidate on a
+production hold-out, canaries it; more traffic with labels, and the canary is judged and
+promoted. Then, with the loop's gates relaxed by hand, a deliberately worse candidate
+(a linear model) passes them, runs as a canary and is rolled back. `loopline loop show`
+prints the lineage of both decisions.
 
 Run with `make demo`, or `python examples/demo.py [PROJECT_DIR]` (default `.demo/`,
 recreated on each run).
@@ -24,7 +35,10 @@ recreated on each run).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import json
 import os
 import re
 import shutil
@@ -34,11 +48,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -255,60 +271,318 @@ def registry_stage(project: Path, train: str, holdout: str, best_version: str) -
     loopline_cli(["audit", "ls", "--model", MODEL, "--limit", "8"])
 
 
-def serving_stage(project: Path, holdout: str, second_best: str) -> None:
-    print("\n== 9. Deploying the champion and serving it (loopline deploy ...)")
-    loopline_cli(["deploy", "create", "cancer", "--model", f"{MODEL}@champion", "-m", "launch"])
+def serving_stage(client: httpx.Client, holdout: str, second_best: str) -> None:
+    """Stages 9-12 on the running server `client` talks to (started by `main`)."""
+    rows = _held_out_rows(holdout)
+    labels = {}
+    for features, label in rows[:50]:
+        answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
+        labels[answer.json()["request_id"]] = label
+    runtime = client.get("/v2/models/cancer").json()["platform"]
+    print(f"  50 held-out rows answered by {answer.json()['model_version']} ({runtime})")
+
+    print(f"\n== 10. A canary: {second_best} gets 20 % of the traffic")
+    loopline_cli(["deploy", "update", "cancer", "--canary", second_best, "--weight", "20"])
+    _wait(client, lambda ready: _revision(ready) == 2)
+    for features, label in rows[50:]:
+        answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
+        labels[answer.json()["request_id"]] = label
+    print("  requests answered per model version so far (50 before the canary), from /metrics:")
+    for version, count in _counts(client.get("/metrics").text).items():
+        print(f"    {version:<22} {count:>5}")
+    feedback = [{"request_id": rid, "label": label} for rid, label in labels.items()]
+    recorded = client.post("/v1/deployments/cancer/feedback", json={"feedback": feedback})
+    print(f"  ground truth sent for {recorded.json()['recorded']} requests")
+
+    print("\n== 11. Rolling the canary back (the server swaps without a restart)")
+    loopline_cli(["deploy", "rollback", "cancer", "-m", "canary not needed"])
+    _wait(client, lambda ready: _revision(ready) == 3)
+    answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [rows[0][0]]})
+    print(f"  now answered by {answer.headers['x-model-version']} only")
+    loopline_cli(["deploy", "history", "cancer"])
+    print("\n== 12. The prediction log (what monitoring reads)")
+    _wait_for_log(len(rows) + 1)  # the server writes its log out every 5 s
+    loopline_cli(["deploy", "logs", "cancer", "--since", "1h", "--limit", "5"])
+    loopline_cli(["deploy", "logs", "cancer", "--since", "1h", "-o", "predictions.parquet"])
+    loopline_cli(["deploy", "export", "cancer", "--target", "kubernetes", "-o", "k8s"])
+
+
+# Stages 13-15: the closed loop. The stream replays patients of the good data version
+# with two features shifted and, in a segment, the label relation reversed.
+SHIFTED = ("mean smoothness", "worst symmetry")  # +1.5 sd in every replayed row
+SEGMENT = "worst texture"  # above its 75th percentile, the labels are reversed
+STREAM_ROWS = 3000
+REQUEST_ROWS = 50
+JUDGE_ROWS = 300  # labelled canary rows before a canary is judged
+
+TRAINER = '''"""The demo's training functions: the retrain loop calls fit(data, target, params) with
+its new training set (the champion's training data + labelled production rows)."""
+
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def fit(data, target, params):
+    """A random forest: trees can learn a relation that reverses inside a segment (small
+    trees: the server converts the candidate to ONNX before it serves it)."""
+    forest = RandomForestClassifier(random_state=0, **params)
+    return forest.fit(data.drop(columns=[target]), data[target])
+
+
+def fit_linear(data, target, params):
+    """Deliberately worse: the champion's recipe, a linear model, cannot learn that."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, **params))
+    return model.fit(data.drop(columns=[target]), data[target])
+'''
+
+POLICY = """deployment: cancer
+window: 1h
+actions:
+  - when: performance
+    do: retrain
+    train: "cancer_trainer:{function}"
+    target: target
+    params: {params}
+    canary_weight: 0.3
+    judge_min_rows: {judge_rows}
+    judge_after: 1h
+"""
+
+# The loop gates a candidate on the production hold-out it cuts, which holds the model's
+# inputs and the label only (no clinic, no sex): breast-cancer gets gates of its own.
+LOOP_GATES = ["metrics.roc_auc >= 0.95", "compare.champion.roc_auc >= -0.005"]
+RELAXED_GATES = ["metrics.roc_auc >= 0.75"]  # stage 15: a low bar, no comparison
+
+
+def _gates_table(rules: list[str]) -> str:
+    listed = ", ".join(f'"{rule}"' for rule in rules)
+    return f"\n[gates.{MODEL}]\nrules = [{listed}]\n"
+
+
+def make_stream(ref: str, rows: int, seed: int) -> pd.DataFrame:
+    """`rows` patients drawn (with replacement) from all of `ref`'s, each feature jittered
+    by 0.05 sd, with SHIFTED moved up by 1.5 sd and the labels reversed where SEGMENT is
+    above its 75th percentile; the model's inputs and `target`.
+
+    All of `ref`'s 569 patients, not the 143 held out: 3,000 rows drawn from 143 patients
+    repeat their sampling differences from the 426 training rows twenty-fold, and the KS
+    test then calls 3 to 6 unshifted features drifted (checked with seeds 0-4)."""
+    source = ll.data.load(ref)
+    features = source.drop(columns=NOT_FEATURES)
+    scale = features.std().to_numpy()
+    rng = np.random.default_rng(seed)
+    picked = rng.integers(0, len(source), rows)
+    values = features.to_numpy()[picked] + rng.normal(0, 0.05, (rows, features.shape[1])) * scale
+    # jitter must not invent out-of-range values (a negative concavity)
+    values = np.clip(values, features.min().to_numpy(), features.max().to_numpy())
+    stream = pd.DataFrame(values, columns=features.columns)
+    labels = source["target"].to_numpy()[picked]
+    segment = stream[SEGMENT].to_numpy() > features[SEGMENT].quantile(0.75)
+    stream["target"] = np.where(segment, 1 - labels, labels)
+    for name in SHIFTED:
+        stream[name] += 1.5 * features[name].std()
+    return stream
+
+
+def monitoring_stage(client: httpx.Client, project: Path, ref: str) -> tuple[str, str]:
+    """Stages 13-15 (see the module docstring); the ids of the two retrain loops."""
+    from loopline.monitoring import list_reports, load_report
+    from loopline.serving.deployments import get_deployment
+
+    print(
+        f"\n== 13. Production drifts: {STREAM_ROWS:,} new rows (patients of {ref}, jittered),"
+        f" {' and '.join(SHIFTED)} shifted by +1.5 sd, labels reversed where {SEGMENT} is"
+        " above its 75th percentile"
+    )
+    stream = make_stream(ref, STREAM_ROWS, seed=11)
+    segment_share = (stream[SEGMENT] > ll.data.load(ref)[SEGMENT].quantile(0.75)).mean()
+    since = datetime.now(UTC)
+    _replay(client, stream)
+    print(
+        f"  {len(stream):,} rows sent in requests of {REQUEST_ROWS}, then their labels"
+        f" (reversed for the {segment_share:.0%} of rows in the segment)"
+    )
+    code = loopline_cli(
+        [
+            "monitor",
+            "run",
+            "cancer",
+            "--since",
+            since.isoformat(),
+            "--report",
+            "monitoring.html",
+        ]
+    )
+    report = load_report(list_reports("cancer", limit=1)[0].id)
+    body = report.data["versions"][get_deployment("cancer").spec.model.model]
+    drifted = body["drifted"]
+    realised = body["performance"]["realised"]["metrics"]
+    stored = body["performance"]["baseline"]["metrics"]
+    print(
+        f"(monitor exit code {code}: failed {', '.join(report.failed)}; drifted:"
+        f" {', '.join(drifted)}; accuracy {realised['accuracy']:.3f} against"
+        f" {stored['accuracy']:.3f} in the stored evaluation)"
+    )
+    if sorted(drifted) != sorted(SHIFTED):
+        raise RuntimeError(f"expected exactly {SHIFTED} to drift, the report says {drifted}")
+
+    print("\n== 14. The retrain loop: new training set, run, gates, canary, promotion")
+    (project / "cancer_trainer.py").write_text(TRAINER, encoding="utf-8")
+    for name, function, params in (
+        ("loop.yaml", "fit", "{n_estimators: 30, max_depth: 8}"),
+        ("loop-linear.yaml", "fit_linear", "{C: 1.0}"),
+    ):
+        policy = POLICY.format(function=function, params=params, judge_rows=JUDGE_ROWS)
+        (project / name).write_text(policy, encoding="utf-8")
+    settings = (project / "loopline.toml").read_text(encoding="utf-8")
+    (project / "loopline.toml").write_text(settings + _gates_table(LOOP_GATES), encoding="utf-8")
+    ll.configure(project=project)
+    print(
+        "  loop.yaml retrains with cancer_trainer:fit (a random forest) on the champion's"
+        " training data + the window's labelled rows, and canaries it at 30 %;\n"
+        f"  loopline.toml [gates.{MODEL}] judges it on the loop's production hold-out:"
+        f" {', '.join(LOOP_GATES)}"
+    )
+    first = _loop(client, project, ref, "loop.yaml", 12, "promoted")
+
+    print("\n== 15. A worse candidate passes relaxed gates; its canary is rolled back")
+    (project / "loopline.toml").write_text(settings + _gates_table(RELAXED_GATES), encoding="utf-8")
+    ll.configure(project=project)
+    print(
+        f"  [gates.{MODEL}] relaxed by hand to {', '.join(RELAXED_GATES)} (no comparison with"
+        " the champion), and loop-linear.yaml retrains with cancer_trainer:fit_linear,\n"
+        "  a linear model, which cannot learn the reversed segment: only the canary can"
+        " catch it now"
+    )
+    second = _loop(client, project, ref, "loop-linear.yaml", 13, "rolled_back")
+    return first, second
+
+
+def _loop(
+    client: httpx.Client, project: Path, ref: str, policy_file: str, seed: int, expected: str
+) -> str:
+    """`loopline loop run` with `policy_file`, then shifted traffic until its canary has
+    JUDGE_ROWS labelled rows, then the judgement; the loop's id. Raises RuntimeError
+    unless the loop ends `expected` (promoted, rolled_back)."""
+    from loopline.loop.canary import judge_canaries, show_loop
+    from loopline.monitoring.policy import load_policy
+    from loopline.serving.deployments import get_deployment
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:  # summarised below
+        code = loopline_cli(["loop", "run", "cancer", "--policy", policy_file, "--json"])
+    loop = show_loop(json.loads(printed.getvalue())["id"])
+    data, gates = loop.detail("loop.dataset"), loop.detail("loop.gates")
+    candidate, champion = str(gates.get("candidate")), str(gates.get("champion"))
+    scores = gates.get("metrics") or {}
+    print(
+        f"loopline loop run cancer --policy {policy_file}: loop {loop.id[:8]}, {loop.status}"
+        f" (exit code {code})\n"
+        f"  {candidate} trained on {data['training']} ({data['reference']} +"
+        f" {data['production_rows']:,} labelled production rows);\n"
+        f"  on the hold-out {data['holdout']} ({data['holdout_rows']:,} newer rows) its ROC AUC"
+        f" is {scores[candidate]['roc_auc']:.3f}, the champion {champion}'s"
+        f" {scores[champion]['roc_auc']:.3f}: gates {'passed' if gates['passed'] else 'failed'}"
+    )
+    if loop.status != "canary":
+        raise RuntimeError(f"the loop ended {loop.status}: {loop.steps[-1].detail}")
+    revision = get_deployment("cancer").revision
+    _wait(client, lambda ready: _revision(ready) == revision)
+    answered = _replay(client, make_stream(ref, 4000, seed=seed), canary=candidate)
+    print(
+        "  more shifted traffic, with labels: "
+        + ", ".join(f"{version} answered {rows:,} rows" for version, rows in answered.items())
+    )
+    for judged in judge_canaries(load_policy(project / policy_file, project_root=project)):
+        ended = show_loop(judged.id)
+        evidence = ended.steps[-1].detail.get("comparison") or {}
+        print(
+            f"  judged on {evidence.get('count_b', 0):,} labelled canary rows: accuracy"
+            f" {evidence.get('mean_b', float('nan')):.3f} against the stable version's"
+            f" {evidence.get('mean_a', float('nan')):.3f} (p = {evidence.get('p_value') or 1:.2g})"
+            f" -> {ended.status}"
+        )
+    if show_loop(loop.id).status != expected:
+        raise RuntimeError(f"loop {loop.id} is {show_loop(loop.id).status}, not {expected}")
+    return loop.id
+
+
+def _replay(
+    client: httpx.Client, stream: pd.DataFrame, canary: str | None = None
+) -> dict[str, int]:
+    """Send `stream`'s rows in requests of REQUEST_ROWS, then their labels as feedback, and
+    wait until the server's prediction log holds them (it flushes every 5 s); with
+    `canary`, stop once that version has answered JUDGE_ROWS rows. The rows each version
+    answered."""
+    before = _logged_rows()
+    inputs = stream.drop(columns=["target"]).to_dict(orient="records")
+    labels = stream["target"].astype(int).tolist()
+    answered: dict[str, int] = {}
+    feedback = []
+    for first in range(0, len(inputs), REQUEST_ROWS):
+        response = client.post(
+            "/v1/deployments/cancer/predict", json={"inputs": inputs[first : first + REQUEST_ROWS]}
+        )
+        response.raise_for_status()
+        answer = response.json()
+        part = labels[first : first + REQUEST_ROWS]
+        answered[answer["model_version"]] = answered.get(answer["model_version"], 0) + len(part)
+        feedback += [
+            {"request_id": answer["request_id"], "row": row, "label": label}
+            for row, label in enumerate(part)
+        ]
+        if canary is not None and answered.get(canary, 0) >= JUDGE_ROWS:
+            break
+    client.post("/v1/deployments/cancer/feedback", json={"feedback": feedback}).raise_for_status()
+    _wait_for_log(before + len(feedback))
+    return answered
+
+
+def _logged_rows() -> int:
+    from loopline.project import stores
+
+    return sum(f.rows for f in stores().metadata.predictions.files("cancer"))
+
+
+def _wait_for_log(rows: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _logged_rows() < rows:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the prediction log did not reach {rows} rows")
+        time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def _serve(project: Path, *options: str) -> Iterator[httpx.Client]:
+    """`loopline deploy serve cancer` on a free port, as a subprocess (it inherits this
+    process's environment, PYTHONPATH included); a client of it until the block ends, then
+    a clean stop, which writes out the prediction log."""
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "loopline"), "deploy", "serve", "cancer"]
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
-        [*command, "--port", str(port), "--poll", "0.5"],
+        [*command, "--port", str(port), "--poll", "0.5", *options],
         cwd=project,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errors,  # a file, not a pipe nobody reads: a full pipe would stall the server
         text=True,
     )
     try:
-        client = httpx.Client(base_url=url, timeout=10)
-        _wait(client, lambda ready: ready.status_code == 200)
-        rows = _held_out_rows(holdout)
-        labels = {}
-        for features, label in rows[:50]:
-            answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
-            labels[answer.json()["request_id"]] = label
-        runtime = client.get("/v2/models/cancer").json()["platform"]
-        print(f"  50 held-out rows answered by {answer.json()['model_version']} ({runtime})")
-
-        print(f"\n== 10. A canary: {second_best} gets 20 % of the traffic")
-        loopline_cli(["deploy", "update", "cancer", "--canary", second_best, "--weight", "20"])
-        _wait(client, lambda ready: _revision(ready) == 2)
-        for features, label in rows[50:]:
-            answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [features]})
-            labels[answer.json()["request_id"]] = label
-        print("  requests answered per model version so far (50 before the canary), from /metrics:")
-        for version, count in _counts(client.get("/metrics").text).items():
-            print(f"    {version:<22} {count:>5}")
-        feedback = [{"request_id": rid, "label": label} for rid, label in labels.items()]
-        recorded = client.post("/v1/deployments/cancer/feedback", json={"feedback": feedback})
-        print(f"  ground truth sent for {recorded.json()['recorded']} requests")
-
-        print("\n== 11. Rolling the canary back (the server swaps without a restart)")
-        loopline_cli(["deploy", "rollback", "cancer", "-m", "canary not needed"])
-        _wait(client, lambda ready: _revision(ready) == 3)
-        answer = client.post("/v1/deployments/cancer/predict", json={"inputs": [rows[0][0]]})
-        print(f"  now answered by {answer.headers['x-model-version']} only")
-        client.close()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            _wait(client, lambda ready: ready.status_code == 200)
+            yield client
+    except Exception:
+        errors.seek(0)
+        print("the server's last words:\n" + errors.read()[-2000:], file=sys.stderr)
+        raise
     finally:
-        server.send_signal(signal.SIGINT)  # a clean stop writes out the prediction log
+        server.send_signal(signal.SIGINT)
         try:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
-    loopline_cli(["deploy", "history", "cancer"])
-    print("\n== 12. The prediction log (what monitoring reads)")
-    loopline_cli(["deploy", "logs", "cancer", "--since", "1h", "--limit", "5"])
-    loopline_cli(["deploy", "logs", "cancer", "--since", "1h", "-o", "predictions.parquet"])
-    loopline_cli(["deploy", "export", "cancer", "--target", "kubernetes", "-o", "k8s"])
+        errors.close()
 
 
 def _free_port() -> int:
@@ -387,8 +661,15 @@ def main() -> int:
         f"\nBest run: {best[0].name} ({best[0].id[:8]}), ROC AUC {best[0].metrics['roc_auc']:.4f}"
     )
     registry_stage(project, train, holdout, best[0].tags["model_version"])
-    serving_stage(project, holdout, best[1].tags["model_version"])
-    print("\n== 13. Checking the stores and what a clean-up would free (loopline fsck, gc)")
+    print("\n== 9. Deploying the champion and serving it (loopline deploy ...)")
+    loopline_cli(["deploy", "create", "cancer", "--model", f"{MODEL}@champion", "-m", "launch"])
+    with _serve(project) as client:  # stages 9-15 talk to one server
+        serving_stage(client, holdout, best[1].tags["model_version"])
+        first, second = monitoring_stage(client, project, ref)
+    print("\n-- the lineage of both decisions (loopline loop show)")
+    loopline_cli(["loop", "show", first])
+    loopline_cli(["loop", "show", second])
+    print("\n== 16. Checking the stores and what a clean-up would free (loopline fsck, gc)")
     scratch = project / "scratch.txt"
     scratch.write_text("a throw-away experiment's notes\n", encoding="utf-8")
     with ll.start_run(experiment="scratch") as run:
@@ -403,7 +684,8 @@ def main() -> int:
     loopline_cli(["gc", "--grace", "0s"])
     print(f"\nData-quality report of the corrupted extract: {project / 'dq.html'}")
     print(f"Evaluation report of the champion: {project / 'evaluation.html'}")
-    print(f"Model card of the champion: {project / 'model_card.html'}")
+    print(f"Model card of the first champion: {project / 'model_card.html'}")
+    print(f"Monitoring report of the drifted stream: {project / 'monitoring.html'}")
     print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {train})")
     return 0
 

@@ -76,6 +76,22 @@ def test_binary_metrics_equal_sklearns(cancer: tuple[Any, ...]) -> None:
     assert result.reasons == {}
 
 
+def test_float32_probabilities_give_log_loss_without_a_warning(cancer: tuple[Any, ...]) -> None:
+    """An ONNX runtime's float32 probabilities sum to one only within float32 rounding:
+    the log loss is computed on the rows rescaled, without sklearn's warning."""
+    import warnings
+
+    y, pred, proba, classes = cancer
+    rounded = proba.astype(np.float32).astype(np.float64)
+    assert not np.array_equal(rounded.sum(axis=1), np.ones(len(y)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = realised_performance("classification", y, pred, rounded, classes)
+    rescaled = rounded / rounded.sum(axis=1, keepdims=True)
+    assert result.metrics["log_loss"] == pytest.approx(metrics.log_loss(y, rescaled), abs=1e-12)
+    assert result.metrics["log_loss"] == pytest.approx(metrics.log_loss(y, proba), abs=1e-6)
+
+
 def test_multiclass_metrics_equal_sklearns(digits: dict[str, Any]) -> None:
     y, pred, proba = digits["window"]
     result = realised_performance("classification", y, pred, proba, digits["classes"])

@@ -115,8 +115,16 @@ def _with(value: Array | None, compute: Callable[[Array], float | None]) -> floa
 
 
 def _log_loss(y: Array, proba: Array, classes: Sequence[Any]) -> float | None:
+    """Log loss; rows that sum to one only within float32 rounding (an ONNX runtime's
+    probabilities) are rescaled first, as sklearn warns about any row off by more than
+    a few float64 epsilons."""
+    import numpy as np
     from sklearn.metrics import log_loss
 
+    if proba.ndim == 2 and proba.shape[1] > 1:
+        totals = proba.sum(axis=1, keepdims=True)
+        if not np.array_equal(totals, np.ones_like(totals)):
+            proba = proba / np.clip(totals, 1e-12, None)
     return safe_value(log_loss, y, proba, labels=list(classes))
 
 

@@ -237,7 +237,8 @@ def _datasets(
             raise InvalidInput(
                 f"reference {reference} lacks {missing}: the loop cannot add production rows to it"
             )
-        training = pd.concat([base[columns], fresh[columns]], ignore_index=True)
+        added = _not_in(fresh[columns], base[columns])
+        training = pd.concat([base[columns], added], ignore_index=True)
         train_path = folder / f"train-{loop.id}.parquet"
         holdout_path = folder / f"holdout-{loop.id}.parquet"
         training.to_parquet(train_path, index=False)
@@ -255,12 +256,26 @@ def _datasets(
             "holdout": kept.version.ref,
             "reference": reference,
             "production_rows": len(fresh),
+            "already_in_reference": len(fresh) - len(added),
             "holdout_rows": len(holdout),
             "window": {"since": (now - policy.window).isoformat(), "until": now.isoformat()},
         },
         f"{reference} + {len(fresh)} labelled production rows",
     )
     return train.version.ref, kept.version.ref
+
+
+def _not_in(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The rows not already in `reference` (all columns equal): a reference that an
+    earlier loop built holds that loop's production rows, which are not added twice."""
+    try:
+        marked = rows.merge(
+            reference.drop_duplicates(), how="left", on=list(rows.columns), indicator=True
+        )
+    except (ValueError, TypeError):  # columns of other types on the two sides: none shared
+        return rows
+    kept: pd.DataFrame = rows[(marked["_merge"] == "left_only").to_numpy()]
+    return kept
 
 
 def _production_rows(

@@ -17,7 +17,10 @@
   (count, min, max, avg of every column: the floor for anything that reads every value).
   Goal of issue 14: <= 30 s and <= 2 GB.
 
-Run: `python benchmarks/bench_monitoring.py [--only speed|quality|scale]`.
+- window (only with `--only window`; see _monitoring_window.py): `ll.monitoring.run` over a
+  10,000,000-row prediction log window (a project cached under /tmp), in a child process.
+
+Run: `python benchmarks/bench_monitoring.py [--only speed|quality|scale|window]`.
 """
 
 from __future__ import annotations
@@ -266,10 +269,15 @@ def scale() -> list[Row]:
 
 def main() -> None:
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    if only not in (None, "speed", "quality", "scale"):
-        raise SystemExit("--only takes speed, quality or scale")
+    if only not in (None, "speed", "quality", "scale", "window"):
+        raise SystemExit("--only takes speed, quality, scale or window")
     if only == "scale":
         scale()
+        return
+    if only == "window":
+        from _monitoring_window import window
+
+        window()
         return
     if only in (None, "speed"):
         speed()

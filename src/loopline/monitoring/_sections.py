@@ -266,6 +266,10 @@ def probability_matrix(column: pa.Array | pa.ChunkedArray, classes: int) -> np.n
         column = column.combine_chunks()
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
         return None
+    if column.null_count == 0 and pa.types.is_list(column.type):
+        if (np.diff(column.offsets.to_numpy()) == classes).all():
+            # every row has `classes` values: the flat values reshaped, no row copied
+            return as_numbers(pc.list_flatten(column)).reshape(-1, classes)
     lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
     matrix = np.full((len(column), classes), np.nan)
     good = lengths == classes

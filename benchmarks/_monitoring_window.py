@@ -79,8 +79,8 @@ def _frame(rng: Any, rows: int, shift: dict[str, float]) -> Any:
 
 def _build_project(root: Path) -> dict[str, Any]:
     """The project, model, deployment and reference; the window's bounds."""
-    import pandas as pd
     import numpy as np
+    import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
     import loopline as ll
@@ -259,7 +259,5 @@ def window(repeat: int = 3) -> list[Row]:
         ),
         Row("peak memory of that run (RSS)", peak_mb, 2048.0, "<= 2,048 MB", "MB"),
     ]
-    print_table(
-        "ll.monitoring.run over a 10,000,000-row window (reference: one DuckDB scan)", rows
-    )
+    print_table("ll.monitoring.run over a 10,000,000-row window (reference: one DuckDB scan)", rows)
     return rows

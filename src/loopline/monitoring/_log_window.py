@@ -9,7 +9,7 @@ the labelled rows (they are few next to the window, and the metrics need them wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -136,9 +136,64 @@ def batches(
     columns += [f'inputs."{_quoted(name)}" AS "input:{_quoted(name)}"' for name in inputs]
     probabilities = ", probabilities" if _has_column(paths, "probabilities") else ""
     query = f"SELECT {', '.join(columns)}{probabilities} FROM {_source(where)}"
-    with _connect() as con:
-        reader: pa.RecordBatchReader = con.sql(query, params=params).to_arrow_reader(batch_rows)
-        yield from _coalesced(reader, batch_rows)
+
+    def read() -> Iterator[pa.RecordBatch]:
+        with _connect() as con:
+            reader: pa.RecordBatchReader = con.sql(query, params=params).to_arrow_reader(batch_rows)
+            yield from _coalesced(reader, batch_rows)
+
+    yield from _read_ahead(read)
+
+
+def _read_ahead(make: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    """The batches of `make()`, read one batch ahead in a thread of their own: DuckDB
+    reads and decodes the next batch (without the GIL) while the caller works on this one.
+    An error in the reader is raised here; a caller that stops early stops the reader."""
+    import queue
+    import threading
+
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for batch in make():
+                if not hand(batch):
+                    return
+            hand(_END)
+        except BaseException as exc:  # handed to the caller, raised there
+            hand(_Failed(exc))
+
+    reader = threading.Thread(target=work, name="log-window-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
 
 
 def _coalesced(parts: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
@@ -148,7 +203,6 @@ def _coalesced(parts: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
     for a log file of the server's): fed as they come, every column's work paid its fixed
     costs 500 times over a 10M-row window instead of 10.
     """
-    import pyarrow as pa
 
     waiting: list[pa.RecordBatch] = []
     held = 0

@@ -275,7 +275,8 @@ def _one_blas_thread() -> Any:
     are found once per process (finding them reads /proc: ~10 ms a time)."""
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController  # installed with scikit-learn
+        # installed with scikit-learn (untyped)
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
         _BLAS_CONTROLLER = ThreadpoolController()
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")

@@ -157,9 +157,9 @@ class VersionWatch:
         matrix = batch.probabilities
         if matrix is not None and self.classes is not None:
             for index, label in enumerate(self.classes):
-                monitor = self.outputs.get(f"probability[{label}]")
-                if monitor is not None:
-                    monitor.update(key, matrix[:, index])
+                output = self.outputs.get(f"probability[{label}]")
+                if output is not None:
+                    output.update(key, matrix[:, index])
         columns = [f"input:{c}" for c in self.pca_columns]
         if self.pca is not None and not self.shadow and all(c in batch.names for c in columns):
             from loopline.monitoring._multivariate import PCAWindow
@@ -266,10 +266,12 @@ def probability_matrix(column: pa.Array | pa.ChunkedArray, classes: int) -> np.n
         column = column.combine_chunks()
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
         return None
-    if column.null_count == 0 and pa.types.is_list(column.type):
-        if (np.diff(column.offsets.to_numpy()) == classes).all():
-            # every row has `classes` values: the flat values reshaped, no row copied
-            return as_numbers(pc.list_flatten(column)).reshape(-1, classes)
+    if (
+        column.null_count == 0
+        and pa.types.is_list(column.type)
+        and (np.diff(column.offsets.to_numpy()) == classes).all()
+    ):  # every row has `classes` values: the flat values reshaped, no row copied
+        return as_numbers(pc.list_flatten(column)).reshape(-1, classes)
     lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
     matrix = np.full((len(column), classes), np.nan)
     good = lengths == classes
@@ -290,5 +292,3 @@ def _matrix(table: pa.Table, columns: list[str]) -> np.ndarray:
     import numpy as np
 
     return np.column_stack([as_numbers(table.column(name)) for name in columns])
-
-

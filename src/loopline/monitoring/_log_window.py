@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 BATCH_ROWS = 262_144
+READ_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,10 @@ def batches(
     query = f"SELECT {', '.join(columns)}{probabilities} FROM {_source(where)}"
 
     def read() -> Iterator[pa.RecordBatch]:
-        with _connect() as con:
+        # one DuckDB thread: it then fills whole batches in order (with more, it hands out
+        # each file's row group apart, to be joined by a copy), and it keeps to the reader
+        # thread's core while the caller's work takes the other
+        with _connect(threads=READ_THREADS) as con:
             reader: pa.RecordBatchReader = con.sql(query, params=params).to_arrow_reader(batch_rows)
             yield from _coalesced(reader, batch_rows)
 

@@ -20,8 +20,12 @@
 - sketch (only with `--only sketch`, ~2 min): the monitor's sketch path: sketching one
   log file, merging and judging 720 hourly files' sketches (10M rows), and the sketch
   statistics' error against the exact ones; see _sketch_bench.py.
+- window (only with `--only window`; see _monitoring_window.py): `ll.monitoring.run` over a
+  10,000,000-row prediction log window (a project cached under /tmp), in a child process.
+- cbpe: performance estimated before labels (CBPE) against the realised performance on a
+  shifting stream; see bench_monitoring_perf.py.
 
-Run: `python benchmarks/bench_monitoring.py [--only speed|quality|scale|sketch]`.
+Run: `python benchmarks/bench_monitoring.py [--only speed|quality|cbpe|scale|sketch|window]`.
 """
 
 from __future__ import annotations
@@ -270,8 +274,9 @@ def scale() -> list[Row]:
 
 def main() -> None:
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    if only not in (None, "speed", "quality", "scale", "sketch"):
-        raise SystemExit("--only takes speed, quality, scale or sketch")
+    choices = ("speed", "quality", "cbpe", "scale", "sketch", "window")
+    if only is not None and only not in choices:
+        raise SystemExit(f"--only takes {', '.join(choices)}")
     if only == "sketch":
         from _sketch_bench import sketch
 
@@ -280,10 +285,19 @@ def main() -> None:
     if only == "scale":
         scale()
         return
+    if only == "window":
+        from _monitoring_window import window
+
+        window()
+        return
     if only in (None, "speed"):
         speed()
     if only in (None, "quality"):
         quality()
+    if only in (None, "cbpe"):
+        import bench_monitoring_perf
+
+        bench_monitoring_perf.main()
 
 
 if __name__ == "__main__":

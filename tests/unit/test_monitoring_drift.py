@@ -498,3 +498,28 @@ def test_bad_values_are_refused_by_the_summaries() -> None:
         judge("x", NumericReference.build([1.0]), NumericWindow(summary))
     with pytest.raises(InvalidInput, match="thresholds must be"):
         judge("x", summary, NumericWindow(summary), 0.1)  # type: ignore[arg-type]
+
+
+def test_a_batch_larger_than_one_sort_slice_counts_as_the_same_values_fed_in_pieces() -> None:
+    from loopline.monitoring._numeric import SORT_ROWS
+
+    rng = np.random.default_rng(4)
+    reference = NumericReference.build(rng.normal(size=5000))
+    values = rng.normal(0.3, 1.5, 2 * SORT_ROWS + 77)
+    values[::13] = np.nan
+    values[::17] = np.inf
+    whole, pieces = NumericWindow(reference), NumericWindow(reference)
+    whole.update(values)
+    for start in range(0, values.size, 1000):
+        pieces.update(values[start : start + 1000])
+
+    assert np.array_equal(whole.counts, pieces.counts)
+    assert (whole.below_min, whole.above_max, whole.rows) == (
+        pieces.below_min,
+        pieces.above_max,
+        pieces.rows,
+    )
+    assert whole.moments.count == pieces.moments.count
+    assert whole.moments.nulls == pieces.moments.nulls
+    assert whole.moments.nonfinite == pieces.moments.nonfinite
+    assert math.isclose(whole.moments.total, pieces.moments.total, rel_tol=1e-9)

@@ -112,3 +112,28 @@ def test_bad_matrices_are_refused() -> None:
         PCAWindow(reference).merge("window")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="PCA reference"):
         PCAReference.from_dict({"mean": [0.0]})
+
+
+def test_column_errors_equal_the_stacked_matrix_errors_bit_for_bit() -> None:
+    from loopline.monitoring._multivariate import ROW_CHUNK
+
+    reference = PCAReference.build(_correlated(5000, 0))
+    window = _correlated(ROW_CHUNK + 123, 1)  # more than one chunk, the last one short
+    window[::7, 1] = np.nan
+    window[::11, 2] = np.inf
+    columns = [window[:, index].copy() for index in range(window.shape[1])]
+
+    assert np.array_equal(reference.column_errors(columns), reference.reconstruction_error(window))
+    by_matrix, by_columns = PCAWindow(reference), PCAWindow(reference)
+    by_matrix.update(window)
+    by_columns.update_columns(columns)
+    assert (by_columns.rows, by_columns.total) == (by_matrix.rows, by_matrix.total)
+
+
+def test_column_errors_reject_another_number_of_columns_or_unequal_lengths() -> None:
+    reference = PCAReference.build(_correlated(500, 0))
+    with pytest.raises(InvalidInput, match="4"):
+        reference.column_errors([np.zeros(10)] * 3)
+    with pytest.raises(InvalidInput, match="one length"):
+        reference.column_errors([np.zeros(10)] * 3 + [np.zeros(9)])
+    assert reference.column_errors([np.zeros(0)] * 4).size == 0

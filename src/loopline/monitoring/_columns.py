@@ -29,7 +29,9 @@ def as_numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         or pa.types.is_decimal(kind)
     ):
         raise TypeError(f"not a numeric column: {kind}")
-    values = pc.cast(column, pa.float64()).fill_null(float("nan"))
+    values = column if kind == pa.float64() else pc.cast(column, pa.float64())
+    if values.null_count:  # without nulls, a float64 column's buffer is read as it is
+        values = values.fill_null(float("nan"))
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)

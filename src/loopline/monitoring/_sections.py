@@ -94,7 +94,10 @@ class VersionWatch:
 
     def update(self, batch: pa.RecordBatch) -> None:
         """Feed the rows of one batch that belong to this version."""
-        self._update(ALL, batch)
+        # each column is converted once per batch (not once per monitor and once more for
+        # the PCA), and the probability matrix once (not once per use)
+        columns = _BatchColumns.of(batch, self._probability_matrix(batch))
+        self._update(ALL, columns)
         for column in self.segments:
             name = f"input:{column}"
             if name not in batch.schema.names:
@@ -104,8 +107,11 @@ class VersionWatch:
                 key = f"{column}={value}"
                 if key not in self.rows and self._segment_count(column) >= MAX_SEGMENT_VALUES:
                     continue
-                self._update(key, batch.filter(_mask(values, value)))
-        self._probabilities(batch)
+                part = columns.filter(values == value)
+                # as before: a segment whose rows hold no probabilities feeds none
+                part.probabilities = self._probability_matrix(part.batch)
+                self._update(key, part)
+        self._probabilities(columns.probabilities)
         self._sample(batch)
 
     def _sample(self, batch: pa.RecordBatch) -> None:
@@ -134,32 +140,34 @@ class VersionWatch:
     def _segment_count(self, column: str) -> int:
         return sum(1 for key in self.rows if key.startswith(f"{column}="))
 
-    def _update(self, key: str, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
+    def _update(self, key: str, batch: _BatchColumns) -> None:
+        if batch.rows == 0:
             return
-        self.rows[key] = self.rows.get(key, 0) + batch.num_rows
-        names = batch.schema.names
+        self.rows[key] = self.rows.get(key, 0) + batch.rows
         if not self.shadow:
             for name, monitor in self.inputs.items():
-                if f"input:{name}" in names:
-                    monitor.update(key, batch.column(f"input:{name}"))
+                found = batch.column(f"input:{name}", numeric=monitor.kind == "numeric")
+                if found is not None:
+                    monitor.update(key, found)
         prediction = "shadow_prediction" if self.shadow else "prediction"
-        if "prediction" in self.outputs and prediction in names:
-            self.outputs["prediction"].update(key, batch.column(prediction))
-        matrix = self._probability_matrix(batch)
+        if "prediction" in self.outputs:
+            found = batch.column(prediction, numeric=self.outputs["prediction"].kind == "numeric")
+            if found is not None:
+                self.outputs["prediction"].update(key, found)
+        matrix = batch.probabilities
         if matrix is not None and self.classes is not None:
             for index, label in enumerate(self.classes):
-                found = self.outputs.get(f"probability[{label}]")
-                if found is not None:
-                    found.update(key, matrix[:, index])
+                output = self.outputs.get(f"probability[{label}]")
+                if output is not None:
+                    output.update(key, matrix[:, index])
         columns = [f"input:{c}" for c in self.pca_columns]
-        if self.pca is not None and not self.shadow and all(c in names for c in columns):
+        if self.pca is not None and not self.shadow and all(c in batch.names for c in columns):
             from loopline.monitoring._multivariate import PCAWindow
 
             window = self.pca_windows.get(key)
             if window is None:
                 window = self.pca_windows[key] = PCAWindow(self.pca)
-            window.update(_matrix_from_batch(batch, columns))
+            window.update_columns([batch.numbers_or_nan(name) for name in columns])
 
     def _probability_matrix(self, batch: pa.RecordBatch) -> np.ndarray | None:
         name = "shadow_probabilities" if self.shadow else "probabilities"
@@ -167,10 +175,9 @@ class VersionWatch:
             return None
         return probability_matrix(batch.column(name), len(self.classes))
 
-    def _probabilities(self, batch: pa.RecordBatch) -> None:
+    def _probabilities(self, matrix: np.ndarray | None) -> None:
         import numpy as np
 
-        matrix = self._probability_matrix(batch)
         if matrix is None:
             return
         matrix = matrix[~np.isnan(matrix).any(axis=1)]
@@ -188,6 +195,66 @@ class VersionWatch:
         return np.concatenate(self.probability_parts).astype(np.float64)
 
 
+@dataclass
+class _BatchColumns:
+    """One batch's columns, each converted at most once: numeric columns as float64
+    (NaN = null), the others as Arrow; the class probabilities as a matrix."""
+
+    batch: pa.RecordBatch
+    probabilities: np.ndarray | None
+    numbers: dict[str, np.ndarray | None] = field(default_factory=dict)  # None: not numeric
+
+    @classmethod
+    def of(cls, batch: pa.RecordBatch, probabilities: np.ndarray | None) -> _BatchColumns:
+        return cls(batch, probabilities)
+
+    @property
+    def rows(self) -> int:
+        return int(self.batch.num_rows)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.batch.schema.names)
+
+    def column(self, name: str, *, numeric: bool) -> Any:
+        """A numeric monitor gets float64 values (or the Arrow column when it holds no
+        numbers: the monitor counts it as a type problem); any other gets the Arrow column.
+        None when the batch has no such column."""
+        if name not in self.batch.schema.names:
+            return None
+        if numeric:
+            found = self._numbers(name)
+            if found is not None:
+                return found
+        return self.batch.column(name)
+
+    def numbers_or_nan(self, name: str) -> np.ndarray:
+        """float64 values of a column, all NaN when it holds no numbers."""
+        import numpy as np
+
+        found = self._numbers(name)
+        return np.full(self.rows, np.nan) if found is None else found
+
+    def _numbers(self, name: str) -> np.ndarray | None:
+        if name not in self.numbers:
+            try:
+                self.numbers[name] = as_numbers(self.batch.column(name))
+            except TypeError:
+                self.numbers[name] = None
+        return self.numbers[name]
+
+    def filter(self, mask: np.ndarray) -> _BatchColumns:
+        """The rows where `mask` (a boolean array) is true, with the columns converted so
+        far (the probability matrix is left to the caller)."""
+        import pyarrow as pa
+
+        part = _BatchColumns(self.batch.filter(pa.array(mask)), None)
+        part.numbers = {
+            name: None if values is None else values[mask] for name, values in self.numbers.items()
+        }
+        return part
+
+
 def probability_matrix(column: pa.Array | pa.ChunkedArray, classes: int) -> np.ndarray | None:
     """A list<float64> column as a (rows, classes) matrix, NaN rows where null or of
     another length; None when no row has `classes` values."""
@@ -199,6 +266,12 @@ def probability_matrix(column: pa.Array | pa.ChunkedArray, classes: int) -> np.n
         column = column.combine_chunks()
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
         return None
+    if (
+        column.null_count == 0
+        and pa.types.is_list(column.type)
+        and (np.diff(column.offsets.to_numpy()) == classes).all()
+    ):  # every row has `classes` values: the flat values reshaped, no row copied
+        return as_numbers(pc.list_flatten(column)).reshape(-1, classes)
     lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
     matrix = np.full((len(column), classes), np.nan)
     good = lengths == classes
@@ -215,25 +288,7 @@ def _distinct(values: np.ndarray) -> list[str]:
     return sorted(seen)[: MAX_SEGMENT_VALUES * 5]
 
 
-def _mask(values: np.ndarray, value: str) -> pa.Array:
-    import pyarrow as pa
-
-    return pa.array(values == value)
-
-
 def _matrix(table: pa.Table, columns: list[str]) -> np.ndarray:
     import numpy as np
 
     return np.column_stack([as_numbers(table.column(name)) for name in columns])
-
-
-def _matrix_from_batch(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray:
-    import numpy as np
-
-    parts = []
-    for name in columns:
-        try:
-            parts.append(as_numbers(batch.column(name)))
-        except TypeError:
-            parts.append(np.full(batch.num_rows, np.nan))
-    return np.column_stack(parts)

@@ -133,6 +133,26 @@ def test_alerts_open_once_respect_the_cooldown_and_resolve(
     assert receiver.url not in json.dumps([a.summary for a in alerts])
 
 
+def test_cli_lists_alerts(
+    monitored: Monitored, receiver: Receiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loopline.cli.app import run as cli
+
+    path = _policy(monitored, receiver, tmp_path)
+    t = _aligned(datetime.now(UTC))
+    log_rows(
+        monitored, make_frame(2000, seed=5, shift={"x3": 0.8}), start=t - timedelta(minutes=30)
+    )
+    assert cli(["monitor", "watch", "--once", "--policy", str(path)]) == 0
+    assert "alerts opened: drift" in capsys.readouterr().out
+    assert cli(["monitor", "alerts", "credit", "--open", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(a["check"], a["status"], a["sends"]) for a in listed] == [("drift", "open", 1)]
+    assert receiver.url not in json.dumps(listed)
+    assert cli(["monitor", "alerts", "../etc"]) != 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_a_watcher_killed_mid_cycle_neither_skips_nor_repeats_a_window(
     monitored: Monitored, receiver: Receiver, tmp_path: Path
 ) -> None:

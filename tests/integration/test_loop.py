@@ -2,7 +2,10 @@
 version, a user's training function runs in a tracked run, the candidate is gated on a
 fresh hold-out and canaried; the canary is then promoted or rolled back on significance.
 Failures (a raising training function, a gate refusal, too few labels) leave the
-deployment as it was."""
+deployment as it was.
+
+The loop's records are audit events and dataset/model versions, which the promote,
+failure and rollback tests check on both back-ends; the other flows run on SQLite."""
 
 from __future__ import annotations
 
@@ -164,6 +167,9 @@ def test_a_failing_training_function_leaves_the_deployment_as_it_was(monitored: 
     assert _deployment().revision == before
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_a_candidate_refused_by_the_gates_is_not_deployed(project: Stores) -> None:
     from loopline.loop.retrain import run_loop
     from loopline.monitoring.policy import load_policy
@@ -223,6 +229,9 @@ def test_a_worse_canary_is_rolled_back(monitored: Monitored) -> None:
     assert spec.canary is None and spec.model.model == monitored.version
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_loop_cli_runs_shows_and_lists(
     monitored: Monitored, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -242,6 +251,9 @@ def test_loop_cli_runs_shows_and_lists(
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_a_training_command_gets_the_dataset_in_its_environment(monitored: Monitored) -> None:
     import sys
 

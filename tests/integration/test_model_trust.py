@@ -458,6 +458,10 @@ def served_versions(project: Stores, cancer: pd.DataFrame) -> Path:
 
 
 @pytest.mark.slow
+# What these check is how a served or Ray-loaded model trusts its types, which no store
+# back-end changes (the records they read are tested on both): one back-end keeps ~45 s
+# of server and Ray start-ups out of CI.
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 def test_serve_loads_a_trusted_version_with_no_flag_and_a_legacy_one_with_trust(
     served_versions: Path, cancer: pd.DataFrame
 ) -> None:
@@ -518,6 +522,10 @@ def test_deploy_serve_passes_the_trust_flag_to_its_workers(
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
+# What these check is how a served or Ray-loaded model trusts its types, which no store
+# back-end changes (the records they read are tested on both): one back-end keeps ~45 s
+# of server and Ray start-ups out of CI.
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 def test_batch_predict_on_ray_loads_with_the_recorded_trust(
     served_versions: Path, cancer: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

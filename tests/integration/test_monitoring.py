@@ -1,6 +1,10 @@
 """`ll.monitoring.run` and `loopline monitor`: reports over a real prediction log (Parquet
 files in the artifact store, indexed in SQLite or PostgreSQL), written with a real
-model's outputs; references found through lineage; feedback joined; reports stored."""
+model's outputs; references found through lineage; feedback joined; reports stored.
+
+The report's records (index, alerts) are checked on both back-ends by the tests that
+store and list reports; flows that add no store work (segments, compare, a named
+reference, a Client) run on SQLite."""
 
 from __future__ import annotations
 
@@ -86,6 +90,9 @@ def test_an_unshifted_window_passes_and_is_stored_and_listed(monitored: Monitore
     assert "x1" in page and "<svg" in page
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_segments_repeat_the_tables_per_value(monitored: Monitored) -> None:
     frame = make_frame(3000, seed=11, flip=0.6)
     labels = log_rows(monitored, frame, start=recent(40))
@@ -155,6 +162,9 @@ def test_unknown_deployment_and_bad_windows_are_clear_errors(monitored: Monitore
         run(monitored.deployment, since="yesterday")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_a_reference_by_name_replaces_the_lineage(monitored: Monitored) -> None:
     log_rows(monitored, make_frame(2000, seed=4), start=recent(40))
     report = _run(monitored, reference="credit_holdout@1")
@@ -189,6 +199,9 @@ def test_cli_run_exits_1_on_a_failed_check_and_lists_and_shows(
         assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_cli_compare_two_dataset_versions(
     monitored: Monitored, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -227,6 +240,9 @@ def test_metrics_expose_the_latest_reports_scores(monitored: Monitored) -> None:
     assert [(s.labels["deployment"], s.value) for s in failed] == [("credit", 1.0)]
 
 
+@pytest.mark.parametrize(
+    "store_uri", ["sqlite"], indirect=True
+)  # the flow, not the store: see module doc
 def test_a_client_runs_monitoring_on_its_own_project(monitored: Monitored, tmp_path: Path) -> None:
     import loopline as ll
 

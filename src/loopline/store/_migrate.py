@@ -6,8 +6,9 @@ schema of `_schema.py` at once and is stamped at head: the same tables, indexes 
 constraints as running every migration (tests/unit/test_schema_equivalence.py compares
 the two), in 35 ms instead of 85 (every fresh store pays it: a project's first command,
 each test). On PostgreSQL the DDL itself dominates (~240 ms either way), so it migrates.
-Otherwise the upgrade runs inside one write transaction that first takes the database's write lock: `BEGIN IMMEDIATE` on
-SQLite, a transaction-scoped advisory lock on PostgreSQL. Both engines have
+Otherwise the upgrade runs inside one write transaction that first takes the database's
+write lock: `BEGIN IMMEDIATE` on SQLite, a transaction-scoped advisory lock on
+PostgreSQL. Both engines have
 transactional DDL, so a process that waited on the lock sees the finished schema,
 finds nothing to do, and a crash mid-upgrade leaves the old schema intact.
 """

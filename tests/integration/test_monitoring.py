@@ -269,3 +269,11 @@ def test_gc_keeps_stored_reports_and_fsck_checks_them(monitored: Monitored) -> N
     assert load_report(report.id).to_dict() == report.to_dict()
     assert report_html(report.id).startswith("<!DOCTYPE html>")
     assert fsck(stores=monitored.stores).ok
+
+
+def test_the_estimate_before_labels_is_calibrated_on_the_reference(monitored: Monitored) -> None:
+    log_rows(monitored, make_frame(2000, seed=14), start=recent(40))
+    estimated = _run(monitored).to_dict()["performance"]["estimated"]
+    assert estimated["calibration"] is not None  # the reference's labels were found
+    assert estimated["calibration"]["rows"] == 3000
+    assert estimated["reliable"] is not None

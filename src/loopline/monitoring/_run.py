@@ -188,7 +188,11 @@ def _watches(
             continue  # a version deleted since it answered: nothing to compare it with
         key = (spec, version.id)
         if key not in references:
-            references[key] = load_reference(spec, version, opened)
+            # the label column of the version's stored evaluation: with it, the reference's
+            # labels calibrate the estimate of performance before labels (CBPE)
+            evaluations = opened.metadata.reviews.list_evaluations(version.id)
+            target = evaluations[0].target if evaluations else None
+            references[key] = load_reference(spec, version, opened, target=target)
         role = by_role.get(name, "previous")
         watches[name] = VersionWatch.build(
             version,

@@ -1,0 +1,119 @@
+"""The platform server's FastAPI application over one project's stores.
+
+Routes are versioned under /api/v1 (one module per area in `server.api`); OpenAPI at
+/openapi.json. Errors are `{"error": {"type", "message", "hint", "field"}}` with the
+error's HTTP status, as on the prediction server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from loopline._version import __version__
+from loopline.config import current_user
+from loopline.errors import LooplineError, MalformedRequest, NotFound
+from loopline.server._permissions import Authenticator, LocalAuthenticator
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from loopline.project import Stores
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(opened: Stores, *, authenticator: Authenticator | None = None) -> FastAPI:
+    """The application serving `opened` (a project's stores) to `authenticator`'s callers.
+
+    Without an authenticator every caller is the server's own user, as admin: for a server
+    bound to loopback only (the `loopline server` command decides, see its --auth).
+    """
+    from fastapi import FastAPI
+
+    from loopline.server.api import ROUTERS
+
+    app = FastAPI(
+        title="loopline",
+        version=__version__,
+        openapi_url=None,  # served below, as a route that declares its permission
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.stores = opened
+    app.state.authenticator = authenticator or LocalAuthenticator(current_user())
+    _install_error_handlers(app)
+    _add_openapi_route(app)
+    for name in ROUTERS:
+        module = importlib.import_module(f"loopline.server.api.{name}")
+        app.include_router(module.router, prefix=getattr(module, "PREFIX", API_PREFIX))
+    return app
+
+
+def stores_of(request: Request) -> Stores:
+    """The stores this server serves."""
+    opened: Stores = request.app.state.stores
+    return opened
+
+
+@contextmanager
+def bound_to(request: Request) -> Iterator[Stores]:
+    """Run core functions (which ask `stores()`) against this server's stores."""
+    from loopline.project import Scope, bound
+
+    opened = stores_of(request)
+    with bound(Scope(opened)):
+        yield opened
+
+
+def _add_openapi_route(app: FastAPI) -> None:
+    from fastapi.openapi.utils import get_openapi
+
+    from loopline.server._permissions import public
+
+    schema: dict[str, Any] = {}
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[public()])
+    def openapi() -> dict[str, Any]:
+        if not schema:
+            schema.update(get_openapi(title=app.title, version=app.version, routes=app.routes))
+        return schema
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    from loopline.serving.online._errors import error_response
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LooplineError)
+        return error_response(exc)
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(MalformedRequest(_first_problem(exc.errors())))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no route {request.url.path}"))
+        error = LooplineError(str(exc.detail))
+        error.http_status = exc.status_code
+        return error_response(error)
+
+    app.add_exception_handler(LooplineError, on_error)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(HTTPException, on_http)
+
+
+def _first_problem(errors: Any) -> str:
+    """One line for a request FastAPI refused: the first problem and where it is."""
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        return f"{where}: {error.get('msg', 'invalid')}"
+    return "the request is not valid"

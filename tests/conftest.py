@@ -12,7 +12,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["fixtures.s3", "fixtures.stores"]
+pytest_plugins = ["fixtures.s3", "fixtures.stores", "fixtures.remote"]
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile(

@@ -56,7 +56,8 @@ class Client:
     """A project's stores, opened once, and every area's functions called through them.
 
     `project` is a directory whose settings are loaded (default: the project around the
-    working directory, found once, now); `store_uri` / `artifact_uri` override them.
+    working directory, found once, now); `store_uri` / `artifact_uri` override them;
+    `server` (with `token`, default LOOPLINE_TOKEN) works through a platform server.
     Close it (or use it as a context manager) to release the database connections.
     """
 
@@ -66,8 +67,12 @@ class Client:
         *,
         store_uri: str | None = None,
         artifact_uri: str | None = None,
+        server: str | None = None,
+        token: str | None = None,
     ) -> None:
-        settings = project_settings(project, store_uri=store_uri, artifact_uri=artifact_uri)
+        settings = project_settings(
+            project, store_uri=store_uri, artifact_uri=artifact_uri, server=server, token=token
+        )
         self._stores = open_stores(settings)
         self._scope = Scope(self._stores)
         self._closed = False

@@ -77,6 +77,11 @@ class Settings:
     gates: dict[str, object] = field(default_factory=dict, hash=False)
     # the [monitor] table: one [monitor.DEPLOYMENT] policy each (read by loopline.monitoring)
     monitor: dict[str, object] = field(default_factory=dict, hash=False)
+    # a platform server (`loopline server`) that holds the records and blobs instead of
+    # store_uri / artifact_uri: LOOPLINE_SERVER, `server = "..."` in loopline.toml, or an
+    # http(s):// LOOPLINE_STORE_URI; the token comes from LOOPLINE_TOKEN
+    server: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -87,7 +92,8 @@ class Settings:
             f"Settings(root={self.root!r}, store_uri={redact_uri(self.store_uri)!r}, "
             f"artifact_uri={redact_uri(self.artifact_uri)!r}, "
             f"metric_flush_interval={self.metric_flush_interval!r}, "
-            f"s3_endpoint_url={self.s3_endpoint_url!r})"
+            f"s3_endpoint_url={self.s3_endpoint_url!r}, "
+            f"server={None if self.server is None else redact_uri(self.server)!r})"
         )
 
 
@@ -137,7 +143,22 @@ def load_settings(start: Path | None = None, *, require_project: bool = False) -
         or _optional_str(store.get("s3_endpoint_url")),
         gates=_section(table, "gates"),
         monitor=_section(table, "monitor"),
+        server=_server(table, store_uri),
+        token=os.environ.get("LOOPLINE_TOKEN") or None,
     )
+
+
+def _server(table: dict[str, object], store_uri: str) -> str | None:
+    """The platform server named by LOOPLINE_SERVER, loopline.toml's `server`, or an
+    http(s):// store URI; None for a store opened directly."""
+    named = os.environ.get("LOOPLINE_SERVER") or table.get("server")
+    if named is None and store_uri.startswith(("http://", "https://")):
+        named = store_uri
+    if named is None or named == "":
+        return None
+    if not isinstance(named, str):
+        raise InvalidInput(f"loopline.toml: server must be a URL string, got {named!r}")
+    return named
 
 
 def init_project(directory: Path, *, store_uri: str | None = None) -> Path:

@@ -19,7 +19,9 @@
     ├── UnsafeModel                403 / exit 9   loading would run untrusted code (pickle, types)
     ├── PromotionRefused           409 / exit 1   promotion gates failed; carries the failed rules
     ├── ParityFailed               422 / exit 10  an exported model predicts differently
-    └── NotReady                   503 / exit 11  a served model is still loading or warming up
+    ├── NotReady                   503 / exit 11  a served model is still loading or warming up
+    ├── Unauthorized               401 / exit 12  no valid credentials for the platform server
+    └── Forbidden                  403 / exit 13  valid credentials, but a role that is too low
 
 Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
 errors the same way without a table of their own.
@@ -208,6 +210,20 @@ class NotReady(LooplineError):
     exit_code = 11
 
 
+class Unauthorized(LooplineError):
+    """No valid credentials: a missing, unknown, expired or revoked token."""
+
+    http_status = 401
+    exit_code = 12
+
+
+class Forbidden(LooplineError):
+    """Valid credentials, but a role below what the operation requires."""
+
+    http_status = 403
+    exit_code = 13
+
+
 ERROR_TYPES: dict[str, type[LooplineError]] = {
     cls.__name__: cls
     for cls in (
@@ -231,6 +247,8 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         PromotionRefused,
         ParityFailed,
         NotReady,
+        Unauthorized,
+        Forbidden,
     )
 }
 """Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

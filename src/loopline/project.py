@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from loopline.config import STATE_DIR, Settings, find_project_root, load_settings
 from loopline.store import ArtifactStore
@@ -47,9 +47,7 @@ class Stores:
         """The metadata store, opened (and migrated) on first use."""
         with self._opening:
             if self._metadata is None:
-                from loopline.store.metadata import MetadataStore
-
-                self._metadata = MetadataStore(self.settings.store_uri)
+                self._metadata = _open_metadata(self.settings)
             return self._metadata
 
     def close(self) -> None:
@@ -68,6 +66,18 @@ _current: Stores | None = None
 # configured explicitly or named by LOOPLINE_STORE_URI (then a chdir changes nothing)
 _discovered_in: str | None = None
 _in_use: dict[int, int] = {}  # id(Stores) -> active runs and clients using them
+
+
+def _open_metadata(settings: Settings) -> MetadataStore:
+    """The database named by the settings, or the platform server's records over HTTP
+    (the same interface: the areas above can't tell them apart)."""
+    if settings.server is not None:
+        from loopline.store.remote import RemoteMetadataStore
+
+        return cast("MetadataStore", RemoteMetadataStore(settings.server, settings.token))
+    from loopline.store.metadata import MetadataStore
+
+    return MetadataStore(settings.store_uri)
 
 
 class Scope:
@@ -181,15 +191,21 @@ def project_settings(
     *,
     store_uri: str | None = None,
     artifact_uri: str | None = None,
+    server: str | None = None,
+    token: str | None = None,
 ) -> Settings:
-    """The settings of `project` (default: around the working directory), with `store_uri`
-    and `artifact_uri` overriding them."""
+    """The settings of `project` (default: around the working directory), with `store_uri`,
+    `artifact_uri`, `server` and `token` overriding them."""
     settings = load_settings(Path(project) if project is not None else None)
     if store_uri is not None or artifact_uri is not None:
         settings = replace(
             settings,
             store_uri=store_uri or settings.store_uri,
             artifact_uri=artifact_uri or settings.artifact_uri,
+        )
+    if server is not None or token is not None:
+        settings = replace(
+            settings, server=server or settings.server, token=token or settings.token
         )
     return settings
 
@@ -199,15 +215,20 @@ def configure(
     project: str | Path | None = None,
     store_uri: str | None = None,
     artifact_uri: str | None = None,
+    server: str | None = None,
+    token: str | None = None,
 ) -> Stores:
     """Point this process at another project or store (ends nothing already running).
 
     `project` is a directory whose settings are loaded; `store_uri` / `artifact_uri`
-    override them. Configuring the same settings again keeps the open stores; the
-    previous stores are closed unless an active run still writes through them.
+    override them; `server` (with `token`) works through a platform server instead.
+    Configuring the same settings again keeps the open stores; the previous stores are
+    closed unless an active run still writes through them.
     """
     global _current, _discovered_in
-    settings = project_settings(project, store_uri=store_uri, artifact_uri=artifact_uri)
+    settings = project_settings(
+        project, store_uri=store_uri, artifact_uri=artifact_uri, server=server, token=token
+    )
     with _lock:
         if _current is not None and _current.settings == settings:
             _discovered_in = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopline.errors import LooplineError
+from loopline.errors import Forbidden, LooplineError, Unauthorized
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -46,24 +46,22 @@ class Role(IntEnum):
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller of one request: the user every change is recorded under."""
+    """The caller of one request: the user every change is recorded under.
+
+    `authenticated` is False when the server runs without authentication (loopback, no
+    --auth): then a user name the client sends (a run's user, an actor) is kept, since
+    the server knows no better; with authentication it is always `user`.
+    """
 
     user: str
     role: Role
+    authenticated: bool = True
 
-
-class Unauthorized(LooplineError):
-    """No valid credentials (a missing, unknown, expired or revoked token)."""
-
-    http_status = 401
-    exit_code = 1
-
-
-class Forbidden(LooplineError):
-    """Valid credentials, but a role below what the route requires."""
-
-    http_status = 403
-    exit_code = 1
+    def acting_as(self, claimed: str | None) -> str:
+        """Who a change is recorded under: the authenticated user, never a claimed one."""
+        if self.authenticated or not claimed:
+            return self.user
+        return claimed
 
 
 class Authenticator(Protocol):
@@ -72,6 +70,20 @@ class Authenticator(Protocol):
     def authenticate(self, request: Request) -> Caller: ...
 
 
+__all__ = [
+    "PUBLIC",
+    "Authenticator",
+    "Caller",
+    "Forbidden",
+    "LocalAuthenticator",
+    "Role",
+    "Unauthorized",
+    "all_routes",
+    "declared_permission",
+    "public",
+    "requires",
+]
+
 PUBLIC = "public"
 _MARK = "loopline_permission"
 
@@ -79,6 +91,7 @@ _MARK = "loopline_permission"
 def requires(role: Role) -> Any:
     """A dependency that admits callers with at least `role` and gives the Caller."""
     from fastapi import Depends
+    from starlette.requests import Request
 
     def check(request: Request) -> Caller:
         caller = authenticate(request)
@@ -89,6 +102,9 @@ def requires(role: Role) -> Any:
             )
         return caller
 
+    # FastAPI reads the annotation to inject the request; this module's annotations are
+    # strings (PEP 563) naming a class imported here, not in the module's globals
+    check.__annotations__["request"] = Request
     setattr(check, _MARK, role)
     return Depends(check)
 
@@ -149,7 +165,7 @@ class LocalAuthenticator:
     """No authentication: every caller is `user` with `role` (loopback without --auth)."""
 
     def __init__(self, user: str, role: Role = Role.ADMIN) -> None:
-        self._caller = Caller(user, role)
+        self._caller = Caller(user, role, authenticated=False)
 
     def authenticate(self, request: Request) -> Caller:
         return self._caller

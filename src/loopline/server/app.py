@@ -101,7 +101,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
-            return error_response(NotFound(f"no route {request.url.path}"))
+            return error_response(NotFound(f"no such route: {request.method} {_tail(request)}"))
         error = LooplineError(str(exc.detail))
         error.http_status = exc.status_code
         return error_response(error)
@@ -109,6 +109,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LooplineError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http)
+
+
+def _tail(request: Request) -> str:
+    """The route's path after /api/v1 (an absolute path reads as a server path and is
+    taken out of error messages), cut short."""
+    path = request.url.path.removeprefix(API_PREFIX).lstrip("/")
+    return path if len(path) <= 80 else path[:77] + "..."
 
 
 def _first_problem(errors: Any) -> str:

@@ -1,0 +1,165 @@
+"""One HTTP connection pool to a platform server, and what its answers mean.
+
+Every remote store call goes through `RemoteSession.call`: the token is sent as a bearer
+credential, a JSON error body becomes the loopline error it names (`errors.ERROR_TYPES`),
+and a call that is safe to repeat (a read, or a write keyed by what it writes) is retried
+when the connection drops or the server answers 502/503/504. A call that is not safe to
+repeat is not retried: its error says that it may or may not have been applied.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from loopline._version import __version__
+from loopline.errors import ERROR_TYPES, InvalidInput, LooplineError, StoreUnavailable
+from loopline.redact import redact_uri
+
+if TYPE_CHECKING:
+    import httpx
+
+API_PREFIX = "/api/v1"
+RETRIES = 4
+BACKOFF_S = 0.25
+TIMEOUT_S = 60.0
+_RETRY_STATUS = frozenset({502, 503, 504})
+
+
+class RemoteSession:
+    """An HTTP client of one platform server (thread-safe: one pool shared by threads)."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = TIMEOUT_S) -> None:
+        self.url = server_url(url)
+        self._token = token
+        self._timeout = timeout
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the token
+        return f"RemoteSession({redact_uri(self.url)!r})"
+
+    @property
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                headers = {"User-Agent": f"loopline/{__version__}"}
+                if self._token:
+                    headers["Authorization"] = f"Bearer {self._token}"
+                self._client = httpx.Client(
+                    base_url=self.url + API_PREFIX,
+                    headers=headers,
+                    timeout=self._timeout,
+                    follow_redirects=False,
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one request under /api/v1 and return its parsed JSON answer (None for 204).
+
+        `idempotent` defaults to True for GET, HEAD, PUT and DELETE: those are retried.
+        """
+        import httpx
+
+        repeatable = (
+            idempotent if idempotent is not None else method in {"GET", "HEAD", "PUT", "DELETE"}
+        )
+        content = None if body is None else json.dumps(body, allow_nan=False).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.client.request(
+                    method, path, params=params, content=content, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if repeatable and attempt <= RETRIES:
+                    time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+                    continue
+                raise self._unreachable(method, path, exc, repeatable) from None
+            if response.status_code in _RETRY_STATUS and repeatable and attempt <= RETRIES:
+                time.sleep(_retry_after(response, BACKOFF_S * 2 ** (attempt - 1)))
+                continue
+            return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> Any:
+        if response.is_success:
+            if response.status_code == 204 or not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise StoreUnavailable(
+                    f"the server at {redact_uri(self.url)} answered something that is not JSON"
+                ) from None
+        raise error_from(response)
+
+    def _unreachable(
+        self, method: str, path: str, exc: Exception, repeatable: bool
+    ) -> StoreUnavailable:
+        where = redact_uri(self.url)
+        if repeatable:
+            return StoreUnavailable(f"cannot reach the loopline server at {where}: {exc}")
+        return StoreUnavailable(
+            f"the connection to {where} failed during {method} {path}: "
+            "it may or may not have been applied",
+            hint="check with a read before repeating it",
+        )
+
+
+def error_from(response: httpx.Response) -> LooplineError:
+    """The loopline error an error answer names; LooplineError with its status otherwise."""
+    kind, message, hint = None, None, None
+    try:
+        detail = response.json().get("error")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, dict):
+        kind, message, hint = detail.get("type"), detail.get("message"), detail.get("hint")
+    elif isinstance(detail, str):
+        message = detail
+    cls = ERROR_TYPES.get(kind) if isinstance(kind, str) else None
+    text = message if isinstance(message, str) and message else f"HTTP {response.status_code}"
+    error = (cls or LooplineError)(text, hint=hint if isinstance(hint, str) else None)
+    if cls is None:
+        error.http_status = response.status_code
+    return error
+
+
+def server_url(url: str) -> str:
+    """The server's base URL without a trailing slash; only http and https are accepted."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidInput(
+            f"a loopline server URL must be http(s)://host[:port], got {redact_uri(url)!r}"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(f"a loopline server URL has no query or fragment: {redact_uri(url)!r}")
+    return url.strip().rstrip("/")
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    try:
+        return min(float(response.headers.get("Retry-After", default)), 5.0)
+    except ValueError:
+        return default

@@ -77,6 +77,8 @@ class Settings:
     gates: dict[str, object] = field(default_factory=dict, hash=False)
     # the [monitor] table: one [monitor.DEPLOYMENT] policy each (read by loopline.monitoring)
     monitor: dict[str, object] = field(default_factory=dict, hash=False)
+    # the [server.users] table: user -> role for `loopline server --trust-header`
+    server_users: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def state_dir(self) -> Path:
@@ -137,6 +139,7 @@ def load_settings(start: Path | None = None, *, require_project: bool = False) -
         or _optional_str(store.get("s3_endpoint_url")),
         gates=_section(table, "gates"),
         monitor=_section(table, "monitor"),
+        server_users=_server_users(table),
     )
 
 
@@ -198,6 +201,21 @@ def _section(table: dict[str, object], name: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise InvalidInput(f"[{name}] in {CONFIG_FILE} must be a table, got {value!r}")
     return value
+
+
+def _server_users(table: dict[str, object]) -> dict[str, str]:
+    """[server.users] (`alice = "deployer"`); `server` may also be a client's server URL
+    (a string), which has no users."""
+    server = table.get("server")
+    if not isinstance(server, dict):
+        return {}
+    users = server.get("users", {})
+    if not isinstance(users, dict) or not all(isinstance(role, str) for role in users.values()):
+        raise InvalidInput(
+            f"[server.users] in {CONFIG_FILE} must map user names to role names, "
+            'e.g. alice = "deployer"'
+        )
+    return {str(user): role for user, role in users.items()}
 
 
 def _absolute_sqlite_uri(uri: str, root: Path) -> str:

@@ -79,6 +79,7 @@ _MARK = "loopline_permission"
 def requires(role: Role) -> Any:
     """A dependency that admits callers with at least `role` and gives the Caller."""
     from fastapi import Depends
+    from starlette.requests import Request
 
     def check(request: Request) -> Caller:
         caller = authenticate(request)
@@ -89,6 +90,10 @@ def requires(role: Role) -> Any:
             )
         return caller
 
+    # The annotation is the string "Request" (postponed annotations), which FastAPI looks
+    # up in this module's globals, where Request is only imported for type checkers: give
+    # it the class, or FastAPI reads `request` as a required query parameter.
+    check.__annotations__["request"] = Request
     setattr(check, _MARK, role)
     return Depends(check)
 

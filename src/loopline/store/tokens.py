@@ -108,7 +108,7 @@ def check_token_id(token_id: object) -> str:
 
 def parse_lifetime(text: str) -> timedelta:
     """A lifetime such as 90d, 12h, 30m or 2w (at most ten years)."""
-    found = _LIFETIME.fullmatch(text.strip()) if isinstance(text, str) else None
+    found = _LIFETIME.fullmatch(text) if isinstance(text, str) else None
     if found is None:
         raise InvalidInput(
             f"invalid lifetime {text!r}", hint="a whole number and a unit: 30m, 12h, 90d, 2w"

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 
-def test_client(app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000), **kw: Any) -> Any:
+def app_client(app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000), **kw: Any) -> Any:
     """A TestClient over `app` from the address `client`, with a Host the guard accepts."""
     from starlette.exceptions import StarletteDeprecationWarning
 
@@ -19,9 +19,6 @@ def test_client(app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000), **k
         from starlette.testclient import TestClient
     kw.setdefault("base_url", "http://127.0.0.1:5000")
     return TestClient(app, client=client, **kw)
-
-
-test_client.__test__ = False  # type: ignore[attr-defined]  # not a test for pytest
 
 
 def send_raw(

@@ -5,7 +5,6 @@ In-process, on SQLite and PostgreSQL (the tokens live in the metadata store)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,18 @@ import pytest
 from fixtures.waiting import eventually
 from loopline.errors import InvalidInput
 from loopline.server._auth import FailedLogins, TokenAuthenticator
-from server._inprocess import test_client
+from server._inprocess import app_client
 
 ROLES = ("reader", "writer", "deployer", "approver", "admin")
 
 
 @pytest.fixture
-def served(project) -> Iterator[tuple[Any, Any]]:  # type: ignore[no-untyped-def]
+def served(project) -> tuple[Any, Any]:  # type: ignore[no-untyped-def]
     """(the app with token auth, its stores); revocation seen within 0.2 s."""
     from loopline.server import create_app
 
     authenticator = TokenAuthenticator(lambda: project.metadata.tokens, cache_seconds=0.2)
-    yield create_app(project, authenticator=authenticator), project
+    return create_app(project, authenticator=authenticator), project
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -41,10 +40,10 @@ def error_type(answer: Any) -> str:
 def test_no_or_bad_credentials_get_401_with_the_scheme(served) -> None:  # type: ignore[no-untyped-def]
     app, opened = served
     _, token = opened.metadata.tokens.create("alice", "reader", created_by="root")
-    expired, old = opened.metadata.tokens.create(
+    _, old = opened.metadata.tokens.create(
         "old", "admin", created_by="root", lifetime=timedelta(seconds=-1)
     )
-    client = test_client(app)
+    client = app_client(app)
     assert client.get("/api/v1/health").status_code == 200  # public
     refused: list[dict[str, Any]] = [
         {},
@@ -71,13 +70,13 @@ def test_basic_auth_with_the_token_as_password_is_accepted(served) -> None:  # t
     app, opened = served
     _, token = opened.metadata.tokens.create("bob", "writer", created_by="root")
     basic = base64.b64encode(f"anything:{token}".encode()).decode()
-    answer = test_client(app).get("/api/v1/whoami", headers={"Authorization": f"Basic {basic}"})
+    answer = app_client(app).get("/api/v1/whoami", headers={"Authorization": f"Basic {basic}"})
     assert answer.json() == {"user": "bob", "role": "writer"}  # the token names the user
 
 
 def test_each_role_reaches_what_it_may_and_no_more(served) -> None:  # type: ignore[no-untyped-def]
     app, opened = served
-    client = test_client(app)
+    client = app_client(app)
     for role in ROLES:
         _, token = opened.metadata.tokens.create(f"u-{role}", role, created_by="root")
         assert client.get("/api/v1/whoami", headers=bearer(token)).json()["role"] == role
@@ -89,16 +88,20 @@ def test_each_role_reaches_what_it_may_and_no_more(served) -> None:  # type: ign
             assert (listed.status_code, created.status_code) == (200, 201)
         else:
             assert (listed.status_code, created.status_code) == (403, 403)
-            assert error_type(listed) == "Forbidden" and "admin" in listed.json()["error"]["message"]
+            assert (
+                error_type(listed) == "Forbidden" and "admin" in listed.json()["error"]["message"]
+            )
     assert len(opened.metadata.tokens.list_tokens()) == len(ROLES) + 1
 
 
 def test_admins_manage_tokens_over_http_and_revocation_takes_effect(served) -> None:  # type: ignore[no-untyped-def]
     app, opened = served
     _, admin = opened.metadata.tokens.create("root", "admin", created_by="setup")
-    client = test_client(app)
+    client = app_client(app)
     made = client.post(
-        "/api/v1/tokens", headers=bearer(admin), json={"user": "carol", "role": "deployer", "expires": "90d"}
+        "/api/v1/tokens",
+        headers=bearer(admin),
+        json={"user": "carol", "role": "deployer", "expires": "90d"},
     )
     assert made.status_code == 201, made.text
     new = made.json()
@@ -118,13 +121,16 @@ def test_admins_manage_tokens_over_http_and_revocation_takes_effect(served) -> N
         message="a revoked token was still accepted",
     )
     events = opened.metadata.audit.list_events(object_id=new["id"])
-    assert {(e.action, e.actor) for e in events} == {("token.create", "root"), ("token.revoke", "root")}
+    assert {(e.action, e.actor) for e in events} == {
+        ("token.create", "root"),
+        ("token.revoke", "root"),
+    }
 
 
 def test_bad_token_requests_are_refused_and_store_nothing(served) -> None:  # type: ignore[no-untyped-def]
     app, opened = served
     _, admin = opened.metadata.tokens.create("root", "admin", created_by="setup")
-    client = test_client(app)
+    client = app_client(app)
     bodies: list[Any] = [
         {"user": "x"},
         {"user": "x", "role": 3},
@@ -145,7 +151,9 @@ def test_bad_token_requests_are_refused_and_store_nothing(served) -> None:  # ty
         error_type(answer)
     for raw in (b"{", b"\xff\xfe", b'{"user": "x", "role": NaN}'):
         answer = client.post(
-            "/api/v1/tokens", headers={**bearer(admin), "content-type": "application/json"}, content=raw
+            "/api/v1/tokens",
+            headers={**bearer(admin), "content-type": "application/json"},
+            content=raw,
         )
         assert 400 <= answer.status_code < 500, (raw, answer.text)
     for token_id in ("nope", "0" * 13, "ABCDEF012345"):
@@ -162,13 +170,15 @@ def test_failed_logins_are_limited_per_address(served) -> None:  # type: ignore[
     authenticator = app.state.authenticator
     authenticator.failures = FailedLogins(limit=10, window_seconds=60, clock=lambda: now[0])
     _, token = opened.metadata.tokens.create("alice", "reader", created_by="root")
-    attacker = test_client(app, client=("10.1.1.1", 40000))
+    attacker = app_client(app, client=("10.1.1.1", 40000))
     wrong = bearer("llt_" + "1" * 12 + "_" + "b" * 43)
-    assert [attacker.get("/api/v1/whoami", headers=wrong).status_code for _ in range(10)] == [401] * 10
+    assert [attacker.get("/api/v1/whoami", headers=wrong).status_code for _ in range(10)] == [
+        401
+    ] * 10
     blocked = attacker.get("/api/v1/whoami", headers=bearer(token))
     assert blocked.status_code == 429 and error_type(blocked) == "TooManyAttempts"
     assert int(blocked.headers["retry-after"]) == 60
-    other = test_client(app, client=("10.1.1.2", 40000))
+    other = app_client(app, client=("10.1.1.2", 40000))
     assert other.get("/api/v1/whoami", headers=bearer(token)).status_code == 200
     assert other.get("/api/v1/whoami").status_code == 401  # no credentials: not a failure
     now[0] += 61
@@ -178,7 +188,7 @@ def test_failed_logins_are_limited_per_address(served) -> None:  # type: ignore[
 def test_last_use_is_written_at_most_once_a_minute(served) -> None:  # type: ignore[no-untyped-def]
     app, opened = served
     record, token = opened.metadata.tokens.create("alice", "reader", created_by="root")
-    client = test_client(app)
+    client = app_client(app)
     client.get("/api/v1/whoami", headers=bearer(token))
     first = opened.metadata.tokens.get(record.id).last_used_at
     assert first is not None
@@ -202,14 +212,17 @@ def _proxy_app(root: Path, users: str) -> Any:
 
 def test_a_trusted_proxy_names_the_user_and_others_cannot(project) -> None:  # type: ignore[no-untyped-def]
     app = _proxy_app(project.settings.root, 'alice = "deployer"\n"bob@example.com" = "reader"')
-    proxy = test_client(app, client=("10.9.0.7", 40000))
+    proxy = app_client(app, client=("10.9.0.7", 40000))
     named = {"X-Forwarded-User": "alice"}
-    assert proxy.get("/api/v1/whoami", headers=named).json() == {"user": "alice", "role": "deployer"}
+    assert proxy.get("/api/v1/whoami", headers=named).json() == {
+        "user": "alice",
+        "role": "deployer",
+    }
     bob = proxy.get("/api/v1/whoami", headers={"X-Forwarded-User": "bob@example.com"})
     assert bob.json()["role"] == "reader"
     stranger = proxy.get("/api/v1/whoami", headers={"X-Forwarded-User": "mallory"})
     assert stranger.status_code == 403 and error_type(stranger) == "Forbidden"
-    outsider = test_client(app, client=("10.9.1.7", 40000))
+    outsider = app_client(app, client=("10.9.1.7", 40000))
     assert outsider.get("/api/v1/whoami", headers=named).status_code == 401  # header ignored
     _, token = app.state.stores.metadata.tokens.create("svc", "writer", created_by="root")
     assert outsider.get("/api/v1/whoami", headers=bearer(token)).json()["user"] == "svc"

@@ -12,7 +12,7 @@ import pytest
 
 from loopline.errors import InvalidInput
 from loopline.server._options import ServerOptions
-from server._inprocess import test_client
+from server._inprocess import app_client
 
 
 @pytest.fixture
@@ -41,10 +41,22 @@ def make_app(root: Path) -> Iterator[Any]:
 
 
 def test_only_this_servers_host_names_are_answered(make_app) -> None:  # type: ignore[no-untyped-def]
-    client = test_client(make_app(allowed_hosts=("loopline.example.com",)))
-    for host in ("127.0.0.1:5000", "localhost", "LOCALHOST:80", "[::1]:5000", "loopline.example.com"):
+    client = app_client(make_app(allowed_hosts=("loopline.example.com",)))
+    for host in (
+        "127.0.0.1:5000",
+        "localhost",
+        "LOCALHOST:80",
+        "[::1]:5000",
+        "loopline.example.com",
+    ):
         assert client.get("/api/v1/health", headers={"Host": host}).status_code == 200, host
-    for host in ("evil.example", "127.0.0.1.evil.example", "loopline.example.com.evil", "", "a:b:c"):
+    for host in (
+        "evil.example",
+        "127.0.0.1.evil.example",
+        "loopline.example.com.evil",
+        "",
+        "a:b:c",
+    ):
         answer = client.get("/api/v1/whoami", headers={"Host": host})
         assert answer.status_code == 400, host
         assert answer.json()["error"]["type"] == "MalformedRequest"
@@ -52,7 +64,7 @@ def test_only_this_servers_host_names_are_answered(make_app) -> None:  # type: i
 
 
 def test_a_wildcard_allows_any_host(make_app) -> None:  # type: ignore[no-untyped-def]
-    client = test_client(make_app(allowed_hosts=("*",)))
+    client = app_client(make_app(allowed_hosts=("*",)))
     assert client.get("/api/v1/health", headers={"Host": "anything.example"}).status_code == 200
 
 
@@ -64,11 +76,11 @@ def preflight(client: Any, origin: str) -> Any:
 
 
 def test_cors_is_off_unless_an_origin_is_named(make_app) -> None:  # type: ignore[no-untyped-def]
-    closed = test_client(make_app())
+    closed = app_client(make_app())
     answer = closed.get("/api/v1/whoami", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in answer.headers
     assert "access-control-allow-origin" not in preflight(closed, "https://evil.example").headers
-    opened = test_client(make_app(cors_origins=("https://ui.example",)))
+    opened = app_client(make_app(cors_origins=("https://ui.example",)))
     allowed = preflight(opened, "https://ui.example")
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://ui.example"
@@ -78,7 +90,7 @@ def test_cors_is_off_unless_an_origin_is_named(make_app) -> None:  # type: ignor
 
 def test_bodies_over_the_limit_get_413_and_store_nothing(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app(max_body_mb=0.001)  # 1048 bytes
-    client = test_client(app)
+    client = app_client(app)
     big = {"user": "alice", "role": "reader", "expires": "90d", "pad": "x" * 2000}
     declared = client.post("/api/v1/tokens", json=big)
     assert declared.status_code == 413 and declared.json()["error"]["type"] == "PayloadTooLarge"
@@ -99,7 +111,7 @@ def test_bodies_over_the_limit_get_413_and_store_nothing(make_app) -> None:  # t
 
 
 def test_every_answer_carries_the_security_headers(make_app) -> None:  # type: ignore[no-untyped-def]
-    client = test_client(make_app())
+    client = app_client(make_app())
     answers = [
         client.get("/api/v1/whoami"),
         client.get("/api/v1/no-such-route"),
@@ -123,7 +135,7 @@ def test_no_token_or_password_reaches_an_answer_or_a_log(
 
     opened = open_stores(project_settings(root))
     app = create_app(opened, authenticator=TokenAuthenticator(lambda: opened.metadata.tokens))
-    client = test_client(app)
+    client = app_client(app)
     _, token = opened.metadata.tokens.create("alice", "admin", created_by="root")
     guessed = "llt_" + "0" * 12 + "_" + "s3cr3t" * 8
     secret_uri = "postgresql://loopline:hunter2pw@db.example/loopline"

@@ -31,7 +31,7 @@ def test_a_token_is_shown_once_and_stored_only_as_a_hash(store) -> None:  # type
 
 
 def test_only_the_exact_token_verifies(store) -> None:  # type: ignore[no-untyped-def]
-    record, token = store.tokens.create("alice", "reader", created_by="root")
+    _, token = store.tokens.create("alice", "reader", created_by="root")
     last = token[-1]
     altered = token[:-1] + ("A" if last != "A" else "B")
     other_id = f"llt_{'0' * 12}_{token.split('_', 2)[2]}"
@@ -41,7 +41,9 @@ def test_only_the_exact_token_verifies(store) -> None:  # type: ignore[no-untype
 
 
 def test_tokens_expire_and_revoke_and_are_listed(store) -> None:  # type: ignore[no-untyped-def]
-    short, _ = store.tokens.create("bob", "deployer", created_by="root", lifetime=timedelta(hours=1))
+    short, _ = store.tokens.create(
+        "bob", "deployer", created_by="root", lifetime=timedelta(hours=1)
+    )
     forever, _ = store.tokens.create("carol", "admin", created_by="root")
     assert short.expires_at is not None and forever.expires_at is None
     later = datetime.now(UTC) + timedelta(hours=2)
@@ -54,7 +56,10 @@ def test_tokens_expire_and_revoke_and_are_listed(store) -> None:  # type: ignore
     assert [t.id for t in store.tokens.list_tokens()] == [short.id, forever.id]
     assert [t.id for t in store.tokens.list_tokens(include_revoked=False)] == [short.id]
     events = store.audit.list_events(object_id=forever.id)
-    assert [(e.action, e.actor) for e in events] == [("token.revoke", "root"), ("token.create", "root")]
+    assert [(e.action, e.actor) for e in events] == [
+        ("token.revoke", "root"),
+        ("token.create", "root"),
+    ]
 
 
 def test_last_use_is_recorded(store) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +104,7 @@ def test_lifetimes_parse_and_bad_ones_are_refused() -> None:
 
 
 def test_the_store_roles_are_the_server_roles() -> None:
-    assert ROLES == tuple(role.name.lower() for role in sorted(Role))
+    assert tuple(role.name.lower() for role in sorted(Role)) == ROLES
 
 
 def test_a_token_in_any_text_is_redacted() -> None:

@@ -48,6 +48,11 @@ def routes_with_path_parameters(app: Any) -> list[tuple[str, str]]:
     return found
 
 
+def fill(template: str, param: str, spelling: str) -> str:
+    """`template` with `spelling` as `param` and a plain name for every other parameter."""
+    return _PARAM.sub(lambda found: spelling if found.group(1) == param else "abc", template)
+
+
 def files_outside_the_store(tmp_path: Path) -> dict[str, float]:
     store = tmp_path / "proj" / ".loopline"
     return {
@@ -65,7 +70,7 @@ def test_every_path_parameter_refuses_every_traversal_spelling(app, tmp_path: Pa
     for method, template in routes:
         for param in _PARAM.findall(template):
             for name, spelling in SPELLINGS.items():
-                target = _PARAM.sub(lambda m: spelling if m.group(1) == param else "abc", template)
+                target = fill(template, param, spelling)
                 status, _, body = send_raw(app, method, target)
                 text = str(body)
                 ok = (

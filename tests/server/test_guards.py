@@ -192,3 +192,42 @@ def test_auth_is_forced_off_loopback() -> None:
     assert ServerOptions(host="192.168.1.4").auth_on
     assert ServerOptions(host="loopline.example.com").auth_on
     assert not ServerOptions(host="0.0.0.0", insecure_no_auth=True).auth_on
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port", "0"],
+        ["--port", "abc"],
+        ["--workers", "0"],
+        ["--max-body-mb", "nan"],
+        ["--artifacts", "s3"],
+        ["--auth", "--insecure-no-auth"],
+        ["--trust-header", "X-Forwarded-User"],
+        ["--trust-header", "X-Forwarded-User", "--trusted-proxy", "not-an-address"],
+        ["--cors-origin", "evil.example"],
+        ["--log-level", "loud"],
+    ],
+)
+def test_the_server_command_refuses_bad_flags_in_one_line(
+    root: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from loopline.cli.app import run as cli
+
+    clean_env.chdir(root)
+    code = cli(["server", *args])
+    out, err = capsys.readouterr()
+    assert code != 0 and "Traceback" not in out + err
+    assert len([line for line in err.splitlines() if line.startswith("Error")]) <= 1
+
+
+def test_the_server_command_needs_a_project(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loopline.cli.app import run as cli
+
+    empty = tmp_path / "nowhere"
+    empty.mkdir()
+    clean_env.chdir(empty)
+    assert cli(["server"]) == 7  # ProjectNotFound
+    assert "no loopline project" in capsys.readouterr().err

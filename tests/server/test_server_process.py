@@ -192,10 +192,8 @@ def test_traversal_spellings_over_the_wire_get_400(secured: Server, admin_token:
     headers = {"Authorization": f"Bearer {admin_token}"}
     for name, spelling in SPELLINGS.items():
         status, body = raw_get(secured.port, f"/api/v1/tokens/{spelling}", headers)
-        assert 400 <= status < 500, (name, status, body)
+        assert status == 400 and '"MalformedRequest"' in body, (name, status, body)
         assert "root:" not in body
-        if status == 400 and body.startswith("{"):
-            assert '"error"' in body
 
 
 def test_no_token_or_password_in_the_output(secured: Server, admin_token: str) -> None:

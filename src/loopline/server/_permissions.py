@@ -79,6 +79,7 @@ _MARK = "loopline_permission"
 def requires(role: Role) -> Any:
     """A dependency that admits callers with at least `role` and gives the Caller."""
     from fastapi import Depends
+    from starlette.requests import Request as StarletteRequest
 
     def check(request: Request) -> Caller:
         caller = authenticate(request)
@@ -89,6 +90,10 @@ def requires(role: Role) -> Any:
             )
         return caller
 
+    # The annotation is a string (postponed annotations) naming a class this module
+    # imports only for type checking: give FastAPI the class, or it reads `request` as a
+    # query parameter and every call fails with 400.
+    check.__annotations__["request"] = StarletteRequest
     setattr(check, _MARK, role)
     return Depends(check)
 

@@ -110,7 +110,9 @@ def double(value: float) -> float | str:
     return value
 
 
-# -- request field types: protobuf's JSON parsing (numbers may come as strings) ----------
+# -- request field types: protobuf's JSON parsing -----------------------------------------
+# pydantic's lax numbers read as protobuf's JSON mapping does ("5" for an int64, "NaN",
+# "Infinity" and "-Infinity" for a double) except that they take booleans: refuse those.
 
 
 def _not_bool(value: object) -> object:
@@ -119,15 +121,8 @@ def _not_bool(value: object) -> object:
     return value
 
 
-def _as_double(value: object) -> object:
-    _not_bool(value)
-    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
-        return float(value.replace("Infinity", "inf"))
-    return value
-
-
 Int64 = Annotated[int, BeforeValidator(_not_bool), Field(ge=-(2**63), le=2**63 - 1)]
-Double = Annotated[float, BeforeValidator(_as_double)]
+Double = Annotated[float, BeforeValidator(_not_bool)]
 
 
 # -- page tokens ----------------------------------------------------------------------

@@ -72,7 +72,11 @@ def _start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def main() -> None:
-    from mlflow import MlflowClient
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        print("bench_mlflow_rest: skipped, the mlflow client (mlflow-skinny) is not installed")
+        return
     from mlflow.entities import Metric
 
     import loopline as ll

@@ -354,3 +354,21 @@ def test_a_reader_reads_but_cannot_write(reader_api) -> None:  # type: ignore[no
         _error(reader_api.post(API + path, json=body), 403, "PERMISSION_DENIED")
     assert reader_api.post(f"{API}/runs/search", json={"experiment_ids": ["0"]}).status_code == 200
     assert reader_api.get(f"{API}/registered-models/search").status_code == 200
+
+
+def test_reads_and_searches_need_reader_and_changes_need_writer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from loopline.config import init_project
+    from loopline.project import open_stores, project_settings
+    from loopline.server import create_app
+    from loopline.server._permissions import Role, all_routes, declared_permission
+
+    init_project(tmp_path)
+    opened = open_stores(project_settings(tmp_path))
+    try:
+        routes = [r for r in all_routes(create_app(opened).routes) if r.path.startswith(API)]
+    finally:
+        opened.close()
+    assert len(routes) == 21
+    for route in routes:
+        reads = route.methods == {"GET"} or route.path.endswith("/search")
+        assert declared_permission(route) is (Role.READER if reads else Role.WRITER), route.path

@@ -195,6 +195,41 @@ class RunStore:
             if result.rowcount == 0:
                 raise _no_run(run_id)
 
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | str | None = None,
+        end_time_ms: int | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Change a run's status, end time or name (the MLflow API's update-run).
+
+        A final status without `end_time_ms` ends the run now; RUNNING clears the end time
+        (a run resumed). Fields left None keep their value.
+        """
+        values: dict[str, object] = {}
+        if name is not None:
+            values["name"] = check_run_name(name)
+        if status is not None:
+            values["status"] = _status(status).value
+            running = values["status"] == RunStatus.RUNNING.value
+            values["end_time"] = None if running else (end_time_ms or now_ms())
+        if end_time_ms is not None:
+            if isinstance(end_time_ms, bool) or not isinstance(end_time_ms, int):
+                raise InvalidInput(f"end_time must be epoch milliseconds, got {end_time_ms!r}")
+            values["end_time"] = end_time_ms
+        with self._db.write("update run") as conn:
+            if values:
+                result = conn.execute(
+                    update(runs).where(runs.c.id == check_id("run", run_id)).values(**values)
+                )
+                if result.rowcount == 0:
+                    raise _no_run(run_id)
+            else:
+                self._require_run(conn, check_id("run", run_id))
+        return self.get_run(run_id)
+
     def set_deleted(self, run_id: str, deleted: bool) -> None:
         """Soft-delete (or restore) a run: search skips deleted runs unless asked."""
         moment = datetime.now(UTC) if deleted else None

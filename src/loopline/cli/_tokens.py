@@ -68,10 +68,17 @@ def list_tokens(
     if as_json:
         print(json.dumps([token.to_dict() for token in tokens], indent=2))
         return
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table(
-        "ID", "User", "Role", "Created", "Expires", "Last used", "Revoked", title="Tokens"
+    table = Table(  # the id is what `tokens revoke` takes: never cut short
+        Column("ID", no_wrap=True, min_width=12),
+        "User",
+        "Role",
+        "Created",
+        "Expires",
+        "Last used",
+        "Revoked",
+        title="Tokens",
     )
     for token in tokens:
         table.add_row(

@@ -126,7 +126,7 @@ def run_server(options: ServerOptions, *, log_level: str = "info") -> None:
     import uvicorn
 
     from loopline.project import open_stores
-    from loopline.serving.online.server import PROTOCOL
+    from loopline.serving.online.server import PROTOCOL, WORKER_START_S
 
     options.check()
     settings = served_settings(options)
@@ -152,6 +152,7 @@ def run_server(options: ServerOptions, *, log_level: str = "info") -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        timeout_worker_healthcheck=WORKER_START_S,
     )
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from loopline.store.remote import RemoteMetadataStore
-from loopline.testing import Check, _audit, _deployments, _predictions
+from loopline.testing import Check, _audit, _deployments, _monitoring, _predictions
 
-CHECKS = [*_deployments.CHECKS, *_predictions.CHECKS, *_audit.CHECKS]
+CHECKS = [*_deployments.CHECKS, *_predictions.CHECKS, *_audit.CHECKS, *_monitoring.CHECKS]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))

@@ -58,7 +58,7 @@ class Prune(BaseModel):
     """Heartbeats not renewed for this many seconds are deleted."""
 
     model_config = ConfigDict(extra="forbid")
-    older_than_seconds: float = Field(gt=0, allow_inf_nan=False)
+    older_than_seconds: float = Field(ge=0, allow_inf_nan=False)
 
 
 def deployment_name(name: str) -> str:

@@ -26,9 +26,7 @@ def client(platform_server: Any, served_stores: Any) -> Iterator[httpx.Client]:
         yield opened
 
 
-def _create(
-    client: httpx.Client, name: str = "scoring", headers: Any = None, **extra: Any
-) -> Any:
+def _create(client: httpx.Client, name: str = "scoring", headers: Any = None, **extra: Any) -> Any:
     body = {"name": name, "config": CONFIG, **extra}
     return client.post("/api/v1/deployments", json=body, headers=headers)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import Response
 
 from loopline.errors import InvalidInput
-from loopline.predictions._feedback import REQUEST_ID
+from loopline.predictions import check_request_id
 from loopline.server._answers import answer
 from loopline.server._permissions import Caller, Role, requires
 from loopline.server.api.deployments import deployment_name
@@ -142,7 +142,7 @@ def add_feedback(
 ) -> Response:
     """Append labels in one transaction; how many."""
     for request_id, _, _ in body.items:
-        _request_id(request_id)
+        check_request_id(request_id)
     items = [(request_id, row, label) for request_id, row, label in body.items]
     store = stores_of(request).metadata.predictions
     added = store.add_feedback(deployment_name(deployment), items, time=body.time)
@@ -168,16 +168,9 @@ def feedback_for_request(
 ) -> Response:
     """The newest label of each row of one request, by row."""
     store = stores_of(request).metadata.predictions
-    return answer(store.feedback_for_request(deployment_name(deployment), _request_id(request_id)))
-
-
-def _request_id(request_id: str) -> str:
-    if not REQUEST_ID.fullmatch(request_id):
-        raise InvalidInput(
-            f"invalid request id {request_id[:80]!r}",
-            hint="a request id is 1-64 letters, digits, '_' and '-'",
-        )
-    return request_id
+    return answer(
+        store.feedback_for_request(deployment_name(deployment), check_request_id(request_id))
+    )
 
 
 def _unbase64(text: str, where: str) -> bytes:

@@ -93,6 +93,7 @@ class ServeConfig:
 # restarts, forever, a worker that loads a large model or starts on a busy machine.
 WORKER_START_S = 120
 
+
 def plan_deployments(
     refs: Mapping[str, str] | str,
     *,

@@ -1,0 +1,282 @@
+"""Moving blobs to and from a loopline server (server/api/blobs.py), for _http_blobs.py.
+
+- Every request that fails in transit (a refused or dropped connection, a timeout) is
+  tried again, up to `ATTEMPTS` times in a row without progress. Uploads are idempotent
+  (a blob is named by its digest), so a dropped upload is simply sent again; a dropped
+  download resumes where it stopped: with `Range` for one blob, from the first blob not
+  yet received for a batch.
+- Every byte received is verified: a single blob's BLAKE3 as it streams, each blob of a
+  batch as its frame completes. Nothing unverified reaches a caller.
+- Bodies stream both ways: a large blob goes up from its file in pieces and comes down
+  in pieces into the caller's writer; only batches of small blobs (at most
+  `BATCH_BYTES` of them) are held in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import blake3
+import httpx
+
+from loopline._version import __version__
+from loopline.errors import CorruptedData, InvalidInput, LooplineError, StoreUnavailable
+from loopline.store import _blob_frames as frames
+from loopline.store._hashing import hash_bytes
+
+ATTEMPTS = 3  # tries of one request in a row that make no progress
+BATCH_BYTES = 32 << 20  # small blobs sent or fetched per request
+BATCH_COUNT = 4096  # ... and at most this many of them
+DIGESTS_MAX = 10_000  # the server's limit per `missing` or `fetch` request
+FRAME_MAX = 16 << 20  # the server's largest blob in a batch
+PIECE = 1 << 20  # bytes read from a file per piece of an upload
+
+Content = Callable[[], Iterable[bytes] | bytes]
+"""Makes a request body afresh (each attempt of an upload reads its source again)."""
+
+
+class Server:
+    """The blob routes of one loopline server, over one pooled httpx client."""
+
+    def __init__(self, uri: str, token: str | None) -> None:
+        parts = urlsplit(uri)
+        if parts.username is not None or parts.password is not None:
+            raise InvalidInput(
+                "a server URI must not hold credentials", hint="pass the token as `token`"
+            )
+        if not parts.hostname or parts.query or parts.fragment:
+            raise InvalidInput(f"not a loopline server URI: {uri!r}", hint="http(s)://host:port")
+        self.base = uri.rstrip("/")
+        self._blobs = f"{self.base}/api/v1/blobs"
+        headers = {"User-Agent": f"loopline/{__version__}"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        timeout = httpx.Timeout(120.0, connect=10.0)
+        self._http = httpx.Client(headers=headers, timeout=timeout, follow_redirects=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(
+        self, method: str, path: str, *, json: Any = None, content: Content | None = None
+    ) -> httpx.Response:
+        """A request to `/api/v1/blobs{path}`, tried again after a transport failure;
+        an error answer raised as the LooplineError its body names."""
+        for attempt in range(1, ATTEMPTS + 1):
+            body = None if content is None else content()
+            try:
+                response = self._http.request(method, self._blobs + path, json=json, content=body)
+            except httpx.TransportError as exc:
+                if attempt == ATTEMPTS:
+                    raise self._unavailable(f"{method} {path}", exc) from exc
+                continue
+            if response.status_code >= 400:
+                raise answered_error(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def missing(self, digests: list[str]) -> set[str]:
+        """The digests the server lacks."""
+        lacking: set[str] = set()
+        for start in range(0, len(digests), DIGESTS_MAX):
+            answer = self.call("POST", "/missing", json={"digests": digests[start:][:DIGESTS_MAX]})
+            lacking.update(_json(answer)["missing"])
+        return lacking
+
+    def exists(self, digest: str) -> bool:
+        try:
+            self.call("HEAD", f"/{digest}")
+        except LooplineError as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return True
+
+    def upload(self, digest: str, content: Content) -> None:
+        """PUT one blob; `content` makes its body (again for each attempt)."""
+        self.call("PUT", f"/{digest}", content=content)
+
+    def send_batch(self, blobs: list[tuple[str, bytes]]) -> None:
+        """POST small blobs as frames in one body."""
+
+        def body() -> Iterator[bytes]:
+            for digest, data in blobs:
+                yield frames.frame(digest, data)
+                yield data
+
+        self.call("POST", "/batch", content=body)
+
+    def download(self, digest: str, write: Callable[[bytes], object]) -> int:
+        """Stream one blob into `write`, resuming with `Range` after a dropped connection,
+        verified by BLAKE3 at its end; its size.
+
+        Raises:
+            NotFound: the server has no such blob.
+            CorruptedData: the bytes received do not hash to `digest`.
+            StoreUnavailable: the transfer kept failing without progress.
+        """
+        hasher = blake3.blake3()
+        received, size, stalled = 0, -1, 0
+        while received != size:
+            before = received
+            headers = {"Range": f"bytes={received}-"} if received else {}
+            try:
+                with self._http.stream("GET", f"{self._blobs}/{digest}", headers=headers) as answer:
+                    if answer.status_code >= 400:
+                        answer.read()
+                        raise answered_error(answer)
+                    size = _full_size(answer, received)
+                    for piece in answer.iter_bytes():
+                        hasher.update(piece)
+                        write(piece)
+                        received += len(piece)
+                size = received if size < 0 else size  # no Content-Length: to its end
+                if received != size:
+                    raise httpx.RemoteProtocolError("the answer ended early")
+            except httpx.TransportError as exc:
+                stalled = 0 if received > before else stalled + 1
+                if stalled == ATTEMPTS:
+                    raise self._unavailable(
+                        f"downloading blob {digest} (stopped at byte {received} of {size})",
+                        exc,
+                        hint="if the server keeps cutting it at the same byte, its copy may be "
+                        "corrupt: run `loopline fsck` on the server",
+                    ) from exc
+        actual = hasher.hexdigest()
+        if actual != digest:
+            raise CorruptedData(
+                f"blob {digest} downloaded from {self.base} hashes to {actual}",
+                hint="run `loopline fsck` on the server",
+            )
+        return received
+
+    def fetch(self, digests: list[str]) -> Iterator[tuple[str, bytes | int]]:
+        """`(digest, content)` for each of `digests` in order, each verified; a blob too
+        large for a batch comes as `(digest, size)`: download it alone.
+
+        Raises:
+            NotFound: the server lacks one (none is yielded then).
+            CorruptedData: a blob received does not hash to its digest, or the server
+                found its copy corrupt.
+        """
+        done, stalled = 0, 0
+        while done < len(digests):
+            before = done
+            wanted = digests[done:][:DIGESTS_MAX]
+            try:
+                with self._http.stream(
+                    "POST", f"{self._blobs}/fetch", json={"digests": wanted}
+                ) as answer:
+                    if answer.status_code >= 400:
+                        answer.read()
+                        raise answered_error(answer)
+                    reader = frames.Reader(answer.iter_bytes())
+                    for digest, size, data in frames.read_frames(reader, FRAME_MAX):
+                        expected = digests[done]
+                        if digest != expected:
+                            raise CorruptedData(
+                                f"asked {self.base} for blob {expected}, got {digest}"
+                            )
+                        if len(data) != size:
+                            yield digest, size
+                        else:
+                            _verify(digest, data, self.base)
+                            yield digest, data
+                        done += 1
+                if done < before + len(wanted):
+                    raise httpx.RemoteProtocolError("the answer ended early")
+            except httpx.TransportError as exc:
+                stalled = 0 if done > before else stalled + 1
+                if stalled == ATTEMPTS:
+                    raise self._unavailable(f"fetching {len(digests)} blobs", exc) from exc
+
+    def _unavailable(
+        self, action: str, exc: Exception, hint: str | None = None
+    ) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"artifact server {self.base}: {action} failed: {type(exc).__name__}: {exc}",
+            hint=hint or "check that the server is running and reachable (loopline server)",
+        )
+
+
+class Uploader:
+    """Collects blobs and sends those the server lacks in batches (a `ChunkSink`).
+
+    Each full batch asks `missing` first (unless the caller just did: `ask=False`), so
+    content the server has is never sent; `bytes_added` counts what was.
+    """
+
+    def __init__(self, server: Server, *, ask: bool = True) -> None:
+        self._server = server
+        self._ask = ask
+        self._pending: dict[str, bytes] = {}
+        self._size = 0
+        self.bytes_added = 0
+
+    def add(self, digest: str, data: bytes | memoryview, address: int | None = None) -> bool:
+        if digest in self._pending:
+            return False
+        if len(data) > FRAME_MAX:  # alone, from memory (put_blobs of a large blob)
+            whole = bytes(data)
+            if not self._ask or self._server.missing([digest]):
+                self._server.upload(digest, lambda: whole)
+                self.bytes_added += len(whole)
+            return True
+        self._pending[digest] = bytes(data)
+        self._size += len(data)
+        if self._size >= BATCH_BYTES or len(self._pending) >= BATCH_COUNT:
+            self.flush()
+        return True
+
+    def after_written(self, callback: Callable[[], None]) -> None:
+        callback()  # `add` copies what it keeps: the caller's buffer is free at once
+
+    def flush(self) -> None:
+        """Send what is pending (the part the server lacks)."""
+        if not self._pending:
+            return
+        lacking = self._server.missing(list(self._pending)) if self._ask else self._pending
+        blobs = [(digest, data) for digest, data in self._pending.items() if digest in lacking]
+        if blobs:
+            self._server.send_batch(blobs)
+            self.bytes_added += sum(len(data) for _, data in blobs)
+        self._pending.clear()
+        self._size = 0
+
+
+def answered_error(answer: httpx.Response) -> LooplineError:
+    """The LooplineError an error answer's body names (its own class, message and hint)."""
+    error = frames.error_from_body(answer.content)
+    if type(error) is LooplineError:
+        error.http_status = answer.status_code
+    return error
+
+
+def _full_size(answer: httpx.Response, start: int) -> int:
+    """The whole blob's size, from a 206's `Content-Range` or a 200's `Content-Length`."""
+    if start:
+        if answer.status_code != 206:
+            raise CorruptedData(f"the server ignored a Range request ({answer.status_code})")
+        total = answer.headers.get("Content-Range", "").rpartition("/")[2]
+        if not total.isdigit():
+            raise CorruptedData("the server answered a Range request without its total size")
+        return int(total)
+    return int(answer.headers.get("Content-Length", "-1"))
+
+
+def _verify(digest: str, data: bytes, where: str) -> None:
+    actual = hash_bytes(data)
+    if actual != digest:
+        raise CorruptedData(
+            f"blob {digest} downloaded from {where} hashes to {actual}",
+            hint="run `loopline fsck` on the server",
+        )
+
+
+def _json(answer: httpx.Response) -> Any:
+    try:
+        return answer.json()
+    except ValueError as exc:
+        raise StoreUnavailable(f"the artifact server answered something not JSON: {exc}") from exc

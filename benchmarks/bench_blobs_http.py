@@ -128,7 +128,7 @@ def main() -> list[Row]:
                             record(f"{side} {name}", seconds)
                 finally:
                     if process is not None:
-                        store.close()  # type: ignore[attr-defined]
+                        store.close()
                         process.terminate()
                         process.wait(30)
                     shutil.rmtree(work / f"local{run}", ignore_errors=True)

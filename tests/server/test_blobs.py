@@ -76,13 +76,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlobServer]:
 def artifact_store(server: BlobServer) -> Iterator[ArtifactStore]:
     store = ArtifactStore(server.url)
     yield store
-    store.close()  # type: ignore[attr-defined]
+    store.close()
 
 
 def _sent(server: BlobServer, start: int) -> dict[str, int]:
     """Body bytes the server received since request number `start`, by kind of route."""
     totals: dict[str, int] = {}
-    for method, path, size in server.traffic.since(start):
+    for method, path, size, _ in server.traffic.since(start):
         last = path.rpartition("/")[2]
         kind = f"{method} {last if last in ('missing', 'batch', 'fetch') else 'blob'}"
         totals[kind] = totals.get(kind, 0) + size

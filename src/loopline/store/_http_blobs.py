@@ -72,7 +72,6 @@ class HttpArtifactStore(ArtifactStore):
         return self._server.base
 
     def close(self) -> None:
-        """Close the connections to the server."""
         self._server.close()
 
     def put_file(self, path: str | os.PathLike[str]) -> Blob:

@@ -55,9 +55,12 @@ class Server:
             headers["Authorization"] = f"Bearer {token}"
         timeout = httpx.Timeout(120.0, connect=10.0)
         self._http = httpx.Client(headers=headers, timeout=timeout, follow_redirects=False)
+        self._plain: httpx.Client | None = None
 
     def close(self) -> None:
         self._http.close()
+        if self._plain is not None:
+            self._plain.close()
 
     def call(
         self, method: str, path: str, *, json: Any = None, content: Content | None = None
@@ -118,12 +121,18 @@ class Server:
             StoreUnavailable: the transfer kept failing without progress.
         """
         hasher = blake3.blake3()
-        received, size, stalled = 0, -1, 0
+        received, size, stalled, redirects = 0, -1, 0, 0
+        url, client = f"{self._blobs}/{digest}", self._http
         while received != size:
             before = received
             headers = {"Range": f"bytes={received}-"} if received else {}
             try:
-                with self._http.stream("GET", f"{self._blobs}/{digest}", headers=headers) as answer:
+                with client.stream("GET", url, headers=headers) as answer:
+                    if answer.status_code == 307 and redirects < ATTEMPTS:
+                        # --artifacts direct: from S3, without this server's token
+                        url, client = answer.headers["Location"], self._direct()
+                        redirects += 1
+                        continue
                     if answer.status_code >= 400:
                         answer.read()
                         raise answered_error(answer)
@@ -191,6 +200,12 @@ class Server:
                 stalled = 0 if done > before else stalled + 1
                 if stalled == ATTEMPTS:
                     raise self._unavailable(f"fetching {len(digests)} blobs", exc) from exc
+
+    def _direct(self) -> httpx.Client:
+        """A client without this server's token, for pre-signed storage URLs."""
+        if self._plain is None:
+            self._plain = httpx.Client(timeout=self._http.timeout, follow_redirects=False)
+        return self._plain
 
     def _unavailable(
         self, action: str, exc: Exception, hint: str | None = None

@@ -118,6 +118,9 @@ class ArtifactStore:
     def __repr__(self) -> str:
         return f"ArtifactStore({self.uri!r})"
 
+    def close(self) -> None:
+        """Release connections (a server's store); nothing to do for a folder or S3."""
+
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
         """Store a regular file's content as one loose blob (identical content: once).
 
@@ -327,6 +330,17 @@ class ArtifactStore:
         digest = check_digest(digest)
         with self._boundary(f"looking up blob {digest}"):
             return open_blob(self._backend, self._index, digest)
+
+    def download_url(self, digest: str, expires: int = 3600) -> str | None:
+        """A pre-signed URL that serves the blob straight from S3 for `expires` seconds,
+        or None: a local store, or a packed blob (served through its pack)."""
+        digest = check_digest(digest)
+        presign = getattr(self._backend, "presigned_url", None)
+        if presign is None or self._index.get(digest) is not None:
+            return None
+        with self._boundary(f"signing a URL for blob {digest}"):
+            url: str | None = presign(digest, expires)
+            return url
 
     def put_blobs(self, blobs: Iterable[tuple[str, bytes]]) -> int:
         """Store `(digest, content)` pairs received from elsewhere into new packs, each

@@ -4,6 +4,7 @@
     PUT  /blobs/{digest}    one blob, streamed; stored only if it hashes to `digest` (writer)
     GET  /blobs/{digest}    one blob, streamed and verified as read; `Range` for resuming
     HEAD /blobs/{digest}    its size (`Content-Length`) and `ETag` (the digest)
+    (GET answers 307 to a pre-signed S3 URL with `--artifacts direct` and an S3 store)
     POST /blobs/batch       many small blobs in one body (frames: store/_blob_frames.py)
     POST /blobs/fetch       many small blobs in one answer, same frames
 
@@ -13,6 +14,10 @@ or a temp file of frames (a batch) and are stored only once every blob has hashe
 digest: a wrong digest answers 422 and stores nothing. A download holds back its last
 piece until the blob has verified (store/_blob_io.py), so a corrupt blob ends in a cut
 connection, or a `FAILED` frame in a batch, never in a complete wrong answer.
+
+Uploads are never handed out as pre-signed S3 URLs, even in direct mode: S3 cannot check
+a BLAKE3 digest, so a writer could then store any bytes under any digest; every upload
+goes through this server's check.
 
 Every digest in a path is checked against 64 lowercase hex characters (fullmatch)
 before anything touches the store, so no spelling of a path reaches the disk.
@@ -46,6 +51,7 @@ DIGESTS_MAX = 10_000  # digests per `missing` or `fetch` request
 FRAME_MAX = 16 << 20  # the largest blob in a batch; larger ones travel alone
 BATCH_MAX = 256 << 20  # bytes per batch upload body
 IN_MEMORY_MAX = 16 << 20  # blobs up to this size are read whole and verified before sending
+SIGNED_FOR = 3600  # seconds a pre-signed download URL stays valid (--artifacts direct)
 _WRITE_PIECE = 1 << 20  # upload bytes gathered before a write (in a worker thread)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -146,8 +152,15 @@ def fetch(body: Digests, request: Request) -> StreamingResponse:
 def get_blob(
     digest: str, request: Request, wanted: str | None = Header(None, alias="Range")
 ) -> Response:
-    """The blob's bytes (or the one `Range` asked for: 206), verified as they are read."""
-    reader = stores_of(request).artifacts.open_blob(checked(digest))
+    """The blob's bytes (or the one `Range` asked for: 206), verified as they are read;
+    with `--artifacts direct` and an S3 store, a loose blob answers 307 to a pre-signed
+    S3 URL instead (the client verifies what it downloads there)."""
+    artifacts = stores_of(request).artifacts
+    if getattr(request.app.state, "artifacts_mode", "proxy") == "direct":
+        url = artifacts.download_url(checked(digest), expires=SIGNED_FOR)
+        if url is not None:
+            return Response(None, 307, {"Location": url, "ETag": f'"{digest}"'})
+    reader = artifacts.open_blob(checked(digest))
     start, end = _byte_range(wanted, reader.size)
     headers = _headers(digest, end - start)
     status = 200

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from fixtures.blob_server import BlobServer, blob_server
+from fixtures.waiting import eventually
 
 # The artifact store's own conformance tests, run here against the HTTP store (pytest
 # collects them from this module, with this module's `artifact_store`).
@@ -298,3 +299,20 @@ def test_put_blobs_over_http_checks_each_digest(artifact_store: ArtifactStore) -
         artifact_store.put_blobs([(_b3(b"other"), data)])
     assert artifact_store.get_bytes(_b3(data)) == data
     assert Blob(_b3(data), 100) == artifact_store.put_bytes(data)
+
+
+def test_a_batch_upload_dropped_midway_is_sent_again_and_leaves_no_partial_pack(
+    artifact_store: ArtifactStore, server: BlobServer, tmp_path: Path
+) -> None:
+    contents = _small_files(200, seed=5)
+    sources = _write(tmp_path / "src", contents)
+    server.proxy.cut_once("up", sum(map(len, contents.values())) // 2)
+    cuts = server.proxy.cuts
+    stored = artifact_store.put_files(sources)
+    assert server.proxy.cuts == cuts + 1
+    assert server.artifacts.missing({f.hash for f in stored}) == set()
+    # the cut request's pack is discarded as its handler notices the drop
+    eventually(lambda: not list((server.store_root / "tmp").glob("*.part")))
+    targets = [tmp_path / "out" / f"{n}" for n in range(len(stored))]
+    artifact_store.get_files(list(zip(stored, targets, strict=True)))
+    assert [t.read_bytes() for t in targets] == list(contents.values())

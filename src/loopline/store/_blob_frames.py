@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 from loopline.errors import ERROR_TYPES, LooplineError, MalformedRequest
@@ -26,7 +27,7 @@ TOO_LARGE = (1 << 64) - 2
 FAILED = (1 << 64) - 1
 
 
-def frame(digest: str, data: bytes) -> bytes:
+def frame(digest: str, data: bytes | memoryview) -> bytes:
     """One blob's frame header; the content follows it."""
     return HEADER.pack(bytes.fromhex(digest), len(data))
 
@@ -47,22 +48,31 @@ class Reader:
 
     def __init__(self, pieces: Iterable[bytes]) -> None:
         self._pieces = iter(pieces)
-        self._buffer = bytearray()
-        self._at = 0
+        self._held: deque[memoryview] = deque()
+        self._size = 0
 
     def read(self, count: int) -> bytes:
         """Exactly `count` bytes; fewer only at the end of the body."""
-        while len(self._buffer) - self._at < count:
+        while self._size < count:
             piece = next(self._pieces, None)
             if piece is None:
                 break
-            if self._at:
-                del self._buffer[: self._at]
-                self._at = 0
-            self._buffer += piece
-        data = bytes(self._buffer[self._at : self._at + count])
-        self._at += len(data)
-        return data
+            if piece:
+                self._held.append(memoryview(piece))
+                self._size += len(piece)
+        parts = []
+        wanted = min(count, self._size)
+        self._size -= wanted
+        while wanted:
+            first = self._held[0]
+            if len(first) <= wanted:
+                parts.append(self._held.popleft())
+                wanted -= len(first)
+            else:
+                parts.append(first[:wanted])
+                self._held[0] = first[wanted:]
+                wanted = 0
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
 
 def read_frames(

@@ -103,8 +103,7 @@ class HttpArtifactStore(ArtifactStore):
         return Blob(digest, len(data))
 
     def put_blobs(self, blobs: Iterable[tuple[str, bytes]]) -> int:
-        uploader = Uploader(self._server)
-        with self._boundary("storing blobs"):
+        with self._boundary("storing blobs"), Uploader(self._server) as uploader:
             for item in blobs:
                 if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes)):
                     raise InvalidInput(f"put_blobs expects (digest, bytes) pairs, got {item!r:.80}")
@@ -112,7 +111,6 @@ class HttpArtifactStore(ArtifactStore):
                 if hash_bytes(data) != digest:
                     raise InvalidInput(f"blob {digest} was given content that hashes otherwise")
                 uploader.add(digest, data)
-            uploader.flush()
         return uploader.bytes_added
 
     def put_files(
@@ -139,8 +137,8 @@ class HttpArtifactStore(ArtifactStore):
             self._boundary(f"storing {len(sources)} files"),
             _batched(progress) as report,
             ThreadPoolExecutor(threads, thread_name_prefix="loopline-hash") as pool,
+            Uploader(self._server) as uploader,
         ):
-            uploader = Uploader(self._server)
             for path in sources:
                 read = _read_whole(path, CHUNKED_MIN)
                 if not isinstance(read, int):
@@ -155,7 +153,6 @@ class HttpArtifactStore(ArtifactStore):
                     results.append(put_chunked(path, fd, before, uploader, pool, buffers, report))
                 finally:
                     os.close(fd)
-            uploader.flush()
         if buffers is not None:
             keep_chunk_buffers(buffers)
         return results
@@ -304,17 +301,16 @@ class HttpArtifactStore(ArtifactStore):
     def _receive(self, source: ArtifactStore, digests: list[str], report: Progress) -> int:
         """Upload `digests` from `source` (which has them; this server just said it lacks
         them); the bytes sent."""
-        uploader = Uploader(self._server, ask=False)
         sent = 0
-        for digest in digests:
-            reader = source.open_blob(digest)
-            if reader.size <= FRAME_MAX:
-                uploader.add(digest, reader.read())
-            else:
-                self._server.upload(digest, reader.pieces)
-                sent += reader.size
-            report(reader.size)
-        uploader.flush()
+        with Uploader(self._server, ask=False) as uploader:
+            for digest in digests:
+                reader = source.open_blob(digest)
+                if reader.size <= FRAME_MAX:
+                    uploader.add(digest, reader.read())
+                else:
+                    self._server.upload(digest, reader.pieces)
+                    sent += reader.size
+                report(reader.size)
         return sent + uploader.bytes_added
 
     @contextlib.contextmanager

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,14 +64,22 @@ class Server:
             self._plain.close()
 
     def call(
-        self, method: str, path: str, *, json: Any = None, content: Content | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: Content | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """A request to `/api/v1/blobs{path}`, tried again after a transport failure;
         an error answer raised as the LooplineError its body names."""
         for attempt in range(1, ATTEMPTS + 1):
             body = None if content is None else content()
             try:
-                response = self._http.request(method, self._blobs + path, json=json, content=body)
+                response = self._http.request(
+                    method, self._blobs + path, json=json, content=body, headers=headers
+                )
             except httpx.TransportError as exc:
                 if attempt == ATTEMPTS:
                     raise self._unavailable(f"{method} {path}", exc) from exc
@@ -101,15 +110,16 @@ class Server:
         """PUT one blob; `content` makes its body (again for each attempt)."""
         self.call("PUT", f"/{digest}", content=content)
 
-    def send_batch(self, blobs: list[tuple[str, bytes]]) -> None:
-        """POST small blobs as frames in one body."""
+    def send_batch(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
+        """POST small blobs as frames in one body (of a known length: not chunked)."""
 
         def body() -> Iterator[bytes]:
             for digest, data in blobs:
                 yield frames.frame(digest, data)
-                yield data
+                yield data if isinstance(data, bytes) else bytes(data)
 
-        self.call("POST", "/batch", content=body)
+        length = sum(frames.HEADER.size + len(data) for _, data in blobs)
+        self.call("POST", "/batch", content=body, headers={"Content-Length": str(length)})
 
     def download(self, digest: str, write: Callable[[bytes], object]) -> int:
         """Stream one blob into `write`, resuming with `Range` after a dropped connection,
@@ -219,46 +229,77 @@ class Server:
 class Uploader:
     """Collects blobs and sends those the server lacks in batches (a `ChunkSink`).
 
-    Each full batch asks `missing` first (unless the caller just did: `ask=False`), so
-    content the server has is never sent; `bytes_added` counts what was.
+    Each batch asks `missing` first (unless the caller just did: `ask=False`), so content
+    the server has is never sent, nor copied: blobs are kept as given until then. One
+    batch is sent by a background thread while the caller hashes the next, and a
+    caller's buffer (put_chunked's) is handed back once the batch holding its chunks has
+    gone (`after_written`). Use it as a context manager: leaving waits for the last
+    batch and raises its error. `bytes_added` counts what was sent.
     """
 
     def __init__(self, server: Server, *, ask: bool = True) -> None:
         self._server = server
         self._ask = ask
-        self._pending: dict[str, bytes] = {}
+        self._pending: dict[str, bytes | memoryview] = {}
         self._size = 0
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="loopline-upload")
+        self._sending: Future[int] | None = None
         self.bytes_added = 0
+
+    def __enter__(self) -> Uploader:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        try:
+            if exc is None:
+                self.flush()
+                self._wait()
+            elif self._sending is not None:
+                wait([self._sending])  # its buffers come back; its error is moot
+        finally:
+            self._sender.shutdown()
 
     def add(self, digest: str, data: bytes | memoryview, address: int | None = None) -> bool:
         if digest in self._pending:
             return False
-        if len(data) > FRAME_MAX:  # alone, from memory (put_blobs of a large blob)
-            whole = bytes(data)
+        if len(data) > FRAME_MAX:  # alone (put_blobs of a large blob)
             if not self._ask or self._server.missing([digest]):
+                whole = bytes(data)
                 self._server.upload(digest, lambda: whole)
                 self.bytes_added += len(whole)
             return True
-        self._pending[digest] = bytes(data)
+        self._pending[digest] = data
         self._size += len(data)
         if self._size >= BATCH_BYTES or len(self._pending) >= BATCH_COUNT:
             self.flush()
         return True
 
     def after_written(self, callback: Callable[[], None]) -> None:
-        callback()  # `add` copies what it keeps: the caller's buffer is free at once
+        self.flush()
+        if self._sending is None:
+            callback()
+        else:
+            self._sending.add_done_callback(lambda _: callback())
 
     def flush(self) -> None:
-        """Send what is pending (the part the server lacks)."""
+        """Hand what is pending to the sender, once the batch before it has gone."""
         if not self._pending:
             return
-        lacking = self._server.missing(list(self._pending)) if self._ask else self._pending
-        blobs = [(digest, data) for digest, data in self._pending.items() if digest in lacking]
+        batch, self._pending, self._size = self._pending, {}, 0
+        self._wait()
+        self._sending = self._sender.submit(self._send, batch)
+
+    def _wait(self) -> None:
+        if self._sending is not None:
+            self.bytes_added += self._sending.result()
+            self._sending = None
+
+    def _send(self, batch: dict[str, bytes | memoryview]) -> int:
+        lacking = self._server.missing(list(batch)) if self._ask else batch
+        blobs = [(digest, data) for digest, data in batch.items() if digest in lacking]
         if blobs:
             self._server.send_batch(blobs)
-            self.bytes_added += sum(len(data) for _, data in blobs)
-        self._pending.clear()
-        self._size = 0
+        return sum(len(data) for _, data in blobs)
 
 
 def answered_error(answer: httpx.Response) -> LooplineError:

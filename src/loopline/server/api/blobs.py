@@ -9,9 +9,10 @@
     POST /blobs/fetch       many small blobs in one answer, same frames
 
 A client asks `missing` first and sends only what the server lacks, so a push of
-unchanged data sends digests, never content. Uploads go to a temp file (a single blob)
-or a temp file of frames (a batch) and are stored only once every blob has hashed to its
-digest: a wrong digest answers 422 and stores nothing. A download holds back its last
+unchanged data sends digests, never content. A single blob goes to a temp file and is
+stored only once it has hashed to its digest; a batch is read frame by frame into a new
+pack, each blob checked before it is added, and a bad one discards the pack: either way
+a wrong digest answers 422 and stores nothing. A download holds back its last
 piece until the blob has verified (store/_blob_io.py), so a corrupt blob ends in a cut
 connection, or a `FAILED` frame in a batch, never in a complete wrong answer.
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import blake3
+from anyio import from_thread
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -115,15 +117,20 @@ async def put_batch(request: Request) -> dict[str, int]:
     """Store the blobs framed in the body (see store/_blob_frames.py), each verified;
     a blob that does not hash to its digest answers 422 and its pack is not kept."""
     artifacts = stores_of(request).artifacts
-    with _upload_file() as (temp, out):
+    pieces = _pieces(request)
+
+    async def next_piece() -> bytes:
+        return await anext(pieces, b"")
+
+    def body() -> Iterator[bytes]:  # read from the worker thread that stores the blobs
         size = 0
-        async for piece in _pieces(request):
+        while piece := from_thread.run(next_piece):
             size += len(piece)
             if size > BATCH_MAX:
                 raise PayloadTooLarge(f"a batch body is at most {BATCH_MAX} bytes")
-            await run_in_threadpool(out.write, piece)
-        out.close()
-        return await run_in_threadpool(_store_batch, artifacts, temp)
+            yield piece
+
+    return await run_in_threadpool(_store_batch, artifacts, body())
 
 
 @router.post("/blobs/fetch", dependencies=[requires(Role.READER)])
@@ -237,16 +244,16 @@ def _upload_file() -> Iterator[tuple[Path, BinaryIO]]:
         temp.unlink(missing_ok=True)
 
 
-def _store_batch(artifacts: Any, temp: Path) -> dict[str, int]:
+def _store_batch(artifacts: Any, body: Iterator[bytes]) -> dict[str, int]:
+    """Store the frames of `body` as they arrive (nothing is kept if one is bad)."""
     count = 0
 
     def blobs() -> Iterator[tuple[str, bytes]]:
         nonlocal count
-        with open(temp, "rb") as body:
-            reader = frames.Reader(iter(lambda: body.read(_WRITE_PIECE), b""))
-            for digest, _, data in frames.read_frames(reader, FRAME_MAX, markers=False):
-                count += 1
-                yield checked(digest), data
+        reader = frames.Reader(body)
+        for digest, _, data in frames.read_frames(reader, FRAME_MAX, markers=False):
+            count += 1
+            yield checked(digest), data
 
     stored = artifacts.put_blobs(blobs())
     return {"blobs": count, "bytes_stored": stored}

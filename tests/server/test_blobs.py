@@ -38,7 +38,7 @@ from integration.test_packs import (  # noqa: F401
     test_one_worker_round_trips,
     test_progress_reports_every_byte,
 )
-from loopline.errors import CorruptedData, InvalidInput, StoreUnavailable
+from loopline.errors import CorruptedData, InvalidInput, LooplineError, StoreUnavailable
 from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
 
 MB = 1 << 20
@@ -316,3 +316,34 @@ def test_a_batch_upload_dropped_midway_is_sent_again_and_leaves_no_partial_pack(
     targets = [tmp_path / "out" / f"{n}" for n in range(len(stored))]
     artifact_store.get_files(list(zip(stored, targets, strict=True)))
     assert [t.read_bytes() for t in targets] == list(contents.values())
+
+
+class _BearerRoles:
+    """The bearer token names the caller's role (a real Authenticator, for this test)."""
+
+    def authenticate(self, request: Any) -> Any:
+        from loopline.server._permissions import Caller, Role, Unauthorized
+
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token.upper() not in Role.__members__:
+            raise Unauthorized("no valid token")
+        return Caller(f"{token}-user", Role[token.upper()])
+
+
+def test_the_token_is_sent_and_the_servers_refusals_keep_their_meaning(tmp_path: Path) -> None:
+    with blob_server(tmp_path / "auth", authenticator=_BearerRoles()) as guarded:
+        writer = ArtifactStore(guarded.url, token="writer")
+        reader = ArtifactStore(guarded.url, token="reader")
+        anonymous = ArtifactStore(guarded.url)
+        try:
+            blob = writer.put_bytes(b"written by a writer")
+            assert reader.get_bytes(blob.hash) == b"written by a writer"
+            with pytest.raises(LooplineError, match="this needs writer") as refused:
+                reader.put_bytes(b"a reader may not write")
+            assert refused.value.http_status == 403
+            with pytest.raises(LooplineError, match="no valid token") as unknown:
+                anonymous.exists(blob.hash)
+            assert unknown.value.http_status == 401
+        finally:
+            for store in (writer, reader, anonymous):
+                store.close()

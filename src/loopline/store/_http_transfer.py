@@ -98,13 +98,8 @@ class Server:
         return lacking
 
     def exists(self, digest: str) -> bool:
-        try:
-            self.call("HEAD", f"/{digest}")
-        except LooplineError as exc:
-            if exc.http_status == 404:
-                return False
-            raise
-        return True
+        """Whether the server has the blob (asked as `missing`: an error has a body)."""
+        return not self.missing([digest])
 
     def upload(self, digest: str, content: Content) -> None:
         """PUT one blob; `content` makes its body (again for each attempt)."""
@@ -304,7 +299,10 @@ class Uploader:
 
 def answered_error(answer: httpx.Response) -> LooplineError:
     """The LooplineError an error answer's body names (its own class, message and hint)."""
-    error = frames.error_from_body(answer.content)
+    if not answer.content:  # HEAD, or not a loopline server
+        error = LooplineError(f"the server answered {answer.status_code} {answer.reason_phrase}")
+    else:
+        error = frames.error_from_body(answer.content)
     if type(error) is LooplineError:
         error.http_status = answer.status_code
     return error

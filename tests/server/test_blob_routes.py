@@ -48,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
     client = TestClient(create_app(opened, authenticator=BearerRoles()))
     client.headers["Authorization"] = "Bearer writer"
     try:
-        yield client, opened.artifacts, root
+        yield client, opened, root
     finally:
         opened.close()
 
@@ -61,7 +61,7 @@ def client(served: tuple[TestClient, Any, Path]) -> TestClient:
 @pytest.fixture
 def stored(served: tuple[TestClient, Any, Path]) -> tuple[str, bytes]:
     data = os.urandom(1000)
-    served[1].put_bytes(data)
+    served[1].artifacts.put_bytes(data)
     return _b3(data), data
 
 
@@ -232,3 +232,21 @@ def test_readers_read_and_only_writers_write(client: TestClient, stored: tuple[s
     assert client.get(f"{BLOBS}/{digest}", headers=nobody).status_code == 401
     assert client.post(f"{BLOBS}/missing", json={"digests": []}, headers=nobody).status_code == 401
     assert client.put(f"{BLOBS}/{_b3(data)}", content=data).status_code == 201  # a writer
+
+
+def test_a_blob_upload_streams_past_the_body_limit_that_other_routes_keep(
+    served: tuple[TestClient, Any, Path],
+) -> None:
+    from loopline.server import create_app
+    from loopline.server._options import ServerOptions
+
+    options = ServerOptions(max_body_mb=1, allowed_hosts=("testserver",))
+    limited = TestClient(create_app(served[1], authenticator=BearerRoles(), options=options))
+    limited.headers["Authorization"] = "Bearer writer"
+    data = os.urandom(3 << 20)
+    assert limited.put(f"{BLOBS}/{_b3(data)}", content=data).status_code == 201
+    assert limited.get(f"{BLOBS}/{_b3(data)}").content == data
+    frame = bytes.fromhex(_b3(data)) + len(data).to_bytes(8, "little") + data
+    assert limited.post(f"{BLOBS}/batch", content=frame).status_code == 413
+    nested = f"{BLOBS}/{_b3(data)}/x"
+    assert limited.put(nested, content=data).status_code == 413  # only the exact path

@@ -298,14 +298,10 @@ class Uploader:
 
 
 def answered_error(answer: httpx.Response) -> LooplineError:
-    """The LooplineError an error answer's body names (its own class, message and hint)."""
-    if not answer.content:  # HEAD, or not a loopline server
-        error = LooplineError(f"the server answered {answer.status_code} {answer.reason_phrase}")
-    else:
-        error = frames.error_from_body(answer.content)
-    if type(error) is LooplineError:
-        error.http_status = answer.status_code
-    return error
+    """The LooplineError an error answer's body names (the remote client's one mapping)."""
+    from loopline.store.remote._session import error_from
+
+    return error_from(answer)
 
 
 def _full_size(answer: httpx.Response, start: int) -> int:

@@ -15,7 +15,9 @@ From the outside in:
   `%c0%ae`), and a segment that is a URI scheme (`file:`). Names are then checked whole
   by each route (store._names, pathnames); this is the early, uniform refusal.
 - `BodyLimit`: a body over the limit is refused with 413 (by its Content-Length at once,
-  else when the streamed bytes pass the limit).
+  else when the streamed bytes pass the limit). Except one blob's upload
+  (`PUT /api/v1/blobs/<digest>`): a model file can be gigabytes, and that route streams
+  it to a temp file, never to memory (server/api/blobs.py; batches stay limited).
 """
 
 from __future__ import annotations
@@ -123,15 +125,21 @@ class HostGuard:
         await self.app(scope, receive, send)
 
 
+STREAMED_TO_DISK = re.compile(r"/api/v1/blobs/[0-9a-f]{64}")
+"""PUT paths whose body the route streams to disk, exempt from `BodyLimit`."""
+
+
 class BodyLimit:
-    """413 for a request body over `max_bytes`."""
+    """413 for a request body over `max_bytes` (not a blob's streamed PUT)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            scope["method"] == "PUT" and STREAMED_TO_DISK.fullmatch(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         too_large = PayloadTooLarge(

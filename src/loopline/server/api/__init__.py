@@ -9,4 +9,5 @@ ROUTERS: tuple[str, ...] = (
     "predictions",
     "monitoring",
     "audit",
+    "blobs",
 )

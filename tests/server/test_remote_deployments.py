@@ -148,7 +148,7 @@ def _heartbeat(server_id: str, **server: Any) -> dict[str, Any]:
         ("s1", {"server": {}, "served": []}, 400),
         ("s1", {"served": []}, 400),
         ("s1", {**_heartbeat("s1"), "served": [{"deployment": "../x", "state": "x"}]}, 422),
-        ("..%2fx", _heartbeat("..%2fx"), 404),
+        ("..%2fx", _heartbeat("..%2fx"), 400),
         ("a.b", _heartbeat("a.b"), 422),
     ],
 )

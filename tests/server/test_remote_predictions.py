@@ -124,11 +124,11 @@ def test_malformed_feedback_is_refused(
         (FILES, {"until": "never"}, 400),
         (FEEDBACK, {"since": "2026-03-01"}, 422),
         ("/api/v1/deployments/churn/prediction-log/sketches", {"since": "x"}, 400),
-        ("/api/v1/deployments/..%2Fx/feedback", {}, 404),
+        ("/api/v1/deployments/..%2Fx/feedback", {}, 400),
         ("/api/v1/deployments/-x/feedback", {}, 422),
         ("/api/v1/deployments/-x/prediction-log/files", {}, 422),
         (FEEDBACK + "/r%201", {}, 422),
-        (FEEDBACK + "/..%5Cx", {}, 422),
+        (FEEDBACK + "/..%5Cx", {}, 400),
         ("/api/v1/prediction-log/request-blocks", {"block_hash": -1}, 400),
         ("/api/v1/prediction-log/request-blocks", {"block_hash": 2**31}, 400),
         ("/api/v1/prediction-log/request-blocks", {"block_hash": "NaN"}, 400),
@@ -196,7 +196,7 @@ def test_malformed_reports_are_refused(
 def test_malformed_monitoring_requests_are_4xx(client: httpx.Client, served_stores: Any) -> None:
     monitoring = "/api/v1/monitoring"
     assert error_of(client.get(f"{monitoring}/reports/{'0' * 32}"), 404)["type"] == "NotFound"
-    error_of(client.get(f"{monitoring}/reports/..%5Cx"), 422)
+    error_of(client.get(f"{monitoring}/reports/..%5Cx"), 400)
     error_of(client.get(f"{monitoring}/reports", params={"limit": -1}), 400)
     error_of(client.get(f"{monitoring}/reports", params={"deployment": "a b"}), 422)
     error_of(client.get(f"{monitoring}/alerts/open", params={"deployment": "churn"}), 400)

@@ -53,6 +53,8 @@ def mlflow(
         )
     )
     models = summary.models
+    if models.planned:
+        console.print(f"model versions to import: {', '.join(models.planned)}", markup=False)
     if models.repackaged or models.kept or models.unchanged:
         console.print(
             f"model versions: {len(models.repackaged)} re-packaged, {len(models.kept)} kept "

@@ -34,6 +34,7 @@ class ModelOutcome:
     repackaged: list[str] = field(default_factory=list)  # "name/N"
     kept: list[str] = field(default_factory=list)  # "name/N: why"
     unchanged: int = 0
+    planned: list[str] = field(default_factory=list)  # a dry run's "name/N"
     aliases: int = 0
     failed: list[str] = field(default_factory=list)  # "name/N: error"
 
@@ -53,30 +54,34 @@ def import_model(
     for version in model.versions:
         label = f"{model.name}/{version.version}"
         run_id = run_ids.get(version.run_id or "")
-        if version.version in imported or _kept_before(run_id, label, opened):
+        if version.run_id and run_id is None:
+            continue  # its run was not imported (another experiment, or it failed)
+        if version.version in imported:
             outcome.unchanged += 1
-            continue
-        if dry_run:
-            outcome.repackaged.append(label)
-            continue
-        try:
-            found = _import_version(version, source, run_id, opened, outcome)
-        except LooplineError as exc:
-            outcome.failed.append(f"{label}: {exc.message}")
-            continue
-        if found is not None:
-            imported[version.version] = found
+        elif dry_run:
+            outcome.planned.append(label)
+        elif _kept_before(run_id, label, opened):
+            outcome.unchanged += 1
+        else:
+            _import_version(version, source, run_id, opened, outcome, imported)
     if dry_run or not imported:
         return
-    _model_details(model, opened)
+    try:
+        _model_details(model, opened)
+        _aliases(model, imported, opened, outcome)
+    except LooplineError as exc:  # a name or tag loopline refuses: said, and the rest goes on
+        outcome.failed.append(f"{model.name}: {exc.message}")
+
+
+def _aliases(
+    model: SourceModel, imported: dict[int, ModelVersion], opened: Stores, outcome: ModelOutcome
+) -> None:
+    from loopline.registry import set_alias
+
     for alias, number in sorted(model.aliases.items()):
         target = imported.get(number)
-        if target is None:
+        if target is None or alias in opened.metadata.models.aliases_of(target.id):
             continue
-        if opened.metadata.models.aliases_of(target.id).count(alias):
-            continue
-        from loopline.registry import set_alias
-
         set_alias(target, alias, reason="imported from MLflow", opened=opened)
         outcome.aliases += 1
 
@@ -87,20 +92,25 @@ def _import_version(
     run_id: str | None,
     opened: Stores,
     outcome: ModelOutcome,
-) -> ModelVersion | None:
+    imported: dict[int, ModelVersion],
+) -> None:
+    """Re-package the version, or keep its files; a failure is listed in `outcome`."""
     label = f"{version.name}/{version.version}"
-    with tempfile.TemporaryDirectory(prefix="loopline-mlflow-model-") as scratch:
-        folder = source.download_model(version, Path(scratch))
-        estimator, why = _safe_estimator(folder)
-        if estimator is not None:
-            registered = _register(estimator, version, run_id)
-            outcome.repackaged.append(label)
-            return registered
-        if run_id is None:
-            raise NotFound(f"not re-packaged ({why}) and it has no imported run to keep it")
-        _keep_files(folder, version, run_id, why, opened)
+    try:
+        with tempfile.TemporaryDirectory(prefix="loopline-mlflow-model-") as scratch:
+            folder = source.download_model(version, Path(scratch))
+            estimator, why = _safe_estimator(folder)
+            if estimator is not None:
+                imported[version.version] = _register(estimator, version, run_id)
+                outcome.repackaged.append(label)
+                return
+            if run_id is None:
+                raise NotFound(f"not re-packaged ({why}) and it has no imported run to keep it")
+            _keep_files(folder, version, run_id, why, opened)
+    except LooplineError as exc:
+        outcome.failed.append(f"{label}: {exc.message}")
+        return
     outcome.kept.append(f"{label}: {why}")
-    return None
 
 
 def _safe_estimator(folder: Path) -> tuple[Any, str]:

@@ -75,7 +75,8 @@ def import_mlflow(
 ) -> ImportSummary:
     """Copy the MLflow store at `uri` into the current project (see the module's doc).
 
-    `experiments` names the experiments to copy (default: every active one); an unknown
+    `experiments` names the experiments to copy (default: every active one that has
+    runs); an unknown
     name raises NotFound before anything is written. `dry_run` reads the source and
     counts what would be copied. `on_total(runs)` and `progress(runs)` drive a bar.
     A run that cannot be imported (a hostile artifact path, a value loopline refuses)
@@ -98,6 +99,9 @@ def _import(
     summary = ImportSummary(source=source.uri, dry_run=dry_run)
     chosen = _chosen(source.experiments(), names)
     planned = [(exp, source.runs(exp)) for exp in chosen]
+    # MLflow creates "Default" on its own: an experiment without runs is not copied
+    # unless it was asked for by name
+    planned = [(exp, runs) for exp, runs in planned if runs or names]
     if on_total is not None:
         on_total(sum(len(runs) for _, runs in planned))
     opened = stores()
@@ -119,6 +123,7 @@ def _import(
             elif dry_run:
                 summary.new += earlier is None
                 summary.updated += earlier is not None
+                run_ids.setdefault(run.id, "")  # its model versions would come too
             else:
                 assert experiment_id is not None
                 _import_one(source, run, experiment_id, run_ids, opened, summary, earlier)

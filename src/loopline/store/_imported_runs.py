@@ -53,7 +53,7 @@ def find_imported(conn: Connection, key_tag: str, marker: str) -> dict[str, tupl
     """source id -> (loopline run id, the run's `marker` tag or "") of imported runs."""
     keyed = select(tags.c.run_id, tags.c.value).where(tags.c.key == key_tag)
     marked = select(tags.c.run_id, tags.c.value).where(tags.c.key == marker)
-    marks = dict(conn.execute(marked).tuples().all())
+    marks = dict(list(conn.execute(marked)))
     return {str(value): (run_id, marks.get(run_id, "")) for run_id, value in conn.execute(keyed)}
 
 

@@ -360,6 +360,25 @@ def test_a_symbolic_link_among_a_runs_artifacts_is_refused(
     }
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+def test_artifacts_elsewhere_are_noted_and_the_run_imported_without_them(
+    project: Stores, source: Path, ids: dict[str, str]
+) -> None:
+    with sqlite3.connect(source) as conn:
+        conn.execute(
+            "UPDATE runs SET artifact_uri='s3://bucket/mlflow/1/x/artifacts' WHERE run_uuid=?",
+            (ids["failed"],),
+        )
+
+    summary = import_mlflow(f"sqlite:///{source}", experiments=["exp-b"])
+
+    assert summary.failed == [] and summary.new == 2
+    run = ll.get_run(ids["failed"])
+    assert run.tags["loopline.import.artifacts"].startswith("not copied: the artifacts of run")
+    assert "s3://bucket/mlflow/1/x/artifacts" in run.tags["loopline.import.artifacts"]
+    assert run.params == {"kind": "bad"} and ll.list_artifacts(run.id) == []
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

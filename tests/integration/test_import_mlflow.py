@@ -20,7 +20,9 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -34,6 +36,7 @@ BUILD = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
 from pathlib import Path
+from typing import Any
 import mlflow, numpy as np
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
@@ -54,10 +57,11 @@ with mlflow.start_run(run_name="train") as run:
     mlflow.set_tag("team", "fraud")
     (root / "note.txt").write_text("hello from mlflow")
     mlflow.log_artifact(str(root / "note.txt"), "notes")
+    # pip_requirements given: MLflow would otherwise infer them in a subprocess (slow)
     mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
-                             registered_model_name="clf")
+                             registered_model_name="clf", pip_requirements=["scikit-learn"])
     mlflow.sklearn.log_model(model, name="pickled", serialization_format="cloudpickle",
-                             registered_model_name="clf")
+                             registered_model_name="clf", pip_requirements=["scikit-learn"])
     with mlflow.start_run(run_name="child", nested=True) as child:
         ids["child"] = child.info.run_id
         mlflow.log_metrics({"acc": 0.5}, step=0)
@@ -302,6 +306,75 @@ def test_import_from_a_postgresql_mlflow_store(
     assert summary.models.repackaged == ["clf/1"]
     assert ll.models.load("clf@champion").predict(np.array([[3.0]]))[0] == 1
     assert import_mlflow(uri).unchanged == 4
+
+
+def _log_over_mlflow_rest(url: str) -> str:
+    """One run logged through the MLflow REST API, as the mlflow client sends it."""
+    api = f"{url}/api/2.0/mlflow"
+    with httpx.Client(timeout=30) as http:
+
+        def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            answer = http.post(f"{api}/{path}", json=body)
+            assert answer.status_code == 200, answer.text
+            result: dict[str, Any] = answer.json()
+            return result
+
+        experiment = call("experiments/create", {"name": "rest-exp"})["experiment_id"]
+        run = call(
+            "runs/create",
+            {"experiment_id": experiment, "run_name": "over-http", "start_time": 1_700_000_000_000},
+        )["run"]["info"]["run_id"]
+        points = [
+            {"key": "loss", "value": 1 / (s + 1), "timestamp": 1_700_000_000_100 + s, "step": s}
+            for s in range(30)
+        ]
+        call(
+            "runs/log-batch",
+            {
+                "run_id": run,
+                "metrics": points,
+                "params": [{"key": "lr", "value": "0.3"}],
+                "tags": [{"key": "team", "value": "fraud"}],
+            },
+        )
+        call("runs/update", {"run_id": run, "status": "FINISHED", "end_time": 1_700_000_009_000})
+    return str(run)
+
+
+def test_import_from_a_servers_mlflow_rest_api(
+    served_stores: Stores, platform_server: Any, tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The REST reader against a real server: loopline's own MLflow API (issue 15)."""
+    pytest.importorskip("loopline.server.api.mlflow", reason="the server's MLflow API")
+    from loopline.config import init_project
+    from loopline.project import close, configure
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    init_project(dest)
+    clean_env.chdir(dest)
+    with platform_server.serving(served_stores) as url:
+        run_id = _log_over_mlflow_rest(url)
+        configure(project=dest)
+        try:
+            summary = import_mlflow(url)
+            again = import_mlflow(url)
+            run = ll.get_run(run_id)
+            history = ll.get_metric_history(run_id, "loss")
+        finally:
+            close()
+
+    assert summary.failed == [] and summary.new == 1 and summary.metric_points == 30
+    assert again.unchanged == 1 and again.new == again.updated == 0
+    assert run.name == "over-http" and run.status.value == "FINISHED"
+    assert run.params == {"lr": "0.3"} and run.tags["team"] == "fraud"
+    served = served_stores.metadata.runs
+    assert (run.start_time, run.end_time) == (
+        served.get_run(run_id).start_time,
+        served.get_run(run_id).end_time,
+    )
+    assert history == served.get_metric_history(run_id, "loss")
+    assert [(p.step, p.value) for p in history] == [(s, 1 / (s + 1)) for s in range(30)]
 
 
 # -- bad input: one line, exit != 0, nothing half-imported ------------------------------

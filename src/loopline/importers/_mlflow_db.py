@@ -113,9 +113,10 @@ _OPTIONAL = (
 
 def database_url(uri: str) -> str:
     """The SQLAlchemy URL for `uri`: psycopg 3 for PostgreSQL (loopline's driver)."""
-    if uri.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + uri.split("://", 1)[1]
-    if uri.startswith(("sqlite:///", "postgresql+psycopg://")):
+    scheme, _, rest = uri.partition("://")
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        return "postgresql+psycopg://" + rest  # MLflow's psycopg2 URLs work unchanged
+    if uri.startswith("sqlite:///"):
         return uri
     raise InvalidInput(
         f"cannot import from {redact_text(uri)!r}",

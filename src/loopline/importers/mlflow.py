@@ -105,6 +105,11 @@ def _import(
     if on_total is not None:
         on_total(sum(len(runs) for _, runs in planned))
     opened = stores()
+    if not hasattr(opened.metadata.runs, "import_run"):  # a project behind a server
+        raise InvalidInput(
+            "importing into a project that works through a server is not supported yet",
+            hint="run the import where the server's own project is (its database)",
+        )
     known = opened.metadata.runs.imported_runs(KEY_TAG, FINGERPRINT_TAG)
     run_ids = {source_id: run_id for source_id, (run_id, _) in known.items()}
     for experiment, runs in planned:

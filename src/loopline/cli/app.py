@@ -45,6 +45,7 @@ COMMANDS = {
     "loop": ("_loop", "app"),
     "server": ("_server", "server"),
     "tokens": ("_tokens", "app"),
+    "import": ("_import", "app"),
 }
 
 

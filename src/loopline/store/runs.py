@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select, update
 
 from loopline.errors import Conflict, InvalidInput, NotFound
 from loopline.redact import redact_command, redact_text
-from loopline.store import _metrics, _run_values
+from loopline.store import _imported_runs, _metrics, _run_values
 from loopline.store._db import Database
 from loopline.store._names import (
     check_experiment_name,
@@ -353,6 +353,20 @@ class RunStore:
     def list_metric_keys(self, run_id: str) -> list[str]:
         with self._db.read() as conn:
             return _metrics.keys(conn, check_id("run", run_id))
+
+    # -- runs copied from another tool (loopline import mlflow) -----------------------
+
+    def import_run(self, experiment_id: str, run: _imported_runs.ImportedRun) -> str:
+        """Write a run copied from another store, with its own times and full metric
+        history, in one transaction; an earlier import of it (found by `run.key_tag`) is
+        brought up to date. Returns the run's id."""
+        with self._db.write("import run") as conn:
+            return _imported_runs.write_imported(conn, experiment_id, run)
+
+    def imported_runs(self, key_tag: str, marker: str) -> dict[str, tuple[str, str]]:
+        """source run id -> (run id, its `marker` tag) of the runs tagged `key_tag`."""
+        with self._db.read() as conn:
+            return _imported_runs.find_imported(conn, key_tag, marker)
 
     # -- lineage links (artifacts now; datasets, models, features later) ----------------
 

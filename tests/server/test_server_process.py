@@ -27,7 +27,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LOOPLINE = [sys.executable, "-c", "from loopline.cli import main; main()"]
 PASSWORD = "hunter2pw"  # in the store URI; PostgreSQL here trusts and ignores it
 
-pytestmark = pytest.mark.slow
+# its servers are module-scoped: one process runs the module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server-process")]
 
 
 @dataclass

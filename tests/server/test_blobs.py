@@ -67,6 +67,10 @@ def _store_files(root: Path) -> set[Path]:
     return {path for path in root.rglob("*") if path.is_file()}
 
 
+# module-scoped servers: one test process runs the module
+pytestmark = pytest.mark.xdist_group("test_blobs")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlobServer]:
     with blob_server(tmp_path_factory.mktemp("blob-server")) as running:

@@ -18,6 +18,9 @@ from fixtures.blob_server import BlobServer, blob_server
 from loopline.errors import CorruptedData
 from loopline.store.artifacts import ArtifactStore
 
+# module-scoped servers: one test process runs the module
+pytestmark = pytest.mark.xdist_group("test_blobs_direct")
+
 
 @pytest.fixture(scope="module")
 def bucket(s3_endpoint: str) -> str:

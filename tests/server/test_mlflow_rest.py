@@ -50,6 +50,10 @@ def _register_models(root: Path) -> None:
         client.registry.set_alias("churn/1", "champion")
 
 
+# module-scoped servers: one test process runs the module
+pytestmark = pytest.mark.xdist_group("test_mlflow_rest")
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     from loopline.config import init_project

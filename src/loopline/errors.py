@@ -12,6 +12,7 @@
     │       └── InvalidField       422 / exit 2   one field of one request row; names field and row
     ├── NotFound                   404 / exit 3   an unknown run, experiment, artifact, ...
     ├── Conflict                   409 / exit 4   a write that contradicts stored state
+    │   └── SelfApproval           403 / exit 4   approving a promotion one requested oneself
     ├── CorruptedData              500 / exit 5   stored bytes no longer match their hash
     ├── StoreUnavailable           503 / exit 6   the database or object store cannot be reached
     ├── ProjectNotFound            404 / exit 7   no loopline project here or above
@@ -141,6 +142,13 @@ class Conflict(LooplineError):
     exit_code = 4
 
 
+class SelfApproval(Conflict):
+    """An approval by the user who requested the promotion it would complete: an approval
+    is a second person's check, so the requester and the approver must differ."""
+
+    http_status = 403
+
+
 class CorruptedData(LooplineError):
     """Stored bytes whose hash no longer matches their address: tampering or disk damage."""
 
@@ -239,6 +247,7 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         UnsupportedMediaType,
         NotFound,
         Conflict,
+        SelfApproval,
         CorruptedData,
         StoreUnavailable,
         ProjectNotFound,

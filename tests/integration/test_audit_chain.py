@@ -124,7 +124,7 @@ def test_an_edited_field_is_reported_at_its_event_and_nowhere_else(store: Metada
 def test_an_edited_time_is_an_edited_event(store: MetadataStore) -> None:
     for n in range(3):
         _record(store, n)
-    _sql(store, "UPDATE audit_events SET time = :t WHERE seq = 2", t=datetime(2020, 1, 1))
+    _sql(store, "UPDATE audit_events SET time = :t WHERE seq = 2", t="2020-01-01 00:00:00.000000")
     assert _kinds(store) == [(2, "edited")]
 
 
@@ -344,7 +344,7 @@ def test_the_migration_chains_existing_events_in_their_order(store_uri: str) -> 
                 {
                     "seq": seq,
                     "id": f"{seq:032x}",
-                    "time": datetime(2026, 1, 10 - seq, 12, 0, seq, 123456, tzinfo=UTC),
+                    "time": f"2026-01-{10 - seq:02d} 12:00:{seq:02d}.123456+00:00",
                     "actor": actor,
                     "after": json.dumps({"version": seq}),
                 },

@@ -12,7 +12,6 @@
     │       └── InvalidField       422 / exit 2   one field of one request row; names field and row
     ├── NotFound                   404 / exit 3   an unknown run, experiment, artifact, ...
     ├── Conflict                   409 / exit 4   a write that contradicts stored state
-    │   └── SelfApproval           403 / exit 4   approving a promotion one requested oneself
     ├── CorruptedData              500 / exit 5   stored bytes no longer match their hash
     ├── StoreUnavailable           503 / exit 6   the database or object store cannot be reached
     ├── ProjectNotFound            404 / exit 7   no loopline project here or above
@@ -23,6 +22,7 @@
     ├── NotReady                   503 / exit 11  a served model is still loading or warming up
     ├── Unauthorized               401 / exit 12  no valid credentials for the platform server
     └── Forbidden                  403 / exit 13  valid credentials, but a role that is too low
+        └── SelfApproval           403 / exit 13  approving a promotion one requested oneself
 
 Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
 errors the same way without a table of their own.
@@ -142,13 +142,6 @@ class Conflict(LooplineError):
     exit_code = 4
 
 
-class SelfApproval(Conflict):
-    """An approval by the user who requested the promotion it would complete: an approval
-    is a second person's check, so the requester and the approver must differ."""
-
-    http_status = 403
-
-
 class CorruptedData(LooplineError):
     """Stored bytes whose hash no longer matches their address: tampering or disk damage."""
 
@@ -232,6 +225,11 @@ class Forbidden(LooplineError):
     exit_code = 13
 
 
+class SelfApproval(Forbidden):
+    """An approval by the user who requested the promotion it would complete: an approval
+    is a second person's check, so the requester and the approver must differ."""
+
+
 ERROR_TYPES: dict[str, type[LooplineError]] = {
     cls.__name__: cls
     for cls in (
@@ -247,7 +245,6 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         UnsupportedMediaType,
         NotFound,
         Conflict,
-        SelfApproval,
         CorruptedData,
         StoreUnavailable,
         ProjectNotFound,
@@ -258,6 +255,7 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         NotReady,
         Unauthorized,
         Forbidden,
+        SelfApproval,
     )
 }
 """Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopline as ll
 from loopline.cli.app import run as loopline_cli
-from loopline.errors import Conflict, SelfApproval
+from loopline.errors import Forbidden, SelfApproval
 from loopline.project import Stores
 from loopline.promotion import policy_from_yaml
 from loopline.store import ModelStatus
@@ -38,7 +38,7 @@ def test_the_requester_cannot_approve_their_own_promotion_and_another_user_can(
     assert waiting.awaiting_approval
     with pytest.raises(SelfApproval, match="alice requested the promotion of churn/1") as caught:
         ll.promotion.approve(ref, reason="looks fine to me", actor="alice")
-    assert isinstance(caught.value, Conflict) and caught.value.http_status == 403
+    assert isinstance(caught.value, Forbidden) and caught.value.http_status == 403
     assert ll.promotion.list_approvals(ref) == []  # nothing was approved
     assert ll.registry.resolve(ref).status == ModelStatus.STAGING
     assert ll.registry.get_model("churn").aliases == {}
@@ -72,7 +72,7 @@ def test_an_approval_counts_only_when_someone_other_than_the_requester_gave_it(
     assert not done.awaiting_approval and done.version.status == ModelStatus.PRODUCTION
 
 
-def test_self_approval_on_the_command_line_is_one_error_line_and_exit_4(
+def test_self_approval_on_the_command_line_is_one_error_line_and_exit_13(
     project: Stores, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ref = _version()
@@ -80,7 +80,7 @@ def test_self_approval_on_the_command_line_is_one_error_line_and_exit_4(
     monkeypatch.setenv("LOOPLINE_USER", "carol")
     assert loopline_cli(["models", "promote", ref, "--reason", "ready"]) == 0
     capsys.readouterr()
-    assert loopline_cli(["models", "approve", ref, "--reason", "mine"]) == 4
+    assert loopline_cli(["models", "approve", ref, "--reason", "mine"]) == 13
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert lines[0] == "Error: carol requested the promotion of churn/1 and cannot approve it"

@@ -77,10 +77,11 @@ class AuditChainReport:
 
 
 def verify_chain(
-    engine: Engine, *, expect_head: str | None = None, limit: int = 20
+    engine: Engine, *, expect_head: str | None = None, limit: int = 20, cap: int = 1000
 ) -> AuditChainReport:
-    """Walk the whole chain in one snapshot; see the module docstring."""
-    expected = _check_arguments(expect_head, limit)
+    """Walk the whole chain in one snapshot; see the module docstring. `limit` (at most
+    `cap`) is how many problems are described."""
+    expected = _check_arguments(expect_head, limit, cap)
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # one snapshot for the head and every event
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -88,9 +89,9 @@ def verify_chain(
             return _Walk(limit, expected).run(conn)
 
 
-def _check_arguments(expect_head: str | None, limit: object) -> str | None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInput(f"the problem limit must be a positive integer, got {limit!r}")
+def _check_arguments(expect_head: str | None, limit: object, cap: int) -> str | None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= cap:
+        raise InvalidInput(f"the problem limit must be an integer from 1 to {cap}, got {limit!r}")
     if expect_head is None:
         return None
     if not isinstance(expect_head, str) or not _HASH.fullmatch(expect_head.strip().lower()):
@@ -180,7 +181,9 @@ class _Walk:
         problems = []
         last = self.prev_seq
         if head is None:
-            problems.append(AuditChainProblem(None, "head", "the chain's head record is missing"))
+            if last > 0:  # an emptied store has neither events nor head: nothing is missing
+                message = "the chain's head record is missing"
+                problems.append(AuditChainProblem(None, "head", message))
         elif int(head.seq) > last:
             message = f"{_events(last + 1, int(head.seq))} missing from the end: deleted"
             problems.append(AuditChainProblem(None, "missing", message))

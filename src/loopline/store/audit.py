@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from loopline.store._db import Database
 
 MAX_EVENTS = 10_000
+MAX_PROBLEMS = 1_000  # problems a verify describes at most (it counts them all)
 
 
 @dataclass(frozen=True)
@@ -161,4 +162,6 @@ class AuditLog:
         from loopline.store._audit_verify import verify_chain
 
         with self._db.guard("verify the audit log"):
-            return verify_chain(self._db.engine, expect_head=expect_head, limit=max_problems)
+            return verify_chain(
+                self._db.engine, expect_head=expect_head, limit=max_problems, cap=MAX_PROBLEMS
+            )

@@ -319,8 +319,9 @@ def test_bad_verify_arguments_are_invalid_input(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.empty_store  # the migration itself is under test
 def test_the_migration_chains_existing_events_in_their_order(store_uri: str) -> None:
-    """A store from before the chain (revision 0008) with events, one of them out of
+    """A store from before the chain (revision 0009) with events, one of them out of
     time order and with gaps in `seq` as PostgreSQL's sequence leaves them."""
     from alembic import command
     from alembic.config import Config
@@ -333,7 +334,7 @@ def test_the_migration_chains_existing_events_in_their_order(store_uri: str) -> 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
-        command.upgrade(config, "0008")
+        command.upgrade(config, "0009")
         for seq, actor in ((1, "ann"), (2, "ben"), (5, "cy"), (9, "dee")):
             conn.execute(
                 text(
@@ -368,3 +369,24 @@ def test_the_migration_chains_existing_events_in_their_order(store_uri: str) -> 
         assert [e.actor for e in store.audit.list_events()] == ["eve", "dee", "cy", "ben", "ann"]
     finally:
         store.close()
+
+
+def test_writers_racing_on_an_emptied_store_put_back_one_head(store: MetadataStore) -> None:
+    """A store emptied by deleting every table's rows has no head row: that is an empty
+    chain, and the first writers, however many at once, restore one head between them."""
+    _record(store, 0)
+    _sql(store, "DELETE FROM audit_events")
+    _sql(store, "DELETE FROM audit_head")
+    assert store.audit.verify().ok
+    start = threading.Barrier(6)
+
+    def write(writer: int) -> None:
+        start.wait()
+        for n in range(5):
+            _record(store, n, actor=f"w{writer}")
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(write, range(6)))
+    report = store.audit.verify()
+    assert report.ok and report.count == 30, report.problems
+    assert _sql(store, "SELECT seq FROM audit_head") == [(30,)]

@@ -133,18 +133,33 @@ def append_to_chain(conn: Connection, events: list[dict[str, Any]]) -> None:
 def _locked_head(conn: Connection) -> tuple[int, str]:
     """The head's (seq, hash), its row locked until the transaction ends."""
     row = conn.execute(_LOCK_HEAD).first()
-    if row is not None:
-        return int(row.seq), str(row.hash)
-    # Every store gets the row when it is created (migration 0010, _migrate); it is
-    # missing only if someone deleted it. Rebuild it from the last event so that the
-    # registry keeps working; `verify` checks the chain itself, not this row alone.
+    if row is None:
+        _restore_head(conn)
+        row = conn.execute(_LOCK_HEAD).one()
+    return int(row.seq), str(row.hash)
+
+
+def _restore_head(conn: Connection) -> None:
+    """Put back a missing head row, built from the last event.
+
+    A new store gets the row (migration 0010, `_migrate`), but a store emptied by
+    deleting every table's rows has none, and neither has one whose row was deleted:
+    the registry keeps working, and `verify` checks the events, not this row alone.
+    Two writers may get here at once: the insert does nothing when the other's row is
+    there (on PostgreSQL it waits for the other to commit first), so both then lock
+    the same row and take turns as usual.
+    """
     last = conn.execute(
         select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc())
     ).first()
     seq, head = (0, GENESIS) if last is None else (int(last.seq), str(last.hash))
-    log.warning("the audit log's head record was missing; rebuilt at event #%d", seq)
-    conn.execute(audit_head.insert().values(id=_HEAD_ID, seq=seq, hash=head))
-    return seq, head
+    if last is not None:
+        log.warning("the audit log's head record was missing; rebuilt at event #%d", seq)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = {"id": _HEAD_ID, "seq": seq, "hash": head}
+    conn.execute(dialect.insert(audit_head).values(**values).on_conflict_do_nothing())
 
 
 def new_head_row() -> dict[str, Any]:

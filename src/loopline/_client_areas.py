@@ -114,6 +114,7 @@ class Registry(_Area):
     resolve = _Through(registry.resolve)
     set_alias = _Through(registry.set_alias)
     set_status = _Through(registry.set_status)
+    verify_audit_log = _Through(registry.verify_audit_log)
 
 
 class Evaluation(_Area):

@@ -22,6 +22,7 @@
     ├── NotReady                   503 / exit 11  a served model is still loading or warming up
     ├── Unauthorized               401 / exit 12  no valid credentials for the platform server
     └── Forbidden                  403 / exit 13  valid credentials, but a role that is too low
+        └── SelfApproval           403 / exit 13  approving a promotion one requested oneself
 
 Each class knows its HTTP status and CLI exit code, so the CLI and the servers map
 errors the same way without a table of their own.
@@ -224,6 +225,11 @@ class Forbidden(LooplineError):
     exit_code = 13
 
 
+class SelfApproval(Forbidden):
+    """An approval by the user who requested the promotion it would complete: an approval
+    is a second person's check, so the requester and the approver must differ."""
+
+
 ERROR_TYPES: dict[str, type[LooplineError]] = {
     cls.__name__: cls
     for cls in (
@@ -249,6 +255,7 @@ ERROR_TYPES: dict[str, type[LooplineError]] = {
         NotReady,
         Unauthorized,
         Forbidden,
+        SelfApproval,
     )
 }
 """Maps the `type` field of an HTTP error body back to its class (for remote clients)."""

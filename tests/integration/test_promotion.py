@@ -157,7 +157,7 @@ def test_approval_keeps_a_version_in_staging_until_approved(
     assert ll.registry.get_model("churn").aliases == {}
     with pytest.raises(InvalidInput):
         ll.promotion.approve(good, reason="  ")
-    done = ll.promotion.approve(good, reason="risk review passed")
+    done = ll.promotion.approve(good, reason="risk review passed", actor="risk-officer")
     assert done is not None and done.version.status == ModelStatus.PRODUCTION
     assert ll.registry.get_model("churn").aliases == {"champion": 1}
     actions = [e.action for e in ll.registry.audit_log(model="churn")]

@@ -1,4 +1,4 @@
-"""`loopline models evaluate|promote|approve`, `loopline gate`, `loopline audit ls`."""
+"""`loopline models evaluate|promote|approve`, `loopline gate`, `loopline audit ls|verify`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from loopline.cli._trust import allow_pickle_option, trust_option
 
 if TYPE_CHECKING:
     from loopline.promotion import RuleResult
+    from loopline.store import AuditChainReport
 
 audit = typer.Typer(help="The audit log of registry changes.", no_args_is_help=True)
 
@@ -292,6 +293,73 @@ def list_events(
             event.reason or "",
         )
     console.print(table)
+
+
+@audit.command("verify")
+def verify(
+    expect_head: str | None = typer.Option(
+        None, "--expect-head", help="A head hash recorded earlier; fail if it is gone."
+    ),
+    max_problems: int = typer.Option(
+        20, "--max-problems", min=1, help="Describe at most this many problems."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Check the audit log's hash chain: exit 0 and the head hash if every event is intact,
+    otherwise one line per edited, deleted, reordered or forged event and exit 5.
+
+    Keep the printed head hash outside the database and pass it later as --expect-head:
+    a chain rewritten from an edit onward is only caught that way.
+
+    Example: loopline audit verify --expect-head 3f2a...
+    """
+    from loopline import registry
+    from loopline.errors import CorruptedData
+
+    _open()
+    report = registry.verify_audit_log(expect_head=expect_head, max_problems=max_problems)
+    if as_json:
+        console.print_json(json.dumps(_report_body(report)))
+    else:
+        for problem in report.problems:
+            console.print(problem.message, markup=False, soft_wrap=True)
+        shown = len(report.problems)
+        if report.problem_count > shown:
+            more = _count(report.problem_count - shown, "more problem")
+            console.print(f"... and {more}", markup=False)
+        console.print(_verdict(report), markup=False, soft_wrap=True)
+    if not report.ok:
+        raise CorruptedData(
+            f"the audit log failed verification: {_count(report.problem_count, 'problem')} "
+            f"in {_count(report.count, 'event')}"
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _verdict(report: AuditChainReport) -> str:
+    head = f"head #{report.head_seq} {report.head_hash}"
+    if not report.ok:
+        return f"audit log BROKEN: {_count(report.count, 'event')}, {head}"
+    since = ""
+    if report.expected_head_seq is not None:
+        grown = report.head_seq - report.expected_head_seq
+        since = f"; the expected head is event #{report.expected_head_seq} ({grown:,} since)"
+    return f"audit log OK: {_count(report.count, 'event')}, {head}{since}"
+
+
+def _report_body(report: AuditChainReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "events": report.count,
+        "head_seq": report.head_seq,
+        "head_hash": report.head_hash,
+        "expected_head_seq": report.expected_head_seq,
+        "problem_count": report.problem_count,
+        "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems],
+    }
 
 
 def _brief(state: dict[str, object] | None) -> str:

@@ -7,6 +7,11 @@ failed rule) unless `force=True` with a reason, which is audited with the failur
 A policy may require an approval before `production`: until `approve` is called the
 version waits in `staging`, and approving completes the pending promotion. Every
 status change regenerates the version's model card.
+
+Nobody approves their own promotion: `approve` by the user who requested the waiting
+promotion raises SelfApproval (and the attempt is audited), and an approval counts
+towards a promotion only if someone other than its requester gave it. Users are compared
+by actor name, the authenticated user on the platform server.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 from loopline.cards import store_card
 from loopline.config import current_user
-from loopline.errors import Conflict, InvalidInput, PromotionRefused
+from loopline.errors import Conflict, InvalidInput, PromotionRefused, SelfApproval
 from loopline.project import Stores, stores
 from loopline.promotion.gates import GateReport, check_gates
 from loopline.promotion.policy import Policy, project_policy
@@ -100,8 +105,8 @@ def promote(
                 hint="fix the model, or pass --force --reason '...' (audited)",
             )
         _audit_force(opened, version, failures, reason or "", actor)
-    approved = any(
-        approval.stage == policy.approval_stage
+    approved = any(  # one's own approval does not count
+        approval.stage == policy.approval_stage and approval.actor != actor
         for approval in opened.metadata.reviews.list_approvals(version.id)
     )
     needs_approval = (
@@ -121,7 +126,11 @@ def approve(
     stage: str = ModelStatus.PRODUCTION.value,
     actor: str | None = None,
 ) -> Promotion | None:
-    """Record an approval; a promotion waiting for it completes now (returned)."""
+    """Record an approval; a promotion waiting for it completes now (returned).
+
+    Raises:
+        SelfApproval: `actor` requested the waiting promotion (nothing is approved).
+    """
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("an approval needs a reason")
     opened = stores()
@@ -129,16 +138,31 @@ def approve(
     version = resolve(ref, opened=opened)
     if version.status == ModelStatus.ARCHIVED:
         raise Conflict(f"{version.ref} is archived; there is nothing to approve")
+    pending = _pending(opened, version)
+    if pending is not None and pending.requester == actor:
+        _refuse_self_approval(opened, version, actor, reason)
     opened.metadata.reviews.add_approval(
         version.id, version.ref, stage=model_status(stage).value, actor=actor, reason=reason
     )
-    pending = _pending(opened, version)
     if pending is None:
         store_card(version, opened=opened)
         return None
-    target, alias = pending
-    version = _apply(opened, version, target, alias, f"approved: {reason}", actor)
-    return Promotion(version, None, alias=alias)
+    version = _apply(opened, version, pending.to, pending.alias, f"approved: {reason}", actor)
+    return Promotion(version, None, alias=pending.alias)
+
+
+def _refuse_self_approval(opened: Stores, version: ModelVersion, actor: str, reason: str) -> None:
+    opened.metadata.audit.record(
+        actor=actor,
+        action="model_version.self_approval_refused",
+        object_type="model_version",
+        object_id=version.ref,
+        reason=reason,
+    )
+    raise SelfApproval(
+        f"{actor} requested the promotion of {version.ref} and cannot approve it",
+        hint="another user with the approver role must approve it",
+    )
 
 
 def _apply(
@@ -181,7 +205,16 @@ def _wait_for_approval(
     return version
 
 
-def _pending(opened: Stores, version: ModelVersion) -> tuple[ModelStatus, str | None] | None:
+@dataclass(frozen=True)
+class _Pending:
+    """A promotion waiting for an approval: where to, which alias, and who asked."""
+
+    to: ModelStatus
+    alias: str | None
+    requester: str
+
+
+def _pending(opened: Stores, version: ModelVersion) -> _Pending | None:
     """The promotion waiting for an approval, if the latest one has not completed."""
     events = opened.metadata.audit.list_events(object_id=version.ref, limit=50)
     for event in events:
@@ -192,7 +225,9 @@ def _pending(opened: Stores, version: ModelVersion) -> tuple[ModelStatus, str | 
             if version.status != ModelStatus.STAGING:
                 return None
             alias = event.after.get("alias")
-            return model_status(event.after["to"]), None if alias is None else str(alias)
+            return _Pending(
+                model_status(event.after["to"]), None if alias is None else str(alias), event.actor
+            )
     return None
 
 

@@ -8,12 +8,14 @@ from loopline.registry.changes import (
     describe_model,
     set_alias,
     set_status,
+    verify_audit_log,
 )
 from loopline.registry.listing import aliases_of, get_model, list_models, list_versions
 from loopline.registry.refs import ModelRef, parse_ref, resolve
-from loopline.store import AuditEvent, ModelStatus, ModelVersion, RegisteredModel
+from loopline.store import AuditChainReport, AuditEvent, ModelStatus, ModelVersion, RegisteredModel
 
 __all__ = [
+    "AuditChainReport",
     "AuditEvent",
     "ModelRef",
     "ModelStatus",
@@ -32,4 +34,5 @@ __all__ = [
     "resolve",
     "set_alias",
     "set_status",
+    "verify_audit_log",
 ]

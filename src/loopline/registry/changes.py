@@ -11,6 +11,7 @@ from loopline.project import Stores, stores
 from loopline.registry import rules
 from loopline.registry.refs import ModelRef, resolve
 from loopline.store import (
+    AuditChainReport,
     AuditEvent,
     ModelStatus,
     ModelVersion,
@@ -132,6 +133,17 @@ def audit_log(
         since=since,
         limit=limit,
     )
+
+
+def verify_audit_log(*, expect_head: str | None = None, max_problems: int = 20) -> AuditChainReport:
+    """Walk the audit log's hash chain and report whether any event was edited, deleted,
+    reordered or forged (the report's `problems`, the first `max_problems` of them).
+
+    `expect_head` is a head hash printed by an earlier verify and kept outside the
+    database: without it, someone able to rewrite the database could rewrite the whole
+    chain after an edit and go unnoticed (loopline.store._audit_verify says more).
+    """
+    return stores().metadata.audit.verify(expect_head=expect_head, max_problems=max_problems)
 
 
 def _check_tags(tags: object) -> None:

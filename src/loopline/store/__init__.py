@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loopline.store._audit_verify import AuditChainProblem, AuditChainReport
     from loopline.store._imported_runs import ImportedRun
     from loopline.store._metrics import Point as MetricRow
     from loopline.store._names import check_experiment_name, check_key, tag_text
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 # Where each public name is defined (a new name goes here, in the block above and in __all__).
 _HOMES = {
+    "AuditChainProblem": ("_audit_verify", None),
+    "AuditChainReport": ("_audit_verify", None),
     "ImportedRun": ("_imported_runs", None),
     "MetricRow": ("_metrics", "Point"),
     "check_experiment_name": ("_names", None),
@@ -108,6 +111,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "Approval",
     "ArtifactStore",
+    "AuditChainProblem",
+    "AuditChainReport",
     "AuditEvent",
     "AuditLog",
     "Blob",

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from loopline.errors import Conflict, StoreUnavailable
 from loopline.redact import redact_uri
+from loopline.store._audit_chain import chained_at_commit
 from loopline.store._database import missing_database_error
 from loopline.store._engine import create_store_engine, read_transaction, write_transaction
 from loopline.store._migrate import upgrade
@@ -40,8 +41,9 @@ class Database:
 
     @contextmanager
     def write(self, what: str) -> Iterator[Connection]:
-        """A write transaction; `what` names the operation in the errors it raises."""
-        with self.guard(what), write_transaction(self.engine) as conn:
+        """A write transaction; `what` names the operation in the errors it raises. Audit
+        events recorded in it join the audit chain as it commits (store/_audit_chain.py)."""
+        with self.guard(what), write_transaction(self.engine) as conn, chained_at_commit(conn):
             yield conn
 
     @contextmanager

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEAD = "0009"
+HEAD = "0010"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x100F1143  # any constant; names loopline's migration lock
 
@@ -87,10 +87,12 @@ def _create_at_head(conn: Connection) -> None:
     """The current schema in an empty database, stamped at HEAD as Alembic stamps."""
     from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
 
-    from loopline.store._schema import metadata
+    from loopline.store._audit_chain import new_head_row
+    from loopline.store._schema import audit_head, metadata
 
     log.info("creating the metadata store at revision %s", HEAD)
     metadata.create_all(conn, checkfirst=False)
+    conn.execute(audit_head.insert().values(**new_head_row()))  # as migration 0010 does
     version = Table(
         "alembic_version",
         MetaData(),

@@ -295,7 +295,10 @@ approvals = Table(
 )
 
 # Every change to a registry object: who did what to which object, the state before and
-# after (JSON) and why. Append-only; `seq` orders events written in the same instant.
+# after (JSON) and why. Append-only and hash-chained (store/_audit_chain.py, migration
+# 0010): `seq` is the event's position in the chain (1, 2, 3, ... with no gap), `hash` the
+# BLAKE3 of its fields and `prev_hash` the hash of the event before it (unique: the chain
+# cannot fork). `audit_head` is the chain's end, one row, locked by each appending writer.
 audit_events = Table(
     "audit_events",
     metadata,
@@ -309,8 +312,18 @@ audit_events = Table(
     Column("before_json", Text, nullable=True),
     Column("after_json", Text, nullable=True),
     Column("reason", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
     Index(None, "object_type", "object_id"),
     Index(None, "time"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", BigInteger, nullable=False),  # the last event's seq (0: no event yet)
+    Column("hash", String(64), nullable=False),  # the last event's hash (GENESIS: none)
 )
 
 # -- deployments and the prediction log (migration 0004) -----------------------------------

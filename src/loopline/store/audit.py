@@ -1,7 +1,9 @@
 """The audit log: an append-only record of every change to registry objects.
 
 Writers call `record_event` inside the transaction that makes the change, so an event
-exists exactly when its change does.
+exists exactly when its change does. Events are hash-chained (`_audit_chain.py`) and
+`AuditLog.verify` re-checks the chain (`_audit_verify.py` says what that does and does
+not detect).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from loopline.store._audit_chain import add_event
 from loopline.store._schema import audit_events
 from loopline.store.records import new_id
 
 if TYPE_CHECKING:
+    from loopline.store._audit_verify import AuditChainReport
     from loopline.store._db import Database
 
 MAX_EVENTS = 10_000
+MAX_PROBLEMS = 1_000  # problems a verify describes at most (it counts them all)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class AuditEvent:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str | None
+    seq: int = 0  # the position in the hash chain
+    hash: str = ""
+    prev_hash: str = ""
 
 
 def record_event(
@@ -48,20 +56,22 @@ def record_event(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> str:
-    """Append one event in the caller's transaction; returns its id."""
+    """Append one event in the caller's transaction; returns its id. It joins the hash
+    chain when the transaction commits (inside `Database.write`), or at once."""
     event_id = new_id()
-    conn.execute(
-        audit_events.insert().values(
-            id=event_id,
-            time=datetime.now(UTC),
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            before_json=None if before is None else json.dumps(before, default=str),
-            after_json=None if after is None else json.dumps(after, default=str),
-            reason=reason,
-        )
+    add_event(
+        conn,
+        {
+            "id": event_id,
+            "time": datetime.now(UTC),
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "before_json": None if before is None else json.dumps(before, default=str),
+            "after_json": None if after is None else json.dumps(after, default=str),
+            "reason": reason,
+        },
     )
     return event_id
 
@@ -137,6 +147,21 @@ class AuditLog:
                     before=None if row.before_json is None else json.loads(row.before_json),
                     after=None if row.after_json is None else json.loads(row.after_json),
                     reason=row.reason,
+                    seq=row.seq,
+                    hash=row.hash,
+                    prev_hash=row.prev_hash,
                 )
                 for row in conn.execute(stmt)
             ]
+
+    def verify(self, *, expect_head: str | None = None, max_problems: int = 20) -> AuditChainReport:
+        """Walk the hash chain: every event's hash, its link to the one before, no gap, and
+        the stored head. `expect_head` is a head hash recorded elsewhere earlier (see
+        `loopline.store._audit_verify` for why that matters). At most `max_problems` are
+        described; `problem_count` counts them all."""
+        from loopline.store._audit_verify import verify_chain
+
+        with self._db.guard("verify the audit log"):
+            return verify_chain(
+                self._db.engine, expect_head=expect_head, limit=max_problems, cap=MAX_PROBLEMS
+            )

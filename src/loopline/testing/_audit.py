@@ -1,6 +1,6 @@
 """Conformance checks of the audit log: events kept as given, newest first, found by
-object (exactly or everything under a model), action, actor and time, and none lost
-when writers race."""
+object (exactly or everything under a model), action, actor and time, each chained to the
+one before by its hash, and none lost nor the chain forked when writers race."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ def check_audit_events_round_trip_newest_first(store: MetadataStore) -> None:
     assert (events[1].after, events[0].before, events[0].after) == (None, None, None)
     assert oldest.time.tzinfo is not None and oldest.time >= started
     assert events[0].time >= oldest.time
+    assert [e.seq for e in events] == [3, 2, 1]
+    assert [e.prev_hash for e in events] == [events[1].hash, oldest.hash, "0" * 64]
+    report = audit.verify()
+    assert report.ok and (report.count, report.head_hash) == (3, events[0].hash)
+    assert report.problems == () and report.problem_count == 0
 
 
 def check_audit_filters(store: MetadataStore) -> None:
@@ -72,6 +77,9 @@ def check_concurrent_audit_writers_lose_nothing(store: MetadataStore) -> None:
     for writer in range(4):  # each writer's events, newest first, in the order it wrote them
         mine = [e.after for e in events if e.actor == f"w{writer}"]
         assert mine == [{"n": n} for n in reversed(range(5))]
+    report = store.audit.verify()  # one chain: no two events after the same one
+    assert report.ok and report.count == 20, report.problems
+    assert len({e.prev_hash for e in events}) == 20
 
 
 CHECKS: list[Check] = [

@@ -2,7 +2,8 @@
 action (the web UI's audit view); written over HTTP only for the actions the library
 records on their own (a refused promotion, the watcher's alerts and rollbacks), under
 the authenticated caller. Every other event is written by the store, in the same
-transaction as its change, and never through this route."""
+transaction as its change, and never through this route. `/audit/verify` walks the
+hash chain (`loopline audit verify` against a server)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from loopline.server._answers import answer
 from loopline.server._permissions import Caller, Role, requires
 from loopline.server.api.deployments import check_json
 from loopline.server.app import stores_of
-from loopline.store.audit import MAX_EVENTS
+from loopline.store.audit import MAX_EVENTS, MAX_PROBLEMS
 
 router = APIRouter(tags=["audit"])
 
@@ -84,3 +85,18 @@ def record_event(
         reason=body.reason,
     )
     return answer({"id": event_id}, 201)
+
+
+@router.get("/audit/verify")
+def verify_chain(
+    request: Request,
+    expect_head: Annotated[str | None, Query(max_length=100)] = None,
+    max_problems: Annotated[int, Query(ge=1, le=MAX_PROBLEMS)] = 20,
+    caller: Caller = requires(Role.READER),
+) -> Response:
+    """Walk the audit log's hash chain: the event count, the head hash, and the edited,
+    deleted, reordered or forged events found (the first `max_problems`)."""
+    report = stores_of(request).metadata.audit.verify(
+        expect_head=expect_head, max_problems=max_problems
+    )
+    return answer(report)

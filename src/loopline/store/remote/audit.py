@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from loopline.store._audit_verify import AuditChainReport
 from loopline.store.audit import MAX_EVENTS, AuditEvent
 from loopline.store.remote._codec import decode, encode
 from loopline.store.remote._session import RemoteSession
@@ -63,3 +64,11 @@ class RemoteAuditLog:
         params["limit"] = max(1, min(limit, MAX_EVENTS))
         answer = self._session.call("GET", "/audit/events", params=params)
         return decode(list[AuditEvent], answer)  # type: ignore[no-any-return]
+
+    def verify(self, *, expect_head: str | None = None, max_problems: int = 20) -> AuditChainReport:
+        """Walk the hash chain on the server (`AuditLog.verify`); its report."""
+        params: dict[str, Any] = {"max_problems": max_problems}
+        if expect_head is not None:
+            params["expect_head"] = expect_head
+        answer = self._session.call("GET", "/audit/verify", params=params)
+        return decode(AuditChainReport, answer)  # type: ignore[no-any-return]

@@ -6,7 +6,6 @@ conformance checks (loopline.testing) run against both. Reached as `MetadataStor
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from loopline.store._names import (
     check_experiment_name,
     check_id,
     check_run_name,
+    check_run_prefix,
     friendly_run_name,
 )
 from loopline.store._rows import RunDetails, chunks, experiment_record
@@ -39,8 +39,6 @@ from loopline.store.records import (
     RunStatus,
     new_id,
 )
-
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 
 def now_ms() -> int:
@@ -207,9 +205,7 @@ class RunStore:
 
     def resolve_run_id(self, id_or_prefix: str) -> str:
         """A full run id from a unique prefix of at least 4 hex chars (as git does)."""
-        text = id_or_prefix.strip().lower() if isinstance(id_or_prefix, str) else ""
-        if not _HEX_PREFIX.fullmatch(text):
-            raise InvalidInput(f"{id_or_prefix!r} is not a run id or an id prefix (hex)")
+        text = check_run_prefix(id_or_prefix)
         if len(text) == 32:
             return text
         stmt = select(runs.c.id).where(runs.c.id.like(text + "%")).limit(2)

@@ -153,7 +153,13 @@ def error_from(response: httpx.Response) -> LooplineError:
 # attributes an error body may carry besides type, message and hint
 _DETAILS = ("field", "row")
 # attributes of errors whose constructors need more than a message, when not sent
-_DEFAULTS: dict[str, object] = {"field": None, "row": None, "text": "", "position": 0, "failures": []}
+_DEFAULTS: dict[str, object] = {
+    "field": None,
+    "row": None,
+    "text": "",
+    "position": 0,
+    "failures": [],
+}
 
 
 def _rebuilt(cls: type[LooplineError], message: str, hint: str | None) -> LooplineError:

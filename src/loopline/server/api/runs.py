@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,6 +29,8 @@ router = APIRouter(tags=["runs"])
 
 _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _STRICT = ConfigDict(extra="forbid", strict=True)
+# [name, ref, size]: a JSON array is a tuple only in lax mode; its items stay strict
+LinkItem = Annotated[tuple[StrictStr, StrictStr, StrictInt | None], Strict(False)]
 
 
 class CodeBody(BaseModel):
@@ -55,7 +57,7 @@ class CreateRunBody(BaseModel):
     packages_hash: str | None = None
     params: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
-    artifacts: list[tuple[str, str, int | None]] = Field(
+    artifacts: list[LinkItem] = Field(
         default_factory=list, description="output artifact links: [name, blob hash, size]"
     )
 
@@ -85,7 +87,7 @@ class LinksBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # enums from their JSON values
     direction: Direction
     kind: LinkKind
-    items: list[tuple[str, str, int | None]]
+    items: list[LinkItem]
 
 
 class LookupBody(BaseModel):

@@ -257,3 +257,28 @@ def test_a_run_is_recorded_under_the_authenticated_user(api: Any) -> None:
     created = client.post(f"{API}/runs", json=body).json()
     assert created["user"] == "writer-user"
     assert opened.metadata.runs.get_run(created["id"]).user == "writer-user"
+
+
+@sqlite_only
+def test_runs_ls_lists_the_servers_runs_never_a_local_database(
+    remote_project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runs ls` reads SQLite directly for speed; with a server, the project's local
+    database file (left from before, say) is not where the runs are."""
+    import json
+
+    import loopline as ll
+    from loopline.cli.app import run as cli
+    from loopline.store.metadata import MetadataStore
+
+    local = MetadataStore(remote_project.settings.store_uri)  # the client's own SQLite file
+    stale = local.runs.create_run(local.runs.get_or_create_experiment("local").id).id
+    local.close()
+    with ll.start_run(experiment="served") as run:
+        pass
+    capsys.readouterr()
+    assert cli(["runs", "ls", "--json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [run.id]
+    assert cli(["runs", "ls", "--json", "-e", "served"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in listed] == [run.id] and stale != run.id

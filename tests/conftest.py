@@ -10,7 +10,19 @@ database, and does not fail a test because its strategy is slow to generate data
 
 import os
 
-from hypothesis import HealthCheck, settings
+# Two test processes share two cores. Libraries that start a thread per core and spin
+# between calls (OpenMP in LightGBM, XGBoost and scikit-learn; OpenBLAS; onnxruntime)
+# make each process steal the other's core: one thread each, set before they load.
+# Subprocesses (CLI, servers) inherit it.
+for _name in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "LOOPLINE_ONNX_THREADS",
+):
+    os.environ.setdefault(_name, "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 pytest_plugins = ["fixtures.s3", "fixtures.stores", "fixtures.remote"]
 

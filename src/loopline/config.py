@@ -82,6 +82,8 @@ class Settings:
     # http(s):// LOOPLINE_STORE_URI; the token comes from LOOPLINE_TOKEN
     server: str | None = None
     token: str | None = field(default=None, repr=False)
+    # the [auth.users] table: user -> role for `loopline server --trust-header`
+    server_users: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def state_dir(self) -> Path:
@@ -145,6 +147,7 @@ def load_settings(start: Path | None = None, *, require_project: bool = False) -
         monitor=_section(table, "monitor"),
         server=_server(table, store_uri),
         token=os.environ.get("LOOPLINE_TOKEN") or None,
+        server_users=_server_users(table),
     )
 
 
@@ -219,6 +222,18 @@ def _section(table: dict[str, object], name: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise InvalidInput(f"[{name}] in {CONFIG_FILE} must be a table, got {value!r}")
     return value
+
+
+def _server_users(table: dict[str, object]) -> dict[str, str]:
+    """[auth.users] (`alice = "deployer"`): the roles of users named by a trusted proxy.
+    (Not under [server]: `server = "http://..."` is the client's server URL.)"""
+    users = _section(table, "auth").get("users", {})
+    if not isinstance(users, dict) or not all(isinstance(role, str) for role in users.values()):
+        raise InvalidInput(
+            f"[auth.users] in {CONFIG_FILE} must map user names to role names, "
+            'e.g. alice = "deployer"'
+        )
+    return {str(user): role for user, role in users.items()}
 
 
 def _absolute_sqlite_uri(uri: str, root: Path) -> str:

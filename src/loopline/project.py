@@ -51,10 +51,12 @@ class Stores:
             return self._metadata
 
     def close(self) -> None:
-        """Close the metadata store if it was opened (a later use reopens its engine)."""
+        """Close the metadata store if it was opened (a later use reopens its engine), and
+        the artifact store's connections (a server's; a folder or S3 has none to close)."""
         with self._opening:
             if self._metadata is not None:
                 self._metadata.close()
+        self.artifacts.close()
 
     def __repr__(self) -> str:
         return f"Stores(root={str(self.settings.root)!r})"
@@ -178,6 +180,12 @@ def _follows_cwd(where: str | None) -> str | None:
 
 
 def open_stores(settings: Settings) -> Stores:
+    """The stores the settings name: with a platform server, its records and blobs over
+    HTTP (the server's address is the artifact store's too); otherwise the database and
+    the artifact store themselves."""
+    if settings.server is not None:
+        artifacts = ArtifactStore(settings.server, token=settings.token)
+        return Stores(settings=settings, artifacts=artifacts)
     if settings.store_uri.startswith("sqlite:///") or "://" not in settings.artifact_uri:
         (settings.root / STATE_DIR).mkdir(parents=True, exist_ok=True)
     return Stores(

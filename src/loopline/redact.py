@@ -18,8 +18,9 @@ What is redacted:
   after the dash, one of them a digit, so `sk-learn` stays), GitHub `ghp_...`,
   `gho_`/`ghu_`/`ghs_`/`ghr_...`, `github_pat_...`, GitLab `glpat-...`, Slack
   `xox[abprs]-...`, AWS access key ids `AKIA...`/`ASIA...`, Hugging Face `hf_...`,
-  Google `AIza...`, Stripe `sk_live_...`/`rk_live_...`, and JWTs (`eyJ...`.`...`.`...`);
-  the recognisable prefix is kept (`sk-***`).
+  Google `AIza...`, loopline's own API tokens `llt_...`, Stripe `sk_live_...`/
+  `rk_live_...`, and JWTs (`eyJ...`.`...`.`...`); the recognisable prefix is kept
+  (`sk-***`).
 
 The name rule: a name (an option without its leading dashes, a query parameter, the last
 part of a dotted `a.b.c=` key) is cut into words at `-`, `_`, `.` and lower-to-upper case
@@ -75,6 +76,7 @@ _TOKEN_SHAPES = (
     r"(xox[abprs]-)[A-Za-z0-9\-]{10,}",
     r"((?:AKIA|ASIA))[0-9A-Z]{16}",
     r"(hf_)[A-Za-z0-9]{20,}",
+    r"(llt_)[0-9a-f]{12}_[A-Za-z0-9_\-]{20,}",  # loopline's own API tokens (store.tokens)
     r"(AIza)[0-9A-Za-z_\-]{35}",
     # a JWT starts a word of its own: a start inside `eyJ-eyJ-...` would rescan the run
     r"(?<![_\-])(eyJ)[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{8,}+",
@@ -83,7 +85,7 @@ _TOKEN_SHAPES = (
 # none of these, and redaction runs on every stored run and every error message.
 _MAYBE = (
     r"://|=|pass|pwd|secret|token|key|credential|auth|sig|sk-|sk_|rk_|gh[pousr]_|github_pat"
-    r"|glpat|xox|akia|asia|hf_|aiza|eyj"
+    r"|glpat|xox|akia|asia|hf_|aiza|eyj|llt_"
 )
 
 

@@ -251,7 +251,7 @@ def test_file_uri_is_a_local_store(tmp_path: Path) -> None:
     assert (tmp_path / "my store" / "blobs" / blob.hash[:2] / blob.hash[2:]).is_file()
 
 
-@pytest.mark.parametrize("uri", ["", "gs://bucket/x", "http://example.com/x", "s3:///prefix"])
+@pytest.mark.parametrize("uri", ["", "gs://bucket/x", "ftp://example.com/x", "s3:///prefix"])
 def test_unsupported_uri_is_invalid_input(uri: str) -> None:
     with pytest.raises(InvalidInput):
         ArtifactStore(uri)

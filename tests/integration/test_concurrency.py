@@ -62,6 +62,7 @@ def _env(store_uri: str, root: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.empty_store  # the migration itself is under test
 def test_eight_processes_on_a_fresh_project_migrate_once_and_lose_no_point(
     store_uri: str, tmp_path: Path
 ) -> None:

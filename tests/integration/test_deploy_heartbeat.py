@@ -550,6 +550,7 @@ def test_a_server_that_cannot_load_anything_reports_the_error(
     assert writer.beats >= 1
 
 
+@pytest.mark.empty_store  # the migration itself is under test
 def test_db_upgrade_adds_the_heartbeat_table_to_an_older_database(store_uri: str) -> None:
     from alembic import command
     from alembic.config import Config

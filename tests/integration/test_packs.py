@@ -567,9 +567,9 @@ def test_copy_to_pushes_and_pulls_between_local_and_s3(tmp_path: Path, s3_uri: A
 def test_copy_to_copies_large_loose_blobs_loose(
     tmp_path: Path, s3_uri: Any, s3_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from loopline.store import artifacts
+    from loopline.store import _copy_to
 
-    monkeypatch.setattr(artifacts, "_COPY_PACKED_MAX", 10)  # "large" from 11 bytes
+    monkeypatch.setattr(_copy_to, "COPY_PACKED_MAX", 10)  # "large" from 11 bytes
     local = ArtifactStore(str(tmp_path / "local"))
     remote = ArtifactStore(s3_uri.uri, s3_endpoint_url=s3_uri.endpoint_url)
     blob = local.put_bytes(b"weights too large to pack")

@@ -43,6 +43,9 @@ COMMANDS = {
     "deploy": ("_deploy", "app"),
     "monitor": ("_monitor", "app", "_loop"),  # watch, alerts
     "loop": ("_loop", "app"),
+    "server": ("_server", "server"),
+    "tokens": ("_tokens", "app"),
+    "import": ("_import", "app"),
 }
 
 

@@ -4,6 +4,7 @@ from loopline.packaging._flavors import detect_flavor
 from loopline.packaging._loaded import LoadedModel
 from loopline.packaging._manifest import MANIFEST_NAME, ModelManifest, read_manifest, verify_package
 from loopline.packaging._package import load_model, save_model
+from loopline.packaging._predictors import load_estimator
 from loopline.packaging._signature import (
     ColumnSpec,
     Signature,
@@ -24,6 +25,7 @@ __all__ = [
     "detect_flavor",
     "example_frame",
     "infer_signature",
+    "load_estimator",
     "load_model",
     "merge_trusted",
     "read_manifest",

@@ -107,6 +107,13 @@ DEFAULT_TRUSTED_TYPES = (*SKLEARN_INTERNAL_TYPES, *BOOSTING_WRAPPER_TYPES)
 
 
 def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Predictor:
+    """The estimator of a `model.skops` file (see `load_estimator`), ready to predict."""
+    model = load_estimator(data, trusted)
+    frame_input = hasattr(model, "feature_names_in_")
+    return EstimatorPredictor(model, frame_input=frame_input, refuses_nan=_refuses_nan(model))
+
+
+def load_estimator(data: bytes, trusted: list[str]) -> Any:
     """skops.io.loads trusting skops' defaults, scikit-learn's internal types, the
     boosting wrappers' types (DEFAULT_TRUSTED_TYPES) and the caller's `trusted`.
 
@@ -129,8 +136,7 @@ def load_sklearn(data: bytes, manifest: ModelManifest, trusted: list[str]) -> Pr
         ) from exc
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:  # not a skops archive, bad schema
         raise InvalidInput(f"model.skops is not a readable skops file: {exc}") from exc
-    frame_input = hasattr(model, "feature_names_in_")
-    return EstimatorPredictor(model, frame_input=frame_input, refuses_nan=_refuses_nan(model))
+    return model
 
 
 def untrusted_types(data: bytes, trusted: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from loopline._version import __version__
 from loopline.config import current_user
 from loopline.errors import LooplineError, MalformedRequest, NotFound
-from loopline.server._permissions import Authenticator, LocalAuthenticator
+from loopline.server._permissions import Authenticator, LocalAuthenticator, Unauthorized
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -23,15 +23,23 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from loopline.project import Stores
+    from loopline.server._options import ServerOptions
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(opened: Stores, *, authenticator: Authenticator | None = None) -> FastAPI:
+def create_app(
+    opened: Stores,
+    *,
+    authenticator: Authenticator | None = None,
+    options: ServerOptions | None = None,
+) -> FastAPI:
     """The application serving `opened` (a project's stores) to `authenticator`'s callers.
 
     Without an authenticator every caller is the server's own user, as admin: for a server
     bound to loopback only (the `loopline server` command decides, see its --auth).
+    `options` are the `loopline server` flags: the Host allow-list and CORS are on only
+    with them; the path guard, body limit and security headers always (see _guards).
     """
     from fastapi import FastAPI
 
@@ -46,6 +54,8 @@ def create_app(opened: Stores, *, authenticator: Authenticator | None = None) ->
     )
     app.state.stores = opened
     app.state.authenticator = authenticator or LocalAuthenticator(current_user())
+    app.state.artifacts_mode = "proxy" if options is None else options.artifacts
+    _install_guards(app, options)
     _install_error_handlers(app)
     _add_openapi_route(app)
     for name in ROUTERS:
@@ -70,6 +80,29 @@ def bound_to(request: Request) -> Iterator[Stores]:
         yield opened
 
 
+def _install_guards(app: FastAPI, options: ServerOptions | None) -> None:
+    """The request guards of _guards, added inside-out (the last added runs first)."""
+    from loopline.server._guards import BodyLimit, HostGuard, PathGuard, SecurityHeaders
+    from loopline.server._options import DEFAULT_MAX_BODY_MB
+
+    max_bytes = DEFAULT_MAX_BODY_MB << 20 if options is None else options.max_body_bytes
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(PathGuard)
+    if options is not None and options.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(options.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+        )
+    if options is not None:
+        app.add_middleware(HostGuard, allowed=options.allowed_host_names())
+    app.add_middleware(SecurityHeaders)
+
+
 def _add_openapi_route(app: FastAPI) -> None:
     from fastapi.openapi.utils import get_openapi
 
@@ -92,7 +125,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LooplineError)
-        return error_response(exc)
+        response = error_response(exc)
+        response.headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="loopline"'
+        return response
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loopline.store._imported_runs import ImportedRun
     from loopline.store._metrics import Point as MetricRow
     from loopline.store._names import check_experiment_name, check_key, tag_text
     from loopline.store._quick import quick_latest_version
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 # Where each public name is defined (a new name goes here, in the block above and in __all__).
 _HOMES = {
+    "ImportedRun": ("_imported_runs", None),
     "MetricRow": ("_metrics", "Point"),
     "check_experiment_name": ("_names", None),
     "check_key": ("_names", None),
@@ -116,6 +118,7 @@ __all__ = [
     "EvaluationRecord",
     "Experiment",
     "GateCheck",
+    "ImportedRun",
     "LinkKind",
     "MetadataStore",
     "MetricPoint",

@@ -32,13 +32,13 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
+from typing import Protocol
 
 import blake3
 
 from loopline.store._backend import Blob, StoredFile
 from loopline.store._buffers import BufferPool, read_into
 from loopline.store._hashing import changed, ensure_unchanged
-from loopline.store._packs import PackWriter
 
 CHUNKED_MIN = 4 << 20  # files at least this large are chunked; smaller ones are one blob
 CHUNK_MIN = 1 << 20
@@ -49,6 +49,13 @@ SEGMENT = 16 << 20  # bytes read from a large file at once
 _BUFFERS = 4
 _spare: list[BufferPool] = []  # the pool kept between calls (see keep_chunk_buffers)
 _spare_lock = threading.Lock()
+
+
+class ChunkSink(Protocol):
+    """Where `put_chunked` sends chunks: a PackWriter, or an upload to a server."""
+
+    def add(self, digest: str, data: bytes | memoryview, address: int | None = None) -> bool: ...
+    def after_written(self, callback: Callable[[], None]) -> None: ...
 
 
 def chunked_file_id(chunks: Sequence[Blob]) -> str:
@@ -92,7 +99,7 @@ def put_chunked(
     path: str,
     fd: int,
     before: os.stat_result,
-    writer: PackWriter,
+    writer: ChunkSink,
     pool: Executor | None,
     buffers: BufferPool,
     progress: Callable[[int], None],
@@ -166,7 +173,7 @@ def hash_chunks(view: memoryview, cuts: list[tuple[int, int]]) -> list[bytes]:
 
 def _store(
     item: tuple[Future[list[bytes]] | list[bytes], memoryview, int, list[tuple[int, int]]],
-    writer: PackWriter,
+    writer: ChunkSink,
     buffers: BufferPool,
     chunks: list[Blob],
 ) -> None:

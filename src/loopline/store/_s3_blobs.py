@@ -245,6 +245,14 @@ class S3Blobs:
             params["KeyMarker"] = page["NextKeyMarker"]
             params["UploadIdMarker"] = page["NextUploadIdMarker"]
 
+    def presigned_url(self, digest: str, expires: int) -> str | None:
+        """A pre-signed GET URL of a loose blob, valid `expires` seconds; None if the
+        blob is not stored loose."""
+        if self._stored_size(digest) is None:
+            return None
+        url: str = self._fs.url(self._key(digest), expires=expires)
+        return url
+
     def _key(self, digest: str) -> str:
         return f"{self._bucket}/{self._prefix}blobs/{digest[:2]}/{digest[2:]}"
 

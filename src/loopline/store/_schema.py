@@ -488,3 +488,23 @@ monitor_state = Table(
     Column("last_run_at", UTCDateTime, nullable=True),
     Column("last_report_id", String(32), nullable=True),
 )
+
+# -- API tokens of the platform server (migration 0009) ------------------------------------
+
+# A bearer token is `llt_<id>_<secret>`: the id finds the row without a scan, and only a
+# SHA-256 of the whole token is kept (the secret is 32 random bytes: no need for a slow
+# hash). `revoked_at` set means revoked; `last_used_at` is refreshed at most once a minute.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Index(None, "user"),
+)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -67,9 +66,10 @@ from loopline.store._backend import (
 )
 from loopline.store._hashing import copy_hashing, hash_bytes, verify
 from loopline.store._local_blobs import LocalBlobs
-from loopline.store._packs import PackIndex, PackWriter
+from loopline.store._packs import PackIndex
 
 if TYPE_CHECKING:
+    from loopline.store._blob_io import BlobReader
     from loopline.store._sweep import SweepResult
     from loopline.store._verify import StoreCheck
 
@@ -77,21 +77,36 @@ __all__ = ["ArtifactStore", "Blob", "StoredFile"]
 
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 _PROGRESS_STEP = 1 << 20  # report progress in steps of at least this many bytes
-_COPY_PACKED_MAX = 16 << 20  # copy_to packs loose blobs up to this size, copies larger ones
 
 
 class ArtifactStore:
-    """Content-addressed blobs in a local folder (`/path`, `file:///path`) or `s3://bucket/prefix`.
+    """Content-addressed blobs in a local folder (`/path`, `file:///path`), `s3://bucket/prefix`
+    or on a loopline server (`http(s)://host:port`).
 
     S3 credentials come from the standard AWS environment variables and config files;
-    `s3_endpoint_url` points at an S3-compatible server such as MinIO. See the module
-    docstring for the layout and the atomicity and verification guarantees.
+    `s3_endpoint_url` points at an S3-compatible server such as MinIO. A server's URI
+    makes an `HttpArtifactStore` (_http_blobs.py), which sends `token` as a bearer token;
+    other stores ignore `token`. See the module docstring for the layout and the
+    atomicity and verification guarantees.
 
-    Raises (from every method): `StoreUnavailable` when the folder or bucket cannot be
-    read or written, with the underlying error chained.
+    Raises (from every method): `StoreUnavailable` when the folder, bucket or server
+    cannot be read or written, with the underlying error chained.
     """
 
-    def __init__(self, uri: str, *, s3_endpoint_url: str | None = None) -> None:
+    _remote = False  # True for a server's store, which has no back-end here
+
+    def __new__(
+        cls, uri: str, *, s3_endpoint_url: str | None = None, token: str | None = None
+    ) -> ArtifactStore:
+        if cls is ArtifactStore and _is_http(uri):
+            from loopline.store._http_blobs import HttpArtifactStore  # loads httpx
+
+            return super().__new__(HttpArtifactStore)
+        return super().__new__(cls)
+
+    def __init__(
+        self, uri: str, *, s3_endpoint_url: str | None = None, token: str | None = None
+    ) -> None:
         self._backend = _open_backend(uri, s3_endpoint_url)
         self._index = PackIndex(self._backend)
 
@@ -102,6 +117,9 @@ class ArtifactStore:
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.uri!r})"
+
+    def close(self) -> None:
+        """Release connections (a server's store); nothing to do for a folder or S3."""
 
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
         """Store a regular file's content as one loose blob (identical content: once).
@@ -276,7 +294,7 @@ class ArtifactStore:
         """Copy the blobs in `hashes` that `other` lacks into new packs there; bytes copied.
 
         Each blob is verified as it is read here. Used to push and pull dataset versions
-        between a local store and S3.
+        between a local store and S3 or a loopline server.
 
         Raises:
             InvalidInput: `other` is not an ArtifactStore, or a malformed hash.
@@ -288,12 +306,54 @@ class ArtifactStore:
         lacking = sorted(other.missing(hashes))
         if not lacking:
             return 0
+        from loopline.store import _copy_to
+
         action = f"copying {len(lacking)} blobs to {other.uri}"
+        if other._remote:  # a server: it takes the blobs through its own upload path
+            with self._boundary(action), _batched(progress) as report:
+                return other._receive(self, lacking, report)
         with (
             self._boundary(action, also=other._backend.errors),
             _batched(progress) as report,
         ):
-            return self._copy_blobs(other, lacking, report)
+            return _copy_to.copy_blobs(self, other, lacking, report)
+
+    def open_blob(self, digest: str) -> BlobReader:
+        """A reader of one stored blob: its size, then its bytes whole or streamed, verified.
+
+        Raises:
+            InvalidInput: `digest` is not 64 lowercase hex characters.
+            NotFound: no such blob.
+        """
+        from loopline.store._blob_io import open_blob
+
+        digest = check_digest(digest)
+        with self._boundary(f"looking up blob {digest}"):
+            return open_blob(self._backend, self._index, digest)
+
+    def download_url(self, digest: str, expires: int = 3600) -> str | None:
+        """A pre-signed URL that serves the blob straight from S3 for `expires` seconds,
+        or None: a local store, or a packed blob (served through its pack)."""
+        digest = check_digest(digest)
+        presign = getattr(self._backend, "presigned_url", None)
+        if presign is None or self._index.get(digest) is not None:
+            return None
+        with self._boundary(f"signing a URL for blob {digest}"):
+            url: str | None = presign(digest, expires)
+            return url
+
+    def put_blobs(self, blobs: Iterable[tuple[str, bytes]]) -> int:
+        """Store `(digest, content)` pairs received from elsewhere into new packs, each
+        checked against its digest first; the bytes written (known content is skipped).
+
+        Raises:
+            InvalidInput: a malformed digest, or content that does not hash to its digest
+                (nothing of the pack being written is kept).
+        """
+        from loopline.store._blob_io import put_blobs
+
+        with self._boundary("storing received blobs"):
+            return put_blobs(self._backend, self._index, blobs)
 
     def clean_temp(self, older_than: float = 3600.0) -> int:
         """Remove writes abandoned more than `older_than` seconds ago; returns how many.
@@ -396,46 +456,9 @@ class ArtifactStore:
                     raise
                 self._index.refresh()
 
-    def _copy_blobs(self, other: ArtifactStore, digests: list[str], report: Progress) -> int:
-        from loopline.store import _get_files
-
-        packed, loose = _get_files.locate(
-            self._backend, self._index, dict.fromkeys(digests), lambda d: f"copy to {other.uri}"
-        )
-        copied = 0
-        with (
-            PackWriter(other._backend, other._index, lambda digest: False) as writer,
-            contextlib.closing(_get_files.read_packed(self._backend, packed)) as blobs,
-        ):
-            for digest, where, data in blobs:
-                location = f"{self._backend.pack_location(where.pack_id)} at offset {where.offset}"
-                if len(data) != where.length:
-                    raise CorruptedData(f"blob {digest} at {location} is truncated")
-                _get_files.verify_blob(digest, data, f"blob {digest} at {location}")
-                writer.add(digest, bytes(data))
-                report(len(data))
-            for digest in loose:
-                copied += self._copy_loose_blob(digest, other, writer, report)
-        return copied + writer.bytes_added
-
-    def _copy_loose_blob(
-        self, digest: str, other: ArtifactStore, writer: PackWriter, report: Progress
-    ) -> int:
-        with self._backend.open_blob(digest) as blob:
-            size = blob.seek(0, os.SEEK_END)
-            if size <= _COPY_PACKED_MAX:
-                blob.seek(0)
-                data = blob.read()
-                verify(digest, hash_bytes(data), self._backend.location(digest))
-                writer.add(digest, data)
-                report(size)
-                return 0
-        with tempfile.TemporaryDirectory(prefix="loopline-copy-") as folder:
-            temp = Path(folder, digest)
-            self._copy_loose(digest, temp)
-            other._backend.put_file(temp)
-        report(size)
-        return size
+    def _receive(self, source: ArtifactStore, digests: list[str], report: Progress) -> int:
+        """Take `digests` from `source` (a server's store does; see copy_to)."""
+        raise NotImplementedError
 
     def _touch(self, found: set[str], loose: set[str]) -> set[str]:
         """Touch the packs and loose blobs holding `found`; those removed meanwhile."""
@@ -487,6 +510,13 @@ class ArtifactStore:
             ) from exc
 
 
+def _is_http(uri: object) -> bool:
+    if not isinstance(uri, str):
+        return False
+    scheme = _URI_SCHEME.match(uri)
+    return scheme is not None and scheme.group(1).lower() in ("http", "https")
+
+
 def _open_backend(uri: str, s3_endpoint_url: str | None) -> Backend:
     if not isinstance(uri, str) or not uri:
         raise InvalidInput(f"artifact store URI must be a non-empty string, got {uri!r}")
@@ -505,7 +535,7 @@ def _open_backend(uri: str, s3_endpoint_url: str | None) -> Backend:
         return S3Blobs(parts.netloc, parts.path.strip("/"), s3_endpoint_url)
     raise InvalidInput(
         f"unsupported artifact store URI {uri!r}",
-        hint="use a folder path, file:///path or s3://bucket/prefix",
+        hint="use a folder path, file:///path, s3://bucket/prefix or http(s)://server",
     )
 
 

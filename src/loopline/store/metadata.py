@@ -2,8 +2,8 @@
 
 `MetadataStore` opens the database (and migrates it) once, and assembles the stores
 that share that handle: `runs` (experiments, runs and what is logged to them),
-`datasets`, `models`, `reviews`, `deployments`, `servers`, `predictions`, `monitoring`
-and `audit`.
+`datasets`, `models`, `reviews`, `deployments`, `servers`, `predictions`, `monitoring`,
+`audit` and `tokens` (the platform server's API tokens).
 One implementation serves SQLite and PostgreSQL (SQLAlchemy Core); the same
 conformance checks (loopline.testing) run against both.
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each area's store is imported on first use (CLI start-up)
     from loopline.store.predictions import PredictionStore
     from loopline.store.reviews import ReviewStore
     from loopline.store.servers import ServerStore
+    from loopline.store.tokens import TokenStore
 
 
 class MetadataStore:
@@ -96,6 +97,13 @@ class MetadataStore:
         from loopline.store.audit import AuditLog
 
         return AuditLog(self.db)
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        """The platform server's API tokens (stored as hashes)."""
+        from loopline.store.tokens import TokenStore
+
+        return TokenStore(self.db)
 
     def __repr__(self) -> str:
         return f"MetadataStore({redact_uri(self.uri)!r})"

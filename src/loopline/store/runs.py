@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select, update
 
 from loopline.errors import Conflict, InvalidInput, NotFound
 from loopline.redact import redact_command, redact_text
-from loopline.store import _metrics, _run_values
+from loopline.store import _imported_runs, _metrics, _run_values
 from loopline.store._db import Database
 from loopline.store._names import (
     check_experiment_name,
@@ -193,6 +193,41 @@ class RunStore:
             if result.rowcount == 0:
                 raise _no_run(run_id)
 
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | str | None = None,
+        end_time_ms: int | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Change a run's status, end time or name (the MLflow API's update-run).
+
+        A final status without `end_time_ms` ends the run now; RUNNING clears the end time
+        (a run resumed). Fields left None keep their value.
+        """
+        values: dict[str, object] = {}
+        if name is not None:
+            values["name"] = check_run_name(name)
+        if status is not None:
+            values["status"] = _status(status).value
+            running = values["status"] == RunStatus.RUNNING.value
+            values["end_time"] = None if running else (end_time_ms or now_ms())
+        if end_time_ms is not None:
+            if isinstance(end_time_ms, bool) or not isinstance(end_time_ms, int):
+                raise InvalidInput(f"end_time must be epoch milliseconds, got {end_time_ms!r}")
+            values["end_time"] = end_time_ms
+        with self._db.write("update run") as conn:
+            if values:
+                result = conn.execute(
+                    update(runs).where(runs.c.id == check_id("run", run_id)).values(**values)
+                )
+                if result.rowcount == 0:
+                    raise _no_run(run_id)
+            else:
+                self._require_run(conn, check_id("run", run_id))
+        return self.get_run(run_id)
+
     def set_deleted(self, run_id: str, deleted: bool) -> None:
         """Soft-delete (or restore) a run: search skips deleted runs unless asked."""
         moment = datetime.now(UTC) if deleted else None
@@ -314,6 +349,20 @@ class RunStore:
     def list_metric_keys(self, run_id: str) -> list[str]:
         with self._db.read() as conn:
             return _metrics.keys(conn, check_id("run", run_id))
+
+    # -- runs copied from another tool (loopline import mlflow) -----------------------
+
+    def import_run(self, experiment_id: str, run: _imported_runs.ImportedRun) -> str:
+        """Write a run copied from another store, with its own times and full metric
+        history, in one transaction; an earlier import of it (found by `run.key_tag`) is
+        brought up to date. Returns the run's id."""
+        with self._db.write("import run") as conn:
+            return _imported_runs.write_imported(conn, experiment_id, run)
+
+    def imported_runs(self, key_tag: str, marker: str) -> dict[str, tuple[str, str]]:
+        """source run id -> (run id, its `marker` tag) of the runs tagged `key_tag`."""
+        with self._db.read() as conn:
+            return _imported_runs.find_imported(conn, key_tag, marker)
 
     # -- lineage links (artifacts now; datasets, models, features later) ----------------
 

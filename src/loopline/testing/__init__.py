@@ -5,7 +5,8 @@ Every back-end (SQLite, PostgreSQL, and later the remote client) must pass
 Each check is also available alone in `STORE_CHECKS`, so a test suite can parametrize
 over them and report failures one by one. The checks use only the stores' public
 methods (`store.datasets`, `.models`, `.deployments`, `.predictions`, `.reviews`,
-`.audit` and the runs methods): what a client of any kind must answer alike.
+`.audit`, `.monitoring`, `.servers` and the runs methods): what a client of any kind
+must answer alike.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from loopline.testing import (
     _datasets,
     _deployments,
     _models,
+    _monitoring,
     _predictions,
     _reviews,
     _tracking,
@@ -34,6 +36,7 @@ STORE_CHECKS: list[Check] = [
     *_predictions.CHECKS,
     *_reviews.CHECKS,
     *_audit.CHECKS,
+    *_monitoring.CHECKS,
 ]
 
 

@@ -1,4 +1,16 @@
 """The platform server's routes, one module per area; each has a `router` (an APIRouter)
 and, if not under /api/v1, a `PREFIX`. `create_app` mounts every module named here."""
 
-ROUTERS: tuple[str, ...] = ("system", "experiments", "runs", "metrics")
+ROUTERS: tuple[str, ...] = (
+    "system",
+    "tokens",
+    "mlflow",
+    "experiments",
+    "runs",
+    "metrics",
+    "deployments",
+    "predictions",
+    "monitoring",
+    "audit",
+    "blobs",
+)

@@ -88,6 +88,12 @@ class ServeConfig:
         )
 
 
+# How long a worker may take to start (import, open the stores, load its models) and to
+# answer uvicorn's health pings before it is killed and replaced: uvicorn's 5 s default
+# restarts, forever, a worker that loads a large model or starts on a busy machine.
+WORKER_START_S = 120
+
+
 def plan_deployments(
     refs: Mapping[str, str] | str,
     *,
@@ -396,6 +402,7 @@ def _run(
             log_level=log_level,
             access_log=access_log,
             timeout_graceful_shutdown=10,
+            timeout_worker_healthcheck=WORKER_START_S,
         )
     finally:
         if metrics_dir is not None:

@@ -86,6 +86,7 @@ print(json.dumps(ids))
 # the MLflow store is built once per process that runs this module: keep it on one
 pytestmark = pytest.mark.xdist_group("mlflow-import")
 
+
 @pytest.fixture(scope="module")
 def mlflow_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("mlflow-source")

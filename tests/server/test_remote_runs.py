@@ -282,3 +282,38 @@ def test_runs_ls_lists_the_servers_runs_never_a_local_database(
     assert cli(["runs", "ls", "--json", "-e", "served"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in listed] == [run.id] and stale != run.id
+
+
+def test_update_run_through_the_server_and_imports_refused_clearly(
+    platform_server: Any, served_stores: Any
+) -> None:
+    """update_run (the MLflow API's update-run) works remotely; importing runs is not
+    offered over HTTP and says so before anything is written."""
+    from loopline.errors import InvalidInput, NotFound
+    from loopline.store import RunStatus
+
+    with platform_server.serving(served_stores) as url:
+        store = RemoteMetadataStore(url)
+        try:
+            runs = store.runs
+            run_id = runs.create_run(runs.get_or_create_experiment("exp").id).id
+            ended = runs.update_run(run_id, status="FINISHED", end_time_ms=4_102_444_800_000)
+            assert ended.status is RunStatus.FINISHED and ended.end_time is not None
+            assert ended.end_time.year == 2100
+            resumed = runs.update_run(run_id, status="RUNNING", name="again")
+            assert (resumed.status, resumed.end_time, resumed.name) == (
+                RunStatus.RUNNING,
+                None,
+                "again",
+            )
+            with pytest.raises(InvalidInput, match="epoch milliseconds"):
+                runs.update_run(run_id, end_time_ms=1.5)  # type: ignore[arg-type]
+            with pytest.raises(InvalidInput):
+                runs.update_run(run_id, name="bad\nname")
+            with pytest.raises(NotFound):
+                runs.update_run(MISSING, name="x")
+            with pytest.raises(InvalidInput, match="not supported yet"):
+                runs.imported_runs("mlflow.run_id", "mlflow.fingerprint")
+        finally:
+            store.close()
+    assert served_stores.metadata.runs.get_run(run_id).name == "again"

@@ -62,13 +62,25 @@ class CreateRunBody(BaseModel):
     )
 
 
+class UpdateBody(BaseModel):
+    """Fields of a run to change as they are (the MLflow API's update-run): a final
+    status without `end_time_ms` ends the run now; RUNNING resumes it."""
+
+    model_config = _STRICT
+    status: str | None = None
+    end_time_ms: int | None = None
+    name: str | None = None
+
+
 class ChangeRunBody(BaseModel):
-    """End a run (status, error) or delete / restore it (deleted): one of the two."""
+    """One change of a run: end it (`status` and an `error`), delete or restore it
+    (`deleted`), or `update` its status, end time or name."""
 
     model_config = _STRICT
     status: str | None = None
     error: str | None = None
     deleted: bool | None = None
+    update: UpdateBody | None = None
 
 
 class ParamsBody(BaseModel):
@@ -195,16 +207,24 @@ def change_run(
     answer_with: Literal["run", "none"] = Query("run", alias="answer"),
     caller: Caller = requires(Role.WRITER),
 ) -> Response:
-    """End a run (`status`: FINISHED, FAILED or KILLED, and an `error`), or delete or
-    restore it (`deleted`). Answers the run, or nothing with `?answer=none`."""
+    """End a run (`status`: FINISHED, FAILED or KILLED, and an `error`), delete or
+    restore it (`deleted`), or `update` it. Answers the run, or nothing with
+    `?answer=none`."""
     runs = stores_of(request).metadata.runs
     run_id = check_id("run", run_id)
-    if (body.status is None) == (body.deleted is None):
-        raise InvalidInput("change a run's status or its deleted flag: one of the two")
+    changes = [body.status, body.deleted, body.update]
+    if sum(change is not None for change in changes) != 1:
+        raise InvalidInput("change one of a run's status, deleted flag or fields (update)")
+    if body.error is not None and body.status is None:
+        raise InvalidInput("an error goes with a status")
     if body.deleted is not None:
-        if body.error is not None:
-            raise InvalidInput("an error goes with a status, not with deleted")
         runs.set_deleted(run_id, body.deleted)
+    elif body.update is not None:
+        fields = body.update
+        updated = runs.update_run(
+            run_id, status=fields.status, end_time_ms=fields.end_time_ms, name=fields.name
+        )
+        return Response(status_code=204) if answer_with == "none" else answer(updated)
     else:
         assert body.status is not None
         runs.mark_run_ended(run_id, body.status, error=body.error)

@@ -7,9 +7,10 @@ round trip; the server checks them again. Each method is one request.
 
 What is retried when the connection drops (see `RemoteSession.call`): reads, and writes
 a repeat leaves unchanged (get-or-create an experiment, the same params or tags again,
-links re-pointed to the same refs). Creating a run, ending or deleting it, deleting a tag
-and appending metric points are not: a repeat would make a second run or a second copy
-of the points, so their error says the call may or may not have been applied.
+links re-pointed to the same refs). Creating a run, ending, updating or deleting it,
+deleting a tag and appending metric points are not: a repeat would make a second run or
+a second copy of the points, so their error says the call may or may not have been
+applied. Importing runs (`import_run`, `imported_runs`) is not offered over HTTP.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from loopline.store.remote._codec import decode, encode
 from loopline.store.remote._metric_wire import MAX_POINTS, batch_body, read_history
 
 if TYPE_CHECKING:
+    from loopline.store._imported_runs import ImportedRun
     from loopline.store._metrics import Point
     from loopline.store.query import Condition, OrderBy
     from loopline.store.remote._session import RemoteSession
@@ -135,6 +137,32 @@ class RemoteRunStore:
             body={"status": str(status), "error": error},
         )
 
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | str | None = None,
+        end_time_ms: int | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Change a run's status, end time or name (the MLflow API's update-run).
+
+        A final status without `end_time_ms` ends the run now; RUNNING clears the end time
+        (a run resumed). Fields left None keep their value.
+        """
+        if end_time_ms is not None and (
+            isinstance(end_time_ms, bool) or not isinstance(end_time_ms, int)
+        ):
+            raise InvalidInput(f"end_time must be epoch milliseconds, got {end_time_ms!r}")
+        fields = {
+            "status": None if status is None else str(status),
+            "end_time_ms": end_time_ms,
+            "name": name,
+        }
+        answer = self._session.call("PATCH", _run_path(run_id), body={"update": fields})
+        updated: Run = decode(Run, answer)
+        return updated
+
     def set_deleted(self, run_id: str, deleted: bool) -> None:
         """Soft-delete (or restore) a run: search skips deleted runs unless asked."""
         self._session.call(
@@ -224,6 +252,16 @@ class RemoteRunStore:
         )
         return keys
 
+    # -- imports (not over HTTP) --------------------------------------------------------
+
+    def import_run(self, experiment_id: str, run: ImportedRun) -> str:
+        """Not through a server: an imported run's whole history is written in one
+        transaction of the server's own database."""
+        raise _not_remote()
+
+    def imported_runs(self, key_tag: str, marker: str) -> dict[str, tuple[str, str]]:
+        raise _not_remote()
+
     # -- lineage links -----------------------------------------------------------------
 
     def add_links(
@@ -256,6 +294,13 @@ class RemoteRunStore:
         answer = self._session.call("GET", f"{_run_path(run_id)}/links", params=params)
         links: list[RunLink] = decode(list[RunLink], answer)
         return links
+
+
+def _not_remote() -> InvalidInput:
+    return InvalidInput(
+        "importing into a project that works through a server is not supported yet",
+        hint="run the import where the server's own project is (its database)",
+    )
 
 
 def _run_path(run_id: str) -> str:

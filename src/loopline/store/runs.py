@@ -334,12 +334,23 @@ class RunStore:
     def log_metric_points(self, points: Sequence[_metrics.Point]) -> None:
         """Append metric points `(run_id, key, value, step, timestamp_ms)` in one write.
 
-        Callers validate (the tracking buffer checks each point as it is logged).
+        Callers validate (the tracking buffer checks each point as it is logged); a point
+        of an unknown run refuses the whole batch with NotFound naming the run.
         """
         if not points:
             return
-        with self._db.write("log metrics") as conn:
-            _metrics.insert_points(conn, points)
+        try:
+            with self._db.write("log metrics") as conn:
+                _metrics.insert_points(conn, points)
+        except Conflict:
+            # the runs' foreign key refused a point (the only constraint a new point can
+            # break): name the run; checked only on this path, so a write costs no read
+            wanted = sorted({point[0] for point in points})
+            known = {run.id for run in self.get_runs(wanted)}
+            missing = [run_id for run_id in wanted if run_id not in known]
+            if missing:
+                raise _no_run(missing[0]) from None
+            raise
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         with self._db.read() as conn:

@@ -4,21 +4,16 @@ plain loops over whole columns, never a model per point."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loopline.errors import NotFound
 from loopline.server._answers import answer
 from loopline.server._permissions import Caller, Role, requires
 from loopline.server.app import stores_of
 from loopline.serving.online._responses import json_response
-from loopline.store._metrics import Point
 from loopline.store._names import check_id
 from loopline.store.remote._metric_wire import history_body, read_batch
-from loopline.store.runs import RunStore
 
 router = APIRouter(tags=["metrics"])
 
@@ -27,7 +22,7 @@ router = APIRouter(tags=["metrics"])
 async def log_metric_points(request: Request, caller: Caller = requires(Role.WRITER)) -> Response:
     """Append a batch of metric points (columns: runs, keys, run, key, value, step,
     timestamp) in one write: all of them, or none with the reason (a bad point is a 422
-    naming its row)."""
+    naming its row; a point of an unknown run a 404 naming the run)."""
     from starlette.concurrency import run_in_threadpool
 
     from loopline.serving.online._json import parse_json
@@ -36,7 +31,7 @@ async def log_metric_points(request: Request, caller: Caller = requires(Role.WRI
     runs = stores_of(request).metadata.runs
 
     def append() -> None:
-        _append(runs, read_batch(parse_json(raw)))
+        runs.log_metric_points(read_batch(parse_json(raw)))
 
     await run_in_threadpool(append)
     return Response(status_code=204)
@@ -58,20 +53,3 @@ def get_metric_history(
     runs = stores_of(request).metadata.runs
     history = runs.get_metric_history(check_id("run", run_id), key)
     return json_response(history_body(key, history))  # plain JSON already: no encode walk
-
-
-def _append(runs: RunStore, points: Sequence[Point]) -> None:
-    """Write the points; a point of an unknown run makes the batch a 404 naming it."""
-    try:
-        runs.log_metric_points(points)
-    except Exception:
-        # the database refused the batch (a foreign key, on either back-end): say which
-        # run does not exist; any other failure stays what it was
-        wanted = sorted({point[0] for point in points})
-        known = {run.id for run in runs.get_runs(wanted)}
-        missing = [run_id for run_id in wanted if run_id not in known]
-        if missing:
-            raise NotFound(
-                f"no run with id {missing[0]!r}", hint="`loopline runs ls` lists runs"
-            ) from None
-        raise

@@ -82,6 +82,13 @@ def upgrade(
     from loopline.store.metadata import MetadataStore
 
     settings = load_settings(require_project=True)
+    if settings.server is not None:
+        from loopline.errors import InvalidInput
+
+        raise InvalidInput(
+            f"this project's records are on the server at {redact_uri(settings.server)}",
+            hint="run `loopline db upgrade` where the server runs",
+        )
     if create and create_database(settings.store_uri):
         console.print(f"Created database: {redact_uri(settings.store_uri)}", markup=False)
     store = MetadataStore(settings.store_uri)

@@ -197,14 +197,16 @@ def _quick_listing(
     deleted: bool,
 ) -> list[Run] | None:
     """A plain listing (no filter, no sort) read without SQLAlchemy, when the store
-    allows it (`store._quick_runs`); None sends the caller to `search_runs`."""
+    allows it (`store._quick_runs`); None sends the caller to `search_runs`. Never with
+    a platform server: the local SQLite file (if any) is not where the runs are."""
     from loopline.project import stores
     from loopline.store._quick import Unanswered
     from loopline.store._quick_runs import quick_list_runs
 
-    if filter_ or order_by:
+    settings = stores().settings
+    if filter_ or order_by or settings.server is not None:  # a server holds the runs
         return None
-    store_uri = stores().settings.store_uri
+    store_uri = settings.store_uri
     try:
         return quick_list_runs(store_uri, experiment or None, max_results, deleted)
     except Unanswered:

@@ -288,7 +288,9 @@ def _latest_if_unchanged(opened: Stores, dataset: str, manifest_hash: str) -> Da
     unchanged re-add never opens the metadata store: importing SQLAlchemy and opening the
     engine cost as much as the rest of the command.
     """
-    latest = quick_latest_version(opened.settings.store_uri, dataset)
+    latest = None
+    if opened.settings.server is None:  # with a server, a local SQLite file is not the store
+        latest = quick_latest_version(opened.settings.store_uri, dataset)
     if latest is None:
         try:
             latest = opened.metadata.datasets.latest_version(dataset)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from loopline.errors import Conflict
 from loopline.store._schema import latest_metrics, metric_points
 from loopline.store.records import MetricPoint, ms_to_datetime, stored_float
 
@@ -23,10 +24,16 @@ def insert_points(conn: Connection, points: Sequence[Point]) -> None:
     # processing: COPY on PostgreSQL (10x executemany), the driver's executemany on SQLite
     # (3x). Only fixed table and column names reach the SQL text.
     if conn.dialect.name == "postgresql":
+        import psycopg
+
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {metric_points.name} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with cursor.copy(f"COPY {metric_points.name} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.errors.IntegrityError as exc:  # the driver's own, not SQLAlchemy's
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "integrity"
+            raise Conflict(f"log metrics: the write conflicts with stored data ({first})") from exc
     else:
         conn.exec_driver_sql(
             f"INSERT INTO {metric_points.name} ({columns}) VALUES (?, ?, ?, ?, ?)", rows

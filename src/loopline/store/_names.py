@@ -23,6 +23,7 @@ MAX_TAG_VALUE = 8000
 _KEY = re.compile(r"[A-Za-z0-9_\-./: ]+")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9_\-.: ]+")
 _ID = re.compile(r"[0-9a-f]{32}")
+_HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 # Category Cc (C0, DEL, C1) and the line/paragraph separators: they break a listing's lines.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -89,6 +90,14 @@ def check_id(kind: str, value: object) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidInput(f"{_shown(value)} is not a valid {kind} id (32 hex characters)")
     return value
+
+
+def check_run_prefix(id_or_prefix: object) -> str:
+    """A run id or a prefix of one (4-32 hex characters), lowercased and stripped."""
+    text = id_or_prefix.strip().lower() if isinstance(id_or_prefix, str) else ""
+    if not _HEX_PREFIX.fullmatch(text):
+        raise InvalidInput(f"{id_or_prefix!r} is not a run id or an id prefix (hex)")
+    return text
 
 
 def _shown(value: object) -> str:

@@ -6,7 +6,6 @@ conformance checks (loopline.testing) run against both. Reached as `MetadataStor
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from loopline.store._names import (
     check_experiment_name,
     check_id,
     check_run_name,
+    check_run_prefix,
     friendly_run_name,
 )
 from loopline.store._rows import RunDetails, chunks, experiment_record
@@ -39,8 +39,6 @@ from loopline.store.records import (
     RunStatus,
     new_id,
 )
-
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 
 def now_ms() -> int:
@@ -242,9 +240,7 @@ class RunStore:
 
     def resolve_run_id(self, id_or_prefix: str) -> str:
         """A full run id from a unique prefix of at least 4 hex chars (as git does)."""
-        text = id_or_prefix.strip().lower() if isinstance(id_or_prefix, str) else ""
-        if not _HEX_PREFIX.fullmatch(text):
-            raise InvalidInput(f"{id_or_prefix!r} is not a run id or an id prefix (hex)")
+        text = check_run_prefix(id_or_prefix)
         if len(text) == 32:
             return text
         stmt = select(runs.c.id).where(runs.c.id.like(text + "%")).limit(2)
@@ -338,12 +334,23 @@ class RunStore:
     def log_metric_points(self, points: Sequence[_metrics.Point]) -> None:
         """Append metric points `(run_id, key, value, step, timestamp_ms)` in one write.
 
-        Callers validate (the tracking buffer checks each point as it is logged).
+        Callers validate (the tracking buffer checks each point as it is logged); a point
+        of an unknown run refuses the whole batch with NotFound naming the run.
         """
         if not points:
             return
-        with self._db.write("log metrics") as conn:
-            _metrics.insert_points(conn, points)
+        try:
+            with self._db.write("log metrics") as conn:
+                _metrics.insert_points(conn, points)
+        except Conflict:
+            # the runs' foreign key refused a point (the only constraint a new point can
+            # break): name the run; checked only on this path, so a write costs no read
+            wanted = sorted({point[0] for point in points})
+            known = {run.id for run in self.get_runs(wanted)}
+            missing = [run_id for run_id in wanted if run_id not in known]
+            if missing:
+                raise _no_run(missing[0]) from None
+            raise
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         with self._db.read() as conn:

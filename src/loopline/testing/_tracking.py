@@ -110,6 +110,15 @@ def check_metrics_nan_inf_and_latest(store: MetadataStore) -> None:
     assert store.runs.get_metric_history(run_id, "absent") == []
 
 
+def check_points_of_an_unknown_run_are_refused_whole(store: MetadataStore) -> None:
+    run_id = _run(store)
+    unknown = "0" * 32
+    points = [(run_id, "loss", 0.5, 0, 1000), (unknown, "loss", 0.4, 0, 1000)]
+    error = _raises(NotFound, lambda: store.runs.log_metric_points(points))
+    assert unknown in str(error)
+    assert store.runs.get_metric_history(run_id, "loss") == []  # nothing of the batch
+
+
 def check_search_filters(store: MetadataStore) -> None:
     ids = []
     for index, (model, auc) in enumerate(
@@ -221,6 +230,7 @@ CHECKS: list[Check] = [
     check_params_are_immutable,
     check_tags_are_mutable,
     check_metrics_nan_inf_and_latest,
+    check_points_of_an_unknown_run_are_refused_whole,
     check_search_filters,
     check_search_scoping,
     check_like_escapes_match_alike,

@@ -140,10 +140,40 @@ def error_from(response: httpx.Response) -> LooplineError:
         message = detail
     cls = ERROR_TYPES.get(kind) if isinstance(kind, str) else None
     text = message if isinstance(message, str) and message else f"HTTP {response.status_code}"
-    error = (cls or LooplineError)(text, hint=hint if isinstance(hint, str) else None)
+    error = _rebuilt(cls or LooplineError, text, hint if isinstance(hint, str) else None)
+    if isinstance(detail, dict):  # what some errors carry besides (InvalidField's row)
+        for name in _DETAILS:
+            if name in detail:
+                setattr(error, name, detail[name])
     if cls is None:
         error.http_status = response.status_code
     return error
+
+
+# attributes an error body may carry besides type, message and hint
+_DETAILS = ("field", "row")
+# attributes of errors whose constructors need more than a message, when not sent
+_DEFAULTS: dict[str, object] = {
+    "field": None,
+    "row": None,
+    "text": "",
+    "position": 0,
+    "failures": [],
+}
+
+
+def _rebuilt(cls: type[LooplineError], message: str, hint: str | None) -> LooplineError:
+    """An error of `cls` with the message and hint, also of the classes whose constructor
+    takes more (InvalidFilter's text and position, InvalidField's field): those attributes
+    get what the body says of them or a neutral default."""
+    try:
+        return cls(message, hint=hint)
+    except TypeError:
+        error = cls.__new__(cls)
+        LooplineError.__init__(error, message, hint=hint)
+        for name, default in _DEFAULTS.items():
+            setattr(error, name, default)
+        return error
 
 
 def server_url(url: str) -> str:

@@ -286,11 +286,10 @@ def _latest_if_unchanged(opened: Stores, dataset: str, manifest_hash: str) -> Da
 
     On a SQLite store this is read without SQLAlchemy (`quick_latest_version`), so an
     unchanged re-add never opens the metadata store: importing SQLAlchemy and opening the
-    engine cost as much as the rest of the command. Through a platform server the
-    records are the server's: the local file is not read.
+    engine cost as much as the rest of the command.
     """
     latest = None
-    if opened.settings.server is None:
+    if opened.settings.server is None:  # with a server, a local SQLite file is not the store
         latest = quick_latest_version(opened.settings.store_uri, dataset)
     if latest is None:
         try:

@@ -1,4 +1,6 @@
-"""Dataset versioning end to end on a real project, on SQLite and on PostgreSQL."""
+"""Dataset versioning end to end on a real project, on SQLite and on PostgreSQL, and the
+tests of the library's records once more through the platform server
+(fixtures/through_server.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ from pathlib import Path
 import pytest
 
 import loopline as ll
+from fixtures.through_server import (  # noqa: F401
+    either_project,
+    local_only,
+    remote_needs,
+    store_uri_or_server,
+)
 from loopline import data
 from loopline.errors import Conflict, CorruptedData, InvalidInput, NotFound
 from loopline.project import Stores, close
@@ -58,6 +66,7 @@ def test_unchanged_data_makes_no_new_version_and_is_not_rehashed(project: Stores
     assert third.created and third.version.version == 2 and third.hashed_files == 1
 
 
+@local_only
 def test_unchanged_large_file_keeps_its_chunks_and_is_not_rehashed(project: Stores) -> None:
     big = project.settings.root / "weights.bin"
     big.write_bytes(os.urandom(9 << 20))  # chunked: 4 MiB or more
@@ -68,6 +77,7 @@ def test_unchanged_large_file_keeps_its_chunks_and_is_not_rehashed(project: Stor
     assert len(data.manifest_of(again.version).entries[0].file.chunks) > 1
 
 
+@local_only
 def test_cached_files_whose_blobs_are_gone_are_read_and_stored_again(project: Stores) -> None:
     folder = project.settings.root / "images"
     contents = {f"sub{i % 2}/{i}.bin": os.urandom(500 + i) for i in range(12)}
@@ -85,6 +95,7 @@ def test_cached_files_whose_blobs_are_gone_are_read_and_stored_again(project: St
     assert {name: (folder / name).read_bytes() for name in contents} == contents
 
 
+@local_only
 def test_stat_cache_of_an_older_layout_is_replaced(project: Stores) -> None:
     credit = _csv(project.settings.root / "credit.csv", 10)
     cache = project.settings.state_dir / "cache" / "stat.db"
@@ -135,6 +146,7 @@ def test_dataset_names_that_could_become_paths_are_refused(project: Stores, name
     assert data.list_datasets() == []
 
 
+@local_only
 def test_paths_outside_the_project_and_empty_folders_are_refused(
     project: Stores, tmp_path: Path
 ) -> None:
@@ -150,6 +162,7 @@ def test_paths_outside_the_project_and_empty_folders_are_refused(
         data.add(project.settings.root / ".loopline")
 
 
+@local_only
 def test_symlinks_inside_a_folder_are_refused(project: Stores, tmp_path: Path) -> None:
     folder = project.settings.root / "linked"
     folder.mkdir()
@@ -183,6 +196,7 @@ def test_checkout_restores_files_and_old_versions(project: Stores) -> None:
     assert (again.restored, again.unchanged) == (1, 1)
 
 
+@local_only
 def test_checkout_of_a_single_file_by_pointer_after_deletion(project: Stores) -> None:
     credit = _csv(project.settings.root / "data" / "credit.csv", 20)
     original = credit.read_bytes()
@@ -192,6 +206,7 @@ def test_checkout_of_a_single_file_by_pointer_after_deletion(project: Stores) ->
     assert credit.read_bytes() == original
 
 
+@local_only
 def test_tampered_blob_is_detected_on_checkout_and_nothing_is_replaced(project: Stores) -> None:
     credit = _csv(project.settings.root / "credit.csv", 50)
     data.add(credit)
@@ -207,6 +222,7 @@ def test_tampered_blob_is_detected_on_checkout_and_nothing_is_replaced(project: 
     assert credit.read_text() == "local edit\n"
 
 
+@local_only
 def test_malformed_pointer_files_are_clear_errors(project: Stores) -> None:
     bad = project.settings.root / "bad.loopline"
     for text in (
@@ -255,6 +271,7 @@ def test_concurrent_adds_of_one_dataset_make_clean_versions(project: Stores) -> 
     )
 
 
+@remote_needs("runs")
 def test_load_inside_a_run_records_the_version_as_an_input(project: Stores) -> None:
     credit = _csv(project.settings.root / "credit.csv", 40)
     version = data.add(credit).version

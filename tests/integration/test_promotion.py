@@ -1,5 +1,6 @@
 """Evaluation, gates, promotion, approvals, model cards and ONNX export, end to end on
-real models and versioned data, on SQLite and PostgreSQL."""
+real models and versioned data, on SQLite and PostgreSQL, and the library-level tests once
+more through the platform server (fixtures/through_server.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import loopline as ll
+from fixtures.through_server import (  # noqa: F401
+    either_project,
+    local_only,
+    remote_needs,
+    store_uri_or_server,
+)
 from loopline.cli.app import run as loopline_cli
 from loopline.errors import InvalidInput, ParityFailed, PromotionRefused
 from loopline.project import Stores
@@ -38,6 +45,9 @@ evaluation:
   slices: [segment, "mean_radius > 15"]
   sensitive: [sex]
 """
+
+# the remote run uses these remote stores too (fixtures/through_server.py)
+REMOTE_NEEDS = ("runs",)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +107,7 @@ def test_evaluate_stores_metrics_slices_fairness_and_an_html_report(
         ll.evaluate(ref, "credit@1", target="y", slices=["mean_radius >> 3"])
 
 
+@remote_needs("audit")
 def test_gates_promote_a_good_model_and_refuse_a_worse_one(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -147,6 +158,7 @@ def test_a_champion_compared_with_itself_and_reused_evaluations(
     assert len(ll.evaluation.list_evaluations(good)) == len(champion_evaluations) == 1
 
 
+@remote_needs("audit")
 def test_approval_keeps_a_version_in_staging_until_approved(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -218,6 +230,7 @@ def test_export_to_onnx_registers_a_parity_checked_version(
         ll.models.export(good, tolerance=float("nan"))
 
 
+@local_only
 def test_export_refuses_when_parity_fails(project: Stores, table: pd.DataFrame) -> None:
     good = _good(project, table)
     # ONNX computes in float32: ~1e-7 away from scikit-learn's float64 probabilities
@@ -297,6 +310,7 @@ def test_each_model_is_gated_by_its_own_table_on_its_own_data(
     assert promoted.gates is not None and promoted.gates.passed
 
 
+@local_only
 def test_a_gate_on_another_models_data_names_the_dataset_and_the_model(
     project: Stores, table: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -339,6 +353,7 @@ def test_a_bad_model_table_fails_every_gate_check_with_the_table_named(
         ll.promotion.promote(churn, to="staging")
 
 
+@local_only
 def test_robustness_perturbs_only_the_model_inputs_and_the_card_counts_them(
     project: Stores, table: pd.DataFrame
 ) -> None:

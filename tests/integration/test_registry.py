@@ -1,5 +1,6 @@
 """The model registry through the public API, on SQLite and PostgreSQL: logging models
-in runs, references, safe loading, aliases, status and the audit log."""
+in runs, references, safe loading, aliases, status and the audit log; the tests of the
+registry's records run once more through the platform server (fixtures/through_server.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import loopline as ll
+from fixtures.through_server import (  # noqa: F401
+    either_project,
+    local_only,
+    remote_needs,
+    store_uri_or_server,
+)
 from loopline.errors import (
     Conflict,
     CorruptedData,
@@ -28,6 +35,9 @@ from loopline.errors import (
 )
 from loopline.project import Stores
 from loopline.store import Direction, LinkKind, ModelStatus
+
+# the remote run uses these remote stores too (fixtures/through_server.py)
+REMOTE_NEEDS = ("runs",)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +136,7 @@ def test_unknown_or_malformed_references_are_clear_errors(
         ll.models.load(ref)
 
 
+@local_only
 def test_predict_enforces_the_signature(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -138,6 +149,7 @@ def test_predict_enforces_the_signature(
         model.predict(features.assign(mean_texture=["a", "b", "c"]))
 
 
+@local_only
 def test_a_tampered_blob_is_refused(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -152,6 +164,7 @@ def test_a_tampered_blob_is_refused(
         ll.models.load("churn/1")
 
 
+@local_only
 def test_a_tampered_cached_file_is_replaced_from_the_verified_store(
     project: Stores, frame: pd.DataFrame, classifier: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -175,6 +188,7 @@ def test_a_tampered_cached_file_is_replaced_from_the_verified_store(
     assert "# edited" not in manifest.read_text()
 
 
+@local_only
 def test_pickled_models_need_allow_pickle(project: Stores, frame: pd.DataFrame) -> None:
     _log(Doubler(), frame, name="doubler")
     with pytest.raises(UnsafeModel):
@@ -203,6 +217,7 @@ def test_status_moves_forward_and_archived_is_final(
         ll.registry.set_status(version, "shipped")
 
 
+@remote_needs("audit")
 def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -236,6 +251,7 @@ def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     assert chain[-1].after == {"version": champion}
 
 
+@remote_needs("audit")
 def test_audit_log_records_actor_reason_and_states(
     project: Stores, frame: pd.DataFrame, classifier: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,6 +286,7 @@ def test_bad_names_and_inputs_are_refused(
         ll.registry.describe(version, tags={"k": 1})  # type: ignore[dict-item]
 
 
+@local_only
 def test_models_live_on_an_s3_artifact_store(
     project: Stores,
     frame: pd.DataFrame,
@@ -289,6 +306,7 @@ def test_models_live_on_an_s3_artifact_store(
     assert (model.predict(features) == classifier.predict(features)).all()  # type: ignore[attr-defined]
 
 
+@local_only
 def test_a_lightgbm_model_with_string_labels_exports_to_onnx_with_its_labels(
     project: Stores, frame: pd.DataFrame
 ) -> None:

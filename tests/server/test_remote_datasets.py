@@ -156,3 +156,19 @@ def test_validations_need_a_known_version_and_a_writer(api: Any) -> None:
     added = client.post(path, json=body, headers=as_role("writer"))
     assert added.status_code == 201 and added.json()["failed"] == 2
     assert [v.failed for v in opened.metadata.datasets.list_validations(version.id)] == [2]
+
+
+def test_the_routes_and_their_bodies_are_in_the_openapi_schema(api: Any) -> None:
+    client, _ = api
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/datasets/{name}/versions",
+        "/api/v1/dataset-versions/{version_id}/validations",
+        "/api/v1/models/{name}/aliases/{alias}",
+        "/api/v1/model-versions/{version_id}/approvals",
+    ):
+        assert path in paths, path
+    bodies = schema["components"]["schemas"]
+    assert "schema_json" in bodies["NewDatasetVersion"]["properties"]
+    assert "signature" in bodies["NewModelVersion"]["properties"]

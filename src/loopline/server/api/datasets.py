@@ -23,7 +23,7 @@ from loopline.store.datasets import DatasetStore
 router = APIRouter(tags=["datasets"])
 
 
-class NewVersion(Body):
+class NewDatasetVersion(Body):
     manifest_hash: str
     author: str | None = None
     file_count: int
@@ -56,7 +56,7 @@ def list_datasets(request: Request, _: Caller = requires(Role.READER)) -> Respon
 
 @router.post("/datasets/{name}/versions")
 def add_version(
-    request: Request, name: str, body: NewVersion, caller: Caller = requires(Role.WRITER)
+    request: Request, name: str, body: NewDatasetVersion, caller: Caller = requires(Role.WRITER)
 ) -> Response:
     """Record a version unless the latest one has this manifest: {"version", "created"}."""
     version, created = _datasets(request).add_version(

@@ -26,7 +26,7 @@ from loopline.store import ModelStore, check_alias, check_model_name, model_stat
 router = APIRouter(tags=["models"])
 
 
-class NewVersion(Body):
+class NewModelVersion(Body):
     flavor: str
     package_hash: str
     size_bytes: int
@@ -102,7 +102,7 @@ def update_model(
 
 @router.post("/models/{name}/versions")
 def create_version(
-    request: Request, name: str, body: NewVersion, caller: Caller = requires(Role.WRITER)
+    request: Request, name: str, body: NewModelVersion, caller: Caller = requires(Role.WRITER)
 ) -> Response:
     """Register the next version of the model (created on first use)."""
     created = _models(request).create_version(

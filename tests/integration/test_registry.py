@@ -1,6 +1,7 @@
 """The model registry through the public API, on SQLite and PostgreSQL: logging models
 in runs, references, safe loading, aliases, status and the audit log; the tests of the
-registry's records run once more through the platform server (fixtures/through_server.py)."""
+registry's records run once more through the platform server (`through_the_server_too`,
+fixtures/remote.py)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import loopline as ll
-from fixtures.through_server import (  # noqa: F401
-    either_project,
-    local_only,
-    remote_needs,
-    store_uri_or_server,
-)
+from fixtures.remote import project_through
+from fixtures.through_server import through_the_server_when
 from loopline.errors import (
     Conflict,
     CorruptedData,
@@ -36,8 +33,16 @@ from loopline.errors import (
 from loopline.project import Stores
 from loopline.store import Direction, LinkKind, ModelStatus
 
-# the remote run uses these remote stores too (fixtures/through_server.py)
-REMOTE_NEEDS = ("runs",)
+# the tests of the records run once more through the platform server (SQLite behind it)
+through_server = through_the_server_when("runs")
+through_server_with_audit = through_the_server_when("runs", "audit")
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
+    """The project, opened directly or through the platform server (`remote_project`)."""
+    found: Stores = project_through(request, through)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +74,7 @@ def _log(model: object, frame: pd.DataFrame, name: str = "churn") -> ll.registry
         return ll.models.log_model(model, name=name, input_example=features.head(5))
 
 
+@through_server
 def test_log_model_registers_a_version_linked_to_its_run(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -91,6 +97,7 @@ def test_log_model_registers_a_version_linked_to_its_run(
     assert [v.version for v in ll.registry.list_versions("churn")] == [2, 1]
 
 
+@through_server
 def test_every_reference_form_loads_the_same_model(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -128,6 +135,7 @@ def test_every_reference_form_loads_the_same_model(
         ("runs:/x/../../etc", InvalidInput),
     ],
 )
+@through_server
 def test_unknown_or_malformed_references_are_clear_errors(
     project: Stores, frame: pd.DataFrame, classifier: object, ref: str, error: type[Exception]
 ) -> None:
@@ -136,7 +144,6 @@ def test_unknown_or_malformed_references_are_clear_errors(
         ll.models.load(ref)
 
 
-@local_only
 def test_predict_enforces_the_signature(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -149,7 +156,6 @@ def test_predict_enforces_the_signature(
         model.predict(features.assign(mean_texture=["a", "b", "c"]))
 
 
-@local_only
 def test_a_tampered_blob_is_refused(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -164,7 +170,6 @@ def test_a_tampered_blob_is_refused(
         ll.models.load("churn/1")
 
 
-@local_only
 def test_a_tampered_cached_file_is_replaced_from_the_verified_store(
     project: Stores, frame: pd.DataFrame, classifier: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -188,7 +193,6 @@ def test_a_tampered_cached_file_is_replaced_from_the_verified_store(
     assert "# edited" not in manifest.read_text()
 
 
-@local_only
 def test_pickled_models_need_allow_pickle(project: Stores, frame: pd.DataFrame) -> None:
     _log(Doubler(), frame, name="doubler")
     with pytest.raises(UnsafeModel):
@@ -198,6 +202,7 @@ def test_pickled_models_need_allow_pickle(project: Stores, frame: pd.DataFrame) 
     assert list(model.predict(features)) == list(features.iloc[:, 0] * 2)
 
 
+@through_server
 def test_status_moves_forward_and_archived_is_final(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -217,7 +222,7 @@ def test_status_moves_forward_and_archived_is_final(
         ll.registry.set_status(version, "shipped")
 
 
-@remote_needs("audit")
+@through_server_with_audit
 def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -251,7 +256,7 @@ def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     assert chain[-1].after == {"version": champion}
 
 
-@remote_needs("audit")
+@through_server_with_audit
 def test_audit_log_records_actor_reason_and_states(
     project: Stores, frame: pd.DataFrame, classifier: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,6 +272,7 @@ def test_audit_log_records_actor_reason_and_states(
     assert ll.registry.resolve("churn/1").tags == {"intended_use": "churn scoring"}
 
 
+@through_server
 def test_bad_names_and_inputs_are_refused(
     project: Stores, frame: pd.DataFrame, classifier: object, tmp_path: Path
 ) -> None:
@@ -286,7 +292,6 @@ def test_bad_names_and_inputs_are_refused(
         ll.registry.describe(version, tags={"k": 1})  # type: ignore[dict-item]
 
 
-@local_only
 def test_models_live_on_an_s3_artifact_store(
     project: Stores,
     frame: pd.DataFrame,
@@ -306,7 +311,6 @@ def test_models_live_on_an_s3_artifact_store(
     assert (model.predict(features) == classifier.predict(features)).all()  # type: ignore[attr-defined]
 
 
-@local_only
 def test_a_lightgbm_model_with_string_labels_exports_to_onnx_with_its_labels(
     project: Stores, frame: pd.DataFrame
 ) -> None:

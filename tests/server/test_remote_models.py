@@ -208,3 +208,21 @@ def test_the_remote_store_refuses_a_transaction(platform_server: Any, served_sto
     with remote_store(platform_server, served_stores) as store:
         with pytest.raises(LooplineError, match="over HTTP"):
             store.models.change("churn", "move alias")
+
+
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+def test_ids_that_look_like_steps_up_stay_on_their_route(
+    platform_server: Any, served_stores: Any
+) -> None:
+    from loopline.errors import MalformedRequest
+
+    with remote_store(platform_server, served_stores) as store:
+        for bad in ("..", "."):  # unescaped, a client would send /model-versions/../x as /x
+            for call in (
+                store.models.get_version_by_id,
+                store.models.aliases_of,
+                store.reviews.list_approvals,
+                store.datasets.list_validations,
+            ):
+                with pytest.raises(MalformedRequest, match="invalid"):
+                    call(bad)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,7 +91,7 @@ def platform_server(root: Path) -> Iterator[tuple[str, Counter, Any]]:
         opened.close()
 
 
-def timed_adds(root: Path, files: Path, server: str | None) -> tuple[float, float]:
+def timed_adds(root: Path, files: Path, server: str | None, name: str) -> tuple[float, float]:
     """Seconds of a first `data add` of `files` (moved into the project at `root`) and of a
     second, unchanged one."""
     import loopline as ll
@@ -103,11 +104,11 @@ def timed_adds(root: Path, files: Path, server: str | None) -> tuple[float, floa
     ll.configure(project=root, server=server)
     try:
         start = time.perf_counter()
-        first = ll.data.add(source, name="many")
+        first = ll.data.add(source, name=name)
         added = time.perf_counter() - start
         assert first.created and first.version.file_count == FILES
         start = time.perf_counter()
-        again = ll.data.add(source, name="many")
+        again = ll.data.add(source, name=name)
         unchanged = time.perf_counter() - start
         assert not again.created and again.version == first.version
         return added, unchanged
@@ -173,17 +174,19 @@ def main() -> None:
         start = time.perf_counter()
         make_files(source)
         print(f"{FILES:,} files written in {time.perf_counter() - start:.1f} s")
-        # local before and after the remote run (the first run reads files the page cache
-        # may not hold yet): the faster local run is the reference
-        local_runs = [timed_adds(base / "local", source, None)]
+        # in turns, local / server / local / server (a shared machine's load falls on
+        # both alike), medians of each
+        local_runs, remote_runs = [], []
         with platform_server(base / "server") as (url, counter, served):
             before = counter.count
-            remote_add, remote_again = timed_adds(base / "client", source, url)
-            requests = counter.count - before
+            for turn in range(2):
+                local_runs.append(timed_adds(base / f"local{turn}", source, None, f"many{turn}"))
+                remote_runs.append(timed_adds(base / f"client{turn}", source, url, f"many{turn}"))
+                print(f"turn {turn}: local {local_runs[-1]}, through the server {remote_runs[-1]}")
+            requests = (counter.count - before) / 2
             listed = listings(url, counter, served)
-        local_runs.append(timed_adds(base / "local-again", source, None))
-        local_add = min(run[0] for run in local_runs)
-        local_again = min(run[1] for run in local_runs)
+        local_add, local_again = (median(run[i] for run in local_runs) for i in (0, 1))
+        remote_add, remote_again = (median(run[i] for run in remote_runs) for i in (0, 1))
         rows = [
             Row(
                 f"data add, {FILES:,} files (through the server / local)",
@@ -202,7 +205,7 @@ def main() -> None:
             *listed,
         ]
         print_table("Datasets and the registry over HTTP", rows)
-        print(f"requests to the server for both remote adds: {requests}")
+        print(f"requests to the server for one remote add and its unchanged re-add: {requests:g}")
 
 
 if __name__ == "__main__":

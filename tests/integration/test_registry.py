@@ -1,5 +1,7 @@
 """The model registry through the public API, on SQLite and PostgreSQL: logging models
-in runs, references, safe loading, aliases, status and the audit log."""
+in runs, references, safe loading, aliases, status and the audit log; the tests of the
+registry's records run once more through the platform server (`through_the_server_too`,
+fixtures/remote.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import loopline as ll
+from fixtures.remote import project_through
+from fixtures.through_server import through_the_server_when
 from loopline.errors import (
     Conflict,
     CorruptedData,
@@ -28,6 +32,17 @@ from loopline.errors import (
 )
 from loopline.project import Stores
 from loopline.store import Direction, LinkKind, ModelStatus
+
+# the tests of the records run once more through the platform server (SQLite behind it)
+through_server = through_the_server_when("runs")
+through_server_with_audit = through_the_server_when("runs", "audit")
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
+    """The project, opened directly or through the platform server (`remote_project`)."""
+    found: Stores = project_through(request, through)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +74,7 @@ def _log(model: object, frame: pd.DataFrame, name: str = "churn") -> ll.registry
         return ll.models.log_model(model, name=name, input_example=features.head(5))
 
 
+@through_server
 def test_log_model_registers_a_version_linked_to_its_run(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -81,6 +97,7 @@ def test_log_model_registers_a_version_linked_to_its_run(
     assert [v.version for v in ll.registry.list_versions("churn")] == [2, 1]
 
 
+@through_server
 def test_every_reference_form_loads_the_same_model(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -118,6 +135,7 @@ def test_every_reference_form_loads_the_same_model(
         ("runs:/x/../../etc", InvalidInput),
     ],
 )
+@through_server
 def test_unknown_or_malformed_references_are_clear_errors(
     project: Stores, frame: pd.DataFrame, classifier: object, ref: str, error: type[Exception]
 ) -> None:
@@ -184,6 +202,7 @@ def test_pickled_models_need_allow_pickle(project: Stores, frame: pd.DataFrame) 
     assert list(model.predict(features)) == list(features.iloc[:, 0] * 2)
 
 
+@through_server
 def test_status_moves_forward_and_archived_is_final(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -203,6 +222,7 @@ def test_status_moves_forward_and_archived_is_final(
         ll.registry.set_status(version, "shipped")
 
 
+@through_server_with_audit
 def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -236,6 +256,7 @@ def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     assert chain[-1].after == {"version": champion}
 
 
+@through_server_with_audit
 def test_audit_log_records_actor_reason_and_states(
     project: Stores, frame: pd.DataFrame, classifier: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +272,7 @@ def test_audit_log_records_actor_reason_and_states(
     assert ll.registry.resolve("churn/1").tags == {"intended_use": "churn scoring"}
 
 
+@through_server
 def test_bad_names_and_inputs_are_refused(
     project: Stores, frame: pd.DataFrame, classifier: object, tmp_path: Path
 ) -> None:

@@ -4,7 +4,9 @@ what each change writes to the audit log.
 The store offers the transaction (`ModelStore.change`: the model's row locked, then
 reads, the change and its audit event committed together); the rules run inside it, so
 no other writer can slip between a check and the change it allowed, and the log and
-the state never disagree.
+the state never disagree. Through a platform server (a remote ModelStore) no transaction
+can be held open across HTTP: the whole change goes to the server, which runs these same
+rules in its own transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from loopline.store import ModelStatus, check_alias
 
 if TYPE_CHECKING:
     from loopline.store import ModelStore, ModelVersion
+    from loopline.store.remote.models import RemoteModelStore
 
 # Status only moves forward; any live version may be archived; archived is final.
 NEXT_STATUS = {
@@ -53,6 +56,9 @@ def change_status(
     reason: str | None,
 ) -> tuple[ModelStatus, ModelVersion]:
     """Move a version to `status`, audited; returns (the status before, the version after)."""
+    remote = _on_server(models)
+    if remote is not None:
+        return remote.change_status(name, version, status, actor=actor, reason=reason)
     ref = f"{name}/{version}"
     with models.change(name, "change model status") as change:
         target = change.version(version)
@@ -85,6 +91,9 @@ def move_alias(
     event records the true previous target.
     """
     check_alias(alias)
+    remote = _on_server(models)
+    if remote is not None:
+        return remote.move_alias(name, alias, version, actor=actor, reason=reason)
     with models.change(name, "move alias") as change:
         target = change.version(version)
         check_alias_target(f"{name}/{version}", target.status)
@@ -107,6 +116,9 @@ def remove_alias(
 ) -> int:
     """Remove `name@alias`, audited; returns the version it named."""
     check_alias(alias)
+    remote = _on_server(models)
+    if remote is not None:
+        return remote.remove_alias(name, alias, actor=actor, reason=reason)
     with models.change(name, "delete alias") as change:
         before = change.alias(alias)
         if before is None:
@@ -121,3 +133,12 @@ def remove_alias(
             reason=reason,
         )
     return before
+
+
+def _on_server(models: ModelStore) -> RemoteModelStore | None:
+    """The remote store when `models` is one: its changes run on the server."""
+    if type(models).__name__ != "RemoteModelStore":  # no import for a local store
+        return None
+    from loopline.store.remote.models import RemoteModelStore
+
+    return models if isinstance(models, RemoteModelStore) else None

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
         RunLink,
         RunStatus,
     )
-    from loopline.store.reviews import Approval, EvaluationRecord, GateCheck, ReviewStore
+    from loopline.store.review_records import Approval, EvaluationRecord, GateCheck
+    from loopline.store.reviews import ReviewStore
     from loopline.store.runs import RunStore
 
 # Where each public name is defined (a new name goes here, in the block above and in __all__).
@@ -86,9 +87,9 @@ _HOMES = {
     "Run": ("records", None),
     "RunLink": ("records", None),
     "RunStatus": ("records", None),
-    "Approval": ("reviews", None),
-    "EvaluationRecord": ("reviews", None),
-    "GateCheck": ("reviews", None),
+    "Approval": ("review_records", None),
+    "EvaluationRecord": ("review_records", None),
+    "GateCheck": ("review_records", None),
     "ReviewStore": ("reviews", None),
     "RunStore": ("runs", None),
 }

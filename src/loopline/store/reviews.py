@@ -7,7 +7,6 @@ Approvals are audited in the same transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,46 +15,10 @@ from sqlalchemy import select
 from loopline.store._schema import approvals, gate_checks, model_evaluations
 from loopline.store.audit import record_event
 from loopline.store.records import new_id
+from loopline.store.review_records import Approval, EvaluationRecord, GateCheck
 
 if TYPE_CHECKING:
     from loopline.store._db import Database
-
-
-@dataclass(frozen=True)
-class EvaluationRecord:
-    id: str
-    version_id: str
-    data_ref: str
-    dataset_version_id: str | None
-    target: str
-    config_hash: str
-    report_hash: str
-    html_hash: str
-    metrics: dict[str, Any]
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class GateCheck:
-    id: str
-    version_id: str
-    evaluation_id: str | None
-    policy: dict[str, Any]
-    passed: bool
-    results: list[dict[str, Any]]
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Approval:
-    id: str
-    version_id: str
-    stage: str
-    actor: str
-    reason: str
-    created_at: datetime
 
 
 class ReviewStore:
@@ -226,3 +189,6 @@ class ReviewStore:
                 Approval(r.id, r.version_id, r.stage, r.actor, r.reason, r.created_at)
                 for r in conn.execute(stmt)
             ]
+
+
+__all__ = ["Approval", "EvaluationRecord", "GateCheck", "ReviewStore"]

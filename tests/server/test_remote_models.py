@@ -224,5 +224,5 @@ def test_ids_that_look_like_steps_up_stay_on_their_route(
                 store.reviews.list_approvals,
                 store.datasets.list_validations,
             ):
-                with pytest.raises(MalformedRequest, match="invalid|refused"):
+                with pytest.raises(MalformedRequest, match=r"invalid|refused"):
                     call(bad)

@@ -37,3 +37,42 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )
+
+
+# Modules whose subject is not the metadata store: models, serving, security of files and
+# paths, the CLI's output, monitoring flows. What they write to the store is checked on
+# both back-ends by the store conformance checks (loopline.testing, also through the
+# server) and by the modules about records (tracking, data versioning, registry,
+# promotion, deployments, the prediction log, the audit chain, maintenance); these run on
+# SQLite only, which keeps CI within its 15 minutes. A module about storing something
+# new stays on both back-ends.
+ONE_BACKEND_MODULES = {
+    "tests/integration/test_autolog.py",
+    "tests/integration/test_batch_predict.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_deploy_heartbeat.py",
+    "tests/integration/test_model_trust.py",
+    "tests/integration/test_models_cli.py",
+    "tests/integration/test_monitoring.py",
+    "tests/integration/test_monitoring_sketches.py",
+    "tests/integration/test_serving_runtime.py",
+    "tests/integration/test_system_metrics.py",
+    "tests/integration/test_trace.py",
+    "tests/integration/test_tracking_logging.py",
+    "tests/security/test_hostile_models.py",
+    "tests/security/test_hostile_paths.py",
+    "tests/security/test_model_cache.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Deselect the PostgreSQL half of the modules in ONE_BACKEND_MODULES."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("store_uri") == "postgresql"
+        module = item.nodeid.split("::", 1)[0]
+        (dropped if on_postgres and module in ONE_BACKEND_MODULES else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

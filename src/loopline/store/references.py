@@ -49,6 +49,8 @@ HASH_COLUMNS: dict[tuple[str, str], str | None] = {
     ("model_evaluations", "report_hash"): BLOB,
     ("model_evaluations", "html_hash"): BLOB,
     ("model_evaluations", "config_hash"): None,  # identifies an evaluation's settings
+    ("api_tokens", "token_hash"): None,  # SHA-256 of a token's secret
+    ("audit_events", "prev_hash"): None,  # the audit hash chain (store/_audit_chain.py)
     ("prediction_log_files", "blob_hash"): BLOB,
     ("prediction_log_sketches", "sketch_hash"): BLOB,
     ("monitor_reports", "report_hash"): BLOB,

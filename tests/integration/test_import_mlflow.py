@@ -87,10 +87,17 @@ print(json.dumps(ids))
 pytestmark = pytest.mark.xdist_group("mlflow-import")
 
 
+_built: list[tuple[Path, dict[str, str]]] = []  # the process's one build (pytest set it
+# up again for each store back-end of the tests that use it: ~25 s each in CI)
+
+
 @pytest.fixture(scope="module")
 def mlflow_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    root = tmp_path_factory.mktemp("mlflow-source")
-    return root, build(root)
+    """The MLflow store, built once per test process (tests import from copies of it)."""
+    if not _built:
+        root = tmp_path_factory.mktemp("mlflow-source")
+        _built.append((root, build(root)))
+    return _built[0]
 
 
 def build(root: Path, *tracking_uri: str) -> dict[str, str]:
@@ -296,6 +303,8 @@ def mlflow_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
 
 
 @pytest.mark.slow
+# the source is what is under test here; the project's own back-end is tested above
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 def test_import_from_a_postgresql_mlflow_store(
     project: Stores, mlflow_on_postgres: tuple[str, dict[str, str]]
 ) -> None:

@@ -27,6 +27,7 @@ from loopline._version import __version__
 from loopline.errors import CorruptedData, InvalidInput, LooplineError, StoreUnavailable
 from loopline.store import _blob_frames as frames
 from loopline.store._hashing import hash_bytes
+from loopline.store._tls import tls_context
 
 ATTEMPTS = 3  # tries of one request in a row that make no progress
 BATCH_BYTES = 32 << 20  # small blobs sent or fetched per request
@@ -67,7 +68,10 @@ class Server:
             if self._client is None:
                 timeout = httpx.Timeout(120.0, connect=10.0)
                 self._client = httpx.Client(
-                    headers=self._headers, timeout=timeout, follow_redirects=False
+                    headers=self._headers,
+                    timeout=timeout,
+                    follow_redirects=False,
+                    verify=tls_context(),
                 )
             return self._client
 
@@ -224,7 +228,9 @@ class Server:
     def _direct(self) -> httpx.Client:
         """A client without this server's token, for pre-signed storage URLs."""
         if self._plain is None:
-            self._plain = httpx.Client(timeout=self._http.timeout, follow_redirects=False)
+            self._plain = httpx.Client(
+                timeout=self._http.timeout, follow_redirects=False, verify=tls_context()
+            )
         return self._plain
 
     def _unavailable(

@@ -48,6 +48,8 @@ class RemoteSession:
             if self._client is None:
                 import httpx
 
+                from loopline.store._tls import tls_context
+
                 headers = {"User-Agent": f"loopline/{__version__}"}
                 if self._token:
                     headers["Authorization"] = f"Bearer {self._token}"
@@ -56,6 +58,7 @@ class RemoteSession:
                     headers=headers,
                     timeout=self._timeout,
                     follow_redirects=False,
+                    verify=tls_context(),
                 )
             return self._client
 

@@ -317,3 +317,24 @@ def test_update_run_through_the_server_and_imports_refused_clearly(
         finally:
             store.close()
     assert served_stores.metadata.runs.get_run(run_id).name == "again"
+
+
+@sqlite_only
+def test_gc_and_fsck_of_a_project_on_a_server_say_where_to_run_them(
+    remote_project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gc and fsck read the database and the blob files in place: through a server they
+    failed with `AttributeError: db`; now a one-line error names the server."""
+    from loopline.cli.app import run as cli
+    from loopline.errors import InvalidInput
+    from loopline.maintenance import fsck, gc
+
+    where = "this project's records and blobs are on the server at http://127.0.0.1:"
+    for check in (gc, fsck):
+        with pytest.raises(InvalidInput, match=where) as refused:
+            check()
+        assert f"loopline {check.__name__}" in (refused.value.hint or "")
+    for command in ("gc", "fsck"):
+        assert cli([command]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"Error: {where}") and "Traceback" not in err

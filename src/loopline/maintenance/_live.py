@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from loopline.errors import CorruptedData, LooplineError
-from loopline.project import Stores
+from loopline.errors import CorruptedData, InvalidInput, LooplineError
+from loopline.project import Stores, stores
 from loopline.store.references import (
     DATASET_MANIFEST,
     MODEL_PACKAGE,
@@ -35,6 +35,28 @@ class LiveSet:
     def owner(self, digest: str) -> str:
         first, more = self.owners[digest]
         return first if not more else f"{first} and {more} more"
+
+
+def local_stores(command: str, given: Stores | None = None) -> Stores:
+    """The stores `gc` or `fsck` works on: `given`, else the current project's.
+
+    Both read every row and blob file where they are and rewrite them in place; a
+    project working through a platform server has neither here (its metadata store has
+    no database to read the references from), so they run where the server runs.
+
+    Raises:
+        InvalidInput: the project's records and blobs are on a platform server.
+    """
+    from loopline.redact import redact_uri
+
+    opened = given or stores()
+    if opened.settings.server is not None:
+        raise InvalidInput(
+            f"this project's records and blobs are on the server at "
+            f"{redact_uri(opened.settings.server)}",
+            hint=f"run `loopline {command}` in the server's project, where it runs",
+        )
+    return opened
 
 
 def live_set(opened: Stores, *, without_runs: frozenset[str] = frozenset()) -> LiveSet:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loopline.maintenance._live import live_set
-from loopline.project import Stores, stores
+from loopline.maintenance._live import live_set, local_stores
+from loopline.project import Stores
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,12 @@ def fsck(
     `progress` is called with byte counts as blobs are read back, `on_total` once with
     the total. With `repair`, fixes what can be fixed without losing data (see the
     module docstring); the report lists those problems under `repaired`.
+
+    Raises:
+        InvalidInput: the project works through a platform server (fsck runs where the
+            server's stores are).
     """
-    opened = stores or _default()
+    opened = local_stores("fsck", stores)
     check = opened.artifacts.check(progress=progress, on_total=on_total)
     live = live_set(opened)
     found: list[tuple[Problem, bool]] = []  # (problem, repairable)
@@ -93,7 +97,3 @@ def fsck(
         referenced=len(live.owners),
         bytes_read=check.bytes_read,
     )
-
-
-def _default() -> Stores:
-    return stores()

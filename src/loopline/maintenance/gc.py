@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from loopline.errors import InvalidInput
-from loopline.maintenance._live import live_set, require_readable
-from loopline.project import Stores, stores
+from loopline.maintenance._live import live_set, local_stores, require_readable
+from loopline.project import Stores
 from loopline.store.purge import plan_purge, purge
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -60,14 +60,15 @@ def gc(
     `progress` is called with the bytes copied while packs are rewritten.
 
     Raises:
-        InvalidInput: a negative `older_than` or `grace`.
+        InvalidInput: a negative `older_than` or `grace`; a project that works through a
+            platform server (gc runs where the server's stores are).
         CorruptedData: a manifest cannot be read, so what it lists is unknown; nothing
             is purged or freed (run `loopline fsck`).
     """
     for name, value in (("older_than", older_than), ("grace", grace)):
         if not isinstance(value, timedelta) or value < timedelta(0):
             raise InvalidInput(f"{name} must be a duration of at least 0, got {value!r}")
-    opened = stores or _default()
+    opened = local_stores("gc", stores)
     require_readable(live_set(opened))  # before purging: stop before changing anything
     plan = plan_purge(opened.metadata, datetime.now(UTC) - older_than)
     purged = len(plan.runs) if dry_run else purge(opened.metadata, plan)
@@ -92,7 +93,3 @@ def gc(
         kept_recent_bytes=swept.kept_recent_bytes,
         live_blobs=swept.live_blobs,
     )
-
-
-def _default() -> Stores:
-    return stores()

@@ -1,6 +1,5 @@
-"""Dataset versioning end to end on a real project, on SQLite and on PostgreSQL, and the
-tests of the library's records once more through the platform server
-(`through_the_server_too`, fixtures/remote.py)."""
+"""Dataset versioning end to end on a real project, on SQLite and on PostgreSQL, and once
+more through the platform server (`through_the_server_too`, fixtures/remote.py)."""
 
 from __future__ import annotations
 
@@ -14,22 +13,13 @@ from pathlib import Path
 import pytest
 
 import loopline as ll
-from fixtures.remote import project_through
-from fixtures.through_server import through_the_server_when
+from fixtures.remote import through_the_server_too
 from loopline import data
 from loopline.errors import Conflict, CorruptedData, InvalidInput, NotFound
 from loopline.project import Stores, close
 from loopline.store import Direction, LinkKind
 
-# the tests of the records run once more through the platform server (SQLite behind it)
-through_server = through_the_server_when()
-
-
-@pytest.fixture
-def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
-    """The project, opened directly or through the platform server (`remote_project`)."""
-    found: Stores = project_through(request, through)
-    return found
+pytestmark = through_the_server_too
 
 
 def _csv(path: Path, rows: int, *, start: int = 0, bump: int = 0) -> Path:
@@ -41,7 +31,6 @@ def _csv(path: Path, rows: int, *, start: int = 0, bump: int = 0) -> Path:
     return path
 
 
-@through_server
 def test_add_creates_a_version_pointer_and_gitignore(project: Stores) -> None:
     credit = _csv(project.settings.root / "data" / "credit.csv", 100)
     result = data.add(credit, message="first extract")
@@ -58,7 +47,6 @@ def test_add_creates_a_version_pointer_and_gitignore(project: Stores) -> None:
     assert columns == ["id", "age", "segment", "income"]
 
 
-@through_server
 def test_unchanged_data_makes_no_new_version_and_is_not_rehashed(project: Stores) -> None:
     folder = project.settings.root / "images"
     for index in range(30):
@@ -84,14 +72,18 @@ def test_unchanged_large_file_keeps_its_chunks_and_is_not_rehashed(project: Stor
     assert len(data.manifest_of(again.version).entries[0].file.chunks) > 1
 
 
-def test_cached_files_whose_blobs_are_gone_are_read_and_stored_again(project: Stores) -> None:
+def test_cached_files_whose_blobs_are_gone_are_read_and_stored_again(
+    project: Stores, holding_stores: Stores
+) -> None:
     folder = project.settings.root / "images"
     contents = {f"sub{i % 2}/{i}.bin": os.urandom(500 + i) for i in range(12)}
     for name, content in contents.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
     data.add(folder)
-    for pack in Path(project.artifacts.uri).glob("packs/*"):
+    packs = list(Path(holding_stores.artifacts.uri).glob("packs/*"))
+    assert packs
+    for pack in packs:
         pack.unlink()  # lost behind loopline's back
     close()  # as a new process would, with nothing in memory
     again = data.add(folder)
@@ -126,7 +118,6 @@ def test_stat_cache_of_an_older_layout_is_replaced(project: Stores) -> None:
     assert data.add(credit).hashed_files == 0
 
 
-@through_server
 def test_references_resolve_by_number_latest_and_hash_prefix(project: Stores) -> None:
     credit = project.settings.root / "credit.csv"
     v1 = data.add(_csv(credit, 10)).version
@@ -145,7 +136,6 @@ def test_references_resolve_by_number_latest_and_hash_prefix(project: Stores) ->
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "../x", ".hidden", "", "a\x00b", "x" * 200])
-@through_server
 def test_dataset_names_that_could_become_paths_are_refused(project: Stores, name: str) -> None:
     credit = _csv(project.settings.root / "credit.csv", 3)
     with pytest.raises(InvalidInput, match="dataset name"):
@@ -177,7 +167,6 @@ def test_symlinks_inside_a_folder_are_refused(project: Stores, tmp_path: Path) -
         data.add(folder)
 
 
-@through_server
 def test_checkout_restores_files_and_old_versions(project: Stores) -> None:
     folder = project.settings.root / "corpus"
     (folder / "a").mkdir(parents=True)
@@ -211,12 +200,15 @@ def test_checkout_of_a_single_file_by_pointer_after_deletion(project: Stores) ->
     assert credit.read_bytes() == original
 
 
-def test_tampered_blob_is_detected_on_checkout_and_nothing_is_replaced(project: Stores) -> None:
+def test_tampered_blob_is_detected_on_checkout_and_nothing_is_replaced(
+    project: Stores, holding_stores: Stores
+) -> None:
     credit = _csv(project.settings.root / "credit.csv", 50)
     data.add(credit)
     credit.write_text("local edit\n")
-    store_root = Path(project.artifacts.uri)
+    store_root = Path(holding_stores.artifacts.uri)
     packs = list(store_root.glob("packs/*.pack")) or list(store_root.glob("blobs/*/*"))
+    assert packs
     for pack in packs:
         raw = bytearray(pack.read_bytes())
         raw[len(raw) // 2] ^= 0xFF
@@ -238,7 +230,6 @@ def test_malformed_pointer_files_are_clear_errors(project: Stores) -> None:
             data.checkout(bad)
 
 
-@through_server
 def test_get_copies_a_version_anywhere(project: Stores, tmp_path: Path) -> None:
     credit = _csv(project.settings.root / "credit.csv", 5)
     data.add(credit)
@@ -253,7 +244,6 @@ def test_get_copies_a_version_anywhere(project: Stores, tmp_path: Path) -> None:
     assert (tmp_path / "docs-copy" / "readme.md").read_text() == "# hi"
 
 
-@through_server
 def test_concurrent_adds_of_one_dataset_make_clean_versions(project: Stores) -> None:
     root = project.settings.root
     sources = [_csv(root / f"src{i}" / "shared.csv", 10 + i) for i in range(2)]
@@ -276,7 +266,6 @@ def test_concurrent_adds_of_one_dataset_make_clean_versions(project: Stores) -> 
     )
 
 
-@through_the_server_when("runs")
 def test_load_inside_a_run_records_the_version_as_an_input(project: Stores) -> None:
     credit = _csv(project.settings.root / "credit.csv", 40)
     version = data.add(credit).version
@@ -289,7 +278,6 @@ def test_load_inside_a_run_records_the_version_as_an_input(project: Stores) -> N
     assert [(link.name, link.ref) for link in inputs] == [("credit", version.id)]
 
 
-@through_server
 def test_diff_reports_files_schema_stats_and_rows(project: Stores) -> None:
     credit = project.settings.root / "credit.csv"
     data.add(_csv(credit, 100))
@@ -304,7 +292,6 @@ def test_diff_reports_files_schema_stats_and_rows(project: Stores) -> None:
         data.diff("credit.csv@1", "credit.csv@2", key="no_such_column")
 
 
-@through_server
 def test_expect_then_validate_passes_on_reference_and_fails_on_corrupted_copy(
     project: Stores, tmp_path: Path
 ) -> None:
@@ -328,7 +315,6 @@ def test_expect_then_validate_passes_on_reference_and_fails_on_corrupted_copy(
     assert [r.success for r in data.history("credit.csv@1")] == [True]
 
 
-@through_server
 def test_malformed_and_empty_tables_are_versioned_but_not_profiled(project: Stores) -> None:
     root = project.settings.root
     broken = root / "broken.csv"

@@ -1,15 +1,13 @@
 """Stored deployments: create, update (canary, shadow, A/B), promote, rollback, history,
 audit, concurrent writers and bad input, on SQLite and PostgreSQL; and the CLI.
 
-The library-level tests run a third time through the platform server (`remote_project`,
-SQLite behind it: the store itself is tested on both back-ends elsewhere). The eleven
-refused changes do not: the library refuses them before it writes anything."""
+Each test runs once more through the platform server (`through_the_server_too`,
+fixtures/remote.py)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 import loopline as ll
+from fixtures.remote import through_the_server_too
 from loopline.cli.app import run as cli
 from loopline.errors import Conflict, InvalidInput, NotFound
 from loopline.project import Stores
@@ -26,24 +25,7 @@ from loopline.serving.deployments import DeploymentSpec, Variant, undo_stack
 
 COLUMNS = ["mean_radius", "mean_texture", "mean_area"]
 
-through_the_server_too = pytest.mark.parametrize(
-    ("through", "store_uri"),
-    [
-        ("direct", "sqlite"),
-        ("direct", "postgresql"),
-        pytest.param(
-            "server",
-            "sqlite",
-            marks=pytest.mark.skipif(
-                find_spec("loopline.store.remote.models") is None,
-                reason="the registry over HTTP: brief F",
-            ),
-        ),
-    ],
-    indirect=["store_uri"],
-    ids=["sqlite", "postgresql", "server-sqlite"],
-)
-"""Run a test on each back-end directly and once more through the platform server."""
+pytestmark = through_the_server_too
 
 
 @pytest.fixture(autouse=True)
@@ -52,18 +34,8 @@ def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def through() -> str:
-    """How the test reaches its stores: "direct" unless a test is parametrized with
-    `through_the_server_too`."""
-    return "direct"
-
-
-@pytest.fixture
-def models(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
+def models(project: Stores) -> Stores:
     """churn/1..3 (same inputs, different regularisation) and other/1 (other inputs)."""
-    project: Stores = request.getfixturevalue(
-        "remote_project" if through == "server" else "project"
-    )
     frame, target = load_breast_cancer(return_X_y=True, as_frame=True)
     frame.columns = [c.replace(" ", "_") for c in frame.columns]
     for c in (1.0, 0.1, 0.01):
@@ -76,7 +48,6 @@ def models(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stor
     return project
 
 
-@through_the_server_too
 def test_create_pins_the_reference_to_its_version(models: Stores) -> None:
     created = dep.create_deployment("scoring", "churn@champion", reason="first")
     assert created.revision == 1
@@ -89,7 +60,6 @@ def test_create_pins_the_reference_to_its_version(models: Stores) -> None:
     assert dep.get_deployment("scoring").revision == 1
 
 
-@through_the_server_too
 def test_canary_promote_and_rollback_walk_the_history(models: Stores) -> None:
     dep.create_deployment("scoring", "churn/1")
     canary = dep.update_deployment("scoring", canary="churn@challenger", weight=20)
@@ -134,7 +104,6 @@ def test_canary_promote_and_rollback_walk_the_history(models: Stores) -> None:
     assert promote_event.after["model"]["model"] == "churn/2"
 
 
-@through_the_server_too
 def test_an_ab_split_needs_two_versions_and_a_key(models: Stores) -> None:
     dep.create_deployment("scoring", "churn/1")
     split = dep.update_deployment("scoring", ab=["churn/1", "churn/3"], key="customer_id")
@@ -173,7 +142,6 @@ def test_bad_changes_are_refused_and_nothing_is_written(
     assert dep.get_deployment("scoring").revision == 1
 
 
-@through_the_server_too
 def test_unknown_names_references_and_archived_versions(models: Stores) -> None:
     with pytest.raises(NotFound):
         dep.get_deployment("nope")
@@ -190,7 +158,6 @@ def test_unknown_names_references_and_archived_versions(models: Stores) -> None:
     assert dep.list_deployments() == []
 
 
-@through_the_server_too
 def test_concurrent_updates_never_overwrite_each_other(models: Stores) -> None:
     """Writers name the revision they read; the loser gets Conflict, not a lost update."""
     dep.create_deployment("scoring", "churn/1")
@@ -280,7 +247,6 @@ def test_deploy_cli_errors_are_one_line(
     assert message in err and "Traceback" not in err
 
 
-@through_the_server_too
 def test_deployments_reach_the_facade(models: Stores) -> None:
     created = ll.deployments.create_deployment("facade", "churn/1")
     assert ll.serving.get_deployment("facade") == created

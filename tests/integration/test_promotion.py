@@ -1,6 +1,6 @@
 """Evaluation, gates, promotion, approvals, model cards and ONNX export, end to end on
-real models and versioned data, on SQLite and PostgreSQL, and the library-level tests once
-more through the platform server (`through_the_server_too`, fixtures/remote.py)."""
+real models and versioned data, on SQLite and PostgreSQL, and once more through the
+platform server (`through_the_server_too`, fixtures/remote.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import loopline as ll
-from fixtures.remote import project_through
-from fixtures.through_server import through_the_server_when
+from fixtures.remote import through_the_server_too
 from loopline.cli.app import run as loopline_cli
 from loopline.errors import InvalidInput, ParityFailed, PromotionRefused
 from loopline.project import Stores
@@ -43,16 +42,7 @@ evaluation:
 """
 
 
-# the tests of the records run once more through the platform server (SQLite behind it)
-through_server = through_the_server_when("runs")
-through_server_with_audit = through_the_server_when("runs", "audit")
-
-
-@pytest.fixture
-def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
-    """The project, opened directly or through the platform server (`remote_project`)."""
-    found: Stores = project_through(request, through)
-    return found
+pytestmark = through_the_server_too
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +77,6 @@ def _bad(project: Stores, table: pd.DataFrame) -> str:
     return _train(project, table, DecisionTreeClassifier(max_depth=1), ["mean_smoothness"])
 
 
-@through_server
 def test_evaluate_stores_metrics_slices_fairness_and_an_html_report(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -113,7 +102,6 @@ def test_evaluate_stores_metrics_slices_fairness_and_an_html_report(
         ll.evaluate(ref, "credit@1", target="y", slices=["mean_radius >> 3"])
 
 
-@through_server_with_audit
 def test_gates_promote_a_good_model_and_refuse_a_worse_one(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -148,7 +136,6 @@ def test_gates_promote_a_good_model_and_refuse_a_worse_one(
     assert checks and not checks[0].passed
 
 
-@through_server
 def test_a_champion_compared_with_itself_and_reused_evaluations(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -165,7 +152,6 @@ def test_a_champion_compared_with_itself_and_reused_evaluations(
     assert len(ll.evaluation.list_evaluations(good)) == len(champion_evaluations) == 1
 
 
-@through_server_with_audit
 def test_approval_keeps_a_version_in_staging_until_approved(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -183,7 +169,6 @@ def test_approval_keeps_a_version_in_staging_until_approved(
     assert "model_version.approve" in actions and "model_version.awaiting_approval" in actions
 
 
-@through_server
 def test_model_card_is_regenerated_on_promotion_in_three_formats(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -212,7 +197,6 @@ def test_model_card_is_regenerated_on_promotion_in_three_formats(
         ll.cards.render_card("churn@champion", "pdf")  # type: ignore[arg-type]
 
 
-@through_server
 def test_export_to_onnx_registers_a_parity_checked_version(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -298,7 +282,6 @@ def _gates_toml(project: Stores, text: str) -> None:
     ll.configure(project=project.settings.root)
 
 
-@through_server
 def test_each_model_is_gated_by_its_own_table_on_its_own_data(
     project: Stores, table: pd.DataFrame
 ) -> None:
@@ -350,7 +333,6 @@ def test_a_gate_on_another_models_data_names_the_dataset_and_the_model(
         ll.promotion.check_gates(wine, data="blob@1", target="y")
 
 
-@through_server
 def test_a_bad_model_table_fails_every_gate_check_with_the_table_named(
     project: Stores, table: pd.DataFrame
 ) -> None:

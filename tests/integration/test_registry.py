@@ -1,7 +1,6 @@
 """The model registry through the public API, on SQLite and PostgreSQL: logging models
-in runs, references, safe loading, aliases, status and the audit log; the tests of the
-registry's records run once more through the platform server (`through_the_server_too`,
-fixtures/remote.py)."""
+in runs, references, safe loading, aliases, status and the audit log; and once more
+through the platform server (`through_the_server_too`, fixtures/remote.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import loopline as ll
-from fixtures.remote import project_through
-from fixtures.through_server import through_the_server_when
+from fixtures.remote import direct_only, through_the_server_too
 from loopline.errors import (
     Conflict,
     CorruptedData,
@@ -33,16 +31,7 @@ from loopline.errors import (
 from loopline.project import Stores
 from loopline.store import Direction, LinkKind, ModelStatus
 
-# the tests of the records run once more through the platform server (SQLite behind it)
-through_server = through_the_server_when("runs")
-through_server_with_audit = through_the_server_when("runs", "audit")
-
-
-@pytest.fixture
-def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
-    """The project, opened directly or through the platform server (`remote_project`)."""
-    found: Stores = project_through(request, through)
-    return found
+pytestmark = through_the_server_too
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +63,6 @@ def _log(model: object, frame: pd.DataFrame, name: str = "churn") -> ll.registry
         return ll.models.log_model(model, name=name, input_example=features.head(5))
 
 
-@through_server
 def test_log_model_registers_a_version_linked_to_its_run(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -97,7 +85,6 @@ def test_log_model_registers_a_version_linked_to_its_run(
     assert [v.version for v in ll.registry.list_versions("churn")] == [2, 1]
 
 
-@through_server
 def test_every_reference_form_loads_the_same_model(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -135,7 +122,6 @@ def test_every_reference_form_loads_the_same_model(
         ("runs:/x/../../etc", InvalidInput),
     ],
 )
-@through_server
 def test_unknown_or_malformed_references_are_clear_errors(
     project: Stores, frame: pd.DataFrame, classifier: object, ref: str, error: type[Exception]
 ) -> None:
@@ -157,12 +143,12 @@ def test_predict_enforces_the_signature(
 
 
 def test_a_tampered_blob_is_refused(
-    project: Stores, frame: pd.DataFrame, classifier: object
+    project: Stores, holding_stores: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
     version = _log(classifier, frame)
     package = json.loads(project.artifacts.get_bytes(version.package_hash))
     blob = package["files"]["model.skops"]["id"]
-    stored = Path(project.artifacts.uri) / "blobs" / blob[:2] / blob[2:]
+    stored = Path(holding_stores.artifacts.uri) / "blobs" / blob[:2] / blob[2:]
     raw = bytearray(stored.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     stored.write_bytes(bytes(raw))
@@ -202,7 +188,6 @@ def test_pickled_models_need_allow_pickle(project: Stores, frame: pd.DataFrame) 
     assert list(model.predict(features)) == list(features.iloc[:, 0] * 2)
 
 
-@through_server
 def test_status_moves_forward_and_archived_is_final(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -222,7 +207,6 @@ def test_status_moves_forward_and_archived_is_final(
         ll.registry.set_status(version, "shipped")
 
 
-@through_server_with_audit
 def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     project: Stores, frame: pd.DataFrame, classifier: object
 ) -> None:
@@ -256,7 +240,6 @@ def test_concurrent_alias_moves_leave_one_champion_and_every_event(
     assert chain[-1].after == {"version": champion}
 
 
-@through_server_with_audit
 def test_audit_log_records_actor_reason_and_states(
     project: Stores, frame: pd.DataFrame, classifier: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,7 +255,6 @@ def test_audit_log_records_actor_reason_and_states(
     assert ll.registry.resolve("churn/1").tags == {"intended_use": "churn scoring"}
 
 
-@through_server
 def test_bad_names_and_inputs_are_refused(
     project: Stores, frame: pd.DataFrame, classifier: object, tmp_path: Path
 ) -> None:
@@ -292,6 +274,7 @@ def test_bad_names_and_inputs_are_refused(
         ll.registry.describe(version, tags={"k": 1})  # type: ignore[dict-item]
 
 
+@direct_only("the client's artifact store: through a server, blobs are the server's")
 def test_models_live_on_an_s3_artifact_store(
     project: Stores,
     frame: pd.DataFrame,

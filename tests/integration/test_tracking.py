@@ -1,4 +1,5 @@
-"""The fluent tracking API on a real project, on SQLite and on PostgreSQL."""
+"""The fluent tracking API on a real project, on SQLite and on PostgreSQL, and once more
+through the platform server (`through_the_server_too`, fixtures/remote.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,13 @@ import numpy as np
 import pytest
 
 import loopline as ll
-from fixtures.remote import project_through, through_the_server_too
+from fixtures.remote import direct_only, through_the_server_too
 from fixtures.waiting import eventually
 from loopline.errors import Conflict, InvalidFilter, InvalidInput, InvalidPath, NotFound
 from loopline.store import RunStatus
 from loopline.tracking import Stores
 
 pytestmark = through_the_server_too
-
-
-@pytest.fixture
-def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
-    """The project, opened directly or through the platform server (`remote_project`)."""
-    found: Stores = project_through(request, through)
-    return found
 
 
 def test_run_records_params_metrics_tags_and_finishes(project: Stores) -> None:
@@ -157,14 +151,13 @@ while True:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+@direct_only("kills a process, seconds long: tests the metric buffer, not where it writes")
 def test_metric_buffer_unbounded_a_sigkill_in_a_tight_loop_loses_one_interval_at_most(
     project: Stores, tmp_path: Path
 ) -> None:
     """Issue 11, defect 11: a SIGKILL in a tight logging loop lost ~3.9 s of points
     (here: every point, the writer starved of the GIL), where the README promises about
     one flush interval. Now the points lost were all logged within one interval."""
-    if project.settings.server is not None:
-        pytest.skip("costs seconds and tests the buffer, not where it writes")
     interval = 0.5
     script, progress = tmp_path / "loop.py", tmp_path / "progress"
     script.write_text(TIGHT_LOOP)

@@ -1,5 +1,7 @@
-"""log_text, log_dict, log_figure, log_table and log_input on a real project (SQLite and
-PostgreSQL), with the bad inputs each must refuse before anything is stored.
+"""log_text, log_dict, log_figure, log_table and log_input on a real project, with the bad
+inputs each must refuse before anything is stored; directly and once more through the
+platform server (`through_the_server_too`, fixtures/remote.py). SQLite only directly
+(tests/conftest.py: what these store is checked on both back-ends elsewhere).
 
 Neither matplotlib nor plotly is a dependency of loopline: the figure tests use small
 classes with the methods log_figure calls (`savefig` as matplotlib's Figure has it,
@@ -21,19 +23,13 @@ import pytest
 import yaml
 
 import loopline as ll
-from fixtures.remote import project_through, through_the_server_too
+from fixtures.remote import through_the_server_too
 from loopline.cli.app import run as cli
 from loopline.errors import InvalidInput, InvalidPath
 from loopline.maintenance.gc import gc
 from loopline.tracking import Stores, list_inputs
 
-
-@pytest.fixture
-def project(request: pytest.FixtureRequest, through: str, store_uri: str) -> Stores:
-    """The project, opened directly, or through the platform server for the tests marked
-    `through_the_server_too` (those that record links and read them back)."""
-    found: Stores = project_through(request, through)
-    return found
+pytestmark = through_the_server_too
 
 
 def _read(stores: Stores, run_id: str, path: str) -> bytes:
@@ -77,7 +73,6 @@ class PlotlyLikeFigure:
 # -- log_text ------------------------------------------------------------------------------
 
 
-@through_the_server_too
 def test_log_text_stores_the_text_as_utf8(project: Stores) -> None:
     with ll.start_run() as run:
         assert ll.log_text("héllo\nwörld", "notes/readme.txt") == "notes/readme.txt"
@@ -176,7 +171,6 @@ def test_nothing_is_written_into_the_working_directory(project: Stores) -> None:
 # -- log_dict ------------------------------------------------------------------------------
 
 
-@through_the_server_too
 def test_log_dict_writes_json_or_yaml_by_extension(project: Stores) -> None:
     config = {"model": "rf", "depth": 6, "layers": [1, 2], "nested": {"lr": 0.1, "x": None}}
     with ll.start_run() as run:
@@ -345,7 +339,6 @@ def test_log_figure_with_real_plotly(project: Stores) -> None:
 # -- log_table -----------------------------------------------------------------------------
 
 
-@through_the_server_too
 def test_log_table_stores_parquet_that_reads_back_with_its_types(project: Stores) -> None:
     frame = pd.DataFrame(
         {
@@ -413,7 +406,6 @@ def _frame() -> pd.DataFrame:
     )
 
 
-@through_the_server_too
 def test_log_input_records_digest_schema_and_profile(project: Stores) -> None:
     with ll.start_run() as run:
         found = ll.log_input(_frame(), context="training", tags={"source": "crm"}, name="train")
@@ -439,7 +431,6 @@ def test_log_input_profiles_dates_and_empty_frames(project: Stores) -> None:
     assert nested.columns == [{"name": "tags", "type": "list<item: string>", "nulls": 0}]
 
 
-@through_the_server_too
 def test_runs_show_lists_the_logged_input(
     project: Stores, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -459,7 +450,6 @@ def test_runs_show_lists_the_logged_input(
     assert "dataframe@" in out
 
 
-@through_the_server_too
 def test_log_input_same_dataframe_twice_records_one_input(project: Stores) -> None:
     with ll.start_run() as run:
         first = ll.log_input(_frame(), context="training")
@@ -492,10 +482,10 @@ def test_log_input_digest_follows_content_not_index_or_object(project: Stores) -
         assert ll.log_input(base[["income", "age", "city"]]).digest != digest
 
 
-def test_logged_input_survives_garbage_collection(project: Stores) -> None:
+def test_logged_input_survives_garbage_collection(project: Stores, holding_stores: Stores) -> None:
     with ll.start_run() as run:
         ll.log_input(_frame(), context="training")
-    gc(grace=timedelta(0), stores=project)
+    gc(grace=timedelta(0), stores=holding_stores)  # where the records are: gc runs there
     [stored] = list_inputs(run.id)
     assert stored.rows == 4
 

@@ -1,39 +1,11 @@
-"""A remote metadata store over the test's platform server, for the conformance checks."""
+"""The HTTP API of the test's platform server for callers who say who they are in
+headers (`api_client`, `as_role`), and names that try to leave their place."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
-
-from loopline.store import MetadataStore
-from loopline.store.remote import RemoteMetadataStore
-
-
-@contextmanager
-def remote_store(platform_server: Any, served: Any) -> Iterator[MetadataStore]:
-    """A RemoteMetadataStore whose server serves `served` (a project's Stores) without
-    authentication (a claimed actor is kept, as the conformance checks expect).
-
-    Until the remote audit log exists (brief H), the checks read the audit events the
-    server wrote from the served store itself: what the server recorded, read directly.
-    """
-    from loopline.config import current_user
-    from loopline.server._permissions import LocalAuthenticator
-
-    app = platform_server.app
-    previous = app.state.authenticator  # a module's api_client may have its own in place
-    app.state.authenticator = LocalAuthenticator(current_user())
-    with platform_server.serving(served) as url:
-        store = RemoteMetadataStore(url)
-        if importlib.util.find_spec("loopline.store.remote.audit") is None:
-            store.audit = served.metadata.audit
-        try:
-            yield cast(MetadataStore, store)
-        finally:
-            store.close()
-            app.state.authenticator = previous
+from typing import Any
 
 
 class HeaderRoles:

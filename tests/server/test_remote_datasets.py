@@ -1,6 +1,6 @@
-"""Datasets through the platform server: the conformance checks of `loopline.testing`
-against the remote store on both back-ends, and the HTTP API's answers to bad input and
-to callers without the role a change needs."""
+"""Datasets through the platform server: the HTTP API's answers to bad input and to
+callers without the role a change needs (the conformance checks of `loopline.testing`
+through the server are in test_remote_conformance.py)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,15 @@ from typing import Any
 
 import pytest
 
-from loopline.testing import _datasets
-from loopline.testing._common import Check
-from server._remote_stores import TRAVERSAL, api_client, as_role, remote_store
-
-
-@pytest.mark.parametrize("check", _datasets.CHECKS, ids=lambda c: c.__name__)
-def test_dataset_conformance_through_the_server(
-    check: Check, platform_server: Any, served_stores: Any
-) -> None:
-    with remote_store(platform_server, served_stores) as store:
-        check(store)
-
-
-@pytest.fixture(scope="module")
-def api(platform_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with api_client(platform_server, tmp_path_factory.mktemp("datasets-api")) as opened:
-        yield opened
+from server._remote_stores import TRAVERSAL, as_role
 
 
 def _version_body(**changes: Any) -> dict[str, Any]:
     return {"manifest_hash": "ab" * 32, "file_count": 1, "total_size": 8, **changes}
 
 
-def test_a_version_is_recorded_under_the_authenticated_user(api: Any) -> None:
-    client, opened = api
+def test_a_version_is_recorded_under_the_authenticated_user(roles_api: Any) -> None:
+    client, opened = roles_api
     answer = client.post(
         "/api/v1/datasets/credit/versions",
         json=_version_body(author="mallory"),
@@ -48,8 +32,8 @@ def test_a_version_is_recorded_under_the_authenticated_user(api: Any) -> None:
     assert again.status_code == 200 and again.json()["created"] is False
 
 
-def test_a_reader_cannot_write_and_a_stranger_cannot_read(api: Any) -> None:
-    client, opened = api
+def test_a_reader_cannot_write_and_a_stranger_cannot_read(roles_api: Any) -> None:
+    client, opened = roles_api
     refused = client.post(
         "/api/v1/datasets/readers/versions", json=_version_body(), headers=as_role("reader")
     )
@@ -73,8 +57,10 @@ def test_a_reader_cannot_write_and_a_stranger_cannot_read(api: Any) -> None:
         ("/api/v1/dataset-versions", 400, "MalformedRequest"),
     ],
 )
-def test_unknown_and_malformed_reads(api: Any, path: str, status: int, kind: str | None) -> None:
-    client, _ = api
+def test_unknown_and_malformed_reads(
+    roles_api: Any, path: str, status: int, kind: str | None
+) -> None:
+    client, _ = roles_api
     client.post("/api/v1/datasets/credit/versions", json=_version_body(), headers=as_role("admin"))
     answer = client.get(path, headers=as_role("reader"))
     assert answer.status_code == status, answer.text
@@ -94,16 +80,16 @@ def test_unknown_and_malformed_reads(api: Any, path: str, status: int, kind: str
         "text",
     ],
 )
-def test_malformed_version_bodies_are_400(api: Any, body: Any) -> None:
-    client, opened = api
+def test_malformed_version_bodies_are_400(roles_api: Any, body: Any) -> None:
+    client, opened = roles_api
     answer = client.post("/api/v1/datasets/bodies/versions", json=body, headers=as_role("writer"))
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "MalformedRequest"
     assert "bodies" not in {d.name for d in opened.metadata.datasets.list_datasets()}
 
 
-def test_a_body_that_is_not_json_or_holds_nan_is_400(api: Any) -> None:
-    client, _ = api
+def test_a_body_that_is_not_json_or_holds_nan_is_400(roles_api: Any) -> None:
+    client, _ = roles_api
     for raw in (b"{not json", b'{"manifest_hash": "ab", "file_count": NaN, "total_size": 1}'):
         answer = client.post(
             "/api/v1/datasets/raw/versions",
@@ -114,8 +100,8 @@ def test_a_body_that_is_not_json_or_holds_nan_is_400(api: Any) -> None:
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_spellings_of_a_dataset_name_are_refused(api: Any, name: str) -> None:
-    client, opened = api
+def test_traversal_spellings_of_a_dataset_name_are_refused(roles_api: Any, name: str) -> None:
+    client, opened = roles_api
     before = opened.metadata.datasets.list_datasets()
     for answer in (
         client.post(
@@ -129,8 +115,8 @@ def test_traversal_spellings_of_a_dataset_name_are_refused(api: Any, name: str) 
     assert opened.metadata.datasets.list_datasets() == before
 
 
-def test_validations_need_a_known_version_and_a_writer(api: Any) -> None:
-    client, opened = api
+def test_validations_need_a_known_version_and_a_writer(roles_api: Any) -> None:
+    client, opened = roles_api
     version, _ = opened.metadata.datasets.add_version(
         "checked", manifest_hash="cd" * 32, author="t", file_count=1, total_size=1
     )
@@ -158,8 +144,8 @@ def test_validations_need_a_known_version_and_a_writer(api: Any) -> None:
     assert [v.failed for v in opened.metadata.datasets.list_validations(version.id)] == [2]
 
 
-def test_the_routes_and_their_bodies_are_in_the_openapi_schema(api: Any) -> None:
-    client, _ = api
+def test_the_routes_and_their_bodies_are_in_the_openapi_schema(roles_api: Any) -> None:
+    client, _ = roles_api
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
     for path in (

@@ -1,6 +1,6 @@
-"""The model registry and reviews through the platform server: the conformance checks
-of `loopline.testing` against the remote store on both back-ends, and the HTTP API's
-answers to bad input and to callers without the role a change needs."""
+"""The model registry and reviews through the platform server: the HTTP API's answers to
+bad input and to callers without the role a change needs, and the remote store's own
+refusals (the conformance checks through the server: test_remote_conformance.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,7 @@ from typing import Any
 
 import pytest
 
-from loopline.testing import _models, _reviews
-from loopline.testing._common import Check
-from server._remote_stores import TRAVERSAL, api_client, as_role, remote_store
-
-
-@pytest.mark.parametrize("check", [*_models.CHECKS, *_reviews.CHECKS], ids=lambda c: c.__name__)
-def test_registry_conformance_through_the_server(
-    check: Check, platform_server: Any, served_stores: Any
-) -> None:
-    with remote_store(platform_server, served_stores) as store:
-        check(store)
-
-
-@pytest.fixture(scope="module")
-def api(platform_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with api_client(platform_server, tmp_path_factory.mktemp("models-api")) as opened:
-        yield opened
+from server._remote_stores import TRAVERSAL, as_role
 
 
 def _version_body(**changes: Any) -> dict[str, Any]:
@@ -47,8 +31,8 @@ def _register(client: Any, name: str) -> dict[str, Any]:
     return created
 
 
-def test_each_change_needs_its_role_and_is_recorded_under_the_caller(api: Any) -> None:
-    client, opened = api
+def test_each_change_needs_its_role_and_is_recorded_under_the_caller(roles_api: Any) -> None:
+    client, opened = roles_api
     refused = client.post(
         "/api/v1/models/roles/versions", json=_version_body(), headers=as_role("reader")
     )
@@ -82,8 +66,8 @@ def test_each_change_needs_its_role_and_is_recorded_under_the_caller(api: Any) -
     assert {"bob", "alice", "dee", "ann"} >= {event.actor for event in events}
 
 
-def test_an_approval_names_the_version_the_path_names(api: Any) -> None:
-    client, opened = api
+def test_an_approval_names_the_version_the_path_names(roles_api: Any) -> None:
+    client, opened = roles_api
     version = _register(client, "approved")
     answer = client.post(
         f"/api/v1/model-versions/{version['id']}/approvals",
@@ -111,9 +95,9 @@ def test_an_approval_names_the_version_the_path_names(api: Any) -> None:
     ],
 )
 def test_unknown_and_malformed_requests(
-    api: Any, method: str, path: str, status: int, kind: str
+    roles_api: Any, method: str, path: str, status: int, kind: str
 ) -> None:
-    client, _ = api
+    client, _ = roles_api
     if client.get("/api/v1/models/known", headers=as_role("reader")).status_code == 404:
         _register(client, "known")
     body: Any = None
@@ -143,15 +127,15 @@ def test_unknown_and_malformed_requests(
         {"flavor": "sklearn"},
     ],
 )
-def test_malformed_version_bodies_are_400_and_register_nothing(api: Any, body: Any) -> None:
-    client, opened = api
+def test_malformed_version_bodies_are_400_and_register_nothing(roles_api: Any, body: Any) -> None:
+    client, opened = roles_api
     answer = client.post("/api/v1/models/malformed/versions", json=body, headers=as_role("writer"))
     assert answer.status_code == 400, answer.text
     assert "malformed" not in {m.name for m in opened.metadata.models.list_models()}
 
 
-def test_nan_anywhere_in_a_body_is_400(api: Any) -> None:
-    client, opened = api
+def test_nan_anywhere_in_a_body_is_400(roles_api: Any) -> None:
+    client, opened = roles_api
     version = _register(client, "nans")
     raw = {
         "/api/v1/models/nans/versions": b'{"flavor": "s", "package_hash": "ab", "size_bytes": 1,'
@@ -169,8 +153,8 @@ def test_nan_anywhere_in_a_body_is_400(api: Any) -> None:
     assert opened.metadata.reviews.list_evaluations(version["id"]) == []
 
 
-def test_a_status_that_does_not_exist_or_cannot_be_reached_is_refused(api: Any) -> None:
-    client, _ = api
+def test_a_status_that_does_not_exist_or_cannot_be_reached_is_refused(roles_api: Any) -> None:
+    client, _ = roles_api
     _register(client, "moves")
     path = "/api/v1/models/moves/versions/1/status"
     unknown = client.put(path, json={"status": "gold"}, headers=as_role("deployer"))
@@ -185,8 +169,8 @@ def test_a_status_that_does_not_exist_or_cannot_be_reached_is_refused(api: Any) 
 
 
 @pytest.mark.parametrize("name", TRAVERSAL)
-def test_traversal_spellings_of_names_are_refused(api: Any, name: str) -> None:
-    client, opened = api
+def test_traversal_spellings_of_names_are_refused(roles_api: Any, name: str) -> None:
+    client, opened = roles_api
     before = opened.metadata.models.list_models()
     for method, path in (
         ("POST", f"/api/v1/models/{name}/versions"),
@@ -202,27 +186,23 @@ def test_traversal_spellings_of_names_are_refused(api: Any, name: str) -> None:
 
 
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
-def test_the_remote_store_refuses_a_transaction(platform_server: Any, served_stores: Any) -> None:
+def test_the_remote_store_refuses_a_transaction(remote_store: Any) -> None:
     from loopline.errors import LooplineError
 
-    with remote_store(platform_server, served_stores) as store:
-        with pytest.raises(LooplineError, match="over HTTP"):
-            store.models.change("churn", "move alias")
+    with pytest.raises(LooplineError, match="over HTTP"):
+        remote_store.models.change("churn", "move alias")
 
 
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
-def test_ids_that_look_like_steps_up_stay_on_their_route(
-    platform_server: Any, served_stores: Any
-) -> None:
+def test_ids_that_look_like_steps_up_stay_on_their_route(remote_store: Any) -> None:
     from loopline.errors import MalformedRequest
 
-    with remote_store(platform_server, served_stores) as store:
-        for bad in ("..", "."):  # unescaped, a client would send /model-versions/../x as /x
-            for call in (
-                store.models.get_version_by_id,
-                store.models.aliases_of,
-                store.reviews.list_approvals,
-                store.datasets.list_validations,
-            ):
-                with pytest.raises(MalformedRequest, match=r"invalid|refused"):
-                    call(bad)
+    for bad in ("..", "."):  # unescaped, a client would send /model-versions/../x as /x
+        for call in (
+            remote_store.models.get_version_by_id,
+            remote_store.models.aliases_of,
+            remote_store.reviews.list_approvals,
+            remote_store.datasets.list_validations,
+        ):
+            with pytest.raises(MalformedRequest, match=r"invalid|refused"):
+                call(bad)

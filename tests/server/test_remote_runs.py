@@ -1,29 +1,12 @@
-"""The runs store through the platform server: the conformance checks of the runs area
-against `RemoteRunStore` over a real port, on SQLite and PostgreSQL behind the server;
-bad input to the HTTP routes (404, 400, 422 naming the row, traversal-looking names);
-and who may write."""
+"""The runs store through the platform server: bad input to the HTTP routes (404, 400,
+422 naming the row, traversal-looking names), who may write, and what a project on a
+server refuses to do locally (the conformance checks: test_remote_conformance.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
-from loopline.store.remote import RemoteMetadataStore
-from loopline.testing import _tracking
-
-
-@pytest.mark.parametrize("check", _tracking.CHECKS, ids=lambda check: check.__name__)
-def test_runs_conformance_through_the_server(
-    check: Any, platform_server: Any, served_stores: Any
-) -> None:
-    with platform_server.serving(served_stores) as url:
-        store = RemoteMetadataStore(url)
-        try:
-            check(store)
-        finally:
-            store.close()
-
 
 # -- the HTTP routes in-process: bad input and roles ------------------------------------
 
@@ -285,37 +268,28 @@ def test_runs_ls_lists_the_servers_runs_never_a_local_database(
 
 
 def test_update_run_through_the_server_and_imports_refused_clearly(
-    platform_server: Any, served_stores: Any
+    remote_store: Any, served_stores: Any
 ) -> None:
     """update_run (the MLflow API's update-run) works remotely; importing runs is not
     offered over HTTP and says so before anything is written."""
     from loopline.errors import InvalidInput, NotFound
     from loopline.store import RunStatus
 
-    with platform_server.serving(served_stores) as url:
-        store = RemoteMetadataStore(url)
-        try:
-            runs = store.runs
-            run_id = runs.create_run(runs.get_or_create_experiment("exp").id).id
-            ended = runs.update_run(run_id, status="FINISHED", end_time_ms=4_102_444_800_000)
-            assert ended.status is RunStatus.FINISHED and ended.end_time is not None
-            assert ended.end_time.year == 2100
-            resumed = runs.update_run(run_id, status="RUNNING", name="again")
-            assert (resumed.status, resumed.end_time, resumed.name) == (
-                RunStatus.RUNNING,
-                None,
-                "again",
-            )
-            with pytest.raises(InvalidInput, match="epoch milliseconds"):
-                runs.update_run(run_id, end_time_ms=1.5)  # type: ignore[arg-type]
-            with pytest.raises(InvalidInput):
-                runs.update_run(run_id, name="bad\nname")
-            with pytest.raises(NotFound):
-                runs.update_run(MISSING, name="x")
-            with pytest.raises(InvalidInput, match="not supported yet"):
-                runs.imported_runs("mlflow.run_id", "mlflow.fingerprint")
-        finally:
-            store.close()
+    runs = remote_store.runs
+    run_id = runs.create_run(runs.get_or_create_experiment("exp").id).id
+    ended = runs.update_run(run_id, status="FINISHED", end_time_ms=4_102_444_800_000)
+    assert ended.status is RunStatus.FINISHED and ended.end_time is not None
+    assert ended.end_time.year == 2100
+    resumed = runs.update_run(run_id, status="RUNNING", name="again")
+    assert (resumed.status, resumed.end_time, resumed.name) == (RunStatus.RUNNING, None, "again")
+    with pytest.raises(InvalidInput, match="epoch milliseconds"):
+        runs.update_run(run_id, end_time_ms=1.5)
+    with pytest.raises(InvalidInput):
+        runs.update_run(run_id, name="bad\nname")
+    with pytest.raises(NotFound):
+        runs.update_run(MISSING, name="x")
+    with pytest.raises(InvalidInput, match="not supported yet"):
+        runs.imported_runs("mlflow.run_id", "mlflow.fingerprint")
     assert served_stores.metadata.runs.get_run(run_id).name == "again"
 
 

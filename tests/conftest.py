@@ -24,7 +24,7 @@ for _name in (
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-pytest_plugins = ["fixtures.s3", "fixtures.stores", "fixtures.remote"]
+pytest_plugins = ["fixtures.s3", "fixtures.stores", "fixtures.remote", "fixtures.ray"]
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile(

@@ -1,13 +1,13 @@
 """Batch prediction on Ray (`predict_batch(executor="ray")`, `loopline predict --executor
 ray`): the same output file as the local executor, on a real local Ray.
 
-Ray starts once for the module (a few seconds) and `predict_batch` uses it as the
-process's Ray; one subprocess runs the CLI, which starts and stops a Ray of its own.
+Ray starts once per test process (`local_ray`, tests/fixtures/ray.py) and `predict_batch`
+uses it as the process's Ray; one subprocess runs the CLI, which starts and stops a Ray of
+its own.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -37,27 +37,6 @@ CHUNK = 256  # 12 chunks: more than the actors hold in flight, so order is teste
 def serving_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingProject]:
     with open_serving_project(tmp_path_factory.mktemp("serving")) as opened:
         yield opened
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray for the module; `predict_batch` uses it and leaves it running."""
-    import ray
-
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        env.delenv("RAY_ADDRESS", raising=False)
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

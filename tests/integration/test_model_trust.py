@@ -526,29 +526,15 @@ def test_deploy_serve_passes_the_trust_flag_to_its_workers(
 # back-end changes (the records they read are tested on both): one back-end keeps ~45 s
 # of server and Ray start-ups out of CI.
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("local_ray")  # its workers have tests/ on their path
 def test_batch_predict_on_ray_loads_with_the_recorded_trust(
-    served_versions: Path, cancer: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served_versions: Path, cancer: pd.DataFrame, tmp_path: Path
 ) -> None:
-    pytest.importorskip("ray")
     from loopline.serving.batch import predict_batch
 
-    # the actors import the custom type as the driver does
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    )
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     source = tmp_path / "rows.parquet"
     cancer[FEATURES].to_parquet(source)
-    import ray
-
-    # A Ray of this test's own, shut down at its end: one left running is reaped at a
-    # later garbage collection, inside another test, as an unraisable ResourceWarning.
-    ray.shutdown()
-    try:
-        _predict_on_ray_with_recorded_trust(predict_batch, source, tmp_path, len(cancer))
-    finally:
-        ray.shutdown()
+    _predict_on_ray_with_recorded_trust(predict_batch, source, tmp_path, len(cancer))
 
 
 def _predict_on_ray_with_recorded_trust(

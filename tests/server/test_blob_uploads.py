@@ -73,6 +73,9 @@ def test_a_dropped_upload_sends_only_what_the_server_did_not_keep(
     assert first + rest == SIZE  # the second PUT carried exactly what the first lacked
     assert rest < SIZE * 0.6  # a whole re-send would have been SIZE
     assert _partials(server) == []
+    # the partial became the blob itself, with the mode the store gives its own files
+    local = server.artifacts.put_bytes(b"stored by the server's own store")
+    assert server.blob_path(blob.hash).stat().st_mode == server.blob_path(local.hash).stat().st_mode
 
 
 def test_an_upload_left_by_a_client_that_died_is_resumed_by_the_next(

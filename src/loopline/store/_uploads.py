@@ -95,6 +95,7 @@ class Appending:
         self.offset = offset
         self._fd: int | None = fd
         self._hasher = hasher
+        self._finished = False
 
     def write(self, piece: bytes) -> None:
         """Append `piece` (hashed on the way)."""
@@ -115,7 +116,8 @@ class Appending:
         self.offset = size
 
     def finish(self, artifacts: ArtifactStore) -> Blob:
-        """Store the complete blob, once it has hashed to its digest; the partial goes.
+        """Store the complete blob (`store_verified`), once it has hashed to its digest;
+        the partial goes.
 
         Raises:
             InvalidInput: the bytes hash to something else (the partial is removed).
@@ -129,9 +131,10 @@ class Appending:
                     "nothing was stored",
                     hint="send the blob's exact bytes under its BLAKE3 digest, from its start",
                 )
-            blob = artifacts.put_file(self.path)
-            self.path.unlink(missing_ok=True)
-        return blob
+            store_verified(artifacts, self.path, self.digest, self.offset)
+            self._finished = True
+            self.path.unlink(missing_ok=True)  # if it was not moved (stored already)
+        return Blob(self.digest, self.offset)
 
     def close(self) -> None:
         """Let go of the partial (kept for a resume unless finished); removes it if empty."""
@@ -139,10 +142,21 @@ class Appending:
             return
         fd, self._fd = self._fd, None
         with contextlib.suppress(OSError):
-            if os.fstat(fd).st_size == 0:
-                self.path.unlink(missing_ok=True)
+            if not self._finished and os.fstat(fd).st_size == 0 and _names(self.path, fd):
+                self.path.unlink()
         _unlock(fd, self.path)
         os.close(fd)
+
+
+def store_verified(artifacts: ArtifactStore, path: Path, digest: str, size: int) -> None:
+    """Store the file at `path`, already hashed to `digest` as it arrived, as that blob. A
+    local store takes the file itself when it is on its file system (renamed into place,
+    not copied and hashed again); other stores upload it (`put_file`)."""
+    backend = getattr(artifacts, "_backend", None)
+    if isinstance(backend, LocalBlobs) and path.is_relative_to(backend.uri):
+        backend.adopt(path, digest, size)
+    else:
+        artifacts.put_file(path)
 
 
 def open_upload(folder: Path, digest: str, start: int, total: int) -> Appending:
@@ -164,7 +178,7 @@ def open_upload(folder: Path, digest: str, start: int, total: int) -> Appending:
                 raise Conflict(
                     f"the server holds {appending.offset} bytes of blob {digest}; "
                     f"an upload must go on from there, not from byte {start}",
-                    hint=f"ask GET /api/v1/blobs/{digest}/upload for the offset",
+                    hint="ask how many bytes the server holds (the upload state) first",
                 )
             free = shutil.disk_usage(folder).free
             if total - start > free:
@@ -210,24 +224,29 @@ def _open_locked(path: Path, digest: str) -> int:
     """The partial's descriptor, locked; made if absent. A file removed (finished) between
     the open and the lock is let go, and the name opened again."""
     for _ in range(3):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _FLAGS, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _FLAGS, 0o666)  # as the store's files
         if not _lock(fd, str(path), shared=False):
             os.close(fd)
             raise Conflict(
                 f"blob {digest} is being uploaded by another request",
                 hint="wait for it to end, then ask how far it came",
             )
-        held = os.fstat(fd)
-        try:
-            named = os.stat(path, follow_symlinks=False)
-        except FileNotFoundError:
-            named = None
-        if named is not None and (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev):
+        if _names(path, fd):
             os.lseek(fd, 0, os.SEEK_END)
             return fd
         _unlock(fd, str(path))
         os.close(fd)
     raise Conflict(f"blob {digest} is being uploaded by other requests; try again")
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (not removed, nor replaced)."""
+    held = os.fstat(fd)
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev)
 
 
 def _hash_kept(fd: int, size: int) -> Any:

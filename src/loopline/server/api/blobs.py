@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -131,8 +131,9 @@ async def put_blob(
     digest = checked(digest)
     if content_range is not None:
         return await _put_range(digest, request, content_range)
-    artifacts = stores_of(request).artifacts
-    with _upload_file(_folder(stores_of(request))) as (temp, out):
+    opened = stores_of(request)
+    artifacts = opened.artifacts
+    with _upload_file(_folder(opened)) as (temp, out):
         hasher = blake3.blake3()
         size = 0
         async for piece in _pieces(request):
@@ -145,7 +146,7 @@ async def put_blob(
                 f"the body of PUT /blobs/{digest} hashes to {actual}; nothing was stored",
                 hint="send the blob's exact bytes under its BLAKE3 digest",
             )
-        await run_in_threadpool(artifacts.put_file, temp)
+        await run_in_threadpool(_uploads.store_verified, artifacts, temp, digest, size)
     return {"hash": digest, "size": size}
 
 
@@ -316,10 +317,11 @@ def _write_hashing(out: BinaryIO, hasher: Any, piece: bytes) -> None:
 
 @contextlib.contextmanager
 def _upload_file(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
-    """A temp file for a whole upload in `folder`, removed afterwards whatever happens."""
+    """A temp file for a whole upload in `folder`, removed afterwards whatever happens
+    (made as the store's own files are, not private as mkstemp's: it may become a blob)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="loopline-upload-", suffix=".part", dir=folder)
-    temp = Path(name)
+    temp = folder / f"loopline-upload-{uuid.uuid4().hex}.part"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             yield temp, out

@@ -89,22 +89,44 @@ def upload_state(folder: Path, digest: str) -> UploadState:
 class Appending:
     """A request's exclusive hold on one blob's partial upload (see `open_upload`)."""
 
-    def __init__(self, fd: int, path: Path, digest: str, offset: int, hasher: Any) -> None:
+    def __init__(self, fd: int, path: Path, digest: str) -> None:
         self.path = path
         self.digest = digest
-        self.offset = offset
+        self.offset = os.fstat(fd).st_size
         self._fd: int | None = fd
-        self._hasher = hasher
+        self._hasher: Any = None
         self._finished = False
 
+    def resume(self, start: int, total: int) -> None:
+        """Check that bytes from `start` on, of `total`, may be added; hash those held.
+
+        Raises:
+            Conflict: the partial holds other than `start` bytes.
+            PayloadTooLarge: the server's disk lacks room for the rest.
+        """
+        assert self._fd is not None
+        if start != self.offset:
+            raise Conflict(
+                f"the server holds {self.offset} bytes of blob {self.digest}; "
+                f"an upload must go on from there, not from byte {start}",
+                hint="ask how many bytes the server holds (the upload state) first",
+            )
+        free = shutil.disk_usage(self.path.parent).free
+        if total - start > free:
+            raise PayloadTooLarge(
+                f"blob {self.digest} has {total - start} bytes to come and the server has "
+                f"{free} bytes free for uploads"
+            )
+        self._hasher = _hash_kept(self._fd, self.offset)
+
     def write(self, piece: bytes) -> None:
-        """Append `piece` (hashed on the way)."""
+        """Append `piece` (hashed once written)."""
         assert self._fd is not None
         with _boundary(self.path):
-            self._hasher.update(piece)
             view = memoryview(piece)
             while view:
                 view = view[os.write(self._fd, view) :]
+            self._hasher.update(piece)
             self.offset += len(piece)
 
     def cut_back(self, size: int) -> None:
@@ -122,10 +144,11 @@ class Appending:
         Raises:
             InvalidInput: the bytes hash to something else (the partial is removed).
         """
+        assert self._fd is not None
         actual = self._hasher.hexdigest()
         with _boundary(self.path):
             if actual != self.digest:
-                self.path.unlink(missing_ok=True)
+                self.path.unlink()  # held: nobody else has moved or replaced it
                 raise InvalidInput(
                     f"the {self.offset} bytes uploaded as blob {self.digest} hash to {actual}; "
                     "nothing was stored",
@@ -133,7 +156,8 @@ class Appending:
                 )
             store_verified(artifacts, self.path, self.digest, self.offset)
             self._finished = True
-            self.path.unlink(missing_ok=True)  # if it was not moved (stored already)
+            if _names(self.path, self._fd):  # not moved into place (stored already, or S3)
+                self.path.unlink()
         return Blob(self.digest, self.offset)
 
     def close(self) -> None:
@@ -169,24 +193,11 @@ def open_upload(folder: Path, digest: str, start: int, total: int) -> Appending:
     path = _part(folder, digest)
     with _boundary(path):
         folder.mkdir(parents=True, exist_ok=True)
-        fd = _open_locked(path, digest)
-        appending = Appending(fd, path, digest, os.fstat(fd).st_size, None)
+        appending = Appending(_open_locked(path, digest), path, digest)
         try:
-            if appending.offset == 0:
+            if appending.offset == 0:  # a new upload: a moment to clear away dead ones
                 remove_abandoned(folder)
-            if start != appending.offset:
-                raise Conflict(
-                    f"the server holds {appending.offset} bytes of blob {digest}; "
-                    f"an upload must go on from there, not from byte {start}",
-                    hint="ask how many bytes the server holds (the upload state) first",
-                )
-            free = shutil.disk_usage(folder).free
-            if total - start > free:
-                raise PayloadTooLarge(
-                    f"blob {digest} has {total - start} bytes to come and the server has "
-                    f"{free} bytes free for uploads"
-                )
-            appending._hasher = _hash_kept(fd, appending.offset)
+            appending.resume(start, total)
         except BaseException:
             appending.close()
             raise

@@ -7,6 +7,11 @@ beside the same calls on a local store in the same run.
 - the same with `put_file`/`get_file` (one loose blob, streamed by PUT and GET).
 - re-push: `put_files` of the unchanged file again (sends digests only).
 - reference: the same calls on a local-folder store.
+- a dropped upload: `put_file` of another 256 MB file whose first upload was cut at 50 %
+  (the client's body stops and its connection closes), resumed: the server is asked what
+  it kept and only the other half is sent (it hashes its half again from its disk);
+  reference: the same `put_file` with nothing kept, i.e. the whole re-send a client made
+  before uploads were resumable. Only the recovery is timed, not the cut first half.
 
 The server is the platform app under uvicorn in its own process (so that it does not
 share this process's GIL), on 127.0.0.1, with a local-folder store; each timed run
@@ -17,6 +22,7 @@ Run: `python benchmarks/bench_blobs_http.py`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import httpx  # noqa: E402
 
 from _harness import Row, print_table  # noqa: E402
+from loopline.store._hashing import hash_stream  # noqa: E402
 from loopline.store.artifacts import ArtifactStore  # noqa: E402
 
 SIZE = 256 * 2**20
@@ -102,6 +110,47 @@ def _measure(store: ArtifactStore, source: Path, dest: Path) -> dict[str, float]
     }
 
 
+def _random_file(path: Path) -> Path:
+    with open(path, "wb") as out:
+        for _ in range(SIZE // MB):
+            out.write(os.urandom(MB))
+    return path
+
+
+def _drop_at_half(url: str, source: Path) -> None:
+    """Upload `source` resumably and drop the connection after half of it."""
+    with open(source, "rb") as file:
+        digest = hash_stream(file)
+
+    def half_then_drop() -> Iterator[bytes]:
+        with open(source, "rb") as file:
+            for _ in range(SIZE // MB // 2):
+                yield file.read(MB)
+        raise ConnectionResetError("the connection dropped at 50 %")
+
+    headers = {"Content-Range": f"bytes 0-{SIZE - 1}/{SIZE}", "Content-Length": str(SIZE)}
+    with contextlib.suppress(ConnectionResetError, httpx.HTTPError):
+        httpx.put(f"{url}/api/v1/blobs/{digest}", content=half_then_drop(), headers=headers)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the server has let go of what it kept
+        state = httpx.get(f"{url}/api/v1/blobs/{digest}/upload").json()
+        if not state["busy"] and state["offset"]:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the server kept nothing of the dropped upload")
+
+
+def _measure_resume(store: ArtifactStore, url: str, work: Path) -> dict[str, float]:
+    """Seconds to complete an upload cut at 50 %: resumed, and sent whole again."""
+    resumed, whole = _random_file(work / "resumed.bin"), _random_file(work / "whole.bin")
+    _drop_at_half(url, resumed)
+    start = time.perf_counter()
+    store.put_file(resumed)
+    done = time.perf_counter()
+    store.put_file(whole)  # nothing kept: every byte goes again
+    return {"resumed": done - start, "resent": time.perf_counter() - done}
+
+
 def main() -> list[Row]:
     times: dict[str, list[float]] = {}
 
@@ -123,6 +172,8 @@ def main() -> list[Row]:
                     store = ArtifactStore(url)
                 try:
                     measured = _measure(store, source, work / f"out-{side}-{run}")
+                    if side == "http":
+                        measured |= _measure_resume(store, url, work / f"out-{side}-{run}")
                     if run:
                         for name, seconds in measured.items():
                             record(f"{side} {name}", seconds)
@@ -145,6 +196,14 @@ def main() -> list[Row]:
             _median(times["http repush"]) * 1000,
             _median(times["local repush"]) * 1000,
             "report",
+        )
+    )
+    rows.append(
+        Row(
+            "put_file 256 MB after a drop at 50 %: resumed (ref: sent whole again)",
+            _median(times["http resumed"]) * 1000,
+            _median(times["http resent"]) * 1000,
+            "printed",
         )
     )
     print_table("Blobs over HTTP (ours: through the server; reference: local store)", rows)

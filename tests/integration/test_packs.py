@@ -19,38 +19,19 @@ from typing import Any
 import blake3
 import pytest
 
+from fixtures.blob_files import MB, b3, small_files, write_files
 from fixtures.waiting import eventually
 from loopline.errors import Conflict, CorruptedData, InvalidInput, NotFound
 from loopline.store import _chunks, _copy_chunks, _packs
 from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-MB = 1 << 20
-
-
-def _b3sum(data: bytes) -> str:
-    return str(blake3.blake3(data).hexdigest())
-
-
-def _write(folder: Path, contents: dict[str, bytes]) -> list[Path]:
-    paths = []
-    for name, data in contents.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
 
 
 @pytest.fixture(autouse=True)
 def small_read_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Read large files in 5 MiB pieces, so that small test files cross piece boundaries."""
     monkeypatch.setattr(_chunks, "SEGMENT", 5 * MB)
-
-
-def _small_files(count: int, seed: int = 0) -> dict[str, bytes]:
-    rng = random.Random(seed)
-    return {f"d{n % 7}/f{n:04d}.bin": rng.randbytes(rng.randrange(0, 20_000)) for n in range(count)}
 
 
 class Objects:
@@ -127,24 +108,24 @@ def test_small_and_large_files_round_trip(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    contents = _small_files(300)
+    contents = small_files(300)
     contents["medium.bin"] = os.urandom(MB)  # hashed on a worker thread
     # seeded: content-defined chunk boundaries depend on the bytes (random 5 MB once
     # fell into two chunks)
     seeded = random.Random(20261204)
     contents["large.bin"] = seeded.randbytes(5 * MB)  # chunked
     contents["larger.bin"] = seeded.randbytes(11 * MB + 123)  # read in three pieces
-    sources = _write(tmp_path / "src", contents)
+    sources = write_files(tmp_path / "src", contents)
 
     stored = artifact_store.put_files(sources)
 
     assert [f.size for f in stored] == [len(data) for data in contents.values()]
     for result, data in zip(stored, contents.values(), strict=True):
         if len(data) < 4 * MB:
-            assert result.hash == _b3sum(data) and result.chunks == ()
+            assert result.hash == b3(data) and result.chunks == ()
         else:
             assert len(result.chunks) >= 2 and sum(c.size for c in result.chunks) == len(data)
-            assert result.hash != _b3sum(data)
+            assert result.hash != b3(data)
     assert objects.keys("blobs") == []  # everything packed, nothing loose
     assert {key.rpartition(".")[2] for key in objects.keys("packs")} == {"pack", "idx"}
 
@@ -156,23 +137,23 @@ def test_chunks_are_content_defined_and_independent_of_read_boundaries(tmp_path:
     from pyfastcdc import FastCDC
 
     data = os.urandom(4 * _chunks.SEGMENT + 12345)  # several read pieces
-    [source] = _write(tmp_path, {"big.bin": data})
+    [source] = write_files(tmp_path, {"big.bin": data})
     [stored] = ArtifactStore(str(tmp_path / "store")).put_files([source])
 
     cutter = FastCDC(_chunks.CHUNK_AVG, min_size=_chunks.CHUNK_MIN, max_size=_chunks.CHUNK_MAX)
-    expected = [Blob(_b3sum(bytes(chunk.data)), chunk.length) for chunk in cutter.cut_buf(data)]
+    expected = [Blob(b3(bytes(chunk.data)), chunk.length) for chunk in cutter.cut_buf(data)]
     assert list(stored.chunks) == expected
     ids = b"".join(bytes.fromhex(c.hash) + struct.pack("<Q", c.size) for c in expected)
-    assert stored.hash == _b3sum(b"loopline-chunked-v1\n" + ids)
+    assert stored.hash == b3(b"loopline-chunked-v1\n" + ids)
 
 
 def test_storing_the_same_files_again_writes_nothing(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
 ) -> None:
-    contents = _small_files(50)
+    contents = small_files(50)
     contents["large.bin"] = os.urandom(6 * MB)
-    sources = _write(tmp_path / "a", contents)
-    copies = _write(tmp_path / "b", contents)  # same content under other names
+    sources = write_files(tmp_path / "a", contents)
+    copies = write_files(tmp_path / "b", contents)  # same content under other names
     first = artifact_store.put_files(sources + sources[:5])
     stored_bytes = objects.pack_bytes()
     packs = objects.keys("packs")
@@ -191,7 +172,7 @@ def test_editing_one_region_of_a_large_file_stores_only_nearby_chunks(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path, edit: str
 ) -> None:
     data = bytearray(os.urandom(12 * MB))
-    [source] = _write(tmp_path, {"table.csv": bytes(data)})
+    [source] = write_files(tmp_path, {"table.csv": bytes(data)})
     [before] = artifact_store.put_files([source])
     stored_before = objects.pack_bytes()
 
@@ -210,10 +191,10 @@ def test_editing_one_region_of_a_large_file_stores_only_nearby_chunks(
 
 
 def test_one_worker_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -> None:
-    contents = _small_files(20)
+    contents = small_files(20)
     contents["medium.bin"] = os.urandom(MB)
     contents["large.bin"] = os.urandom(6 * MB)
-    sources = _write(tmp_path / "src", contents)
+    sources = write_files(tmp_path / "src", contents)
     stored = artifact_store.put_files(sources, workers=1)
     assert stored == artifact_store.put_files(sources)  # the same ids, whatever the threads
     targets = [tmp_path / "out" / p.name for p in sources]
@@ -222,9 +203,9 @@ def test_one_worker_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -
 
 
 def test_empty_file_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -> None:
-    [source] = _write(tmp_path, {"empty.txt": b""})
+    [source] = write_files(tmp_path, {"empty.txt": b""})
     [stored] = artifact_store.put_files([source])
-    assert stored == StoredFile(_b3sum(b""), 0)
+    assert stored == StoredFile(b3(b""), 0)
     assert artifact_store.exists(stored.hash)
     _restore_and_compare(artifact_store, [stored], [source], tmp_path / "out")
 
@@ -232,12 +213,12 @@ def test_empty_file_round_trips(artifact_store: ArtifactStore, tmp_path: Path) -
 def test_file_deleted_after_listing_is_not_found_and_nothing_is_stored(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
 ) -> None:
-    sources = _write(tmp_path, _small_files(20))
+    sources = write_files(tmp_path, small_files(20))
     sources[12].unlink()  # listed, then deleted before the add reads it
     with pytest.raises(NotFound, match=r"f0012\.bin: no such file"):
         artifact_store.put_files(sources)
     assert objects.keys("packs") == []
-    hashes = {_b3sum(path.read_bytes()) for path in sources if path.exists()}
+    hashes = {b3(path.read_bytes()) for path in sources if path.exists()}
     assert artifact_store.missing(hashes) == hashes
 
 
@@ -264,7 +245,7 @@ def _appending(path: Path) -> Iterator[None]:
 def test_large_file_growing_while_stored_is_a_conflict(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
 ) -> None:
-    [source] = _write(tmp_path, {"train.log": os.urandom(12 * MB)})
+    [source] = write_files(tmp_path, {"train.log": os.urandom(12 * MB)})
     with _appending(source), pytest.raises(Conflict, match="changed while it was being stored"):
         artifact_store.put_files([source])
     assert objects.keys("packs") == []
@@ -274,10 +255,12 @@ def test_large_files_store_normally_after_a_conflict_mid_file(tmp_path: Path) ->
     # A call that fails part-way may still hold read buffers: later calls must neither
     # wait for them nor mix up data.
     store = ArtifactStore(str(tmp_path / "store"))
-    [growing] = _write(tmp_path / "log", {"train.log": os.urandom(12 * MB)})
+    [growing] = write_files(tmp_path / "log", {"train.log": os.urandom(12 * MB)})
     with _appending(growing), pytest.raises(Conflict):
         store.put_files([growing])
-    sources = _write(tmp_path / "src", {"a.bin": os.urandom(11 * MB), "b.bin": os.urandom(9 * MB)})
+    sources = write_files(
+        tmp_path / "src", {"a.bin": os.urandom(11 * MB), "b.bin": os.urandom(9 * MB)}
+    )
     for source in sources:  # one call each: the second reuses the first one's buffers
         stored = store.put_files([source])
         _restore_and_compare(store, stored, [source], tmp_path / "out")
@@ -298,7 +281,7 @@ def test_corrupted_byte_in_a_pack_is_detected_and_no_file_is_written(
 ) -> None:
     contents = {"ok.bin": os.urandom(3000), "bad.bin": os.urandom(5000)}
     contents["large.bin"] = os.urandom(6 * MB)
-    sources = _write(tmp_path / "src", contents)
+    sources = write_files(tmp_path / "src", contents)
     stored = artifact_store.put_files(sources)
     _flip_byte_of(objects, contents["bad.bin"])
 
@@ -326,7 +309,7 @@ def test_corrupted_chunk_of_a_large_file_is_detected(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
 ) -> None:
     data = os.urandom(8 * MB)
-    [source] = _write(tmp_path / "src", {"large.bin": data})
+    [source] = write_files(tmp_path / "src", {"large.bin": data})
     [stored] = artifact_store.put_files([source])
     bad = stored.chunks[len(stored.chunks) // 2]
     offset = sum(c.size for c in stored.chunks[: len(stored.chunks) // 2])
@@ -342,7 +325,7 @@ def test_corrupted_chunk_of_a_large_file_is_detected(
 def test_chunk_list_that_does_not_match_the_file_id_is_corrupted(
     artifact_store: ArtifactStore, tmp_path: Path
 ) -> None:
-    [source] = _write(tmp_path, {"large.bin": os.urandom(6 * MB)})
+    [source] = write_files(tmp_path, {"large.bin": os.urandom(6 * MB)})
     [stored] = artifact_store.put_files([source])
     tampered = StoredFile(stored.hash, stored.size, tuple(reversed(stored.chunks)))
     with pytest.raises(CorruptedData, match="chunk list does not match"):
@@ -359,7 +342,7 @@ def test_damaged_index_is_ignored_with_a_warning_and_repaired_by_storing_again(
     caplog: pytest.LogCaptureFixture,
     damage: str,
 ) -> None:
-    sources = _write(tmp_path / "src", _small_files(10))
+    sources = write_files(tmp_path / "src", small_files(10))
     stored = artifact_store.put_files(sources)
     [index_key] = [key for key in objects.keys("packs") if key.endswith(".idx")]
     index = objects.read(index_key)
@@ -387,7 +370,7 @@ def test_damaged_index_is_ignored_with_a_warning_and_repaired_by_storing_again(
 def test_pack_without_its_file_is_ignored_and_cleaned(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    stored = artifact_store.put_files(_write(tmp_path, _small_files(5)))
+    stored = artifact_store.put_files(write_files(tmp_path, small_files(5)))
     [pack_key] = [key for key in objects.keys("packs") if key.endswith(".pack")]
     objects.delete(pack_key)
     hashes = {f.hash for f in stored}
@@ -404,7 +387,7 @@ def test_packs_roll_over_at_the_target_size(
     request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setattr(_packs, "PACK_TARGET", 64 << 10)
-    sources = _write(tmp_path, _small_files(60))
+    sources = write_files(tmp_path, small_files(60))
     stored = artifact_store.put_files(sources)
     packs = [key for key in objects.keys("packs") if key.endswith(".pack")]
     assert len(packs) >= 5
@@ -416,8 +399,8 @@ def test_packed_blobs_are_found_by_exists_get_bytes_and_get_file(
     artifact_store: ArtifactStore, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     reader = _reopen(artifact_store, request)
-    assert not reader.exists(_b3sum(b"x" * 100))  # loads the (empty) index before the put
-    [source] = _write(tmp_path, {"x.bin": b"x" * 100})
+    assert not reader.exists(b3(b"x" * 100))  # loads the (empty) index before the put
+    [source] = write_files(tmp_path, {"x.bin": b"x" * 100})
     [stored] = artifact_store.put_files([source])
     # `reader` learns about the new pack when a lookup misses
     assert reader.exists(stored.hash)
@@ -430,8 +413,8 @@ def test_missing_reports_blobs_stored_neither_loose_nor_packed(
     artifact_store: ArtifactStore, tmp_path: Path
 ) -> None:
     loose = artifact_store.put_bytes(b"a loose blob")
-    [packed] = artifact_store.put_files(_write(tmp_path, {"p.bin": b"a packed blob"}))
-    absent = _b3sum(b"never stored")
+    [packed] = artifact_store.put_files(write_files(tmp_path, {"p.bin": b"a packed blob"}))
+    absent = b3(b"never stored")
     assert artifact_store.missing([loose.hash, packed.hash, absent]) == {absent}
     assert artifact_store.missing([]) == set()
     with pytest.raises(InvalidInput, match="not a blob hash"):
@@ -442,7 +425,7 @@ def test_loose_blobs_are_not_stored_again_and_restore_through_get_files(
     artifact_store: ArtifactStore, objects: Objects, tmp_path: Path
 ) -> None:
     loose = artifact_store.put_bytes(b"already here")
-    [source] = _write(tmp_path, {"same.bin": b"already here"})
+    [source] = write_files(tmp_path, {"same.bin": b"already here"})
     [stored] = artifact_store.put_files([source])
     assert stored.hash == loose.hash
     assert objects.keys("packs") == []
@@ -462,9 +445,9 @@ def test_large_loose_blob_is_streamed_to_its_destination(
 
 
 def test_progress_reports_every_byte(artifact_store: ArtifactStore, tmp_path: Path) -> None:
-    contents = _small_files(30)
+    contents = small_files(30)
     contents["large.bin"] = os.urandom(5 * MB)
-    sources = _write(tmp_path, contents)
+    sources = write_files(tmp_path, contents)
     total = sum(map(len, contents.values()))
     added: list[int] = []
     stored = artifact_store.put_files(sources, progress=added.append)
@@ -479,7 +462,7 @@ def test_progress_reports_every_byte(artifact_store: ArtifactStore, tmp_path: Pa
 def test_get_files_replaces_existing_files_and_creates_folders(
     artifact_store: ArtifactStore, tmp_path: Path
 ) -> None:
-    [source] = _write(tmp_path, {"new.txt": b"new content"})
+    [source] = write_files(tmp_path, {"new.txt": b"new content"})
     [stored] = artifact_store.put_files([source])
     (tmp_path / "old.txt").write_bytes(b"old content, longer than the new one")
     targets = [tmp_path / "old.txt", tmp_path / "a" / "b" / "c.txt"]
@@ -488,7 +471,7 @@ def test_get_files_replaces_existing_files_and_creates_folders(
 
 
 def test_get_files_rejects_malformed_items(artifact_store: ArtifactStore, tmp_path: Path) -> None:
-    [source] = _write(tmp_path, {"f.txt": b"content"})
+    [source] = write_files(tmp_path, {"f.txt": b"content"})
     [stored] = artifact_store.put_files([source])
     bad_items: list[Any] = [
         [(stored, tmp_path / "a"), (stored, tmp_path / "a")],
@@ -508,9 +491,9 @@ def test_get_files_rejects_malformed_items(artifact_store: ArtifactStore, tmp_pa
 def test_concurrent_writers_with_overlapping_files_both_succeed(
     artifact_store: ArtifactStore, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    contents = _small_files(200)
+    contents = small_files(200)
     contents["large.bin"] = os.urandom(6 * MB)
-    sources = _write(tmp_path / "src", contents)
+    sources = write_files(tmp_path / "src", contents)
     halves = [sources[:130] + sources[-1:], sources[70:]]  # overlap: 60 small + the large one
     start = threading.Barrier(2)
     results: dict[int, list[StoredFile]] = {}
@@ -536,9 +519,9 @@ def test_concurrent_writers_with_overlapping_files_both_succeed(
 def test_copy_to_pushes_and_pulls_between_local_and_s3(tmp_path: Path, s3_uri: Any) -> None:
     local = ArtifactStore(str(tmp_path / "local"))
     remote = ArtifactStore(s3_uri.uri, s3_endpoint_url=s3_uri.endpoint_url)
-    contents = _small_files(100)
+    contents = small_files(100)
     contents["large.bin"] = os.urandom(6 * MB)
-    sources = _write(tmp_path / "src", contents)
+    sources = write_files(tmp_path / "src", contents)
     stored = local.put_files(sources)
     loose = local.put_bytes(b"a run artifact, stored loose")
     hashes = {b.hash for f in stored for b in f.blobs} | {loose.hash}
@@ -548,7 +531,7 @@ def test_copy_to_pushes_and_pulls_between_local_and_s3(tmp_path: Path, s3_uri: A
     assert (
         copied
         == sum(pushed)
-        == sum(len(d) for d in {_b3sum(d): d for d in contents.values()}.values()) + loose.size
+        == sum(len(d) for d in {b3(d): d for d in contents.values()}.values()) + loose.size
     )
     assert remote.missing(hashes) == set()
     assert local.copy_to(remote, hashes) == 0  # nothing left to push
@@ -558,7 +541,7 @@ def test_copy_to_pushes_and_pulls_between_local_and_s3(tmp_path: Path, s3_uri: A
     _restore_and_compare(fresh, stored, sources, tmp_path / "out")
     assert fresh.get_bytes(loose.hash) == b"a run artifact, stored loose"
 
-    [extra] = fresh.put_files(_write(tmp_path / "more", {"extra.bin": b"made after the pull"}))
+    [extra] = fresh.put_files(write_files(tmp_path / "more", {"extra.bin": b"made after the pull"}))
     assert fresh.copy_to(remote, hashes | {extra.hash}) == extra.size  # and back
     assert local.copy_to(remote, hashes) == 0
     assert remote.get_bytes(extra.hash) == b"made after the pull"
@@ -584,7 +567,7 @@ def test_copy_to_a_store_lacking_a_blob_that_this_store_lacks_too(
     artifact_store: ArtifactStore, tmp_path: Path
 ) -> None:
     other = ArtifactStore(str(tmp_path / "other"))
-    absent = _b3sum(b"nowhere")
+    absent = b3(b"nowhere")
     with pytest.raises(NotFound, match=absent):
         artifact_store.copy_to(other, [absent])
 
@@ -629,7 +612,7 @@ def test_writer_killed_mid_pack_leaves_no_visible_blob(
     request: pytest.FixtureRequest,
 ) -> None:
     contents = {f"part{n}.bin": os.urandom(MB) for n in range(16)}
-    sources = _write(tmp_path / "src", contents)
+    sources = write_files(tmp_path / "src", contents)
     endpoint = request.getfixturevalue("s3_endpoint") if objects.s3 else ""
     writer = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, artifact_store.uri, endpoint, *map(str, sources)],
@@ -642,7 +625,7 @@ def test_writer_killed_mid_pack_leaves_no_visible_blob(
     finally:
         writer.kill()
 
-    hashes = {_b3sum(data) for data in contents.values()}
+    hashes = {b3(data) for data in contents.values()}
     assert _reopen(artifact_store, request).missing(hashes) == hashes
     assert [key for key in objects.keys("packs") if key.endswith(".idx")] == []
     assert artifact_store.clean_temp(older_than=0) >= 1

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import blake3
 import pytest
 
+from fixtures.blob_files import b3
 from loopline.server._permissions import Caller, Role, Unauthorized
 
 with warnings.catch_warnings():  # starlette asks for `httpx2`, which is not installed here
@@ -19,10 +19,6 @@ with warnings.catch_warnings():  # starlette asks for `httpx2`, which is not ins
     from fastapi.testclient import TestClient
 
 BLOBS = "/api/v1/blobs"
-
-
-def _b3(data: bytes) -> str:
-    return str(blake3.blake3(data).hexdigest())
 
 
 class BearerRoles:
@@ -62,7 +58,7 @@ def client(served: tuple[TestClient, Any, Path]) -> TestClient:
 def stored(served: tuple[TestClient, Any, Path]) -> tuple[str, bytes]:
     data = os.urandom(1000)
     served[1].artifacts.put_bytes(data)
-    return _b3(data), data
+    return b3(data), data
 
 
 TRAVERSALS = [
@@ -116,7 +112,7 @@ def test_get_head_and_etag(client: TestClient, stored: tuple[str, bytes]) -> Non
     head = client.head(f"{BLOBS}/{digest}")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == "1000" and head.headers["etag"] == f'"{digest}"'
-    unknown = _b3(b"nothing like it is stored")
+    unknown = b3(b"nothing like it is stored")
     assert client.get(f"{BLOBS}/{unknown}").json()["error"]["type"] == "NotFound"
     assert client.head(f"{BLOBS}/{unknown}").status_code == 404
 
@@ -182,7 +178,7 @@ def test_bad_missing_and_fetch_bodies_are_refused(
 
 def test_missing_and_fetch(client: TestClient, stored: tuple[str, bytes]) -> None:
     digest, data = stored
-    absent = _b3(b"absent")
+    absent = b3(b"absent")
     assert client.post(f"{BLOBS}/missing", json={"digests": [digest, absent]}).json() == {
         "missing": [absent]
     }
@@ -197,7 +193,7 @@ def test_batch_limits(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> No
     from loopline.server.api import blobs
 
     data = os.urandom(300)
-    frame = bytes.fromhex(_b3(data)) + len(data).to_bytes(8, "little") + data
+    frame = bytes.fromhex(b3(data)) + len(data).to_bytes(8, "little") + data
     monkeypatch.setattr(blobs, "FRAME_MAX", 100)
     assert client.post(f"{BLOBS}/batch", content=frame).status_code == 400
     monkeypatch.setattr(blobs, "BATCH_MAX", 200)
@@ -205,11 +201,11 @@ def test_batch_limits(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> No
     assert answer.status_code == 413 and answer.json()["error"]["type"] == "PayloadTooLarge"
     monkeypatch.undo()
     assert client.post(f"{BLOBS}/batch", content=frame).json() == {"blobs": 1, "bytes_stored": 300}
-    assert client.get(f"{BLOBS}/{_b3(data)}").content == data
+    assert client.get(f"{BLOBS}/{b3(data)}").content == data
 
 
 def test_an_empty_blob_can_be_stored_and_read(client: TestClient) -> None:
-    empty = _b3(b"")
+    empty = b3(b"")
     assert client.put(f"{BLOBS}/{empty}", content=b"").status_code == 201
     answer = client.get(f"{BLOBS}/{empty}")
     assert answer.status_code == 200 and answer.content == b""
@@ -218,20 +214,20 @@ def test_an_empty_blob_can_be_stored_and_read(client: TestClient) -> None:
 def test_readers_read_and_only_writers_write(client: TestClient, stored: tuple[str, bytes]) -> None:
     digest, _ = stored
     data = os.urandom(50)
-    frame = bytes.fromhex(_b3(data)) + len(data).to_bytes(8, "little") + data
+    frame = bytes.fromhex(b3(data)) + len(data).to_bytes(8, "little") + data
     reader = {"Authorization": "Bearer reader"}
     assert client.get(f"{BLOBS}/{digest}", headers=reader).status_code == 200
     assert client.head(f"{BLOBS}/{digest}", headers=reader).status_code == 200
     for route in ("missing", "fetch"):
         body = {"digests": [digest]}
         assert client.post(f"{BLOBS}/{route}", json=body, headers=reader).status_code == 200
-    refused = client.put(f"{BLOBS}/{_b3(data)}", content=data, headers=reader)
+    refused = client.put(f"{BLOBS}/{b3(data)}", content=data, headers=reader)
     assert refused.status_code == 403 and refused.json()["error"]["type"] == "Forbidden"
     assert client.post(f"{BLOBS}/batch", content=frame, headers=reader).status_code == 403
     nobody = {"Authorization": "Bearer nobody"}
     assert client.get(f"{BLOBS}/{digest}", headers=nobody).status_code == 401
     assert client.post(f"{BLOBS}/missing", json={"digests": []}, headers=nobody).status_code == 401
-    assert client.put(f"{BLOBS}/{_b3(data)}", content=data).status_code == 201  # a writer
+    assert client.put(f"{BLOBS}/{b3(data)}", content=data).status_code == 201  # a writer
 
 
 def test_a_blob_upload_streams_past_the_body_limit_that_other_routes_keep(
@@ -244,9 +240,9 @@ def test_a_blob_upload_streams_past_the_body_limit_that_other_routes_keep(
     limited = TestClient(create_app(served[1], authenticator=BearerRoles(), options=options))
     limited.headers["Authorization"] = "Bearer writer"
     data = os.urandom(3 << 20)
-    assert limited.put(f"{BLOBS}/{_b3(data)}", content=data).status_code == 201
-    assert limited.get(f"{BLOBS}/{_b3(data)}").content == data
-    frame = bytes.fromhex(_b3(data)) + len(data).to_bytes(8, "little") + data
+    assert limited.put(f"{BLOBS}/{b3(data)}", content=data).status_code == 201
+    assert limited.get(f"{BLOBS}/{b3(data)}").content == data
+    frame = bytes.fromhex(b3(data)) + len(data).to_bytes(8, "little") + data
     assert limited.post(f"{BLOBS}/batch", content=frame).status_code == 413
-    nested = f"{BLOBS}/{_b3(data)}/x"
+    nested = f"{BLOBS}/{b3(data)}/x"
     assert limited.put(nested, content=data).status_code == 413  # only the exact path

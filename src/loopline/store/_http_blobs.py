@@ -42,6 +42,7 @@ from loopline.store._http_transfer import (
     PIECE,
     Server,
     Uploader,
+    slices,
 )
 from loopline.store.artifacts import ArtifactStore, _batched
 
@@ -80,14 +81,14 @@ class HttpArtifactStore(ArtifactStore):
             digest = hash_stream(file)
             if self._server.missing([digest]):
 
-                def body() -> Iterator[bytes]:
-                    file.seek(0)
+                def pieces(offset: int) -> Iterator[bytes]:
+                    file.seek(offset)
                     while piece := file.read(PIECE):
                         yield piece
 
                 try:
-                    self._server.upload(digest, body)
-                except InvalidInput:  # the server hashed something else: did it change?
+                    self._server.upload(digest, before.st_size, pieces)
+                except (InvalidInput, StoreUnavailable):  # did the file change meanwhile?
                     ensure_unchanged(source, file.fileno(), before)
                     raise
             ensure_unchanged(source, file.fileno(), before)
@@ -99,7 +100,7 @@ class HttpArtifactStore(ArtifactStore):
         digest = hash_bytes(data)
         with self._boundary(f"storing {len(data)} bytes"):
             if self._server.missing([digest]):
-                self._server.upload(digest, lambda: data)
+                self._server.upload(digest, len(data), slices(data))
         return Blob(digest, len(data))
 
     def put_blobs(self, blobs: Iterable[tuple[str, bytes]]) -> int:
@@ -308,7 +309,7 @@ class HttpArtifactStore(ArtifactStore):
                 if reader.size <= FRAME_MAX:
                     uploader.add(digest, reader.read())
                 else:
-                    self._server.upload(digest, reader.pieces)
+                    self._server.upload(digest, reader.size, reader.pieces)
                     sent += reader.size
                 report(reader.size)
         return sent + uploader.bytes_added

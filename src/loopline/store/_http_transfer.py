@@ -1,12 +1,17 @@
 """Moving blobs to and from a loopline server (server/api/blobs.py), for _http_blobs.py.
 
-- Every request that fails in transit (a refused or dropped connection, a timeout) is
-  tried again, up to `ATTEMPTS` times in a row without progress. Uploads are idempotent
-  (a blob is named by its digest), so a dropped upload is simply sent again; a dropped
-  download resumes where it stopped: with `Range` for one blob, from the first blob not
-  yet received for a batch.
+- Every request goes through the server's one `RemoteSession` (store/remote/_session.py,
+  shared with the metadata store over HTTP): its token, its retries of a request that
+  failed in transit (a refused or dropped connection, a timeout, a 502/503/504), its
+  reading of error answers. Uploads are idempotent (a blob is named by its digest), so
+  a dropped upload of a small blob or a batch is simply sent again.
+- A large blob (over `RESUMABLE_MIN`) goes up in one `PUT` with `Content-Range`; after a
+  dropped connection the client asks the server how many bytes it kept and sends only
+  the rest (`upload_from`). A download resumes where it stopped: with `Range` for one
+  blob, from the first blob not yet received for a batch.
 - Every byte received is verified: a single blob's BLAKE3 as it streams, each blob of a
-  batch as its frame completes. Nothing unverified reaches a caller.
+  batch as its frame completes. Nothing unverified reaches a caller; the server, for its
+  part, stores nothing that does not hash to its digest.
 - Bodies stream both ways: a large blob goes up from its file in pieces and comes down
   in pieces into the caller's writer; only batches of small blobs (at most
   `BATCH_BYTES` of them) are held in memory.
@@ -14,34 +19,42 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
 from urllib.parse import urlsplit
 
 import blake3
 import httpx
 
-from loopline._version import __version__
-from loopline.errors import CorruptedData, InvalidInput, LooplineError, StoreUnavailable
+from loopline.errors import (
+    Conflict,
+    CorruptedData,
+    InvalidInput,
+    LooplineError,
+    StoreUnavailable,
+)
 from loopline.store import _blob_frames as frames
 from loopline.store._hashing import hash_bytes
 from loopline.store._tls import tls_context
+from loopline.store.remote._session import RemoteSession, error_from
 
-ATTEMPTS = 3  # tries of one request in a row that make no progress
+ATTEMPTS = 3  # tries in a row that make no progress (a transfer that resumes)
 BATCH_BYTES = 32 << 20  # small blobs sent or fetched per request
 BATCH_COUNT = 4096  # ... and at most this many of them
 DIGESTS_MAX = 10_000  # the server's limit per `missing` or `fetch` request
 FRAME_MAX = 16 << 20  # the server's largest blob in a batch
+RESUMABLE_MIN = FRAME_MAX  # larger blobs go up in a resumable PUT (one more round trip)
 PIECE = 1 << 20  # bytes read from a file per piece of an upload
+BUSY_PATIENCE = 90.0  # seconds to wait for another client's upload of the same blob to move
+_BUSY_POLL = 0.5  # seconds between two looks at it
 
-Content = Callable[[], Iterable[bytes] | bytes]
-"""Makes a request body afresh (each attempt of an upload reads its source again)."""
+Pieces = Callable[[int], Iterable[bytes | memoryview]]
+"""A blob's bytes from an offset on (a resumed upload reads its source from there)."""
 
 
 class Server:
-    """The blob routes of one loopline server, over one pooled httpx client."""
+    """The blob routes of one loopline server, over its `RemoteSession`."""
 
     def __init__(self, uri: str, token: str | None) -> None:
         parts = urlsplit(uri)
@@ -49,80 +62,106 @@ class Server:
             raise InvalidInput(
                 "a server URI must not hold credentials", hint="pass the token as `token`"
             )
-        if not parts.hostname or parts.query or parts.fragment:
-            raise InvalidInput(f"not a loopline server URI: {uri!r}", hint="http(s)://host:port")
-        self.base = uri.rstrip("/")
-        self._blobs = f"{self.base}/api/v1/blobs"
-        self._headers = {"User-Agent": f"loopline/{__version__}"}
-        if token is not None:
-            self._headers["Authorization"] = f"Bearer {token}"
-        self._client: httpx.Client | None = None
+        # a large blob may take a while to be read and verified before the first byte
+        self.session = RemoteSession(uri, token, timeout=httpx.Timeout(120.0, connect=10.0))
+        self.base = self.session.url
         self._plain: httpx.Client | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def _http(self) -> httpx.Client:
-        """The pooled client, made on first use and again after `close()` (the stores a
-        project closes are reopened by their next use)."""
-        with self._lock:
-            if self._client is None:
-                timeout = httpx.Timeout(120.0, connect=10.0)
-                self._client = httpx.Client(
-                    headers=self._headers,
-                    timeout=timeout,
-                    follow_redirects=False,
-                    verify=tls_context(),
-                )
-            return self._client
 
     def close(self) -> None:
-        with self._lock:
-            client, plain, self._client, self._plain = self._client, self._plain, None, None
-        for opened in (client, plain):
-            if opened is not None:
-                opened.close()
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        content: Content | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """A request to `/api/v1/blobs{path}`, tried again after a transport failure;
-        an error answer raised as the LooplineError its body names."""
-        for attempt in range(1, ATTEMPTS + 1):
-            body = None if content is None else content()
-            try:
-                response = self._http.request(
-                    method, self._blobs + path, json=json, content=body, headers=headers
-                )
-            except httpx.TransportError as exc:
-                if attempt == ATTEMPTS:
-                    raise self._unavailable(f"{method} {path}", exc) from exc
-                continue
-            if response.status_code >= 400:
-                raise answered_error(response)
-            return response
-        raise AssertionError("unreachable")
+        """Close the connections (the session reopens on its next use)."""
+        plain, self._plain = self._plain, None
+        self.session.close()
+        if plain is not None:
+            plain.close()
 
     def missing(self, digests: list[str]) -> set[str]:
         """The digests the server lacks."""
         lacking: set[str] = set()
         for start in range(0, len(digests), DIGESTS_MAX):
-            answer = self.call("POST", "/missing", json={"digests": digests[start:][:DIGESTS_MAX]})
-            lacking.update(_json(answer)["missing"])
+            wanted = {"digests": digests[start:][:DIGESTS_MAX]}
+            answer = self.session.call("POST", "/blobs/missing", body=wanted, idempotent=True)
+            lacking.update(answer["missing"])
         return lacking
 
     def exists(self, digest: str) -> bool:
         """Whether the server has the blob (asked as `missing`: an error has a body)."""
         return not self.missing([digest])
 
-    def upload(self, digest: str, content: Content) -> None:
-        """PUT one blob; `content` makes its body (again for each attempt)."""
-        self.call("PUT", f"/{digest}", content=content)
+    def upload(self, digest: str, size: int, pieces: Pieces) -> None:
+        """Send one blob of `size` bytes: small ones in one PUT (sent again whole if the
+        connection drops), larger ones resumable (`upload_from`)."""
+        if size > RESUMABLE_MIN:
+            self.upload_from(digest, size, pieces)
+        else:
+            headers = {"Content-Length": str(size)}
+            self.session.send("PUT", f"/blobs/{digest}", content=_body(pieces, 0), headers=headers)
+
+    def upload_from(self, digest: str, size: int, pieces: Pieces) -> None:
+        """PUT one blob with `Content-Range` from the bytes the server already holds.
+
+        The server is asked first (`GET /blobs/{digest}/upload`): an upload this process
+        or one that died left unfinished resumes, and one another client is sending is
+        waited for (up to `BUSY_PATIENCE` seconds without progress). After a dropped
+        connection it is asked again and only the rest is sent. If bytes the server held
+        before (someone else's) spoil the digest, the server drops them and the blob is
+        sent once more from its start.
+
+        Raises:
+            InvalidInput: the bytes sent do not hash to `digest` (the source changed?).
+            Conflict: another upload of this blob on the server stopped moving.
+            StoreUnavailable: the transfer kept failing without progress.
+        """
+        kept, stalled, restarted, moved = -1, 0, False, time.monotonic()
+        while True:
+            state = self.session.call("GET", f"/blobs/{digest}/upload")
+            if state["stored"]:
+                return
+            offset = int(state["offset"])
+            if offset > kept:
+                stalled, moved = 0, time.monotonic()
+            kept = offset
+            if state["busy"]:  # another request is sending it: wait for that one to end
+                if time.monotonic() - moved > BUSY_PATIENCE:
+                    raise Conflict(
+                        f"another upload of blob {digest} to {self.base} has not moved for "
+                        f"{BUSY_PATIENCE:.0f} s",
+                        hint="try again later; the server drops a stalled upload by itself",
+                    )
+                time.sleep(_BUSY_POLL)
+                continue
+            problem: LooplineError
+            try:
+                if self._put_range(digest, offset, size, pieces):
+                    return
+                problem = StoreUnavailable("the server took fewer bytes than were sent")
+            except InvalidInput:
+                if not offset or restarted:
+                    raise
+                restarted = True  # the server dropped what it held: send it all
+                continue
+            except (StoreUnavailable, Conflict) as exc:  # cut, or another upload began
+                problem = exc
+            stalled += 1
+            if stalled == ATTEMPTS and isinstance(problem, Conflict):
+                raise problem
+            if stalled == ATTEMPTS:
+                raise self._unavailable(
+                    f"uploading blob {digest} (the server holds {kept} of {size} bytes)", problem
+                ) from problem
+
+    def _put_range(self, digest: str, offset: int, size: int, pieces: Pieces) -> bool:
+        """PUT bytes `offset` to the end (none: the server finishes what it holds);
+        whether the blob is now stored."""
+        span = f"{offset}-{size - 1}" if offset < size else "*"
+        headers = {"Content-Range": f"bytes {span}/{size}", "Content-Length": str(size - offset)}
+        answer = self.session.send(
+            "PUT",
+            f"/blobs/{digest}",
+            content=_body(pieces, offset),
+            headers=headers,
+            repeatable=False,
+        )
+        return answer.status_code == 201
 
     def send_batch(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
         """POST small blobs as frames in one body (of a known length: not chunked)."""
@@ -133,7 +172,9 @@ class Server:
                 yield data if isinstance(data, bytes) else bytes(data)
 
         length = sum(frames.HEADER.size + len(data) for _, data in blobs)
-        self.call("POST", "/batch", content=body, headers={"Content-Length": str(length)})
+        self.session.send(
+            "POST", "/blobs/batch", content=body, headers={"Content-Length": str(length)}
+        )
 
     def download(self, digest: str, write: Callable[[bytes], object]) -> int:
         """Stream one blob into `write`, resuming with `Range` after a dropped connection,
@@ -146,7 +187,7 @@ class Server:
         """
         hasher = blake3.blake3()
         received, size, stalled, redirects = 0, -1, 0, 0
-        url, client = f"{self._blobs}/{digest}", self._http
+        url, client = f"/blobs/{digest}", self.session.client
         while received != size:
             before = received
             headers = {"Range": f"bytes={received}-"} if received else {}
@@ -159,7 +200,7 @@ class Server:
                         continue
                     if answer.status_code >= 400:
                         answer.read()
-                        raise answered_error(answer)
+                        raise error_from(answer)
                     size = _full_size(answer, received)
                     for piece in answer.iter_bytes():
                         hasher.update(piece)
@@ -199,12 +240,12 @@ class Server:
             before = done
             wanted = digests[done:][:DIGESTS_MAX]
             try:
-                with self._http.stream(
-                    "POST", f"{self._blobs}/fetch", json={"digests": wanted}
+                with self.session.client.stream(
+                    "POST", "/blobs/fetch", json={"digests": wanted}
                 ) as answer:
                     if answer.status_code >= 400:
                         answer.read()
-                        raise answered_error(answer)
+                        raise error_from(answer)
                     reader = frames.Reader(answer.iter_bytes())
                     for digest, size, data in frames.read_frames(reader, FRAME_MAX):
                         expected = digests[done]
@@ -229,7 +270,7 @@ class Server:
         """A client without this server's token, for pre-signed storage URLs."""
         if self._plain is None:
             self._plain = httpx.Client(
-                timeout=self._http.timeout, follow_redirects=False, verify=tls_context()
+                timeout=self.session.client.timeout, follow_redirects=False, verify=tls_context()
             )
         return self._plain
 
@@ -280,9 +321,8 @@ class Uploader:
             return False
         if len(data) > FRAME_MAX:  # alone (put_blobs of a large blob)
             if not self._ask or self._server.missing([digest]):
-                whole = bytes(data)
-                self._server.upload(digest, lambda: whole)
-                self.bytes_added += len(whole)
+                self._server.upload(digest, len(data), slices(data))
+                self.bytes_added += len(data)
             return True
         self._pending[digest] = data
         self._size += len(data)
@@ -318,11 +358,15 @@ class Uploader:
         return sum(len(data) for _, data in blobs)
 
 
-def answered_error(answer: httpx.Response) -> LooplineError:
-    """The LooplineError an error answer's body names (the remote client's one mapping)."""
-    from loopline.store.remote._session import error_from
+def slices(data: bytes | memoryview) -> Pieces:
+    """`data` from an offset on, in pieces of `PIECE` bytes (no copy of the whole)."""
+    view = memoryview(data)
+    return lambda offset: (view[at : at + PIECE] for at in range(offset, len(view), PIECE))
 
-    return error_from(answer)
+
+def _body(pieces: Pieces, offset: int) -> Callable[[], Iterator[bytes]]:
+    """A request body made afresh for each attempt, from `offset` on."""
+    return lambda: (bytes(piece) for piece in pieces(offset))
 
 
 def _full_size(answer: httpx.Response, start: int) -> int:
@@ -344,10 +388,3 @@ def _verify(digest: str, data: bytes, where: str) -> None:
             f"blob {digest} downloaded from {where} hashes to {actual}",
             hint="run `loopline fsck` on the server",
         )
-
-
-def _json(answer: httpx.Response) -> Any:
-    try:
-        return answer.json()
-    except ValueError as exc:
-        raise StoreUnavailable(f"the artifact server answered something not JSON: {exc}") from exc

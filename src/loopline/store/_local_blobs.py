@@ -75,6 +75,11 @@ class LocalBlobs:
         finally:
             temp.unlink(missing_ok=True)
 
+    def adopt(self, complete: Path, digest: str, size: int) -> None:
+        """Move `complete`, a file already verified as blob `digest` and on this store's
+        file system (a server's finished upload, under `tmp/`), into place: no copy."""
+        self._publish(complete, digest, size)
+
     @contextlib.contextmanager
     def open_blob(self, digest: str) -> Iterator[BinaryIO]:
         try:

@@ -2,6 +2,9 @@
 
     POST /blobs/missing     which of these digests the server lacks (reader)
     PUT  /blobs/{digest}    one blob, streamed; stored only if it hashes to `digest` (writer)
+                            with `Content-Range: bytes START-END/TOTAL`: part of a resumable
+                            upload, `bytes */TOTAL`: finish the one held (store/_uploads.py)
+    GET  /blobs/{digest}/upload   how many bytes of a resumable upload the server holds
     GET  /blobs/{digest}    one blob, streamed and verified as read; `Range` for resuming
     HEAD /blobs/{digest}    its size (`Content-Length`) and `ETag` (the digest)
     (GET answers 307 to a pre-signed S3 URL with `--artifacts direct` and an S3 store)
@@ -12,7 +15,19 @@ A client asks `missing` first and sends only what the server lacks, so a push of
 unchanged data sends digests, never content. A single blob goes to a temp file and is
 stored only once it has hashed to its digest; a batch is read frame by frame into a new
 pack, each blob checked before it is added, and a bad one discards the pack: either way
-a wrong digest answers 422 and stores nothing. A download holds back its last
+a wrong digest answers 422 and stores nothing.
+
+A large blob goes up resumably: the client asks `GET .../upload` for the `offset` the
+server holds (0 for a new upload), then PUTs the bytes from there with `Content-Range`.
+A dropped connection keeps what arrived, so the client asks again and sends only the
+rest. A range must start at the offset held (else 409), may not run past its total or
+be longer than it says (400); the total must fit on the server's disk (else 413); one
+request at a time adds to an upload (another gets 409, and `busy` says so); the
+blob is stored once the last byte has come and the whole has hashed to its digest
+(else 422, and the bytes held are dropped). A request that sends nothing for
+`UPLOAD_IDLE` seconds is cut, so a vanished client does not hold an upload for long.
+
+A download holds back its last
 piece until the blob has verified (store/_blob_io.py), so a corrupt blob ends in a cut
 connection, or a `FAILED` frame in a batch, never in a complete wrong answer.
 
@@ -29,23 +44,34 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+import anyio
 import blake3
 from anyio import from_thread
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from loopline.errors import InvalidInput, LooplineError, MalformedRequest, PayloadTooLarge
+from loopline.errors import (
+    InvalidInput,
+    LooplineError,
+    MalformedRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from loopline.server._permissions import Role, requires
 from loopline.server.app import stores_of
 from loopline.store import _blob_frames as frames
+from loopline.store import _uploads
+
+if TYPE_CHECKING:
+    from loopline.project import Stores
 
 router = APIRouter(tags=["blobs"])
 
@@ -54,9 +80,11 @@ FRAME_MAX = 16 << 20  # the largest blob in a batch; larger ones travel alone
 BATCH_MAX = 256 << 20  # bytes per batch upload body
 IN_MEMORY_MAX = 16 << 20  # blobs up to this size are read whole and verified before sending
 SIGNED_FOR = 3600  # seconds a pre-signed download URL stays valid (--artifacts direct)
+UPLOAD_IDLE = 60.0  # seconds a resumable upload waits for its next bytes before it is cut
 _WRITE_PIECE = 1 << 20  # upload bytes gathered before a write (in a worker thread)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_CONTENT_RANGE = re.compile(r"bytes (?:(\d{1,19})-(\d{1,19})|\*)/(\d{1,19})")
 _OCTETS = "application/octet-stream"
 
 
@@ -90,12 +118,22 @@ def missing(body: Digests, request: Request) -> dict[str, list[str]]:
     return {"missing": sorted(stores_of(request).artifacts.missing(digests))}
 
 
-@router.put("/blobs/{digest}", status_code=201, dependencies=[requires(Role.WRITER)])
-async def put_blob(digest: str, request: Request) -> dict[str, Any]:
-    """Store the request body as the blob `digest`, once it has hashed to it."""
+@router.put(
+    "/blobs/{digest}", status_code=201, response_model=None, dependencies=[requires(Role.WRITER)]
+)
+async def put_blob(
+    digest: str,
+    request: Request,
+    content_range: str | None = Header(None, alias="Content-Range"),
+) -> dict[str, Any] | Response:
+    """Store the request body as the blob `digest`, once it has hashed to it; with
+    `Content-Range`, add it to the resumable upload of `digest` (module docstring)."""
     digest = checked(digest)
-    artifacts = stores_of(request).artifacts
-    with _upload_file() as (temp, out):
+    if content_range is not None:
+        return await _put_range(digest, request, content_range)
+    opened = stores_of(request)
+    artifacts = opened.artifacts
+    with _upload_file(_folder(opened)) as (temp, out):
         hasher = blake3.blake3()
         size = 0
         async for piece in _pieces(request):
@@ -108,8 +146,42 @@ async def put_blob(digest: str, request: Request) -> dict[str, Any]:
                 f"the body of PUT /blobs/{digest} hashes to {actual}; nothing was stored",
                 hint="send the blob's exact bytes under its BLAKE3 digest",
             )
-        await run_in_threadpool(artifacts.put_file, temp)
+        await run_in_threadpool(_uploads.store_verified, artifacts, temp, digest, size)
     return {"hash": digest, "size": size}
+
+
+@router.get("/blobs/{digest}/upload", dependencies=[requires(Role.WRITER)])
+def upload_state(digest: str, request: Request) -> dict[str, Any]:
+    """How many bytes of a resumable upload of `digest` the server holds (`offset`: send
+    from there), whether a request is adding to them now (`busy`: wait for it to end),
+    and whether the blob is stored already (`stored`: nothing to send)."""
+    digest = checked(digest)
+    opened = stores_of(request)
+    state = _uploads.upload_state(_folder(opened), digest)
+    stored = opened.artifacts.exists(digest)
+    return {"hash": digest, "offset": state.offset, "busy": state.busy, "stored": stored}
+
+
+async def _put_range(digest: str, request: Request, header: str) -> Response:
+    """Add the body to the upload of `digest` at the range `header` names; store the blob
+    once its last byte has come (201), else answer the offset now held (202)."""
+    start, end, total = _content_range(header)
+    opened = stores_of(request)
+    upload = await run_in_threadpool(_uploads.open_upload, _folder(opened), digest, start, total)
+    try:
+        async for piece in _pieces(request, idle=UPLOAD_IDLE):
+            if upload.offset + len(piece) > end:
+                await run_in_threadpool(upload.cut_back, start)
+                raise MalformedRequest(
+                    f"the body is longer than its Content-Range {header!r}; none of it was kept"
+                )
+            await run_in_threadpool(upload.write, piece)
+        if upload.offset < total:
+            return JSONResponse({"hash": digest, "offset": upload.offset}, 202)
+        blob = await run_in_threadpool(upload.finish, opened.artifacts)
+    finally:
+        await run_in_threadpool(upload.close)
+    return JSONResponse({"hash": digest, "size": blob.size}, 201)
 
 
 @router.post("/blobs/batch", dependencies=[requires(Role.WRITER)])
@@ -210,18 +282,29 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int]:
     return start, end
 
 
-async def _pieces(request: Request) -> AsyncIterator[bytes]:
-    """The request body in pieces of about `_WRITE_PIECE` bytes."""
+async def _pieces(request: Request, *, idle: float | None = None) -> AsyncIterator[bytes]:
+    """The request body in pieces of about `_WRITE_PIECE` bytes. If the connection drops
+    (or, with `idle`, sends nothing for that many seconds) the bytes that came are yielded
+    before the error: a resumable upload keeps them."""
     gathered: list[bytes] = []
     size = 0
+    stream = request.stream()
     try:
-        async for piece in request.stream():
+        while True:
+            with anyio.fail_after(idle):
+                piece = await anext(stream, None)
+            if piece is None:
+                break
             gathered.append(piece)
             size += len(piece)
             if size >= _WRITE_PIECE:
                 yield b"".join(gathered)
                 gathered, size = [], 0
-    except ClientDisconnect:  # nothing is stored; the client sends it again
+    except (ClientDisconnect, TimeoutError) as exc:
+        if gathered:
+            yield b"".join(gathered)
+        if isinstance(exc, TimeoutError):
+            raise RequestTimeout(f"the body sent nothing for {idle} seconds") from None
         raise MalformedRequest("the connection closed before the body ended") from None
     if gathered:
         yield b"".join(gathered)
@@ -233,15 +316,43 @@ def _write_hashing(out: BinaryIO, hasher: Any, piece: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _upload_file() -> Iterator[tuple[Path, BinaryIO]]:
-    """A temp file for an upload, removed afterwards whatever happens."""
-    fd, name = tempfile.mkstemp(prefix="loopline-upload-", suffix=".part")
-    temp = Path(name)
+def _upload_file(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
+    """A temp file for a whole upload in `folder`, removed afterwards whatever happens
+    (made as the store's own files are, not private as mkstemp's: it may become a blob)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f"loopline-upload-{uuid.uuid4().hex}.part"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             yield temp, out
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _folder(opened: Stores) -> Path:
+    """Where this server keeps uploads in progress (store/_uploads.py)."""
+    return _uploads.upload_folder(opened.artifacts, opened.settings.state_dir)
+
+
+def _content_range(header: str) -> tuple[int, int, int]:
+    """`(start, end, total)` of `bytes FIRST-LAST/TOTAL` (end = LAST + 1), or of
+    `bytes */TOTAL` (start = end = total: finish the upload held)."""
+    match = _CONTENT_RANGE.fullmatch(header.strip())
+    if match is None:
+        raise MalformedRequest(
+            f"Content-Range {header[:80]!r} is not bytes FIRST-LAST/TOTAL",
+            hint="e.g. `bytes 1048576-2097151/4194304`, or `bytes */4194304` to finish",
+        )
+    first, last, whole = match.groups()
+    total = int(whole)
+    if first is None:
+        return total, total, total
+    start, end = int(first), int(last) + 1
+    if not start < end <= total:
+        raise MalformedRequest(
+            f"Content-Range {header!r} is not a range of its total: FIRST <= LAST < TOTAL"
+        )
+    return start, end, total
 
 
 def _store_batch(artifacts: Any, body: Iterator[bytes]) -> dict[str, int]:

@@ -1,10 +1,13 @@
 """One HTTP connection pool to a platform server, and what its answers mean.
 
-Every remote store call goes through `RemoteSession.call`: the token is sent as a bearer
+Both clients of a server go through one `RemoteSession`: the metadata store over HTTP
+(`call`, JSON in and out) and the artifact store over HTTP (_http_transfer.py: `send`
+with streamed bodies, `client` for streamed answers). The token is sent as a bearer
 credential, a JSON error body becomes the loopline error it names (`errors.ERROR_TYPES`),
-and a call that is safe to repeat (a read, or a write keyed by what it writes) is retried
-when the connection drops or the server answers 502/503/504. A call that is not safe to
-repeat is not retried: its error says that it may or may not have been applied.
+and a request that is safe to repeat (a read, or a write keyed by what it writes, such
+as a blob under its digest) is retried when the connection drops or the server answers
+502/503/504. A request that is not safe to repeat is not retried: its error says that it
+may or may not have been applied.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -28,11 +32,16 @@ BACKOFF_S = 0.25
 TIMEOUT_S = 60.0
 _RETRY_STATUS = frozenset({502, 503, 504})
 
+Content = bytes | Callable[[], Iterable[bytes] | bytes]
+"""A request body, or a function that makes it afresh for each attempt."""
+
 
 class RemoteSession:
     """An HTTP client of one platform server (thread-safe: one pool shared by threads)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float | httpx.Timeout = TIMEOUT_S
+    ) -> None:
         self.url = server_url(url)
         self._token = token
         self._timeout = timeout
@@ -81,48 +90,78 @@ class RemoteSession:
 
         `idempotent` defaults to True for GET, HEAD, PUT and DELETE: those are retried.
         """
-        import httpx
-
         repeatable = (
             idempotent if idempotent is not None else method in {"GET", "HEAD", "PUT", "DELETE"}
         )
         content = None if body is None else json.dumps(body, allow_nan=False).encode()
         headers = {"Content-Type": "application/json"} if content is not None else None
+        response = self.send(
+            method, path, params=params, content=content, headers=headers, repeatable=repeatable
+        )
+        return self._answer(response)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: Content | None = None,
+        headers: dict[str, str] | None = None,
+        repeatable: bool = True,
+        retries: int = RETRIES,
+    ) -> httpx.Response:
+        """Send one request under /api/v1; its answer, an error answer raised as the
+        loopline error its body names. `content` may be a function that makes the body
+        afresh for each attempt (a streamed upload reads its source again).
+
+        Raises:
+            StoreUnavailable: the connection failed (after `retries` more tries if the
+                request is `repeatable`).
+        """
+        import httpx
+
         attempt = 0
         while True:
             attempt += 1
+            body = content() if callable(content) else content
             try:
                 response = self.client.request(
-                    method, path, params=params, content=content, headers=headers
+                    method, path, params=params, content=body, headers=headers
                 )
             except httpx.TransportError as exc:
-                if repeatable and attempt <= RETRIES:
+                if repeatable and attempt <= retries:
                     time.sleep(BACKOFF_S * 2 ** (attempt - 1))
                     continue
                 raise self._unreachable(method, path, exc, repeatable) from None
-            if response.status_code in _RETRY_STATUS and repeatable and attempt <= RETRIES:
+            if response.status_code in _RETRY_STATUS and repeatable and attempt <= retries:
                 time.sleep(_retry_after(response, BACKOFF_S * 2 ** (attempt - 1)))
                 continue
-            return self._answer(response)
+            if response.status_code >= 400:
+                raise error_from(response)
+            return response
 
     def _answer(self, response: httpx.Response) -> Any:
-        if response.is_success:
-            if response.status_code == 204 or not response.content:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                raise StoreUnavailable(
-                    f"the server at {redact_uri(self.url)} answered something that is not JSON"
-                ) from None
-        raise error_from(response)
+        if not response.is_success:  # a redirect: this API answers none
+            raise error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise StoreUnavailable(
+                f"the server at {redact_uri(self.url)} answered something that is not JSON"
+            ) from None
 
     def _unreachable(
         self, method: str, path: str, exc: Exception, repeatable: bool
     ) -> StoreUnavailable:
         where = redact_uri(self.url)
         if repeatable:
-            return StoreUnavailable(f"cannot reach the loopline server at {where}: {exc}")
+            return StoreUnavailable(
+                f"cannot reach the loopline server at {where}: {type(exc).__name__}: {exc}",
+                hint="check that the server is running and reachable (loopline server)",
+            )
         return StoreUnavailable(
             f"the connection to {where} failed during {method} {path}: "
             "it may or may not have been applied",

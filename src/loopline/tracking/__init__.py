@@ -31,8 +31,10 @@ from loopline.tracking.search import (
     list_experiments,
     list_inputs,
     restore_run,
+    run_keys,
     runs_frame,
     search_runs,
+    search_runs_page,
 )
 
 __all__ = [
@@ -64,8 +66,10 @@ __all__ = [
     "log_table",
     "log_text",
     "restore_run",
+    "run_keys",
     "runs_frame",
     "search_runs",
+    "search_runs_page",
     "set_tag",
     "set_tags",
     "start_run",

@@ -35,7 +35,9 @@ from loopline.store.records import (
     LinkKind,
     MetricPoint,
     Run,
+    RunKeys,
     RunLink,
+    RunsPage,
     RunStatus,
 )
 from loopline.store.remote._codec import decode, encode
@@ -209,6 +211,35 @@ class RemoteRunStore:
         }
         answer = self._session.call("POST", "/runs/search", body=body, idempotent=True)
         found: list[Run] = decode(list[Run], answer)
+        return found
+
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        condition: Condition | None = None,
+        order_by: tuple[OrderBy, ...] = (),
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        include_deleted: bool = False,
+    ) -> RunsPage:
+        """`limit` matching runs from position `offset`, and how many match in all."""
+        body = {
+            "experiment_ids": None if experiment_ids is None else list(experiment_ids),
+            "condition": encode(condition),
+            "order_by": encode(tuple(order_by)),
+            "offset": offset,
+            "limit": limit,
+            "include_deleted": include_deleted,
+        }
+        answer = self._session.call("POST", "/runs/search-page", body=body, idempotent=True)
+        found: RunsPage = decode(RunsPage, answer)
+        return found
+
+    def run_keys(self, experiment_id: str) -> RunKeys:
+        """The param, metric and tag keys the experiment's (non-deleted) runs hold."""
+        path = f"/experiments/{check_id('experiment', experiment_id)}/run-keys"
+        found: RunKeys = decode(RunKeys, self._session.call("GET", path))
         return found
 
     # -- params, tags, metrics ---------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Routes are versioned under /api/v1 (one module per area in `server.api`); OpenAPI at
 /openapi.json. Errors are `{"error": {"type", "message", "hint", "field"}}` with the
-error's HTTP status, as on the prediction server.
+error's HTTP status, as on the prediction server. The web UI's pages (`server.ui`) are
+served at / beside the API, over the same stores.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def create_app(
     """
     from fastapi import FastAPI
 
+    from loopline.server._sessions import SessionKey
     from loopline.server.api import ROUTERS
+    from loopline.server.ui import PAGES
 
     app = FastAPI(
         title="loopline",
@@ -55,12 +58,15 @@ def create_app(
     app.state.stores = opened
     app.state.authenticator = authenticator or LocalAuthenticator(current_user())
     app.state.artifacts_mode = "proxy" if options is None else options.artifacts
+    app.state.session_key = SessionKey(opened.settings.state_dir)  # the UI's sign-ins
     _install_guards(app, options)
     _install_error_handlers(app)
     _add_openapi_route(app)
     for name in ROUTERS:
         module = importlib.import_module(f"loopline.server.api.{name}")
         app.include_router(module.router, prefix=getattr(module, "PREFIX", API_PREFIX))
+    for name in PAGES:
+        app.include_router(importlib.import_module(f"loopline.server.ui.{name}").router)
     return app
 
 

@@ -1,6 +1,7 @@
 """Experiment tracking: runs, params, metrics, tags, artifacts, search."""
 
 from loopline.project import Stores, configure, stores
+from loopline.tracking._filter import parse_filter, parse_order_by
 from loopline.tracking.artifacts import download_artifacts, list_artifacts, log_artifact_for_run
 from loopline.tracking.inputs import DataFrameInput
 from loopline.tracking.runs import (
@@ -65,6 +66,8 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "parse_filter",
+    "parse_order_by",
     "restore_run",
     "run_keys",
     "runs_frame",

@@ -50,7 +50,7 @@ def fill(opened: Any) -> UiProject:
 
     runs = opened.metadata.runs
     churn = runs.get_or_create_experiment("churn")
-    ids, points = [], []
+    ids, starts, points = [], [], []
     for index in range(60):
         run = runs.create_run(
             churn.id,
@@ -65,9 +65,9 @@ def fill(opened: Any) -> UiProject:
             (run.id, "loss", 1 / (index + 1), 0, 1000),
         ]
         ids.append(run.id)
+        starts.append(int(run.start_time.timestamp() * 1000))
     runs.log_metric_points(points)
-    for index, run_id in enumerate(ids):
-        start_ms = int(runs.get_run(run_id).start_time.timestamp() * 1000)
+    for index, (run_id, start_ms) in enumerate(zip(ids, starts, strict=True)):
         status = "FAILED" if index % 7 == 3 else "FINISHED"
         runs.update_run(run_id, status=status, end_time_ms=start_ms + 1000 * (index % 13) + 500)
     xss = runs.get_or_create_experiment("xss")

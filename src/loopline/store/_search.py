@@ -51,11 +51,14 @@ def counted(stmt: Select[Any]) -> Select[Any]:
     return select(func.count()).select_from(stmt.subquery())
 
 
-def keys_of_runs(experiment_id: str) -> dict[str, Select[Any]]:
-    """For params, metrics and tags: the distinct keys the experiment's live runs hold."""
+def keys_of_runs(experiment_id: str, newest: int | None) -> dict[str, Select[Any]]:
+    """For params, metrics and tags: the distinct keys the experiment's live runs hold
+    (its `newest` runs only, unless None)."""
     members = select(runs.c.id).where(
         runs.c.experiment_id == experiment_id, runs.c.deleted_at.is_(None)
     )
+    if newest is not None:
+        members = members.order_by(runs.c.start_time.desc()).limit(newest)
     tables = {"params": params, "metrics": latest_metrics, "tags": tags}
     return {
         kind: select(table.c.key).where(table.c.run_id.in_(members)).distinct()

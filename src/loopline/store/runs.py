@@ -327,17 +327,28 @@ class RunStore:
         _check_count("limit", limit, 1, MAX_SEARCH_RESULTS)
         matching = matching_runs(experiment_ids, condition, include_deleted)
         with self._db.read() as conn:
-            total = int(conn.execute(counted(matching)).scalar_one())
-            stmt = apply_order(matching, order_by).offset(offset).limit(limit)
-            ids = [row.id for row in conn.execute(stmt)] if offset < total else []
-        return RunsPage(self.get_runs(ids), total, offset)
+            if condition is None:  # an index count; the page stops after `limit` rows
+                total = conn.execute(counted(matching)).scalar_one()
+                paged = apply_order(matching, order_by).offset(offset).limit(limit)
+                ids = [row.id for row in conn.execute(paged)] if offset < total else []
+            else:  # the count rides on the page's query: the filter runs once, not twice
+                window = matching.add_columns(func.count().over().label("total"))
+                paged = apply_order(window, order_by).offset(offset).limit(limit)
+                rows = conn.execute(paged).all()
+                ids = [row.id for row in rows]
+                total = rows[0].total if rows else conn.execute(counted(matching)).scalar_one()
+        return RunsPage(self.get_runs(ids), int(total), offset)
 
-    def run_keys(self, experiment_id: str) -> RunKeys:
-        """The param, metric and tag keys the experiment's (non-deleted) runs hold."""
+    def run_keys(self, experiment_id: str, *, newest: int | None = None) -> RunKeys:
+        """The param, metric and tag keys the experiment's (non-deleted) runs hold; of its
+        `newest` runs only when given (1,000 runs take ~5 ms where 30,000 take ~150)."""
+        if newest is not None:
+            _check_count("newest", newest, 1, None)
+        stmts = keys_of_runs(check_id("experiment", experiment_id), newest)
         with self._db.read() as conn:
             found = {
                 kind: tuple(sorted(row.key for row in conn.execute(stmt)))
-                for kind, stmt in keys_of_runs(check_id("experiment", experiment_id)).items()
+                for kind, stmt in stmts.items()
             }
         return RunKeys(**found)
 

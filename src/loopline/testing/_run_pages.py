@@ -4,6 +4,7 @@ number of matches, the keys an experiment's runs hold, and each experiment's las
 from __future__ import annotations
 
 import math
+import time
 
 from loopline.errors import InvalidInput
 from loopline.store import MetadataStore
@@ -55,6 +56,8 @@ def check_search_pages(store: MetadataStore) -> None:
         [ids[2], ids[4]],
         2,
     )
+    assert page("metrics.m >= 2", "params.p asc", 3, 5) == ([ids[5]], 4)  # counted alike
+    assert page("metrics.m >= 2", "params.p asc", 10, 5) == ([], 4)  # past the end
     assert page(None, "attributes.duration asc", 0, 2) == ([ids[6], ids[5]], 7)
     assert page(None, "attributes.duration desc", 0, 2) == ([ids[0], ids[1]], 7)
     _raises(InvalidInput, lambda: store.runs.search_runs_page(exp, offset=-1))
@@ -66,6 +69,12 @@ def check_run_keys_and_last_runs(store: MetadataStore) -> None:
     exp = store.runs.get_experiment("paged")
     keys = store.runs.run_keys(exp.id)
     assert (keys.params, keys.metrics, keys.tags) == (("p",), ("m",), ("t",))
+    time.sleep(0.002)  # a start time of its own, after the others'
+    newest = store.runs.create_run(exp.id, user="tester", params={"late": 1})
+    assert store.runs.run_keys(exp.id, newest=1).params == ("late",)
+    assert store.runs.run_keys(exp.id).params == ("late", "p")
+    _raises(InvalidInput, lambda: store.runs.run_keys(exp.id, newest=0))
+    store.runs.set_deleted(newest.id, True)
     newest = max(store.runs.get_runs(ids), key=lambda run: run.start_time)
     listed = {e.name: e for e in store.runs.list_experiments()}
     assert listed["paged"].last_run_at == newest.start_time

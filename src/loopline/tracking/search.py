@@ -110,10 +110,11 @@ def search_runs_page(
     return runs.search_runs_page([experiment_id], condition, order, offset=offset, limit=limit)
 
 
-def run_keys(experiment: str) -> RunKeys:
-    """The param, metric and tag keys that `experiment`'s runs were logged with."""
+def run_keys(experiment: str, *, newest: int | None = None) -> RunKeys:
+    """The param, metric and tag keys that `experiment`'s runs were logged with (its
+    `newest` runs only when given: a bound on the work for an experiment of many runs)."""
     runs = stores().metadata.runs
-    return runs.run_keys(runs.get_experiment(experiment).id)
+    return runs.run_keys(runs.get_experiment(experiment).id, newest=newest)
 
 
 def get_run(run_id: str) -> Run:

@@ -7,7 +7,9 @@ and a page without JavaScript show the same table htmx swaps in:
     col=<params.x|metrics.y|tags.z> (repeated; none: the first metrics and params)
 
 Sorting, counting and paging are done by the database (`search_runs_page`), PAGE_SIZE
-runs at a time, so that an experiment of 30,000 runs costs one page's worth of work.
+runs at a time, so that an experiment of 30,000 runs costs one page's worth of work. The
+column picker offers the keys of the page's runs and of the experiment's newest 1,000
+(KEYS_FROM_NEWEST; a key only older runs hold can still be named in the URL).
 Every column sorts: the fixed ones (name, status, start, duration, user, commit) as run
 attributes, the chosen ones as params (text order, as stored), metrics or tags.
 """
@@ -20,17 +22,19 @@ from urllib.parse import quote, urlencode
 
 from loopline.errors import InvalidInput
 from loopline.expr import render_name
+from loopline.store import RunKeys
 from loopline.store.query import Field, OrderBy
 from loopline.tracking import parse_order_by, run_keys, search_runs_page
 
 if TYPE_CHECKING:
     from starlette.datastructures import QueryParams
 
-    from loopline.store import RunKeys, RunsPage
+    from loopline.store import Run, RunsPage
 
 PAGE_SIZE = 50
 MAX_COLUMNS = 60
 DEFAULT_KEYS = 5  # metrics, then params, shown when the URL chooses no column
+KEYS_FROM_NEWEST = 1_000  # the picker offers the keys of these runs and of the page shown
 PREFIXES = {"param": "params", "metric": "metrics", "tag": "tags", "attribute": "attributes"}
 FIRST_DESCENDING = {"metric", "start_time", "duration"}  # newest, longest, largest first
 
@@ -157,9 +161,19 @@ def load_table(experiment: str, query: TableQuery) -> RunsTable:
         offset=(query.page - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
     )
-    keys = run_keys(experiment)
+    keys = _with_keys_of(page.runs, run_keys(experiment, newest=KEYS_FROM_NEWEST))
     fields = query.chosen or default_columns(keys)
     return RunsTable(page, tuple(Column(field.key, field) for field in fields), keys)
+
+
+def _with_keys_of(runs: list[Run], keys: RunKeys) -> RunKeys:
+    """`keys` and those of `runs`: the picker offers every key of the page shown, and of
+    the experiment's newest runs (all of its runs would cost ~150 ms at 30,000)."""
+    return RunKeys(
+        params=tuple(sorted({*keys.params, *(k for run in runs for k in run.params)})),
+        metrics=tuple(sorted({*keys.metrics, *(k for run in runs for k in run.metrics)})),
+        tags=tuple(sorted({*keys.tags, *(k for run in runs for k in run.tags)})),
+    )
 
 
 def default_columns(keys: RunKeys) -> tuple[Field, ...]:

@@ -236,10 +236,12 @@ class RemoteRunStore:
         found: RunsPage = decode(RunsPage, answer)
         return found
 
-    def run_keys(self, experiment_id: str) -> RunKeys:
-        """The param, metric and tag keys the experiment's (non-deleted) runs hold."""
+    def run_keys(self, experiment_id: str, *, newest: int | None = None) -> RunKeys:
+        """The param, metric and tag keys the experiment's (non-deleted) runs hold; of its
+        `newest` runs only when given."""
         path = f"/experiments/{check_id('experiment', experiment_id)}/run-keys"
-        found: RunKeys = decode(RunKeys, self._session.call("GET", path))
+        query = {} if newest is None else {"newest": newest}
+        found: RunKeys = decode(RunKeys, self._session.call("GET", path, params=query))
         return found
 
     # -- params, tags, metrics ---------------------------------------------------------

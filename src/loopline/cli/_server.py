@@ -91,7 +91,9 @@ def ui(
 
     Serves the project on 127.0.0.1 only, with no sign-in (as `loopline server` on
     loopback), prints the address and opens a browser there unless --no-browser (or there
-    is no display). Ctrl+C stops it. Example: loopline ui --port 5001
+    is no display). Ctrl+C stops it.
+
+    Example: loopline ui --port 5001
     """
     from loopline.cli._output import console
     from loopline.cli._project import open_project

@@ -164,7 +164,8 @@ class Browsed:
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        # caret="initial": hiding the caret would inject a style the page's CSP refuses
+        self.page.screenshot(path=str(path), full_page=True, caret="initial")
         return path
 
 

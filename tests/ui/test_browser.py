@@ -123,6 +123,7 @@ def test_the_pager_and_the_column_picker(browse: Browsed, ui_url: str) -> None:
     browse.page.click("details.picker summary")
     browse.page.check('input[name=col][value="tags.team"]')
     browse.page.uncheck('input[name=col][value="params.C"]')
+    browse.screenshot("runs-table-picker")
     browse.page.click("text=Show these columns")
     browse.page.locator("th.tag", has_text="team").wait_for()
     assert browse.page.locator("th.param", has_text="C").count() == 0

@@ -175,6 +175,10 @@ def test_unknown_names_are_404_pages_and_impossible_ones_400(ui_client: Any) -> 
     assert "no experiment named &#39;nope&#39;" in page(ui_client, "/experiments/nope", 404)
     assert "no run with id" in page(ui_client, "/runs/" + "0" * 32, 404)
     page(ui_client, "/experiments/bad*name", 400)
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    assert "no such page" in page(ui_client, "/experiments/a/b", 404, headers=browser)
+    api = ui_client.get("/api/v1/nothing", headers=browser)  # the API answers JSON
+    assert api.status_code == 404 and api.json()["error"]["type"] == "NotFound"
     page(ui_client, "/runs/not-hex", 400)
     for target in (
         "/experiments/..%2f..%2fetc",

@@ -144,7 +144,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
-            return error_response(NotFound(f"no such route: {request.method} {_tail(request)}"))
+            missing = NotFound(f"no such route: {request.method} {_tail(request)}")
+            if _browsing(request):
+                from loopline.server.ui._pages import error_page
+
+                return error_page(request, NotFound("no such page"))
+            return error_response(missing)
         error = LooplineError(str(exc.detail))
         error.http_status = exc.status_code
         return error_response(error)
@@ -152,6 +157,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LooplineError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http)
+
+
+def _browsing(request: Request) -> bool:
+    """Whether a browser asked for a page (not the API): it gets an HTML error page."""
+    accept = request.headers.get("accept", "")
+    return not request.url.path.startswith("/api/") and "text/html" in accept
 
 
 def _tail(request: Request) -> str:

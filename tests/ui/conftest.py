@@ -8,9 +8,12 @@
 - `ui_client`: Starlette's TestClient over `create_app` on that project, no auth.
 - `auth_app`: the same stores behind token auth (a fresh authenticator per module), with
   a reader token, for the login tests.
-- `chromium` (per test process): Debian's /usr/bin/chromium driven by Playwright. Where it
-  is missing the browser tests skip with the reason, except in CI (CI=true): there they
-  fail, since `.ci/run` installs it.
+- `chromium` (per module): Debian's /usr/bin/chromium driven by Playwright. Where it is
+  missing the browser tests skip with the reason, except in CI (CI=true): there they
+  fail, since `.ci/run` installs it. Not per session: while Playwright's sync API runs,
+  its event loop is the thread's running loop, and a later test's `asyncio.run` (on the
+  same xdist worker) would fail; a module keeps its browser tests together (one
+  `xdist_group`) and lets the loop go when it ends.
 - `browse` (per test): a fresh browser context; opens a URL and records console errors,
   page errors, CSP violations and dialogs (dismissed), and saves screenshots under
   tests/ui/screenshots/ (ignored by git; CI can keep them).
@@ -130,9 +133,9 @@ def auth_app(ui_project: UiProject) -> AuthApp:
 # -- Chromium -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium per test process (see the module docstring)."""
+    """One headless Chromium per test module (see the module docstring)."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)"
         if os.environ.get("CI"):

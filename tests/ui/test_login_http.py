@@ -15,7 +15,7 @@ import pytest
 
 from fixtures.waiting import eventually
 from loopline.errors import LooplineError
-from loopline.server._sessions import SESSION_COOKIE, SessionKey
+from loopline.server._sessions import COOKIE_PREFIX, SessionKey
 from server._inprocess import app_client
 from ui.conftest import AuthApp
 
@@ -25,6 +25,10 @@ _addresses = itertools.count(1)
 def client_of(auth_app: AuthApp, **kwargs: Any) -> Any:
     """A client from an address of its own: the failed-login limit counts per address."""
     return app_client(auth_app.app, client=(f"10.9.0.{next(_addresses)}", 40000), **kwargs)
+
+
+def cookie_name(auth_app: AuthApp) -> str:
+    return str(auth_app.app.state.session_key.cookie_name)
 
 
 def log_in(client: Any, token: str, target: str = "/", **headers: str) -> Any:
@@ -49,7 +53,7 @@ def test_a_bad_token_shows_the_form_again_with_401(auth_app: AuthApp) -> None:
     client = client_of(auth_app)
     for bad in ("nope", auth_app.token[:-1] + "x", ""):
         answer = log_in(client, bad)
-        assert answer.status_code == 401 and SESSION_COOKIE not in answer.cookies
+        assert answer.status_code == 401 and not answer.cookies
         assert 'class="error" role="alert">the token is unknown' in answer.text
         assert answer.headers["content-type"].startswith("text/html")
 
@@ -59,7 +63,8 @@ def test_a_good_token_starts_a_session_that_reads_pages(auth_app: AuthApp) -> No
     answer = log_in(client, f"  {auth_app.token}\n", "/experiments/churn")
     assert answer.status_code == 303 and answer.headers["location"] == "/experiments/churn"
     cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}=v1.{auth_app.token_id}.")
+    assert cookie.startswith(f"{cookie_name(auth_app)}=v1.{auth_app.token_id}.")
+    assert cookie_name(auth_app).startswith(COOKIE_PREFIX) and len(cookie_name(auth_app)) == 25
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # plain http here (see the https test)
     secret = auth_app.token.rsplit("_", 1)[1]
@@ -87,9 +92,11 @@ def test_a_forged_or_tampered_cookie_is_refused(auth_app: AuthApp) -> None:
         "v1.abc.1.x",
         auth_app.token,  # the token itself is not a session
     ):
-        client = client_of(auth_app, cookies={SESSION_COOKIE: value})
+        client = client_of(auth_app, cookies={cookie_name(auth_app): value})
         assert client.get("/", follow_redirects=False).status_code == 303, value
-    good = client_of(auth_app, cookies={SESSION_COOKIE: signed})
+    good = client_of(auth_app, cookies={cookie_name(auth_app): signed})
+    elsewhere = client_of(auth_app, cookies={f"{COOKIE_PREFIX}00000000": signed})
+    assert elsewhere.get("/", follow_redirects=False).status_code == 303  # another key's
     assert good.get("/").status_code == 200
 
 
@@ -122,7 +129,7 @@ def test_logging_out_clears_the_cookie(auth_app: AuthApp) -> None:
     log_in(client, auth_app.token)
     answer = client.post("/logout", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
-    assert f'{SESSION_COOKIE}=""' in answer.headers["set-cookie"]
+    assert f'{cookie_name(auth_app)}=""' in answer.headers["set-cookie"]
     assert "Max-Age=0" in answer.headers["set-cookie"]
     assert client.get("/", follow_redirects=False).status_code == 303
 
@@ -142,7 +149,7 @@ def test_a_login_form_posted_from_another_site_is_refused(auth_app: AuthApp) -> 
         {"Origin": "http://evil.example"},
     ):
         answer = log_in(client_of(auth_app), auth_app.token, **headers)
-        assert answer.status_code == 400 and SESSION_COOKIE not in answer.cookies, headers
+        assert answer.status_code == 400 and not answer.cookies, headers
     same = log_in(client_of(auth_app), auth_app.token, Origin="http://127.0.0.1:5000")
     assert same.status_code == 303
 

@@ -164,11 +164,12 @@ class TokenAuthenticator:
         except Unauthorized:
             self.failures.failed(address)
             raise
+        key: SessionKey | None = getattr(request.app.state, "session_key", None)
         if token is None:
-            cookie = session_cookie(request)
-            if cookie is None:
+            cookie = None if key is None else session_cookie(request, key)
+            if key is None or cookie is None:
                 raise unauthorized("this server needs a token")
-            record = self._session_token(request, cookie, address)
+            record = self._session_token(key, cookie)
         else:
             record = self._usable(token, address)
         self._touch(record.id)
@@ -189,12 +190,12 @@ class TokenAuthenticator:
             raise unauthorized(f"the token is {why}")
         return record
 
-    def _session_token(self, request: Request, cookie: str, address: str) -> ApiToken:
-        """The token a session cookie names, while it is usable (see _sessions)."""
-        key: SessionKey | None = getattr(request.app.state, "session_key", None)
-        token_id = None if key is None else key.token_id(cookie)
+    def _session_token(self, key: SessionKey, cookie: str) -> ApiToken:
+        """The token a session cookie names, while it is usable (see _sessions). A cookie
+        that fails its check is not a failed login: a 256-bit MAC is not guessed, and a
+        cookie signed with a key since replaced is no attack."""
+        token_id = key.token_id(cookie)
         if token_id is None:
-            self.failures.failed(address)  # forged, or signed with a key since replaced
             raise unauthorized("the session is not valid or has ended; log in again")
         record = self._lookup_id(token_id)
         if record is None or not record.usable():

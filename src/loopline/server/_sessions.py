@@ -1,7 +1,10 @@
 """Browser sessions of the web UI: a signed cookie, so that a page need not carry a token.
 
-The login page takes an API token; a good one sets the `loopline_session` cookie to
-`v1.<token id>.<expiry, epoch seconds>.<HMAC-SHA256 of the three>`. The cookie holds no
+The login page takes an API token; a good one sets the `loopline_session_<key tag>`
+cookie to `v1.<token id>.<expiry, epoch seconds>.<HMAC-SHA256 of the three>`. The key
+tag (8 hex digits of a hash of the key) keeps apart the sessions of two servers a
+browser reaches under one host name (cookies ignore ports): signing in to one does not
+sign out of the other. The cookie holds no
 part of the token's secret: a copy of it in a log or a proxy names a token, it does not
 grant one. The HMAC key is 32 random bytes in the project's `.loopline/ui-session.key`,
 created on first use with mode 0600 (every worker of the server reads the same file;
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-SESSION_COOKIE = "loopline_session"
+COOKIE_PREFIX = "loopline_session_"
 SESSION_SECONDS = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 KEY_FILE = "ui-session.key"
@@ -51,6 +54,12 @@ class SessionKey:
         self._path = state_dir / KEY_FILE
         self._key: bytes | None = None
         self._lock = threading.Lock()
+
+    @property
+    def cookie_name(self) -> str:
+        """The name of this key's session cookie (see the module docstring)."""
+        tag = hashlib.blake2b(self._secret(), digest_size=4, person=b"cookie").hexdigest()
+        return f"{COOKIE_PREFIX}{tag}"
 
     def sign(self, token_id: str, expires_at: int) -> str:
         """The cookie value of a session of token `token_id` until `expires_at` (epoch s)."""
@@ -125,11 +134,11 @@ def _read(path: Path) -> bytes:
     return bytes.fromhex(text.decode("ascii"))
 
 
-def session_cookie(request: Request) -> str | None:
+def session_cookie(request: Request, key: SessionKey) -> str | None:
     """The session cookie of a GET or HEAD request, or None."""
-    if request.method not in SAFE_METHODS:
+    if request.method not in SAFE_METHODS or not request.cookies:
         return None
-    return request.cookies.get(SESSION_COOKIE)
+    return request.cookies.get(key.cookie_name)
 
 
 def set_session(
@@ -145,7 +154,7 @@ def set_session(
     if token_expires_at is not None:
         expires_at = min(expires_at, int(token_expires_at.timestamp()))
     response.set_cookie(
-        SESSION_COOKIE,
+        key.cookie_name,
         key.sign(token_id, expires_at),
         max_age=max(expires_at - now, 0),
         path="/",
@@ -155,10 +164,10 @@ def set_session(
     )
 
 
-def end_session(response: Response, request: Request) -> None:
+def end_session(response: Response, request: Request, key: SessionKey) -> None:
     """Clear the session cookie."""
     response.delete_cookie(
-        SESSION_COOKIE,
+        key.cookie_name,
         path="/",
         httponly=True,
         samesite="strict",

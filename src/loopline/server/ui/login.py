@@ -65,7 +65,7 @@ async def login(request: Request) -> Response:
 def logout(request: Request) -> Response:
     """End the browser's session (the token itself stays valid)."""
     response = RedirectResponse("/login" if sessions_on(request) else "/", status_code=303)
-    end_session(response, request)
+    end_session(response, request, request.app.state.session_key)
     return response
 
 

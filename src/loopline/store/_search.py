@@ -46,6 +46,18 @@ def matching_runs(
     return stmt
 
 
+def check_count(name: str, value: object, least: int, most: int | None) -> None:
+    """InvalidInput unless `value` is an int in least..most (no upper bound for None)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < least
+        or (most is not None and value > most)
+    ):
+        upper = "" if most is None else f"..{most}"
+        raise InvalidInput(f"{name} must be an integer {least}{upper}, got {value!r}")
+
+
 def counted(stmt: Select[Any]) -> Select[Any]:
     """How many rows `stmt` (unsorted) returns."""
     return select(func.count()).select_from(stmt.subquery())

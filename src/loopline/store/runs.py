@@ -25,7 +25,13 @@ from loopline.store._names import (
 )
 from loopline.store._rows import RunDetails, chunks, experiment_record
 from loopline.store._schema import experiments, run_links, runs, tags
-from loopline.store._search import apply_order, counted, keys_of_runs, matching_runs
+from loopline.store._search import (
+    apply_order,
+    check_count,
+    counted,
+    keys_of_runs,
+    matching_runs,
+)
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
     MAX_SEARCH_RESULTS,
@@ -323,8 +329,8 @@ class RunStore:
         """`limit` matching runs from position `offset` in `order_by`'s order, and how
         many match in all (one snapshot): a table's page, sorted and counted by the
         database, so a page of an experiment of 30,000 runs loads 50 of them."""
-        _check_count("offset", offset, 0, None)
-        _check_count("limit", limit, 1, MAX_SEARCH_RESULTS)
+        check_count("offset", offset, 0, None)
+        check_count("limit", limit, 1, MAX_SEARCH_RESULTS)
         matching = matching_runs(experiment_ids, condition, include_deleted)
         with self._db.read() as conn:
             if condition is None:  # an index count; the page stops after `limit` rows
@@ -343,7 +349,7 @@ class RunStore:
         """The param, metric and tag keys the experiment's (non-deleted) runs hold; of its
         `newest` runs only when given (1,000 runs take ~5 ms where 30,000 take ~150)."""
         if newest is not None:
-            _check_count("newest", newest, 1, None)
+            check_count("newest", newest, 1, None)
         stmts = keys_of_runs(check_id("experiment", experiment_id), newest)
         with self._db.read() as conn:
             found = {
@@ -483,17 +489,6 @@ def _status(status: RunStatus | str) -> RunStatus:
     except ValueError:
         names = ", ".join(s.value for s in RunStatus)
         raise InvalidInput(f"unknown run status {status!r}; expected one of {names}") from None
-
-
-def _check_count(name: str, value: object, least: int, most: int | None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < least
-        or (most is not None and value > most)
-    ):
-        upper = "" if most is None else f"..{most}"
-        raise InvalidInput(f"{name} must be an integer {least}{upper}, got {value!r}")
 
 
 def _no_run(run_id: str) -> NotFound:

@@ -178,3 +178,32 @@ def test_the_login_refuses_a_bad_token_and_takes_a_good_one(
     browse.page.click("text=Log out")
     browse.page.wait_for_url(f"{auth_url}/login")
     assert [e for e in browse.errors if not FAILED_LOAD.search(e)] == []
+
+
+def test_the_vendored_uplot_draws_a_chart_under_the_pages_csp(browse: Browsed, ui_url: str) -> None:
+    """uPlot styles its elements through the CSSOM, which `style-src 'self'` allows: a
+    chart drawn on one of our pages raises no violation (the UI's charts rely on it)."""
+    from loopline.server.ui.static import static_url
+
+    browse.open(f"{ui_url}/experiments/empty")
+    browse.page.add_style_tag(url=static_url("vendor/uPlot.min.css"))
+    browse.page.add_script_tag(url=static_url("vendor/uPlot.iife.min.js"))
+    drawn = browse.page.evaluate(
+        """async () => {
+            const steps = Array.from({length: 1000}, (_, i) => i);
+            const chart = new uPlot(
+                {width: 600, height: 300, series: [{}, {label: "loss", stroke: "#2f6feb"}]},
+                [steps, steps.map((i) => Math.exp(-i / 200))],
+                document.querySelector("main"),
+            );
+            await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+            const canvas = chart.root.querySelector("canvas");
+            const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+            let painted = 0;
+            for (let i = 3; i < pixels.data.length; i += 4) painted += pixels.data[i] > 0;
+            return {width: canvas.width, painted: painted};
+        }"""
+    )
+    assert drawn["width"] >= 600 and drawn["painted"] > 1000
+    browse.screenshot("uplot-chart")
+    assert browse.errors == []

@@ -687,6 +687,7 @@ def main() -> int:
     print(f"Model card of the first champion: {project / 'model_card.html'}")
     print(f"Monitoring report of the drifted stream: {project / 'monitoring.html'}")
     print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {train})")
+    print(f"Browse it: cd {project} && loopline ui   (then http://127.0.0.1:5000/)")
     return 0
 
 

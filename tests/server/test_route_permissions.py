@@ -9,8 +9,14 @@ import pytest
 
 from loopline.server._permissions import PUBLIC, Role, all_routes, declared_permission
 
-# the routes anyone may call; every other route needs a role
-PUBLIC_PATHS = {"/api/v1/health", "/openapi.json"}
+# the routes anyone may call; every other route needs a role (the UI's pages: reader)
+PUBLIC_PATHS = {
+    "/api/v1/health",
+    "/openapi.json",
+    "/login",
+    "/logout",
+    "/static/{file_version}/{name:path}",
+}
 
 
 @pytest.fixture
@@ -47,3 +53,9 @@ def test_the_walk_sees_a_route_without_a_declaration(app) -> None:  # type: igno
     routes = {route.path: route for route in all_routes(app.routes)}
     assert declared_permission(routes["/api/v1/forgotten"]) is None
     assert declared_permission(routes["/api/v1/whoami"]) is Role.READER
+
+
+def test_the_ui_pages_need_the_reader_role(app) -> None:  # type: ignore[no-untyped-def]
+    routes = {route.path: route for route in all_routes(app.routes)}
+    for path in ("/", "/experiments/{name}", "/runs/{run_id}"):
+        assert declared_permission(routes[path]) is Role.READER, path

@@ -526,6 +526,14 @@ def test_order_by_items_are_a_field_and_a_direction(item: str, expected: OrderBy
     assert parse_order_by([item]) == (expected,)
 
 
+def test_runs_sort_by_duration_but_no_filter_names_it() -> None:
+    assert parse_order_by(["attributes.duration desc"]) == (
+        OrderBy(Field("attribute", "duration"), descending=True),
+    )
+    error = parse_error("attributes.duration > 1000")
+    assert "unknown attribute 'duration'" in error.message
+
+
 def test_order_by_keeps_item_order_and_accepts_none_or_a_single_string() -> None:
     assert parse_order_by(None) == ()
     assert parse_order_by([]) == ()

@@ -79,3 +79,85 @@ def server(
 
         raise InvalidInput(f"--log-level must be debug, info or warning, got {log_level!r}")
     run_server(options.check(), log_level=log_level)
+
+
+def ui(
+    port: int = typer.Option(5000, "--port", help="The TCP port on 127.0.0.1."),
+    no_browser: bool = typer.Option(
+        False, "--no-browser", help="Only print the address; open no browser."
+    ),
+) -> None:
+    """Browse this project's experiments and runs in a web browser.
+
+    Serves the project on 127.0.0.1 only, with no sign-in (as `loopline server` on
+    loopback), prints the address and opens a browser there unless --no-browser (or there
+    is no display). Ctrl+C stops it.
+
+    Example: loopline ui --port 5001
+    """
+    from loopline.cli._output import console
+    from loopline.cli._project import open_project
+    from loopline.errors import InvalidInput
+    from loopline.redact import redact_uri
+    from loopline.server._options import ServerOptions
+    from loopline.server._process import run_server
+
+    settings = open_project(metadata=False).stores.settings
+    if settings.server is not None:
+        raise InvalidInput(
+            f"this project's records are on the server at {redact_uri(settings.server)}",
+            hint="open that server's address in a browser: it serves the same pages",
+        )
+    options = ServerOptions(host="127.0.0.1", port=port, project=str(settings.root)).check()
+    _check_port_free(port)
+    url = f"http://127.0.0.1:{port}/"
+    console.print(f"loopline UI of {settings.root} at {url}  (Ctrl+C stops it)", soft_wrap=True)
+    if not no_browser and _has_display():
+        _open_when_listening(url, port)
+    run_server(options, log_level="warning")
+
+
+def _check_port_free(port: int) -> None:
+    """A one-line error for a port in use, instead of the server's trace."""
+    import socket
+
+    from loopline.errors import InvalidInput
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise InvalidInput(
+                f"port {port} on 127.0.0.1 is in use", hint="pick another with --port"
+            ) from None
+
+
+def _has_display() -> bool:
+    """Whether a browser could show a window (Linux without X or Wayland cannot)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_when_listening(url: str, port: int) -> None:
+    """Open `url` in the default browser once the server accepts connections (a thread)."""
+    import socket
+    import threading
+    import time
+    import webbrowser
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            webbrowser.open(url)
+            return
+
+    threading.Thread(target=wait_then_open, name="open-browser", daemon=True).start()

@@ -44,6 +44,7 @@ COMMANDS = {
     "monitor": ("_monitor", "app", "_loop"),  # watch, alerts
     "loop": ("_loop", "app"),
     "server": ("_server", "server"),
+    "ui": ("_server", "ui"),
     "tokens": ("_tokens", "app"),
     "import": ("_import", "app"),
 }

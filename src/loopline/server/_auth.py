@@ -6,6 +6,11 @@
 names its user). A missing, malformed, unknown, expired or revoked token is 401 with
 `WWW-Authenticate: Bearer`.
 
+A browser that logged in on the web UI's login page sends a session cookie instead
+(server/_sessions.py): it names a token by its id, and is good for GET and HEAD requests
+while that token is usable. Logging in counts toward the failed-login limit like any
+other presented token (`login`).
+
 Costs per request: a token found in the store is cached for `CACHE_SECONDS` (5 s), so a
 revoked token stops working within 5 s on every worker; `last_used_at` is written at most
 once a minute per token and worker (`TOUCH_SECONDS`), never once per request.
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from loopline.errors import LooplineError
 from loopline.server._permissions import Caller, Forbidden, Role, Unauthorized
+from loopline.server._sessions import SessionKey, session_cookie
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -158,15 +164,63 @@ class TokenAuthenticator:
         except Unauthorized:
             self.failures.failed(address)
             raise
+        key: SessionKey | None = getattr(request.app.state, "session_key", None)
         if token is None:
-            raise unauthorized("this server needs a token")
+            cookie = None if key is None else session_cookie(request, key)
+            if key is None or cookie is None:
+                raise unauthorized("this server needs a token")
+            record = self._session_token(key, cookie)
+        else:
+            record = self._usable(token, address)
+        self._touch(record.id)
+        return Caller(record.user, Role.parse(record.role))
+
+    def login(self, request: Request, token: str) -> ApiToken:
+        """The record of a token typed on the login page: 401 for a bad one (a failure
+        of the address, as a bad Authorization header is), 429 while over the limit."""
+        address = client_address(request)
+        self.failures.check(address)
+        return self._usable(token.strip(), address)
+
+    def _usable(self, token: str, address: str) -> ApiToken:
         record = self._lookup(token)
         if record is None or not record.usable():
             self.failures.failed(address)
             why = "unknown" if record is None else "revoked or expired"
             raise unauthorized(f"the token is {why}")
-        self._touch(record.id)
-        return Caller(record.user, Role.parse(record.role))
+        return record
+
+    def _session_token(self, key: SessionKey, cookie: str) -> ApiToken:
+        """The token a session cookie names, while it is usable (see _sessions). A cookie
+        that fails its check is not a failed login: a 256-bit MAC is not guessed, and a
+        cookie signed with a key since replaced is no attack."""
+        token_id = key.token_id(cookie)
+        if token_id is None:
+            raise unauthorized("the session is not valid or has ended; log in again")
+        record = self._lookup_id(token_id)
+        if record is None or not record.usable():
+            raise unauthorized("the session's token is revoked or expired; log in again")
+        return record
+
+    def _lookup_id(self, token_id: str) -> ApiToken | None:
+        """A token's record by its id, cached like `_lookup`'s."""
+        from loopline.errors import NotFound
+
+        key = f"id:{token_id}"
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        try:
+            record = self._tokens().get(token_id)
+        except NotFound:
+            return None
+        with self._lock:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[key] = (now, record)
+        return record
 
     def _lookup(self, token: str) -> ApiToken | None:
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -253,6 +307,10 @@ class ProxyAuthenticator:
                 hint="add it to [auth.users] in loopline.toml",
             )
         return Caller(named.strip(), role)
+
+    def login(self, request: Request, token: str) -> ApiToken:
+        """A token typed on the login page, checked by the token rules."""
+        return self._fallback.login(request, token)
 
     def _trusted(self, address: str) -> bool:
         try:

@@ -2,7 +2,8 @@
 
 Routes are versioned under /api/v1 (one module per area in `server.api`); OpenAPI at
 /openapi.json. Errors are `{"error": {"type", "message", "hint", "field"}}` with the
-error's HTTP status, as on the prediction server.
+error's HTTP status, as on the prediction server. The web UI's pages (`server.ui`) are
+served at / beside the API, over the same stores.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def create_app(
     """
     from fastapi import FastAPI
 
+    from loopline.server._sessions import SessionKey
     from loopline.server.api import ROUTERS
+    from loopline.server.ui import PAGES
 
     app = FastAPI(
         title="loopline",
@@ -55,12 +58,15 @@ def create_app(
     app.state.stores = opened
     app.state.authenticator = authenticator or LocalAuthenticator(current_user())
     app.state.artifacts_mode = "proxy" if options is None else options.artifacts
+    app.state.session_key = SessionKey(opened.settings.state_dir)  # the UI's sign-ins
     _install_guards(app, options)
     _install_error_handlers(app)
     _add_openapi_route(app)
     for name in ROUTERS:
         module = importlib.import_module(f"loopline.server.api.{name}")
         app.include_router(module.router, prefix=getattr(module, "PREFIX", API_PREFIX))
+    for name in PAGES:
+        app.include_router(importlib.import_module(f"loopline.server.ui.{name}").router)
     return app
 
 
@@ -138,7 +144,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
-            return error_response(NotFound(f"no such route: {request.method} {_tail(request)}"))
+            missing = NotFound(f"no such route: {request.method} {_tail(request)}")
+            if _browsing(request):
+                from loopline.server.ui._pages import error_page
+
+                return error_page(request, NotFound("no such page"))
+            return error_response(missing)
         error = LooplineError(str(exc.detail))
         error.http_status = exc.status_code
         return error_response(error)
@@ -146,6 +157,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LooplineError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http)
+
+
+def _browsing(request: Request) -> bool:
+    """Whether a browser asked for a page (not the API): it gets an HTML error page."""
+    accept = request.headers.get("accept", "")
+    return not request.url.path.startswith("/api/") and "text/html" in accept
 
 
 def _tail(request: Request) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
@@ -72,7 +73,9 @@ class RunDetails:
         )
 
 
-def experiment_record(row: Row[Any], run_count: int | None = None) -> Experiment:
+def experiment_record(
+    row: Row[Any], run_count: int | None = None, last_run_at: datetime | None = None
+) -> Experiment:
     return Experiment(
         id=row.id,
         name=row.name,
@@ -80,4 +83,5 @@ def experiment_record(row: Row[Any], run_count: int | None = None) -> Experiment
         description=row.description,
         deleted=row.deleted_at is not None,
         run_count=run_count,
+        last_run_at=last_run_at,
     )

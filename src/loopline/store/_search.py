@@ -8,10 +8,11 @@ tags), so no user text reaches SQL.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, not_, or_, select
 from sqlalchemy.sql.elements import UnaryExpression
 
 from loopline.errors import InvalidFilter, InvalidInput
@@ -31,6 +32,52 @@ from loopline.store.query import (
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
 
 
+def matching_runs(
+    experiment_ids: Sequence[str] | None, condition: Condition | None, include_deleted: bool
+) -> Select[Any]:
+    """The ids of the runs a search matches, unsorted (callers order, limit or count it)."""
+    stmt = select(runs.c.id)
+    if experiment_ids is not None:
+        stmt = stmt.where(runs.c.experiment_id.in_(list(experiment_ids)))
+    if not include_deleted:
+        stmt = stmt.where(runs.c.deleted_at.is_(None))
+    if condition is not None:
+        stmt = stmt.where(compile_condition(condition))
+    return stmt
+
+
+def check_count(name: str, value: object, least: int, most: int | None) -> None:
+    """InvalidInput unless `value` is an int in least..most (no upper bound for None)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < least
+        or (most is not None and value > most)
+    ):
+        upper = "" if most is None else f"..{most}"
+        raise InvalidInput(f"{name} must be an integer {least}{upper}, got {value!r}")
+
+
+def counted(stmt: Select[Any]) -> Select[Any]:
+    """How many rows `stmt` (unsorted) returns."""
+    return select(func.count()).select_from(stmt.subquery())
+
+
+def keys_of_runs(experiment_id: str, newest: int | None) -> dict[str, Select[Any]]:
+    """For params, metrics and tags: the distinct keys the experiment's live runs hold
+    (its `newest` runs only, unless None)."""
+    members = select(runs.c.id).where(
+        runs.c.experiment_id == experiment_id, runs.c.deleted_at.is_(None)
+    )
+    if newest is not None:
+        members = members.order_by(runs.c.start_time.desc()).limit(newest)
+    tables = {"params": params, "metrics": latest_metrics, "tags": tags}
+    return {
+        kind: select(table.c.key).where(table.c.run_id.in_(members)).distinct()
+        for kind, table in tables.items()
+    }
+
+
 def compile_condition(condition: Condition) -> ColumnElement[bool]:
     """A boolean SQL expression over `runs` for a parsed filter."""
     if isinstance(condition, And):
@@ -46,8 +93,10 @@ def apply_order(stmt: Select[Any], order_by: tuple[OrderBy, ...]) -> Select[Any]
     """Add ORDER BY clauses (joining the keyed tables they need); NULL/NaN sort last."""
     clauses: list[UnaryExpression[Any]] = []
     for position, order in enumerate(order_by):
-        if order.field.kind == "attribute":
-            column: Any = _attribute_column(order.field.key)
+        if order.field == DURATION:
+            column: Any = _duration()
+        elif order.field.kind == "attribute":
+            column = _attribute_column(order.field.key)
         else:
             table = _keyed_table(order.field).alias(f"order_{position}")
             stmt = stmt.outerjoin(
@@ -58,6 +107,15 @@ def apply_order(stmt: Select[Any], order_by: tuple[OrderBy, ...]) -> Select[Any]
         clauses.append(clause.nulls_last())
     clauses += [runs.c.start_time.desc(), runs.c.id.asc()]
     return stmt.order_by(*clauses)
+
+
+DURATION = Field("attribute", "duration")
+
+
+def _duration() -> Any:
+    """A run's duration in ms: to its end, or to now while it runs (sorts with the rest)."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    return func.coalesce(runs.c.end_time, literal(now_ms)) - runs.c.start_time
 
 
 def _keyed_table(field: Field) -> Any:

@@ -30,6 +30,10 @@ ATTRIBUTES: frozenset[str] = frozenset(
 """Run attributes a filter may name as `attributes.<name>` (times are epoch milliseconds
 or ISO-8601 strings)."""
 
+SORT_ONLY_ATTRIBUTES: frozenset[str] = frozenset({"duration"})
+"""Attributes runs can be sorted by but not filtered on: `duration` is the end time
+less the start time, up to now for a run still going (a column to click in the UI)."""
+
 Op: TypeAlias = Literal[
     "=", "!=", "<", "<=", ">", ">=", "like", "ilike", "in", "not in", "is null", "is not null"
 ]

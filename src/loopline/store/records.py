@@ -41,6 +41,7 @@ class Experiment:
     description: str | None = None
     deleted: bool = False
     run_count: int | None = None
+    last_run_at: datetime | None = None  # the start of its newest run (list_experiments)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,24 @@ class Run:
         if self.end_time is None:
             return None
         return (self.end_time - self.start_time).total_seconds()
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    """One page of a run search: `runs` from position `offset` of `total` matches."""
+
+    runs: list[Run]
+    total: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The param, metric and tag keys runs were logged with, each sorted."""
+
+    params: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,13 @@ from loopline.store._names import (
 )
 from loopline.store._rows import RunDetails, chunks, experiment_record
 from loopline.store._schema import experiments, run_links, runs, tags
-from loopline.store._search import apply_order, compile_condition
+from loopline.store._search import (
+    apply_order,
+    check_count,
+    counted,
+    keys_of_runs,
+    matching_runs,
+)
 from loopline.store.query import Condition, OrderBy
 from loopline.store.records import (
     MAX_SEARCH_RESULTS,
@@ -35,8 +41,11 @@ from loopline.store.records import (
     LinkKind,
     MetricPoint,
     Run,
+    RunKeys,
     RunLink,
+    RunsPage,
     RunStatus,
+    ms_to_datetime,
     new_id,
 )
 
@@ -81,20 +90,32 @@ class RunStore:
         return found
 
     def list_experiments(self) -> list[Experiment]:
-        """Every experiment with its number of (non-deleted) runs, newest first."""
+        """Every experiment with its number of (non-deleted) runs and the start of the
+        newest, newest experiment first."""
         counts = (
-            select(runs.c.experiment_id, func.count().label("n"))
+            select(
+                runs.c.experiment_id,
+                func.count().label("n"),
+                func.max(runs.c.start_time).label("last"),
+            )
             .where(runs.c.deleted_at.is_(None))
             .group_by(runs.c.experiment_id)
             .subquery()
         )
         stmt = (
-            select(experiments, counts.c.n)
+            select(experiments, counts.c.n, counts.c.last)
             .outerjoin(counts, counts.c.experiment_id == experiments.c.id)
             .order_by(experiments.c.created_at.desc())
         )
         with self._db.read() as conn:
-            return [experiment_record(row, run_count=row.n or 0) for row in conn.execute(stmt)]
+            return [
+                experiment_record(
+                    row,
+                    run_count=row.n or 0,
+                    last_run_at=None if row.last is None else ms_to_datetime(row.last),
+                )
+                for row in conn.execute(stmt)
+            ]
 
     def _find_experiment(self, name_or_id: str) -> Experiment | None:
         stmt = select(experiments).where(
@@ -289,17 +310,53 @@ class RunStore:
             not isinstance(max_results, int) or not 0 < max_results <= MAX_SEARCH_RESULTS
         ):
             raise InvalidInput(f"max_results must be 1..{MAX_SEARCH_RESULTS}, got {max_results!r}")
-        stmt = select(runs.c.id)
-        if experiment_ids is not None:
-            stmt = stmt.where(runs.c.experiment_id.in_(list(experiment_ids)))
-        if not include_deleted:
-            stmt = stmt.where(runs.c.deleted_at.is_(None))
-        if condition is not None:
-            stmt = stmt.where(compile_condition(condition))
+        stmt = matching_runs(experiment_ids, condition, include_deleted)
         stmt = apply_order(stmt, order_by).limit(max_results)
         with self._db.read() as conn:
             ids = [row.id for row in conn.execute(stmt)]
         return self.get_runs(ids)
+
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        condition: Condition | None = None,
+        order_by: tuple[OrderBy, ...] = (),
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        include_deleted: bool = False,
+    ) -> RunsPage:
+        """`limit` matching runs from position `offset` in `order_by`'s order, and how
+        many match in all (one snapshot): a table's page, sorted and counted by the
+        database, so a page of an experiment of 30,000 runs loads 50 of them."""
+        check_count("offset", offset, 0, None)
+        check_count("limit", limit, 1, MAX_SEARCH_RESULTS)
+        matching = matching_runs(experiment_ids, condition, include_deleted)
+        with self._db.read() as conn:
+            if condition is None:  # an index count; the page stops after `limit` rows
+                total = conn.execute(counted(matching)).scalar_one()
+                paged = apply_order(matching, order_by).offset(offset).limit(limit)
+                ids = [row.id for row in conn.execute(paged)] if offset < total else []
+            else:  # the count rides on the page's query: the filter runs once, not twice
+                window = matching.add_columns(func.count().over().label("total"))
+                paged = apply_order(window, order_by).offset(offset).limit(limit)
+                rows = conn.execute(paged).all()
+                ids = [row.id for row in rows]
+                total = rows[0].total if rows else conn.execute(counted(matching)).scalar_one()
+        return RunsPage(self.get_runs(ids), int(total), offset)
+
+    def run_keys(self, experiment_id: str, *, newest: int | None = None) -> RunKeys:
+        """The param, metric and tag keys the experiment's (non-deleted) runs hold; of its
+        `newest` runs only when given (1,000 runs take ~5 ms where 30,000 take ~150)."""
+        if newest is not None:
+            check_count("newest", newest, 1, None)
+        stmts = keys_of_runs(check_id("experiment", experiment_id), newest)
+        with self._db.read() as conn:
+            found = {
+                kind: tuple(sorted(row.key for row in conn.execute(stmt)))
+                for kind, stmt in stmts.items()
+            }
+        return RunKeys(**found)
 
     # -- params, tags, metrics ---------------------------------------------------------
 

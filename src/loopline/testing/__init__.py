@@ -22,6 +22,7 @@ from loopline.testing import (
     _monitoring,
     _predictions,
     _reviews,
+    _run_pages,
     _tracking,
 )
 from loopline.testing._common import Check
@@ -30,6 +31,7 @@ __all__ = ["STORE_CHECKS", "Check", "check_store"]
 
 STORE_CHECKS: list[Check] = [
     *_tracking.CHECKS,
+    *_run_pages.CHECKS,
     *_models.CHECKS,
     *_datasets.CHECKS,
     *_deployments.CHECKS,

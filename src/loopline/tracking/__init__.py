@@ -1,6 +1,7 @@
 """Experiment tracking: runs, params, metrics, tags, artifacts, search."""
 
 from loopline.project import Stores, configure, stores
+from loopline.tracking._filter import parse_filter, parse_order_by
 from loopline.tracking.artifacts import download_artifacts, list_artifacts, log_artifact_for_run
 from loopline.tracking.inputs import DataFrameInput
 from loopline.tracking.runs import (
@@ -31,8 +32,10 @@ from loopline.tracking.search import (
     list_experiments,
     list_inputs,
     restore_run,
+    run_keys,
     runs_frame,
     search_runs,
+    search_runs_page,
 )
 
 __all__ = [
@@ -63,9 +66,13 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "parse_filter",
+    "parse_order_by",
     "restore_run",
+    "run_keys",
     "runs_frame",
     "search_runs",
+    "search_runs_page",
     "set_tag",
     "set_tags",
     "start_run",

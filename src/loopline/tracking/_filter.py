@@ -34,6 +34,7 @@ from typing import Literal, NoReturn, TypeAlias
 from loopline import expr
 from loopline.store.query import (
     ATTRIBUTES,
+    SORT_ONLY_ATTRIBUTES,
     And,
     Compare,
     Condition,
@@ -138,7 +139,7 @@ def parse_order_by(items: Sequence[str] | None) -> tuple[OrderBy, ...]:
 def _parse_order_item(item: str) -> OrderBy:
     dialect = replace(FILTER, label=f"order_by item {expr.clip(item)}")
     key = expr.parse_sort_key(item, dialect)
-    field = _Translator(item, dialect).field(key.key)
+    field = _Translator(item, dialect, ATTRIBUTES | SORT_ONLY_ATTRIBUTES).field(key.key)
     key.warn(stacklevel=4)  # past parse_order_by and its generator
     return OrderBy(field, descending=key.descending)
 
@@ -146,9 +147,12 @@ def _parse_order_item(item: str) -> OrderBy:
 class _Translator:
     """A parsed filter to the query model, checking each field's operators and values."""
 
-    def __init__(self, text: str, dialect: expr.Dialect) -> None:
+    def __init__(
+        self, text: str, dialect: expr.Dialect, attributes: frozenset[str] = ATTRIBUTES
+    ) -> None:
         self.text = text
         self.dialect = dialect
+        self.attributes = attributes
 
     def fail(self, position: int, detail: str, hint: str | None = None) -> NoReturn:
         raise self.dialect.error(self.text, position, detail, hint)
@@ -170,8 +174,8 @@ class _Translator:
             detail = f"expected {FILTER.subject}, got {expr.show(operand)}"
             self.fail(operand.pos, detail, hint=_FIELD_HINT)
         key, key_pos = ".".join(operand.parts[1:]), operand.starts[1]
-        if kind == "attribute" and key not in ATTRIBUTES:
-            valid = ", ".join(sorted(ATTRIBUTES))
+        if kind == "attribute" and key not in self.attributes:
+            valid = ", ".join(sorted(self.attributes))
             self.fail(key_pos, f"unknown attribute {expr.clip(key)}; valid attributes are {valid}")
         return Field(kind, key)
 

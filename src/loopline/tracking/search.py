@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, overload
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.project import stores
-from loopline.store import Experiment, LinkKind, MetricPoint, Run, RunLink
+from loopline.store import Experiment, LinkKind, MetricPoint, Run, RunKeys, RunLink, RunsPage
 from loopline.tracking import inputs
 from loopline.tracking._filter import parse_filter, parse_order_by
 from loopline.tracking.inputs import DataFrameInput, read_input
@@ -90,6 +90,31 @@ def search_runs(
         )
         del found[RUNS_PAGE:]
     return found
+
+
+def search_runs_page(
+    experiment: str,
+    filter: str | None = None,
+    order_by: Sequence[str] | str | None = None,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+) -> RunsPage:
+    """One page of `experiment`'s runs matching `filter`, in `order_by`'s order, with the
+    number that match in all: what a runs table shows (its sorting, counting and paging
+    done by the database). Raises InvalidFilter and NotFound as search_runs does."""
+    condition = parse_filter(filter)
+    order = parse_order_by([order_by] if isinstance(order_by, str) else order_by)
+    runs = stores().metadata.runs
+    experiment_id = runs.get_experiment(experiment).id
+    return runs.search_runs_page([experiment_id], condition, order, offset=offset, limit=limit)
+
+
+def run_keys(experiment: str, *, newest: int | None = None) -> RunKeys:
+    """The param, metric and tag keys that `experiment`'s runs were logged with (its
+    `newest` runs only when given: a bound on the work for an experiment of many runs)."""
+    runs = stores().metadata.runs
+    return runs.run_keys(runs.get_experiment(experiment).id, newest=newest)
 
 
 def get_run(run_id: str) -> Run:

@@ -53,3 +53,16 @@ def get_experiment(
                 hint="`loopline experiments ls` lists them",
             ) from None
     return answer(stores_of(request).metadata.runs.get_experiment(name_or_id))
+
+
+@router.get("/experiments/{experiment_id}/run-keys")
+def run_keys(
+    experiment_id: str,
+    request: Request,
+    newest: int | None = None,
+    caller: Caller = requires(Role.READER),
+) -> Response:
+    """The param, metric and tag keys the experiment's runs hold (a table's columns); of
+    its `newest` runs only when given."""
+    runs = stores_of(request).metadata.runs
+    return answer(runs.run_keys(check_id("experiment", experiment_id), newest=newest))

@@ -158,6 +158,37 @@ async def search_runs(request: Request, caller: Caller = requires(Role.READER)) 
     return answer(found)
 
 
+@dataclass(frozen=True)
+class SearchPageBody:
+    """`RunStore.search_runs_page`'s arguments, the condition and order as in SearchBody."""
+
+    experiment_ids: list[str] | None = None
+    condition: Condition | None = None
+    order_by: tuple[OrderBy, ...] = ()
+    offset: int = 0
+    limit: int = 50
+    include_deleted: bool = False
+
+
+@router.post("/runs/search-page")
+async def search_runs_page(request: Request, caller: Caller = requires(Role.READER)) -> Response:
+    """One page of the runs matching a parsed filter, sorted, with the number matching."""
+    from starlette.concurrency import run_in_threadpool
+
+    body: SearchPageBody = await body_as(request, SearchPageBody)
+    page = await run_in_threadpool(
+        lambda: stores_of(request).metadata.runs.search_runs_page(
+            body.experiment_ids,
+            None if body.condition is None else _numbers_of_metrics(body.condition),
+            body.order_by,
+            offset=body.offset,
+            limit=body.limit,
+            include_deleted=body.include_deleted,
+        )
+    )
+    return answer(page)
+
+
 def _numbers_of_metrics(condition: Condition) -> Condition:
     """The condition with NaN and the infinities that metrics are compared with read as
     numbers: JSON spells them "NaN", "Infinity", "-Infinity", which a union of float and

@@ -35,7 +35,9 @@ from loopline.store.records import (
     LinkKind,
     MetricPoint,
     Run,
+    RunKeys,
     RunLink,
+    RunsPage,
     RunStatus,
 )
 from loopline.store.remote._codec import decode, encode
@@ -209,6 +211,37 @@ class RemoteRunStore:
         }
         answer = self._session.call("POST", "/runs/search", body=body, idempotent=True)
         found: list[Run] = decode(list[Run], answer)
+        return found
+
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        condition: Condition | None = None,
+        order_by: tuple[OrderBy, ...] = (),
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        include_deleted: bool = False,
+    ) -> RunsPage:
+        """`limit` matching runs from position `offset`, and how many match in all."""
+        body = {
+            "experiment_ids": None if experiment_ids is None else list(experiment_ids),
+            "condition": encode(condition),
+            "order_by": encode(tuple(order_by)),
+            "offset": offset,
+            "limit": limit,
+            "include_deleted": include_deleted,
+        }
+        answer = self._session.call("POST", "/runs/search-page", body=body, idempotent=True)
+        found: RunsPage = decode(RunsPage, answer)
+        return found
+
+    def run_keys(self, experiment_id: str, *, newest: int | None = None) -> RunKeys:
+        """The param, metric and tag keys the experiment's (non-deleted) runs hold; of its
+        `newest` runs only when given."""
+        path = f"/experiments/{check_id('experiment', experiment_id)}/run-keys"
+        query = {} if newest is None else {"newest": newest}
+        found: RunKeys = decode(RunKeys, self._session.call("GET", path, params=query))
         return found
 
     # -- params, tags, metrics ---------------------------------------------------------

@@ -143,9 +143,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         error.http_status = exc.status_code
         return error_response(error)
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        """A bug, not the caller's fault, answered as JSON (Starlette re-raises it after
+        this answer, so uvicorn logs its trace). The request's state is unknown and uvicorn
+        closes the socket: `Connection: close` says so, or the client would lose its next
+        request on that connection."""
+        error = LooplineError(
+            f"internal error ({type(exc).__name__}); the server log has the details"
+        )
+        response = error_response(error)
+        response.headers["Connection"] = "close"
+        return response
+
     app.add_exception_handler(LooplineError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
 
 
 def _tail(request: Request) -> str:

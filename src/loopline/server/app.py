@@ -2,7 +2,9 @@
 
 Routes are versioned under /api/v1 (one module per area in `server.api`); OpenAPI at
 /openapi.json. Errors are `{"error": {"type", "message", "hint", "field"}}` with the
-error's HTTP status, as on the prediction server.
+error's HTTP status, as on the prediction server: a database that dropped the connection
+is a 503 StoreUnavailable (which the remote client retries where that is safe), and even
+a bug is a JSON 500, never a bare traceback page.
 """
 
 from __future__ import annotations

@@ -18,11 +18,9 @@ import hashlib
 import os
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,78 +29,14 @@ import psycopg
 import pytest
 
 import loopline as ll
+from fixtures.breaking import AnswerLosingProxy, PgStore, in_thread, pg_store
 from fixtures.server_process import LOOPLINE, Server, running, server_env
-from fixtures.stores import PG_URL, drop_pg_schema, make_pg_schema
 from fixtures.waiting import eventually
 from loopline.errors import StoreUnavailable
 from loopline.store.predictions import LogSketch, RequestFilter, floor_hour
 from loopline.store.remote import RemoteMetadataStore
 
 API = "/api/v1"
-
-
-# -- helpers: PostgreSQL as the test's administrator sees it -----------------------------
-
-
-def _admin() -> psycopg.Connection[Any]:
-    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-
-
-@dataclass(frozen=True)
-class PgStore:
-    """A schema of its own, and a store URI whose connections carry `app` as their
-    application_name: how the test finds this server's connections and no one else's."""
-
-    schema: str
-    uri: str
-    app: str
-
-    def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        """`sql` with {s} for the schema (a name the test made: quoted, never user input)."""
-        with _admin() as conn:
-            return conn.execute(sql.format(s=f'"{self.schema}"'), args).fetchall()  # type: ignore[arg-type]
-
-    def terminate(self, *, waiting_on_a_lock: bool = False) -> int:
-        """pg_terminate_backend on this store's connections; how many were ended."""
-        where = "application_name = %s" + (
-            " AND wait_event_type = 'Lock'" if waiting_on_a_lock else ""
-        )
-        with _admin() as conn:
-            rows = conn.execute(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}",
-                (self.app,),
-            ).fetchall()
-        return sum(1 for (ended,) in rows if ended)
-
-    def terminate_the_blocked_request(self) -> None:
-        """Wait until one of this store's connections waits on a lock (a request in
-        flight, held back by `row_locked`), and end it."""
-        eventually(
-            lambda: self.terminate(waiting_on_a_lock=True),
-            timeout=30,
-            message="no request of the server waited on the locked row",
-        )
-
-    @contextlib.contextmanager
-    def row_locked(self, table: str, row_id: str) -> Iterator[None]:
-        """Hold a row lock (FOR UPDATE) on a row of `table` until the block ends: a write
-        that touches the row (or a row that references it) waits meanwhile."""
-        with _admin() as conn, conn.transaction():
-            conn.execute(
-                f'SELECT 1 FROM "{self.schema}"."{table}" WHERE id = %s FOR UPDATE', (row_id,)
-            )
-            yield
-
-
-@contextlib.contextmanager
-def pg_store() -> Iterator[PgStore]:
-    schema, uri = make_pg_schema()
-    app = f"loopline-test-{uuid.uuid4().hex[:12]}"
-    try:
-        yield PgStore(schema, f"{uri}&application_name={app}", app)
-    finally:
-        drop_pg_schema(schema)
 
 
 @pytest.fixture
@@ -294,64 +228,6 @@ def _check_every_answered_write_once(store: RemoteMetadataStore, pg: PgStore, ac
 # -- a metric batch whose answer is lost --------------------------------------------------
 
 
-class AnswerLosingProxy:
-    """An HTTP proxy that passes every request on to the server and, for the next `lose`
-    POSTs to /api/v1/metrics, closes the connection instead of passing the answer back:
-    the server did the work, the client never hears of it."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.lose = 0
-        self.lost = 0
-        self.delivered = 0  # POST /metrics requests the server answered
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {"Content-Type": self.headers.get("Content-Type", "")}
-                answer = httpx.request(
-                    self.command, proxy.upstream + self.path, content=body, headers=headers
-                )
-                if proxy.losing(self.command, self.path):
-                    self.close_connection = True  # no answer: the client sees a drop
-                    return
-                self.send_response(answer.status_code)
-                for name in ("Content-Type", "Retry-After"):
-                    if name in answer.headers:
-                        self.send_header(name, answer.headers[name])
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def losing(self, method: str, path: str) -> bool:
-        if (method, path) != ("POST", f"{API}/metrics"):
-            return False
-        with self._lock:
-            self.delivered += 1
-            if self.lost < self.lose:
-                self.lost += 1
-                return True
-            return False
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
 def losing_proxy(platform_server: Any, served_stores: Any) -> Iterator[AnswerLosingProxy]:
     """The proxy in front of the in-process platform server, serving a fresh store."""
@@ -444,30 +320,6 @@ def remote(pg_server: tuple[Server, PgStore]) -> Iterator[RemoteMetadataStore]:
     store.close()
 
 
-def _in_thread(call: Callable[[], Any]) -> Callable[[], Any]:
-    """Start `call` in a thread; the returned function joins it and gives its result
-    (or raises its exception)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except Exception as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-
-    def result() -> Any:
-        thread.join(60)
-        assert not thread.is_alive(), "the call did not return"
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("value")
-
-    return result
-
-
 @pytest.mark.slow
 @pytest.mark.xdist_group("reliability")
 def test_a_write_whose_connection_drops_is_a_503_in_json_and_leaves_nothing(
@@ -477,7 +329,7 @@ def test_a_write_whose_connection_drops_is_a_503_in_json_and_leaves_nothing(
     experiment = remote.runs.get_or_create_experiment("dropped").id
     body = {"experiment_id": experiment, "params": {"a": "1", "b": "2"}, "tags": {"t": "x"}}
     with pg.row_locked("experiments", experiment):
-        answer = _in_thread(lambda: httpx.post(f"{server.url}{API}/runs", json=body, timeout=60))
+        answer = in_thread(lambda: httpx.post(f"{server.url}{API}/runs", json=body, timeout=60))
         pg.terminate_the_blocked_request()
     response = answer()
     assert response.status_code == 503, response.text
@@ -504,13 +356,13 @@ def test_the_client_retries_what_is_safe_to_repeat_and_reports_the_rest(
     run_id = remote.runs.create_run(experiment).id
 
     with pg.row_locked("runs", run_id):  # params: safe to repeat, retried transparently
-        logged = _in_thread(lambda: remote.runs.log_params(run_id, {"a": 1, "b": 2}))
+        logged = in_thread(lambda: remote.runs.log_params(run_id, {"a": 1, "b": 2}))
         pg.terminate_the_blocked_request()
     logged()
     assert remote.runs.get_run(run_id).params == {"a": "1", "b": "2"}
 
     with pg.row_locked("experiments", experiment):  # a new run: not repeated, reported
-        created = _in_thread(lambda: remote.runs.create_run(experiment, params={"c": 3}))
+        created = in_thread(lambda: remote.runs.create_run(experiment, params={"c": 3}))
         pg.terminate_the_blocked_request()
     with pytest.raises(StoreUnavailable, match="create run") as raised:
         created()
@@ -522,7 +374,7 @@ def test_the_client_retries_what_is_safe_to_repeat_and_reports_the_rest(
     init_project(tmp_path)  # a laptop's project, working through the server
     cli = {**server_env(None), "LOOPLINE_SERVER": server.url}
     with pg.row_locked("runs", run_id):  # the CLI: one error line, its exit code
-        ended = _in_thread(
+        ended = in_thread(
             lambda: subprocess.run(
                 [*LOOPLINE, "runs", "end", run_id, "--status", "FAILED"],
                 cwd=tmp_path,

@@ -5,95 +5,23 @@ warning, and SIGTERM letting a request in flight finish."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from fixtures.serving import free_port
+from fixtures.server_process import Server, loopline, running
 from fixtures.stores import drop_pg_schema, make_pg_schema
 from fixtures.waiting import eventually
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-LOOPLINE = [sys.executable, "-c", "from loopline.cli import main; main()"]
 PASSWORD = "hunter2pw"  # in the store URI; PostgreSQL here trusts and ignores it
 
 # its servers are module-scoped: one process runs the module
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server-process")]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    port: int
-    root: Path
-    env: dict[str, str]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-
-def _env(store_uri: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")}
-    env.update(PYTHONPATH=str(SRC), LOOPLINE_USER="builder")
-    if store_uri is not None:
-        env["LOOPLINE_STORE_URI"] = store_uri
-    return env
-
-
-@contextlib.contextmanager
-def running(root: Path, *args: str, store_uri: str | None = None) -> Iterator[Server]:
-    """`loopline server --port P ARGS` in `root`, once /api/v1/health answers."""
-    from loopline.config import init_project
-
-    root.mkdir(parents=True, exist_ok=True)
-    init_project(root)
-    port = free_port()
-    env = _env(store_uri)
-    log = root / f"server-{port}.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*LOOPLINE, "server", "--port", str(port), *args],
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    server = Server(process, port, root, env, log)
-    try:
-        eventually(
-            lambda: (
-                process.poll() is None
-                and httpx.get(f"{server.url}/api/v1/health", timeout=2).status_code == 200
-            ),
-            timeout=60,
-            ignoring=(httpx.TransportError,),
-            message=lambda: f"the server did not start: {server.output()[-2000:]}",
-        )
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +44,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         if schema is not None:
             drop_pg_schema(schema)
-
-
-def loopline(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LOOPLINE, *args],
-        cwd=server.root,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,16 @@ Decisions that matter for security:
 - TCP_NODELAY on accepted sockets and the write coalescing of the prediction server
   (serving.online.server's protocol class); SIGTERM drains in-flight requests (uvicorn's
   graceful shutdown, up to GRACEFUL_SECONDS).
+
+Reliability (tests/server/test_reliability.py): a 2xx is sent only after the request's
+one transaction committed, so a kill -9 of the supervisor and its workers loses no
+answered write and leaves none half-written (a run comes with its params and tags or
+not at all); a restart on the same stores serves them as they were. A request whose
+database connection drops (PostgreSQL restarted, a failover, pg_terminate_backend) is
+answered 503 StoreUnavailable in JSON by `Database.guard`, and the pool's pre-ping
+replaces the dead connections on the next checkout. The remote client retries what is
+safe to repeat; metric batches carry an id that the store applies once (store/_metrics.py),
+so a batch whose answer was lost in the crash is acknowledged, not stored twice.
 """
 
 from __future__ import annotations

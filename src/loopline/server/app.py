@@ -2,7 +2,9 @@
 
 Routes are versioned under /api/v1 (one module per area in `server.api`); OpenAPI at
 /openapi.json. Errors are `{"error": {"type", "message", "hint", "field"}}` with the
-error's HTTP status, as on the prediction server. The web UI's pages (`server.ui`) are
+error's HTTP status, as on the prediction server: a database that dropped the connection
+is a 503 StoreUnavailable (which the remote client retries where that is safe), and even
+a bug is a JSON 500, never a bare traceback page. The web UI's pages (`server.ui`) are
 served at / beside the API, over the same stores.
 """
 
@@ -154,9 +156,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         error.http_status = exc.status_code
         return error_response(error)
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        """A bug, not the caller's fault, answered as JSON (Starlette re-raises it after
+        this answer, so uvicorn logs its trace). The request's state is unknown and uvicorn
+        closes the socket: `Connection: close` says so, or the client would lose its next
+        request on that connection."""
+        error = LooplineError(
+            f"internal error ({type(exc).__name__}); the server log has the details"
+        )
+        response = error_response(error)
+        response.headers["Connection"] = "close"
+        return response
+
     app.add_exception_handler(LooplineError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
 
 
 def _browsing(request: Request) -> bool:

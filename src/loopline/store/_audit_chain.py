@@ -99,13 +99,17 @@ def chained_at_commit(conn: Connection) -> Iterator[None]:
     raises, nothing is chained (the transaction rolls back and its events with it).
     """
     pending: list[dict[str, Any]] = []
-    conn.info[_PENDING] = pending
+    # Held here, not read back from `conn` at the end: after the database dropped the
+    # connection (a restart, pg_terminate_backend) `conn.info` raises SQLAlchemy's
+    # PendingRollbackError, which would hide the real error (a 503) behind a 500.
+    info = conn.info
+    info[_PENDING] = pending
     try:
         yield
         if pending:
             append_to_chain(conn, pending)
     finally:
-        conn.info.pop(_PENDING, None)
+        info.pop(_PENDING, None)
 
 
 def add_event(conn: Connection, event: dict[str, Any]) -> None:

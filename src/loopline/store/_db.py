@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, PendingRollbackError
 
 from loopline.errors import Conflict, StoreUnavailable
 from loopline.redact import redact_uri
@@ -103,6 +103,11 @@ class Database:
             ) from exc
         except DBAPIError as exc:
             raise StoreUnavailable(f"{what}: database error: {_first_line(exc)}") from exc
+        except PendingRollbackError as exc:  # a use of a connection the database dropped
+            raise StoreUnavailable(
+                f"{what}: the connection to the metadata store at {redact_uri(self.uri)} "
+                "was lost mid-transaction"
+            ) from exc
 
 
 def _first_line(exc: Exception) -> str:

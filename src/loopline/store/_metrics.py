@@ -1,19 +1,52 @@
-"""Metric points: bulk append, the latest-value table, and history reads."""
+"""Metric points: bulk append, the latest-value table, history reads, and the ids of the
+batches applied.
+
+A batch may carry an id (the tracking buffer gives each one a random id and keeps it when
+it sends the batch again). Appending a batch first records its id in `metric_batches`, in
+the same transaction as the points: a batch whose id is there already was committed
+before (its answer was lost: a dropped connection, a killed server) and is acknowledged
+without storing its points twice. Two deliveries of one batch at once are safe too: the
+second insert of the id waits for the first transaction and finds the id when it commits
+(PostgreSQL's unique index, SQLite's single writer). Ids are kept `BATCH_ID_DAYS`, far
+past any client's retries (seconds) or a server outage a buffer waits through, and are
+pruned by the writes themselves, at most every `PRUNE_EVERY_S` per process.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
 from loopline.errors import Conflict
-from loopline.store._schema import latest_metrics, metric_points
+from loopline.store._schema import latest_metrics, metric_batches, metric_points
 from loopline.store.records import MetricPoint, ms_to_datetime, stored_float
 
 Point = tuple[str, str, float, int, int]
 """(run_id, key, value, step, timestamp_ms)"""
+
+BATCH_ID_DAYS = 1
+PRUNE_EVERY_S = 600.0
+
+
+def claim_batch(conn: Connection, batch_id: str) -> bool:
+    """Record `batch_id` as applied in this transaction; False if it was already."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = module.insert(metric_batches).values(id=batch_id, applied_at=datetime.now(UTC))
+    # RETURNING, not rowcount: an INSERT's rowcount is -1 through SQLAlchemy and psycopg
+    claimed = stmt.on_conflict_do_nothing().returning(metric_batches.c.id)
+    return conn.execute(claimed).first() is not None
+
+
+def forget_old_batches(conn: Connection) -> None:
+    """Drop the ids of batches applied more than BATCH_ID_DAYS ago."""
+    before = datetime.now(UTC) - timedelta(days=BATCH_ID_DAYS)
+    conn.execute(metric_batches.delete().where(metric_batches.c.applied_at < before))
 
 
 def insert_points(conn: Connection, points: Sequence[Point]) -> None:

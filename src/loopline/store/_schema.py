@@ -136,6 +136,17 @@ latest_metrics = Table(
     Index(None, "key", "value"),
 )
 
+# The ids of the metric batches applied (migration 0011): a batch sent again after its
+# answer was lost (a dropped connection, a killed server) is acknowledged, not stored
+# twice. Kept for a day (`_metrics.BATCH_ID_DAYS`), pruned by the writes themselves.
+metric_batches = Table(
+    "metric_batches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("applied_at", UTCDateTime, nullable=False),
+    Index(None, "applied_at"),
+)
+
 # Typed lineage links: what a run read (inputs) and wrote (outputs). kind is one of
 # "artifact", "dataset_version", "model_version", "feature_view"; `name` is the logical
 # name within the run (an artifact path, a dataset name) and `ref` what it points at

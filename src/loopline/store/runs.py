@@ -6,13 +6,14 @@ conformance checks (loopline.testing) run against both. Reached as `MetadataStor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, func, select, update
 
-from loopline.errors import Conflict, InvalidInput, NotFound
+from loopline.errors import Conflict, InvalidInput, LooplineError, NotFound
 from loopline.redact import redact_command, redact_text
 from loopline.store import _imported_runs, _metrics, _run_values
 from loopline.store._db import Database
@@ -49,6 +50,8 @@ from loopline.store.records import (
     new_id,
 )
 
+log = logging.getLogger(__name__)
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -59,6 +62,7 @@ class RunStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._next_prune = 0.0  # monotonic time of the next pruning of old batch ids
 
     # -- experiments ------------------------------------------------------------------
 
@@ -388,16 +392,24 @@ class RunStore:
             if result.rowcount == 0:
                 raise NotFound(f"run {run_id} has no tag {key!r}")
 
-    def log_metric_points(self, points: Sequence[_metrics.Point]) -> None:
+    def log_metric_points(
+        self, points: Sequence[_metrics.Point], batch_id: str | None = None
+    ) -> None:
         """Append metric points `(run_id, key, value, step, timestamp_ms)` in one write.
 
         Callers validate (the tracking buffer checks each point as it is logged); a point
-        of an unknown run refuses the whole batch with NotFound naming the run.
+        of an unknown run refuses the whole batch with NotFound naming the run. A batch
+        with a `batch_id` (32 hex characters) is applied once: sent again with the same
+        id, it is acknowledged and nothing is stored (see `_metrics`).
         """
         if not points:
             return
+        if batch_id is not None:
+            check_id("metric batch", batch_id)
         try:
             with self._db.write("log metrics") as conn:
+                if batch_id is not None and not _metrics.claim_batch(conn, batch_id):
+                    return  # applied before: its answer was lost, not its points
                 _metrics.insert_points(conn, points)
         except Conflict:
             # the runs' foreign key refused a point (the only constraint a new point can
@@ -408,6 +420,21 @@ class RunStore:
             if missing:
                 raise _no_run(missing[0]) from None
             raise
+        if batch_id is not None:
+            self._prune_batch_ids()
+
+    def _prune_batch_ids(self) -> None:
+        """Forget old batch ids now and then, in a transaction of its own: a failure to
+        prune (two processes pruning at once) must not fail a write of points."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + _metrics.PRUNE_EVERY_S
+        try:
+            with self._db.write("forget old metric batch ids") as conn:
+                _metrics.forget_old_batches(conn)
+        except LooplineError as exc:
+            log.info("old metric batch ids not pruned this time: %s", exc)
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         with self._db.read() as conn:

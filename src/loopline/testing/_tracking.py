@@ -119,6 +119,26 @@ def check_points_of_an_unknown_run_are_refused_whole(store: MetadataStore) -> No
     assert store.runs.get_metric_history(run_id, "loss") == []  # nothing of the batch
 
 
+def check_a_metric_batch_is_applied_once(store: MetadataStore) -> None:
+    """A batch sent again with its id (its answer was lost) is acknowledged and stored
+    once, also when the copies arrive at the same time; a refused batch uses up no id."""
+    run_id = _run(store)
+    batch = [(run_id, "loss", 0.5, 0, 1000), (run_id, "loss", 0.4, 1, 1001)]
+    store.runs.log_metric_points(batch, "ab" * 16)
+    store.runs.log_metric_points(batch, "ab" * 16)
+    store.runs.log_metric_points(batch[:1], "cd" * 16)  # another batch: stored again
+    history = store.runs.get_metric_history(run_id, "loss")
+    assert [(p.step, p.value) for p in history] == [(0, 0.5), (0, 0.5), (1, 0.4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: store.runs.log_metric_points(batch, "ef" * 16), range(8)))
+    assert len(store.runs.get_metric_history(run_id, "loss")) == 5
+    refused = [(run_id, "acc", 0.9, 0, 1000), ("0" * 32, "acc", 0.9, 0, 1000)]
+    _raises(NotFound, lambda: store.runs.log_metric_points(refused, "12" * 16))
+    store.runs.log_metric_points(refused[:1], "12" * 16)
+    assert [p.value for p in store.runs.get_metric_history(run_id, "acc")] == [0.9]
+    _raises(InvalidInput, lambda: store.runs.log_metric_points(batch, "../batch"))
+
+
 def check_search_filters(store: MetadataStore) -> None:
     ids = []
     for index, (model, auc) in enumerate(
@@ -231,6 +251,7 @@ CHECKS: list[Check] = [
     check_tags_are_mutable,
     check_metrics_nan_inf_and_latest,
     check_points_of_an_unknown_run_are_refused_whole,
+    check_a_metric_batch_is_applied_once,
     check_search_filters,
     check_search_scoping,
     check_like_escapes_match_alike,

@@ -6,6 +6,11 @@ path) and a daemon thread writes them every half `interval`, or sooner when many
 waiting. A write that fails (database locked past its timeout, network gone) keeps the
 points and is retried; `flush()` and `close()` write synchronously and raise on failure.
 
+Each batch gets a random id, and a batch whose write failed is sent again whole, with
+the same id, before anything newer: the store applies an id once (store/_metrics.py), so
+a batch that was stored but whose answer never came back (a connection dropped after the
+commit, a platform server killed before it answered) is not stored twice.
+
 What a SIGKILL loses: at most `interval` seconds of metric points (1 s by default; set
 `[tracking] metric_flush_interval` or LOOPLINE_METRIC_FLUSH_INTERVAL), at any logging
 rate. The buffer knows the time up to which every point is committed; when `log_metric`
@@ -22,6 +27,7 @@ someone ends it (`loopline runs end ID --status FAILED`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -43,10 +49,11 @@ class MetricBuffer:
     stays unwritten longer than that while `append` is being called.
     """
 
-    def __init__(self, write: Callable[[list[Point]], None], interval: float) -> None:
-        self._write = write
+    def __init__(self, write: Callable[[list[Point], str], None], interval: float) -> None:
+        self._write = write  # (points, batch id)
         self._interval = interval
         self._points: deque[Point] = deque()
+        self._unsent: tuple[list[Point], str] | None = None  # a batch whose write failed
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -66,19 +73,20 @@ class MetricBuffer:
             self._wake.set()
 
     def __len__(self) -> int:
-        return len(self._points)
+        unsent = self._unsent
+        return len(self._points) + (0 if unsent is None else len(unsent[0]))
 
     def flush(self) -> None:
-        """Write every buffered point now; raises if the store refuses them."""
+        """Write every buffered point now; raises if the store refuses them (the batch
+        that failed is kept, with its id, and sent first next time)."""
         with self._flush_lock:
             started = time.monotonic()
-            while self._points:
-                batch = self._take()
-                try:
-                    self._write(batch)
-                except BaseException:
-                    self._points.extendleft(reversed(batch))  # keep order for the retry
-                    raise
+            while self._unsent is not None or self._points:
+                if self._unsent is None:
+                    self._unsent = (self._take(), os.urandom(16).hex())
+                batch, batch_id = self._unsent
+                self._write(batch, batch_id)
+                self._unsent = None
             self._written_until = max(self._written_until, started)
 
     def close(self) -> None:

@@ -22,7 +22,8 @@ router = APIRouter(tags=["metrics"])
 async def log_metric_points(request: Request, caller: Caller = requires(Role.WRITER)) -> Response:
     """Append a batch of metric points (columns: runs, keys, run, key, value, step,
     timestamp) in one write: all of them, or none with the reason (a bad point is a 422
-    naming its row; a point of an unknown run a 404 naming the run)."""
+    naming its row; a point of an unknown run a 404 naming the run). A batch with an id
+    (`batch`) is applied once: sent again, it is answered 204 and stored no second time."""
     from starlette.concurrency import run_in_threadpool
 
     from loopline.serving.online._json import parse_json
@@ -31,7 +32,8 @@ async def log_metric_points(request: Request, caller: Caller = requires(Role.WRI
     runs = stores_of(request).metadata.runs
 
     def append() -> None:
-        runs.log_metric_points(read_batch(parse_json(raw)))
+        points, batch_id = read_batch(parse_json(raw))
+        runs.log_metric_points(points, batch_id)
 
     await run_in_threadpool(append)
     return Response(status_code=204)

@@ -4,7 +4,8 @@ run's history the server answers.
 Metric logging is the hottest path over HTTP, so points travel as columns, not as one
 object per point: a batch is
 
-    {"runs": [run ids], "keys": [metric keys],
+    {"batch": "32 hex characters" (optional),
+     "runs": [run ids], "keys": [metric keys],
      "run": [index into runs], "key": [index into keys],
      "value": [numbers, or "NaN" / "Infinity" / "-Infinity"],
      "step": [integers], "timestamp": [epoch milliseconds]}
@@ -12,7 +13,9 @@ object per point: a batch is
 (the run id and key, repeated on every point, are sent once; ~40 bytes a point). The
 server reads it with plain loops over whole columns (`read_batch`): no per-point model
 validation; a bad row is refused as a whole batch with 422 naming the row and column,
-and nothing of the batch is stored.
+and nothing of the batch is stored. `batch` is the batch's id: the server applies a batch
+once however often it arrives (store/_metrics.py), so a batch with an id is sent again
+like any idempotent call when its answer is lost.
 """
 
 from __future__ import annotations
@@ -40,11 +43,14 @@ def _word(value: float) -> str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-def batch_body(points: Sequence[Point]) -> dict[str, Any]:
-    """The columnar body of `points` (run_id, key, value, step, timestamp_ms)."""
+def batch_body(points: Sequence[Point], batch_id: str | None = None) -> dict[str, Any]:
+    """The columnar body of `points` (run_id, key, value, step, timestamp_ms), with the
+    batch's id if it has one."""
     runs: dict[str, int] = {}
     keys: dict[str, int] = {}
+    head = {} if batch_id is None else {"batch": batch_id}
     return {
+        **head,
         "run": [runs.setdefault(p[0], len(runs)) for p in points],
         "key": [keys.setdefault(p[1], len(keys)) for p in points],
         # NaN and the infinities fail both comparisons: JSON has no such numbers
@@ -58,15 +64,15 @@ def batch_body(points: Sequence[Point]) -> dict[str, Any]:
     }
 
 
-def read_batch(data: Any) -> list[Point]:
-    """The points of a batch body (see the module docstring).
+def read_batch(data: Any) -> tuple[list[Point], str | None]:
+    """The points of a batch body and its id, if it has one (see the module docstring).
 
     MalformedRequest (400) for a body of the wrong shape; InvalidInput (422) for a bad
-    run id or key; InvalidField (422, with `row` and `field`) for a bad point.
+    batch id, run id or key; InvalidField (422, with `row` and `field`) for a bad point.
     """
     if not isinstance(data, dict):
         raise MalformedRequest("a metric batch is a JSON object of columns")
-    unknown = set(data) - {*COLUMNS, "runs", "keys"}
+    unknown = set(data) - {*COLUMNS, "runs", "keys", "batch"}
     if unknown:
         raise MalformedRequest(f"a metric batch has no field {sorted(unknown)[0]!r}")
     columns = [_list(data, name) for name in ("runs", "keys", *COLUMNS)]
@@ -83,10 +89,12 @@ def read_batch(data: Any) -> list[Point]:
     _integers(step, "step", INT64)
     _integers(timestamp, "timestamp", INT64)
     values = _floats(value)
-    return [
+    batch_id = None if data.get("batch") is None else check_id("metric batch", data["batch"])
+    points = [
         (run_ids[r], names[k], v, s, t)
         for r, k, v, s, t in zip(run, key, values, step, timestamp, strict=True)
     ]
+    return points, batch_id
 
 
 def _list(data: dict[str, Any], name: str) -> list[Any]:

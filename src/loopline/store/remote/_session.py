@@ -134,9 +134,12 @@ class RemoteSession:
                     time.sleep(BACKOFF_S * 2 ** (attempt - 1))
                     continue
                 raise self._unreachable(method, path, exc, repeatable) from None
-            if response.status_code in _RETRY_STATUS and repeatable and attempt <= retries:
-                time.sleep(_retry_after(response, BACKOFF_S * 2 ** (attempt - 1)))
-                continue
+            if response.status_code in _RETRY_STATUS:
+                if repeatable and attempt <= retries:
+                    time.sleep(_retry_after(response, BACKOFF_S * 2 ** (attempt - 1)))
+                    continue
+                if not repeatable:
+                    raise _maybe_applied(error_from(response))
             if response.status_code >= 400:
                 raise error_from(response)
             return response
@@ -167,6 +170,14 @@ class RemoteSession:
             "it may or may not have been applied",
             hint="check with a read before repeating it",
         )
+
+
+def _maybe_applied(error: LooplineError) -> LooplineError:
+    """A 502/503/504 to a call that is not repeated: the server (or its database) may
+    have failed after the write committed, so the error says to look before repeating."""
+    if error.hint is None:
+        error.hint = "it may or may not have been applied: check with a read before repeating it"
+    return error
 
 
 def error_from(response: httpx.Response) -> LooplineError:

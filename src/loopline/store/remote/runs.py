@@ -5,16 +5,19 @@ Arguments are checked here with the store's own rules (ids, keys, param and tag 
 before anything is sent, so a bad one raises the error the local store raises without a
 round trip; the server checks them again. Each method is one request.
 
-What is retried when the connection drops (see `RemoteSession.call`): reads, and writes
-a repeat leaves unchanged (get-or-create an experiment, the same params or tags again,
-links re-pointed to the same refs). Creating a run, ending, updating or deleting it,
-deleting a tag and appending metric points are not: a repeat would make a second run or
-a second copy of the points, so their error says the call may or may not have been
-applied. Importing runs (`import_run`, `imported_runs`) is not offered over HTTP.
+What is retried when the connection drops (see `RemoteSession.call`): reads, writes a
+repeat leaves unchanged (get-or-create an experiment, the same params or tags again,
+links re-pointed to the same refs), and metric batches with an id (the server applies
+each id once; the tracking buffer gives every batch one). Creating a run, ending,
+updating or deleting it, deleting a tag and appending points without a batch id are not:
+a repeat would make a second run or a second copy of the points, so their error says
+the call may or may not have been applied. Importing runs (`import_run`,
+`imported_runs`) is not offered over HTTP.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -268,12 +271,16 @@ class RemoteRunStore:
             "DELETE", f"{_run_path(run_id)}/tags", params={"key": key}, idempotent=False
         )
 
-    def log_metric_points(self, points: Sequence[Point]) -> None:
+    def log_metric_points(self, points: Sequence[Point], batch_id: str | None = None) -> None:
         """Append metric points `(run_id, key, value, step, timestamp_ms)`: one request
-        (of columns, see `_metric_wire`) per 200,000 points."""
-        for start in range(0, len(points), MAX_POINTS):
-            body = batch_body(points[start : start + MAX_POINTS])
-            self._session.call("POST", "/metrics", body=body)
+        (of columns, see `_metric_wire`) per 200,000 points. With a `batch_id` the server
+        applies the batch once, so a dropped connection is retried (each request of a
+        larger batch gets an id derived from it)."""
+        if batch_id is not None:
+            check_id("metric batch", batch_id)
+        for part, start in enumerate(range(0, len(points), MAX_POINTS)):
+            body = batch_body(points[start : start + MAX_POINTS], _part_id(batch_id, part))
+            self._session.call("POST", "/metrics", body=body, idempotent=batch_id is not None)
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         path = f"{_run_path(run_id)}/metrics/history"
@@ -327,6 +334,14 @@ class RemoteRunStore:
         answer = self._session.call("GET", f"{_run_path(run_id)}/links", params=params)
         links: list[RunLink] = decode(list[RunLink], answer)
         return links
+
+
+def _part_id(batch_id: str | None, part: int) -> str | None:
+    """The id of request `part` of a batch: the batch's own for the first, and for the
+    rest a hash of it and the part's number (the same on every retry)."""
+    if batch_id is None or part == 0:
+        return batch_id
+    return hashlib.blake2b(f"{batch_id}/{part}".encode(), digest_size=16).hexdigest()
 
 
 def _not_remote() -> InvalidInput:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,11 @@ from security.test_hostile_models import hostile_package, register
 LOOPLINE = str(Path(sys.executable).parent / "loopline")
 
 
-def serve(project: Path, ref: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def serve(project: Path, ref: str, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")}
     env["COLUMNS"] = "300"
-    started = time.monotonic()
     # a server that stays up would hit the timeout: that is the failure this test catches
-    result = subprocess.run(
+    return subprocess.run(
         [LOOPLINE, "serve", ref, "--port", str(free_port()), *extra],
         cwd=project,
         env=env,
@@ -34,7 +32,6 @@ def serve(project: Path, ref: str, *extra: str) -> tuple[subprocess.CompletedPro
         text=True,
         timeout=60,
     )
-    return result, time.monotonic() - started
 
 
 @pytest.fixture
@@ -59,16 +56,15 @@ def refused_model_project(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Path
 def test_serve_of_a_model_that_cannot_load_exits_at_start(
     refused_model_project: Path, workers: str
 ) -> None:
-    result, seconds = serve(refused_model_project, "hostile@latest", "--workers", workers)
+    result = serve(refused_model_project, "hostile@latest", "--workers", workers)
     out = result.stdout + result.stderr
     assert result.returncode == 9, out  # UnsafeModel's exit code
     assert "system" in out and "Traceback" not in out
     assert "prediction service on" not in out  # no server was started
-    assert seconds < 30
 
 
 def test_serve_of_an_unknown_model_exits_at_start(refused_model_project: Path) -> None:
-    result, _ = serve(refused_model_project, "nosuchmodel")
+    result = serve(refused_model_project, "nosuchmodel")
     out = result.stdout + result.stderr
     assert result.returncode == 3, out  # NotFound
     assert "nosuchmodel" in out and "Traceback" not in out

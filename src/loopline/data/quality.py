@@ -81,6 +81,15 @@ def history(ref: str) -> list[ValidationRecord]:
     return stores().metadata.datasets.list_validations(resolve(ref).id)
 
 
+def read_validation(record: ValidationRecord) -> ValidationResult:
+    """The full result a `history` record points at: each failure with its example rows
+    (the record itself holds only the outcome and the count of failed rules)."""
+    from loopline.data.validation import ValidationResult
+
+    body = json.loads(stores().artifacts.get_bytes(record.result_hash))
+    return ValidationResult.from_dict(body)
+
+
 def _store(version_id: str, suite: ExpectationSuite, result: ValidationResult) -> None:
     artifacts = stores().artifacts
     suite_blob = artifacts.put_bytes(suite.to_yaml().encode())

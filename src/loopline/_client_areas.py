@@ -68,6 +68,7 @@ class Data(_Area):
     expect = _Through(data.expect)
     get = _Through(data.get)
     history = _Through(data.history)
+    latest_validations = _Through(data.latest_validations)
     list_datasets = _Through(data.list_datasets)
     log = _Through(data.log)
     manifest_of = _Through(data.manifest_of)

@@ -5,7 +5,13 @@ from loopline.data._manifest import load as read_manifest
 from loopline.data.checkout import CheckoutResult, checkout, get
 from loopline.data.compare import DatasetDiff, diff, profile_of
 from loopline.data.load import load
-from loopline.data.quality import expect, history, read_validation, validate
+from loopline.data.quality import (
+    expect,
+    history,
+    latest_validations,
+    read_validation,
+    validate,
+)
 from loopline.data.remote import TransferResult, pull, push
 from loopline.data.versions import (
     AddResult,
@@ -29,6 +35,7 @@ __all__ = [
     "expect",
     "get",
     "history",
+    "latest_validations",
     "list_datasets",
     "load",
     "log",

@@ -138,6 +138,19 @@ def test_a_key_the_rows_cannot_be_matched_by_is_said_with_the_rest_of_the_diff(
     assert "nope" in section(missing, "rows")
 
 
+def test_versions_too_large_are_not_matched_row_by_row_in_a_page(
+    dm_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline.server.ui import datasets
+
+    monkeypatch.setattr(datasets, "MAX_ROW_DIFF_BYTES", 20_000)  # credit@1 is 21.9 KiB
+    html = page(dm_client, "/datasets/credit/diff?a=1&b=2&key=id", 400)
+    rows = section(html, "rows")
+    assert "for versions up to 19.5 KiB; these hold 21.9 KiB and" in rows
+    assert "loopline data diff credit@1 credit@2 --key KEY" in rows
+    assert "<dt>Removed</dt>" not in rows and "mean_texture" in section(html, "schema")
+
+
 def test_a_model_lists_its_versions_with_status_aliases_and_deployments(
     dm_client: Any,
 ) -> None:

@@ -35,6 +35,7 @@ MAX_VERSIONS = 100  # the newest versions listed on a dataset's page
 MAX_FILES = 500  # the files listed on a version's page
 MAX_VALIDATIONS = 5  # the newest validation results shown in full
 MAX_NUMBER = 2**31 - 1  # a version number the stores can hold
+MAX_ROW_DIFF_BYTES = 256 << 20  # versions larger than this are not matched row by row
 
 
 @router.get("/datasets")
@@ -53,7 +54,7 @@ def dataset_page(name: str, request: Request, caller: Caller = requires(Role.REA
         versions = data.log(name)
         if not versions:
             data.resolve(name)  # NotFound, saying what is missing
-        validations = {v.id: data.history(v.ref)[:1] for v in versions[:MAX_VERSIONS]}
+        validations = data.latest_validations(versions[:MAX_VERSIONS])
     context = {
         "name": versions[0].dataset,
         "versions": versions[:MAX_VERSIONS],
@@ -70,7 +71,8 @@ def dataset_page(name: str, request: Request, caller: Caller = requires(Role.REA
 def diff_page(name: str, request: Request, caller: Caller = requires(Role.READER)) -> Response:
     """Two versions compared (`a` the older, `b` the newer; by default the two newest);
     with `key`, their rows matched by that column. A key the tables cannot be matched by
-    is said above the rest of the diff, with status 400."""
+    is said above the rest of the diff, with status 400; so are versions too large to be
+    matched row by row while a page waits (the CLI's `data diff --key` has no limit)."""
     check_dataset_name(name)
     query = request.query_params
     for param in query:
@@ -82,14 +84,16 @@ def diff_page(name: str, request: Request, caller: Caller = requires(Role.READER
         newest = data.resolve(name)
         b = version_number(query["b"]) if "b" in query else newest.version
         a = version_number(query["a"]) if "a" in query else max(b - 1, 1)
-        old, new = (f"{newest.dataset}@{a}", f"{newest.dataset}@{b}")
+        old, new = data.resolve(f"{newest.dataset}@{a}"), data.resolve(f"{newest.dataset}@{b}")
+        if key is not None and max(old.total_size, new.total_size) > MAX_ROW_DIFF_BYTES:
+            key_error, status, key = too_large_to_match(old, new), 400, None
         try:
-            result = data.diff(old, new, key=key)
+            result = data.diff(old.ref, new.ref, key=key)
         except InvalidInput as exc:
             if key is None:
                 raise
             key_error, status = exc.message, 400
-            result = data.diff(old, new)
+            result = data.diff(old.ref, new.ref)
         old_profile, new_profile = data.profile_of(result.old), data.profile_of(result.new)
         numbers = [v.version for v in data.log(newest.dataset)]
     shared = []
@@ -139,6 +143,16 @@ def version_page(
         "short": _figures.short,
     }
     return render(request, "dataset_version.html", context)
+
+
+def too_large_to_match(old: DatasetVersion, new: DatasetVersion) -> str:
+    """Why rows are not matched here: matching first copies both versions into the
+    server's cache and reads them whole, which a page should not wait for."""
+    sizes = f"{_figures.size(old.total_size)} and {_figures.size(new.total_size)}"
+    return (
+        f"rows are matched by key here for versions up to {_figures.size(MAX_ROW_DIFF_BYTES)}; "
+        f"these hold {sizes}: run `loopline data diff {old.ref} {new.ref} --key KEY`"
+    )
 
 
 # --- what the templates show ------------------------------------------------------------

@@ -12,7 +12,7 @@
 
 SQLite, five to ten seconds (training is on 569 rows; evaluation with its latency
 budget, gates and profiles are the real ones), so built once per test process: the
-pages only read it, and both test modules that use it run in one process (their
+pages only read it, and both test modules that use it ask to share a process (their
 `xdist_group`). What the pages read is checked on PostgreSQL too, by the core's own
 tests of those functions.
 """

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server._inprocess import send_raw
+from server._inprocess import app_client, send_raw
 from ui._fill_dm import XSS_CARD, XSS_COLUMN, XSS_DESCRIPTION, XSS_VALUE, DmProject
 from ui.test_pages_http import inline_code, page
 
@@ -261,3 +261,16 @@ def test_unknown_names_are_404_pages_and_impossible_ones_400(
 def test_traversal_in_names_is_refused(dm_client: Any, target: str) -> None:
     status, _, _ = send_raw(dm_client.app, "GET", target)
     assert status == 400, target
+
+
+def test_the_pages_ask_for_a_sign_in_when_the_server_has_auth(dm_project: DmProject) -> None:
+    from loopline.server import create_app
+    from loopline.server._auth import TokenAuthenticator
+
+    opened = dm_project.stores
+    authenticator = TokenAuthenticator(lambda: opened.metadata.tokens)
+    client = app_client(create_app(opened, authenticator=authenticator))
+    for path in ("/datasets", "/datasets/credit/1", "/models/churn/1"):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/login?next=" + path.replace("/", "%2F")

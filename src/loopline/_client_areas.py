@@ -68,11 +68,14 @@ class Data(_Area):
     expect = _Through(data.expect)
     get = _Through(data.get)
     history = _Through(data.history)
+    latest_validations = _Through(data.latest_validations)
     list_datasets = _Through(data.list_datasets)
     log = _Through(data.log)
     manifest_of = _Through(data.manifest_of)
+    profile_of = _Through(data.profile_of)
     pull = _Through(data.pull)
     push = _Through(data.push)
+    read_validation = _Through(data.read_validation)
     resolve = _Through(data.resolve)
     validate = _Through(data.validate)
 
@@ -149,6 +152,7 @@ class Deployments(_Area):
 
     create_deployment = _Through(deployments.create_deployment)
     deployment_history = _Through(deployments.deployment_history)
+    deployments_serving = _Through(deployments.deployments_serving)
     get_deployment = _Through(deployments.get_deployment)
     list_deployments = _Through(deployments.list_deployments)
     promote_deployment = _Through(deployments.promote_deployment)

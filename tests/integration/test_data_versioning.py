@@ -311,7 +311,12 @@ def test_expect_then_validate_passes_on_reference_and_fails_on_corrupted_copy(
     kinds = {failure.expectation.kind for failure in result.failures}
     assert {"unique", "between", "in_set", "not_null"} <= kinds
     assert "<html" in report.read_text().lower()
-    assert [r.success for r in data.history("credit.csv@2")] == [False]
+    [stored] = data.history("credit.csv@2")
+    assert not stored.success and stored.failed == len(result.failures)
+    assert data.read_validation(stored) == result  # with its example rows
+    newest, oldest = data.log("credit.csv")
+    latest = data.latest_validations([newest, oldest])
+    assert latest[newest.id] == stored and latest[oldest.id].success and len(latest) == 2
     assert [r.success for r in data.history("credit.csv@1")] == [True]
 
 

@@ -65,11 +65,17 @@ def test_canary_promote_and_rollback_walk_the_history(models: Stores) -> None:
     canary = dep.update_deployment("scoring", canary="churn@challenger", weight=20)
     assert canary.spec.canary == Variant("churn/2", "churn@challenger")
     assert canary.spec.weight == 20.0 and canary.spec.strategy == "canary"
+    assert [(d.name, role) for d, role in dep.deployments_serving("churn/2")] == [
+        ("scoring", "canary")
+    ]
+    assert dep.deployments_serving("churn/3") == []
     promoted = dep.promote_deployment("scoring", reason="canary looked good")
     assert promoted.spec.model.model == "churn/2" and promoted.spec.canary is None
     shadowed = dep.update_deployment("scoring", shadow="churn/3")
     assert shadowed.spec.strategy == "single+shadow"
     assert shadowed.spec.versions == ("churn/2", "churn/3")
+    assert [role for _, role in dep.deployments_serving("churn/3")] == ["shadow"]
+    assert [role for _, role in dep.deployments_serving("churn/2")] == ["model"]
 
     back = dep.rollback_deployment("scoring")  # undoes the shadow
     assert back.spec.shadow is None and back.spec.model.model == "churn/2"
@@ -108,6 +114,7 @@ def test_an_ab_split_needs_two_versions_and_a_key(models: Stores) -> None:
     dep.create_deployment("scoring", "churn/1")
     split = dep.update_deployment("scoring", ab=["churn/1", "churn/3"], key="customer_id")
     assert split.spec.strategy == "ab" and split.spec.key == "customer_id"
+    assert split.spec.role_of("churn/3") == "A/B" and split.spec.role_of("churn/2") is None
     assert [v.model for v in split.spec.variants] == ["churn/1", "churn/3"]
     with pytest.raises(InvalidInput, match="say which one wins"):
         dep.promote_deployment("scoring")

@@ -8,6 +8,7 @@
 - `ui_client`: Starlette's TestClient over `create_app` on that project, no auth.
 - `auth_app`: the same stores behind token auth (a fresh authenticator per module), with
   a reader token, for the login tests.
+- `dm_project` (per process), `dm_app`, `dm_client`: datasets and models, from _fill_dm.
 - `chromium` (per module): Debian's /usr/bin/chromium driven by Playwright. Where it is
   missing the browser tests skip with the reason, except in CI (CI=true): there they
   fail, since `.ci/run` installs it. Not per session: while Playwright's sync API runs,
@@ -31,6 +32,7 @@ from typing import Any
 import pytest
 
 from server._inprocess import app_client
+from ui._fill_dm import dm_app, dm_client, dm_project  # noqa: F401 - the dataset and model pages'
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parent / "screenshots"

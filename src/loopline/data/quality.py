@@ -4,6 +4,7 @@ validation.py, done by pandera); results are stored with the version they checke
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from loopline.data.load import load, record_use
 from loopline.data.versions import resolve
 from loopline.errors import InvalidInput
 from loopline.project import stores
-from loopline.store import ValidationRecord
+from loopline.store import DatasetVersion, ValidationRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,6 +80,27 @@ def validate(
 def history(ref: str) -> list[ValidationRecord]:
     """Stored validation results of version `ref`, newest first."""
     return stores().metadata.datasets.list_validations(resolve(ref).id)
+
+
+def latest_validations(versions: Sequence[DatasetVersion]) -> dict[str, ValidationRecord]:
+    """The newest stored validation of each of `versions`, by version id (a version never
+    validated is left out): one query a version, none to resolve references again."""
+    datasets = stores().metadata.datasets
+    found = {}
+    for version in versions:
+        records = datasets.list_validations(version.id)
+        if records:
+            found[version.id] = records[0]
+    return found
+
+
+def read_validation(record: ValidationRecord) -> ValidationResult:
+    """The full result a `history` record points at: each failure with its example rows
+    (the record itself holds only the outcome and the count of failed rules)."""
+    from loopline.data.validation import ValidationResult
+
+    body = json.loads(stores().artifacts.get_bytes(record.result_hash))
+    return ValidationResult.from_dict(body)
 
 
 def _store(version_id: str, suite: ExpectationSuite, result: ValidationResult) -> None:

@@ -101,6 +101,19 @@ class DeploymentSpec:
             found.append(self.shadow.model)
         return tuple(dict.fromkeys(found))
 
+    def role_of(self, version: str) -> str | None:
+        """What `version` ("churn/3") does here: "model", "canary", "A/B" or "shadow"
+        (None when the deployment does not load it)."""
+        if self.ab and any(variant.model == version for variant in self.ab):
+            return "A/B"
+        if not self.ab and self.model.model == version:
+            return "model"
+        if self.canary is not None and self.canary.model == version:
+            return "canary"
+        if self.shadow is not None and self.shadow.model == version:
+            return "shadow"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.to_dict(),
@@ -348,6 +361,18 @@ def list_deployments() -> list[Deployment]:
     from loopline.project import stores
 
     return [Deployment.from_record(r) for r in stores().metadata.deployments.all()]
+
+
+def deployments_serving(version: str) -> list[tuple[Deployment, str]]:
+    """The deployments whose current configuration loads model version `version`
+    ("churn/3"), each with its role there (see `DeploymentSpec.role_of`), by name: the
+    last step of a version's lineage. Deployments are few; they are read whole."""
+    found = []
+    for deployment in list_deployments():
+        role = deployment.spec.role_of(version)
+        if role is not None:
+            found.append((deployment, role))
+    return found
 
 
 def deployment_history(name: str) -> list[DeploymentRevision]:

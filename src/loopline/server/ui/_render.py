@@ -35,7 +35,12 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'"
 )
 
-NAV: tuple[tuple[str, str], ...] = (("Experiments", "/"),)
+NAV: tuple[tuple[str, str], ...] = (
+    ("Experiments", "/"),
+    ("Deployments", "/deployments"),
+    ("Monitoring", "/monitoring"),
+    ("Audit", "/audit"),
+)
 """The top navigation: (label, path) of each area's first page. Only pages that exist
 are linked; an area's page adds itself here when it is built."""
 

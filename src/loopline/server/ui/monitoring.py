@@ -39,6 +39,8 @@ router = page_router()
 REPORTS = 30  # reports (columns) of the drift tables
 LOOPS = 20
 EVENTS = 100
+FACT_CHARS = 120  # a step's value shown at most (the audit log has it whole)
+CHARTED = 8  # features drawn per version (the table shows them all)
 PSI_LEVELS = (0.1, 0.25, 0.5)  # a PSI at or above each starts the next shade
 ROLE_ORDER = ("stable", "canary", "variant", "shadow", "previous")
 # the report's own page: sandboxed (no script, an opaque origin), framed only by this site
@@ -101,7 +103,9 @@ def deployment_monitoring(
         "base": deployment_url(name),
         "reports": reports[::-1],
         "tables": tables,
-        "charts": [drift_chart(i, table, reports) for i, table in enumerate(tables)],
+        "charts": [drift_chart(i, table, reports) for i, table in enumerate(tables)]
+        if len(reports) > 1
+        else [],  # one report is no series: its table says it all
         "alerts": alerts,
         "loops": [loop_view(loop) for loop in loops],
         "events": events,
@@ -181,19 +185,26 @@ def drift_tables(reports: list[MonitorReportRecord]) -> list[dict[str, Any]]:
 def drift_chart(
     index: int, table: dict[str, Any], reports: list[MonitorReportRecord]
 ) -> dict[str, Any]:
-    """A version's PSI per feature over the reports' windows, for static/ops.js."""
+    """A version's PSI over the reports' windows, for static/ops.js: of the CHARTED
+    features with the highest PSI (thirty lines would hide each other; the table below
+    the charts holds every feature)."""
+    series = [
+        {
+            "label": ("output " if row["output"] else "") + row["name"],
+            "values": [cell["psi"] if cell else None for cell in row["cells"]],
+        }
+        for row in table["rows"]
+    ]
+    series.sort(key=lambda one: -max((v for v in one["values"] if v is not None), default=0))
+    title = f"PSI: {table['version']} ({table['role']})"
+    if len(series) > CHARTED:
+        title += f", the {CHARTED} features that drifted most"
     return {
         "id": f"drift-{index}",
-        "title": f"PSI per feature: {table['version']} ({table['role']})",
+        "title": title,
         "unit": "PSI",
         "x": [int(report.until.timestamp()) for report in reports],
-        "series": [
-            {
-                "label": ("output " if row["output"] else "") + row["name"],
-                "values": [cell["psi"] if cell else None for cell in row["cells"]],
-            }
-            for row in table["rows"]
-        ],
+        "series": series[:CHARTED],
     }
 
 
@@ -237,7 +248,7 @@ def step_facts(detail: dict[str, Any]) -> list[tuple[str, str]]:
             failed = ", ".join(map(str, value.get("failed") or []))
             value = f"{value.get('by', '?')}" + (f" ({failed} failed)" if failed else "")
         text = value if isinstance(value, str) else _json(value)
-        facts.append((key, text if len(text) <= 200 else text[:199] + "…"))
+        facts.append((key, text if len(text) <= FACT_CHARS else text[: FACT_CHARS - 1] + "…"))
     return facts
 
 

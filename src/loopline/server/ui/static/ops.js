@@ -39,7 +39,7 @@
         stroke: COLOURS[index % COLOURS.length],
         width: 1.5,
         spanGaps: false,
-        points: { show: spec.x.length < 40 },
+        points: { show: true, size: spec.x.length < 40 ? 5 : 3 },
         value: function (chart, value) {
           return value == null ? "–" : +value.toFixed(3) + " " + spec.unit;
         },

@@ -29,6 +29,10 @@ promoted. Then, with the loop's gates relaxed by hand, a deliberately worse cand
 (a linear model) passes them, runs as a canary and is rolled back. `loopline loop show`
 prints the lineage of both decisions.
 
+The demo ends with the `loopline ui` command and URL that show all of it in a browser:
+the runs, the deployment's traffic and revisions, drift per feature, both retrain loops
+and the audit log.
+
 Run with `make demo`, or `python examples/demo.py [PROJECT_DIR]` (default `.demo/`,
 recreated on each run).
 """
@@ -687,7 +691,11 @@ def main() -> int:
     print(f"Model card of the first champion: {project / 'model_card.html'}")
     print(f"Monitoring report of the drifted stream: {project / 'monitoring.html'}")
     print(f"Try: cd {project} && loopline runs show {best[0].id[:8]}   (its lineage names {train})")
-    print(f"Browse it: cd {project} && loopline ui   (then http://127.0.0.1:5000/)")
+    print(
+        "Browse it (runs; the deployment's traffic, revisions, drift and retrain loops; the "
+        "audit log):"
+    )
+    print(f"  cd {project} && loopline ui   then http://127.0.0.1:5000/deployments/cancer")
     return 0
 
 

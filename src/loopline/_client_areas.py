@@ -108,6 +108,7 @@ class Registry(_Area):
     aliases_of = _Through(registry.aliases_of)
     archive = _Through(registry.archive)
     audit_log = _Through(registry.audit_log)
+    audit_page = _Through(registry.audit_page)
     delete_alias = _Through(registry.delete_alias)
     describe = _Through(registry.describe)
     describe_model = _Through(registry.describe_model)

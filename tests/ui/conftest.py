@@ -9,6 +9,8 @@
 - `auth_app`: the same stores behind token auth (a fresh authenticator per module), with
   a reader token, for the login tests.
 - `dm_project` (per process), `dm_app`, `dm_client`: datasets and models, from _fill_dm.
+- `ops_project`, `ops_client` (per module): another project, with the deployments,
+  prediction log, monitoring records and audit events of tests/ui/_fill_ops.py.
 - `chromium` (per module): Debian's /usr/bin/chromium driven by Playwright. Where it is
   missing the browser tests skip with the reason, except in CI (CI=true): there they
   fail, since `.ci/run` installs it. Not per session: while Playwright's sync API runs,
@@ -130,6 +132,28 @@ def auth_app(ui_project: UiProject) -> AuthApp:
     record, token = opened.metadata.tokens.create("rita", "reader", created_by="root")
     authenticator = TokenAuthenticator(lambda: opened.metadata.tokens, cache_seconds=0.2)
     return AuthApp(create_app(opened, authenticator=authenticator), opened, token, record.id)
+
+
+# -- the operations pages (deployments, monitoring, audit): tests/ui/_fill_ops.py --------
+
+
+@pytest.fixture(scope="module")
+def ops_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from ui._fill_ops import open_ops_project
+
+    yield from open_ops_project(tmp_path_factory.mktemp("ops-project"))
+
+
+@pytest.fixture(scope="module")
+def ops_app(ops_project: Any) -> Any:
+    from loopline.server import create_app
+
+    return create_app(ops_project.stores)
+
+
+@pytest.fixture(scope="module")
+def ops_client(ops_app: Any) -> Any:
+    return app_client(ops_app)
 
 
 # -- Chromium -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from loopline.registry.changes import (
     archive,
     audit_log,
+    audit_page,
     delete_alias,
     describe,
     describe_model,
@@ -12,11 +13,19 @@ from loopline.registry.changes import (
 )
 from loopline.registry.listing import aliases_of, get_model, list_models, list_versions
 from loopline.registry.refs import ModelRef, parse_ref, resolve
-from loopline.store import AuditChainReport, AuditEvent, ModelStatus, ModelVersion, RegisteredModel
+from loopline.store import (
+    AuditChainReport,
+    AuditEvent,
+    AuditPage,
+    ModelStatus,
+    ModelVersion,
+    RegisteredModel,
+)
 
 __all__ = [
     "AuditChainReport",
     "AuditEvent",
+    "AuditPage",
     "ModelRef",
     "ModelStatus",
     "ModelVersion",
@@ -24,6 +33,7 @@ __all__ = [
     "aliases_of",
     "archive",
     "audit_log",
+    "audit_page",
     "delete_alias",
     "describe",
     "describe_model",

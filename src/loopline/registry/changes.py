@@ -13,6 +13,7 @@ from loopline.registry.refs import ModelRef, resolve
 from loopline.store import (
     AuditChainReport,
     AuditEvent,
+    AuditPage,
     ModelStatus,
     ModelVersion,
     RegisteredModel,
@@ -131,6 +132,28 @@ def audit_log(
         action=action,
         actor=actor,
         since=since,
+        limit=limit,
+    )
+
+
+def audit_page(
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    object_prefix: str | None = None,
+    object_type: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> AuditPage:
+    """One page of the audit log, newest first, and how many events match: by the user
+    who acted, the action, the object (`churn`: the model or deployment churn and what
+    is under it: churn/3, churn@champion) and its type (the web UI's audit table)."""
+    return stores().metadata.audit.events_page(
+        actor=actor,
+        action=action,
+        object_prefix=object_prefix,
+        object_type=object_type,
+        offset=offset,
         limit=limit,
     )
 

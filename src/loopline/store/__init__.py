@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from loopline.store._names import check_experiment_name, check_key, tag_text
     from loopline.store._quick import quick_latest_version
     from loopline.store.artifacts import ArtifactStore, Blob, StoredFile
-    from loopline.store.audit import AuditEvent, AuditLog
+    from loopline.store.audit import AuditEvent, AuditLog, AuditPage
     from loopline.store.dataset_records import (
         Dataset,
         DatasetVersion,
@@ -66,6 +66,7 @@ _HOMES = {
     "StoredFile": ("artifacts", None),
     "AuditEvent": ("audit", None),
     "AuditLog": ("audit", None),
+    "AuditPage": ("audit", None),
     "Dataset": ("dataset_records", None),
     "DatasetVersion": ("dataset_records", None),
     "ValidationRecord": ("dataset_records", None),
@@ -120,6 +121,7 @@ __all__ = [
     "AuditChainReport",
     "AuditEvent",
     "AuditLog",
+    "AuditPage",
     "Blob",
     "CodeVersion",
     "Dataset",

@@ -327,6 +327,12 @@ audit_events = Table(
     Column("hash", String(64), nullable=False),
     Index(None, "object_type", "object_id"),
     Index(None, "time"),
+    # the web UI's audit table, filtered by user, action or object, newest first (0012);
+    # text_pattern_ops: PostgreSQL serves `object_id LIKE 'churn/%'` from it whatever
+    # the database's collation
+    Index(None, "actor", "seq"),
+    Index(None, "action", "seq"),
+    Index(None, "object_id", "seq", postgresql_ops={"object_id": "text_pattern_ops"}),
 )
 
 audit_head = Table(

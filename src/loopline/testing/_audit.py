@@ -7,7 +7,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from loopline.errors import InvalidInput
 from loopline.store import MetadataStore
+from loopline.store.audit import MAX_EVENTS, AuditPage
 from loopline.testing._common import Check
 
 
@@ -66,6 +68,40 @@ def check_audit_filters(store: MetadataStore) -> None:
     assert len(audit.list_events(since=datetime.now(UTC) - timedelta(minutes=1))) == 7
 
 
+def check_audit_pages_count_and_filter(store: MetadataStore) -> None:
+    """The web UI's audit table: pages newest first, the count of all that match, and the
+    filters by user, action, object (a model and what is under it) and object type."""
+    audit = store.audit
+    for index in range(7):
+        _record(store, f"churn/{index % 3}", actor=("ana", "ben")[index % 2])
+    _record(store, "churn", "deployment.update", object_type="deployment", actor="ana")
+    _record(store, "churner", actor="eve")
+    everything = audit.events_page(limit=4)
+    assert (everything.total, everything.offset, len(everything.events)) == (9, 0, 4)
+    assert [e.object_id for e in everything.events] == ["churner", "churn", "churn/0", "churn/2"]
+    rest = audit.events_page(offset=4, limit=4)
+    assert [e.seq for e in rest.events] == [5, 4, 3, 2] and rest.total == 9
+    assert audit.events_page(offset=9).events == [] and audit.events_page(offset=50).total == 9
+    by_ana = audit.events_page(actor="ana", limit=3)
+    assert by_ana.total == 5 and [e.seq for e in by_ana.events] == [8, 7, 5]
+    assert audit.events_page(actor="ana", offset=3).events[-1].seq == 1
+    assert audit.events_page(actor="nobody") == AuditPage([], 0, 0)
+    assert audit.events_page(action="deployment.update").total == 1
+    under = audit.events_page(object_prefix="churn")
+    assert under.total == 8 and "churner" not in {e.object_id for e in under.events}
+    assert audit.events_page(object_prefix="churn/1").total == 2
+    assert audit.events_page(object_prefix="chur").total == 0
+    assert audit.events_page(object_type="deployment").events[0].object_id == "churn"
+    both = audit.events_page(actor="ben", object_prefix="churn", action="model.update")
+    assert both.total == 3 and {e.actor for e in both.events} == {"ben"}
+    for bad in ({"offset": -1}, {"limit": 0}, {"limit": MAX_EVENTS + 1}):
+        try:
+            audit.events_page(**bad)  # type: ignore[arg-type]
+        except InvalidInput:
+            continue
+        raise AssertionError(f"events_page accepted {bad}")
+
+
 def check_concurrent_audit_writers_lose_nothing(store: MetadataStore) -> None:
     def write(writer: int) -> list[str]:
         return [_record(store, "busy", actor=f"w{writer}", after={"n": n}) for n in range(5)]
@@ -85,5 +121,6 @@ def check_concurrent_audit_writers_lose_nothing(store: MetadataStore) -> None:
 CHECKS: list[Check] = [
     check_audit_events_round_trip_newest_first,
     check_audit_filters,
+    check_audit_pages_count_and_filter,
     check_concurrent_audit_writers_lose_nothing,
 ]

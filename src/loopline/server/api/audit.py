@@ -68,6 +68,29 @@ def list_events(
     return answer(events)
 
 
+@router.get("/audit/events-page")
+def events_page(
+    request: Request,
+    object_type: Annotated[str | None, Query(max_length=100)] = None,
+    object_prefix: Annotated[str | None, Query(max_length=MAX_TEXT)] = None,
+    action: Annotated[str | None, Query(max_length=200)] = None,
+    actor: Annotated[str | None, Query(max_length=MAX_TEXT)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 50,
+    caller: Caller = requires(Role.READER),
+) -> Response:
+    """A page of the events matching, newest first, and how many match in all."""
+    page = stores_of(request).metadata.audit.events_page(
+        object_type=object_type,
+        object_prefix=object_prefix,
+        action=action,
+        actor=actor,
+        offset=offset,
+        limit=limit,
+    )
+    return answer(page)
+
+
 @router.post("/audit/events", status_code=201)
 def record_event(
     request: Request, body: NewEvent, caller: Caller = requires(Role.WRITER)

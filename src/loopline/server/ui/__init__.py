@@ -8,7 +8,8 @@ the Content-Security-Policy of _render allows only this server's /static files.
 
 One module per area of pages, each with a `router` from `_pages.page_router()`:
 `static` (the files), `login`, `experiments` (the home page and the runs table), `runs`,
-`datasets`, `models`.
+`datasets`, `models`, `deployments`, `monitoring` (drift, alerts, retrain loops,
+reports) and `audit`.
 
 To add a page:
 1. a route in its area's module (or a new module named in PAGES), declaring its
@@ -25,5 +26,15 @@ sign-in as a redirect to /login.
 
 from __future__ import annotations
 
-PAGES: tuple[str, ...] = ("static", "login", "experiments", "runs", "datasets", "models")
+PAGES: tuple[str, ...] = (
+    "static",
+    "login",
+    "experiments",
+    "runs",
+    "datasets",
+    "models",
+    "deployments",
+    "monitoring",
+    "audit",
+)
 """The page modules `create_app` mounts, each with a `router`."""

@@ -39,6 +39,9 @@ NAV: tuple[tuple[str, str], ...] = (
     ("Experiments", "/"),
     ("Datasets", "/datasets"),
     ("Models", "/models"),
+    ("Deployments", "/deployments"),
+    ("Monitoring", "/monitoring"),
+    ("Audit", "/audit"),
 )
 """The top navigation: (label, path) of each area's first page. Only pages that exist
 are linked; an area's page adds itself here when it is built."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from loopline.store._audit_verify import AuditChainReport
-from loopline.store.audit import MAX_EVENTS, AuditEvent
+from loopline.store.audit import MAX_EVENTS, AuditEvent, AuditPage
 from loopline.store.remote._codec import decode, encode
 from loopline.store.remote._session import RemoteSession
 
@@ -64,6 +64,28 @@ class RemoteAuditLog:
         params["limit"] = max(1, min(limit, MAX_EVENTS))
         answer = self._session.call("GET", "/audit/events", params=params)
         return decode(list[AuditEvent], answer)  # type: ignore[no-any-return]
+
+    def events_page(
+        self,
+        *,
+        object_type: str | None = None,
+        object_prefix: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> AuditPage:
+        """A page of the events matching, newest first, and how many match (one request)."""
+        given = {
+            "object_type": object_type,
+            "object_prefix": object_prefix,
+            "action": action,
+            "actor": actor,
+        }
+        params: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+        params.update(offset=offset, limit=limit)
+        answer = self._session.call("GET", "/audit/events-page", params=params)
+        return decode(AuditPage, answer)  # type: ignore[no-any-return]
 
     def verify(self, *, expect_head: str | None = None, max_problems: int = 20) -> AuditChainReport:
         """Walk the hash chain on the server (`AuditLog.verify`); its report."""

@@ -1,4 +1,5 @@
-"""Metric points: bulk append, the latest-value table, and history reads."""
+"""Metric points: bulk append, the latest-value table, and history reads (whole, as
+MetricPoints, or a range of them as columns for charts)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from sqlalchemy import Connection, and_, or_, select
 
 from loopline.errors import Conflict
 from loopline.store._schema import latest_metrics, metric_points
-from loopline.store.records import MetricPoint, ms_to_datetime, stored_float
+from loopline.store.records import (
+    MetricPoint,
+    MetricSeries,
+    MetricSpan,
+    ms_to_datetime,
+    stored_float,
+)
 
 Point = tuple[str, str, float, int, int]
 """(run_id, key, value, step, timestamp_ms)"""
@@ -89,6 +96,38 @@ def history(conn: Connection, run_id: str, key: str) -> list[MetricPoint]:
         MetricPoint(key=key, value=stored_float(value), step=step, timestamp=ms_to_datetime(ts))
         for value, step, ts in conn.execute(stmt)
     ]
+
+
+ORDERS = {"step": "step, timestamp, id", "time": "timestamp, step, id"}
+
+
+def series(conn: Connection, run_id: str, key: str, span: MetricSpan) -> MetricSeries:
+    """The points of `key` in `span` (see MetricSpan), read through the driver's cursor
+    as plain tuples: SQLAlchemy's Row per point doubled the time of a 100,000-point read.
+    Only fixed column names reach the SQL text; the values are parameters."""
+    column = "step" if span.x == "step" else "timestamp"
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = f"SELECT step, timestamp, value FROM {metric_points.name} "
+    sql += f"WHERE run_id = {mark} AND key = {mark}"
+    arguments: list[object] = [run_id, key]
+    for bound, operator in ((span.start, ">="), (span.end, "<=")):
+        if bound is not None:
+            sql += f" AND {column} {operator} {mark}"
+            arguments.append(bound)
+    sql += f" ORDER BY {ORDERS[span.x]}"
+    if span.limit is not None:
+        sql += f" LIMIT {span.limit:d}"
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, arguments)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return MetricSeries(key, [], [], [])
+    steps, stamps, values = zip(*rows, strict=True)
+    nan = math.nan  # a stored NULL (see the schema)
+    return MetricSeries(key, list(steps), list(stamps), [nan if v is None else v for v in values])
 
 
 def keys(conn: Connection, run_id: str) -> list[str]:

@@ -7,6 +7,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Literal
+
+from loopline.errors import InvalidInput
 
 MAX_SEARCH_RESULTS = 50_000  # runs one search may return
 
@@ -108,6 +111,41 @@ class MetricPoint:
     value: float
     step: int
     timestamp: datetime
+
+
+@dataclass(frozen=True)
+class MetricSpan:
+    """Which points of a metric's history to read: those with `start <= x <= end` (each
+    bound optional) where x is the step, or the timestamp in epoch ms for `x="time"`; in
+    x's order; the first `limit` of them (None: all)."""
+
+    x: Literal["step", "time"] = "step"
+    start: int | None = None
+    end: int | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.x not in ("step", "time"):
+            raise InvalidInput(f"a metric's x axis is 'step' or 'time', got {self.x!r}")
+        for name in ("start", "end", "limit"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63
+            ):
+                raise InvalidInput(f"{name} must be a 64-bit integer, got {value!r}")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {self.limit}")
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """Points of one metric as columns (value NaN for a stored NaN): what a chart reads,
+    100,000 points without an object per point. `timestamp` is in epoch milliseconds."""
+
+    key: str
+    step: list[int]
+    timestamp: list[int]
+    value: list[float]
 
 
 @dataclass(frozen=True)

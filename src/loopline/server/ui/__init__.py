@@ -7,7 +7,9 @@ JavaScript, by plain links and forms to the same URLs. No inline script or style
 the Content-Security-Policy of _render allows only this server's /static files.
 
 One module per area of pages, each with a `router` from `_pages.page_router()`:
-`static` (the files), `login`, `experiments` (the home page and the runs table), `runs`.
+`static` (the files), `login`, `experiments` (the home page and the runs table), `runs`
+(a run's page), `artifacts` (an artifact's preview and bytes), `charts` (metric charts'
+JSON) and `compare` (runs side by side).
 
 To add a page:
 1. a route in its area's module (or a new module named in PAGES), declaring its
@@ -24,5 +26,7 @@ sign-in as a redirect to /login.
 
 from __future__ import annotations
 
-PAGES: tuple[str, ...] = ("static", "login", "experiments", "runs")
+PAGES: tuple[str, ...] = (
+    "static", "login", "experiments", "runs", "artifacts", "charts", "compare",
+)  # fmt: skip
 """The page modules `create_app` mounts, each with a `router`."""

@@ -8,6 +8,7 @@ Screenshots go to tests/ui/screenshots/."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -43,7 +44,8 @@ def drawn(browsed: Browsed, key: str) -> dict[str, Any]:
             return {
                 series: figure._chart.series.length - 1, points: Number(figure.dataset.points),
                 painted: painted, drawnMs: Number(figure.dataset.drawnMs),
-                zoomed: figure.dataset.zoomed, note: figure.querySelector(".chart-note").textContent,
+                zoomed: figure.dataset.zoomed,
+                note: figure.querySelector(".chart-note").textContent,
             };
         }""",
         figure,
@@ -107,7 +109,7 @@ def test_dragging_across_a_chart_zooms_into_finer_points_and_back(
         "document.querySelector('figure.chart[data-key=\"loss\"]')._chart.data[0]"
     )
     assert near["points"] < whole["points"] and "zoomed in" in near["note"]
-    assert xs[-1] - xs[0] < LONG_POINTS * 0.1 and all(b - a == 1 for a, b in zip(xs, xs[1:]))
+    assert xs[-1] - xs[0] < LONG_POINTS * 0.1 and all(b - a == 1 for a, b in itertools.pairwise(xs))
     browse.screenshot("run-chart-zoomed")
     browse.page.locator('figure.chart[data-key="loss"] button.reset').click()
     browse.page.locator('figure.chart[data-key="loss"][data-zoomed=false]').wait_for()

@@ -107,10 +107,19 @@ def check_metric_series(store: MetadataStore) -> None:
         run_id, "loss", MetricSpan(x="time", start=9_930, end=9_980, limit=3)
     )
     assert by_time.timestamp == [9_930, 9_940, 9_950] and by_time.step == [7, 6, 5]
+    assert (whole.total, whole.finite, whole.thinned) == (11, 9, False)
+    thinned = store.runs.get_metric_series(run_id, "loss", MetricSpan(buckets=2))
+    # steps 0-4 and 5-9: the lowest and highest finite point of each, NaN and inf left out
+    assert (thinned.step, thinned.value) == ([0, 3, 6, 9], [0.0, 33.0, 6.0, 9.0])
+    assert (thinned.total, thinned.finite, thinned.thinned) == (11, 9, True)
+    assert thinned.timestamp == [10_000, 9_975, 9_940, 9_910]
+    few = store.runs.get_metric_series(run_id, "loss", MetricSpan(start=2, end=4, buckets=2))
+    assert (few.step, few.thinned, few.total) == ([2, 3, 3, 4], False, 4)  # 4 fit in 2 x 2
     assert store.runs.get_metric_series(run_id, "loss", MetricSpan(start=50)).step == []
     assert store.runs.get_metric_series(run_id, "absent").value == []
     _raises(NotFound, lambda: store.runs.get_metric_series("0" * 32, "loss"))
     _raises(InvalidInput, lambda: MetricSpan(limit=0))
+    _raises(InvalidInput, lambda: MetricSpan(buckets=0))
     _raises(InvalidInput, lambda: MetricSpan(x="epoch"))  # type: ignore[arg-type]
 
 

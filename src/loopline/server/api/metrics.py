@@ -57,12 +57,14 @@ def get_metric_history(
     start: int | None = None,
     end: int | None = None,
     limit: int | None = Query(None, ge=1),
+    buckets: int | None = Query(None, ge=1),
     caller: Caller = requires(Role.READER),
 ) -> Response:
     """The points of one metric of the run as columns: every point in step order, or
     those of a range (`start` to `end` of the step, or of the time in epoch ms with
-    `x=time`), in that axis's order, the first `limit` of them."""
+    `x=time`), in that axis's order, the first `limit` of them; with `buckets`, thinned
+    to each bucket's lowest and highest point (see MetricSpan)."""
     runs = stores_of(request).metadata.runs
-    span = MetricSpan(x=x, start=start, end=end, limit=limit)
+    span = MetricSpan(x=x, start=start, end=end, limit=limit, buckets=buckets)
     series = runs.get_metric_series(check_id("run", run_id), key, span)
     return json_response(series_body(series))  # plain JSON already: no encode walk

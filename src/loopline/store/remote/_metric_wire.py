@@ -164,12 +164,16 @@ def _shown(value: Any) -> str:
 
 
 def series_body(series: MetricSeries) -> dict[str, Any]:
-    """A run's points of one metric (a MetricSeries) as columns: value, step, timestamp (ms)."""
+    """A run's points of one metric (a MetricSeries) as columns: value, step, timestamp
+    (ms), with the counts of the span (total, finite) and whether it was thinned."""
     return {
         "key": series.key,
         "value": [v if -_LARGEST <= v <= _LARGEST else _word(v) for v in series.value],
         "step": series.step,
         "timestamp": series.timestamp,
+        "total": series.total,
+        "finite": series.finite,
+        "thinned": series.thinned,
     }
 
 
@@ -184,7 +188,12 @@ def read_series(data: Any) -> MetricSeries:
         raise MalformedRequest("the columns of a metric history must have the same length")
     _integers(step, "step", INT64)
     _integers(timestamp, "timestamp", INT64)
-    return MetricSeries(data["key"], step, timestamp, _floats(value))
+    total, finite = data.get("total", len(step)), data.get("finite", 0)
+    _integers([total, finite], "count", (0, INT64[1]))
+    thinned = data.get("thinned", False)
+    if not isinstance(thinned, bool):
+        raise MalformedRequest("thinned must be true or false")
+    return MetricSeries(data["key"], step, timestamp, _floats(value), total, finite, thinned)
 
 
 def read_history(data: Any) -> list[Any]:

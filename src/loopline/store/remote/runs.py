@@ -285,7 +285,7 @@ class RemoteRunStore:
     def get_metric_series(self, run_id: str, key: str, span: MetricSpan = ALL) -> MetricSeries:
         """The points of `key` within `span`, as columns (the history route, ranged)."""
         query: dict[str, str | int] = {"key": key, "x": span.x}
-        for name in ("start", "end", "limit"):
+        for name in ("start", "end", "limit", "buckets"):
             if getattr(span, name) is not None:
                 query[name] = getattr(span, name)
         path = f"{_run_path(run_id)}/metrics/history"

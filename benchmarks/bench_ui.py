@@ -1,4 +1,5 @@
-"""Web UI benchmarks: the runs page of an experiment with 30,000 runs, server-side.
+"""Web UI benchmarks: the runs page of an experiment with 30,000 runs, server-side; and a
+metric chart of 100,000 points, server-side and in Chromium.
 
 An experiment of 30,000 finished runs, each with 3 params, 5 metrics and 2 tags, is
 bulk-loaded through the store's tables (setup, untimed). Then the first page of its runs
@@ -10,19 +11,35 @@ would. Each figure is the median of N requests, next to its reference measured
 in turns with it: the store's own page query alone (`RunStore.search_runs_page` with the
 same filter, order and offset), i.e. what the page adds is the rest.
 
+The chart: one run with CHART_POINTS points of one metric (logged through the store).
+`GET /charts/metric?key=loss&runs=ID&width=1000` (the downsampled answer a chart 1,000
+pixels wide asks for: at most 2,000 points) through the app in-process, next to the raw
+history read it replaces (`RunStore.get_metric_history`, every point as a MetricPoint);
+and the store's thinned read alone (`get_metric_series` with `buckets=1000`: the
+database keeps each bucket's lowest and highest point). In Chromium (when
+/usr/bin/chromium and playwright are there): the run page served by uvicorn on a real
+port, from navigation to the chart's canvas drawn (charts.js stamps
+`performance.now()`), next to the page's own load event; medians of 5 fresh tabs.
+
 Run: `python benchmarks/bench_ui.py [--store-uri postgresql+psycopg://...] [--repeat N]`
-(the PostgreSQL URI names an empty schema).
+(the PostgreSQL URI names an empty schema; give another one for `--chart-store-uri`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
+import socket
+import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +51,8 @@ from _harness import Row, median_times, print_table
 
 RUNS = 30_000
 GOAL = "<= 300 ms"
+CHART_POINTS = 100_000
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def populate(store: Any, runs: int) -> None:
@@ -155,17 +174,159 @@ def bench(store_uri: str, label: str, repeat: int) -> list[Row]:
     return rows
 
 
+def bench_chart(store_uri: str, label: str, repeat: int) -> list[Row]:
+    """The chart of a 100,000-point metric: server-side answers, then in Chromium."""
+    from loopline.config import init_project
+    from loopline.project import open_stores, project_settings
+    from loopline.server import create_app
+    from loopline.store import MetricSpan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        init_project(Path(tmp))
+        opened = open_stores(project_settings(Path(tmp), store_uri=store_uri))
+        runs = opened.metadata.runs
+        run_id = runs.create_run(runs.get_or_create_experiment("charts").id, name="long").id
+        start = int(time.time() * 1000)
+        runs.log_metric_points(
+            [
+                (run_id, "loss", math.sin(step / 1000) + random.random() / 10, step, start + step)
+                for step in range(CHART_POINTS)
+            ]
+        )
+        if opened.metadata.db.engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            from loopline.store._engine import write_transaction
+
+            with write_transaction(opened.metadata.db.engine) as conn:
+                conn.execute(text("ANALYZE metric_points"))
+        app = create_app(opened)
+        client = _client(app)
+        url = f"/charts/metric?key=loss&runs={run_id}&width=1000"
+
+        def answer() -> None:
+            found = client.get(url)
+            assert found.status_code == 200, found.text[:300]
+            assert len(found.json()["series"][0]["xs"]) <= 2000
+
+        def history() -> None:
+            assert len(runs.get_metric_history(run_id, "loss")) == CHART_POINTS
+
+        def thinned() -> None:
+            found = runs.get_metric_series(run_id, "loss", MetricSpan(buckets=1000))
+            assert found.thinned and len(found.step) <= 2000
+
+        answer()  # warm: numpy imported, statements cached
+        ours, raw, read = median_times([answer, history, thinned], repeat=repeat)
+        rows = [
+            Row(
+                f"{label}: chart answer, {CHART_POINTS:,} points -> <= 2,000 (vs raw history read)",
+                ours * 1000,
+                raw * 1000,
+                "<= 1 s drawn",
+            ),
+            Row(
+                f"{label}: the store's thinned read alone (vs raw history read)",
+                read * 1000,
+                raw * 1000,
+                "",
+            ),
+        ]
+        if CHROMIUM.exists():
+            rows.append(_drawn_in_chromium(app, run_id, label))
+        client.close()
+        opened.close()
+    return rows
+
+
+def _client(app: Any) -> Any:
+    from starlette.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1:5000")
+
+
+def _drawn_in_chromium(app: Any, run_id: str, label: str, tabs: int = 5) -> Row:
+    """From navigation to the loss chart's canvas drawn, next to the load event (ms)."""
+    from playwright.sync_api import sync_playwright
+
+    drawn, loaded = [], []
+    with _served(app) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        for _ in range(tabs + 1):  # the first tab warms the browser's caches
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/runs/{run_id}", wait_until="load")
+            figure = page.locator('figure.chart[data-key="loss"][data-state=drawn]')
+            figure.wait_for(timeout=30_000)
+            drawn.append(float(figure.get_attribute("data-drawn-ms") or "nan"))
+            loaded.append(
+                page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd")
+            )
+            page.close()
+        browser.close()
+    return Row(
+        f"{label}: Chromium, navigation to the chart's canvas drawn (vs the load event)",
+        statistics.median(drawn[1:]),
+        statistics.median(loaded[1:]),
+        "<= 1,000 ms",
+    )
+
+
+@contextmanager
+def _served(app: Any) -> Iterator[str]:
+    """`app` under uvicorn in a thread on a free port of 127.0.0.1, once it answers."""
+    import httpx
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/api/v1/health", timeout=2).raise_for_status()
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
 def main() -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store-uri", help="also on PostgreSQL: a store URI (an empty schema)")
+    parser.add_argument("--chart-store-uri", help="the chart on PostgreSQL: another empty schema")
     parser.add_argument("--repeat", type=int, default=15, help="requests per figure")
+    parser.add_argument("--only", choices=["table", "chart"], help="one of the two benchmarks")
     args, _ = parser.parse_known_args()
     warnings.simplefilter("ignore")  # starlette asks for httpx2 in its TestClient
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = bench(f"sqlite:///{Path(tmp) / 'ui.db'}", "SQLite", args.repeat)
-    if args.store_uri:
-        rows += bench(args.store_uri, "PostgreSQL", args.repeat)
-    print_table("Web UI: the runs page of 30,000 runs (reference: the store's page query)", rows)
+    rows: list[Row] = []
+    if args.only != "chart":
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench(f"sqlite:///{Path(tmp) / 'ui.db'}", "SQLite", args.repeat)
+        if args.store_uri:
+            rows += bench(args.store_uri, "PostgreSQL", args.repeat)
+        print_table(
+            "Web UI: the runs page of 30,000 runs (reference: the store's page query)", rows
+        )
+    if args.only != "table":
+        charts: list[Row] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            charts += bench_chart(f"sqlite:///{Path(tmp) / 'chart.db'}", "SQLite", args.repeat)
+        if args.chart_store_uri:
+            charts += bench_chart(args.chart_store_uri, "PostgreSQL", args.repeat)
+        print_table(f"Web UI: a metric chart of {CHART_POINTS:,} points", charts)
+        rows += charts
     return rows
 
 

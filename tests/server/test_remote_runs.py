@@ -95,6 +95,9 @@ def test_a_metric_batch_is_stored_whole_with_nan_and_integers(api: Any) -> None:
         "value": [0.5, "NaN", 1.0],
         "step": [0, 1, 2],
         "timestamp": [1000, 1001, 1002],
+        "total": 3,
+        "finite": 2,
+        "thinned": False,
     }
 
 

@@ -5,6 +5,9 @@
   and tag are markup) and "empty". Written through the store (no git or pip look-ups),
   so it takes well under a second. The queries the pages make are checked on SQLite and
   PostgreSQL by the store conformance checks (loopline.testing._run_pages).
+- `runs_area` (per module, on request): the runs pages' data added to that project, a
+  run with a long metric, every kind of artifact, a diff and lineage, and runs to
+  compare (tests/ui/_fill_runs.py).
 - `ui_client`: Starlette's TestClient over `create_app` on that project, no auth.
 - `auth_app`: the same stores behind token auth (a fresh authenticator per module), with
   a reader token, for the login tests.
@@ -100,6 +103,14 @@ def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiProject]:
         opened = open_stores(project_settings(root))
     yield fill(opened)
     opened.close()
+
+
+@pytest.fixture(scope="module")
+def runs_area(ui_project: UiProject) -> Any:
+    """The runs area's data (tests/ui/_fill_runs.py) added to the module's project."""
+    from ui._fill_runs import fill_runs
+
+    return fill_runs(ui_project.stores)
 
 
 @pytest.fixture(scope="module")

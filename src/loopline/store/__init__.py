@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loopline.store._audit_verify import AuditChainProblem, AuditChainReport
+    from loopline.store._blob_io import BlobReader
     from loopline.store._imported_runs import ImportedRun
     from loopline.store._metrics import Point as MetricRow
     from loopline.store._names import check_experiment_name, check_key, tag_text
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
         Experiment,
         LinkKind,
         MetricPoint,
+        MetricSeries,
+        MetricSpan,
         Run,
         RunKeys,
         RunLink,
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "AuditChainProblem": ("_audit_verify", None),
     "AuditChainReport": ("_audit_verify", None),
+    "BlobReader": ("_blob_io", None),
     "ImportedRun": ("_imported_runs", None),
     "MetricRow": ("_metrics", "Point"),
     "check_experiment_name": ("_names", None),
@@ -87,6 +91,8 @@ _HOMES = {
     "Experiment": ("records", None),
     "LinkKind": ("records", None),
     "MetricPoint": ("records", None),
+    "MetricSeries": ("records", None),
+    "MetricSpan": ("records", None),
     "Run": ("records", None),
     "RunKeys": ("records", None),
     "RunLink": ("records", None),
@@ -123,6 +129,7 @@ __all__ = [
     "AuditLog",
     "AuditPage",
     "Blob",
+    "BlobReader",
     "CodeVersion",
     "Dataset",
     "DatasetVersion",
@@ -135,6 +142,8 @@ __all__ = [
     "MetadataStore",
     "MetricPoint",
     "MetricRow",
+    "MetricSeries",
+    "MetricSpan",
     "ModelStatus",
     "ModelStore",
     "ModelVersion",

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from loopline.errors import Conflict
+from loopline.errors import Conflict, InvalidInput
 from loopline.store._names import check_key, param_text, tag_text
 from loopline.store._rows import chunks
 from loopline.store._schema import params, run_links, tags
@@ -113,3 +113,12 @@ def new_run(
         params=dict(sorted(params.items())),
         tags=dict(sorted(tags.items())),
     )
+
+
+def run_status(status: RunStatus | str) -> RunStatus:
+    """`status` (any case) as a RunStatus; InvalidInput naming the statuses."""
+    try:
+        return RunStatus(str(status).upper())
+    except ValueError:
+        names = ", ".join(s.value for s in RunStatus)
+        raise InvalidInput(f"unknown run status {status!r}; expected one of {names}") from None

@@ -7,6 +7,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Literal
+
+from loopline.errors import InvalidInput
 
 MAX_SEARCH_RESULTS = 50_000  # runs one search may return
 
@@ -108,6 +111,64 @@ class MetricPoint:
     value: float
     step: int
     timestamp: datetime
+
+
+MAX_BUCKETS = 100_000
+
+
+@dataclass(frozen=True)
+class MetricSpan:
+    """Which points of a metric's history to read: those with `start <= x <= end` (each
+    bound optional) where x is the step, or the timestamp in epoch ms for `x="time"`; in
+    x's order; the first `limit` of them (None: all).
+
+    With `buckets` (a chart's width in pixels), a span of more than 2 x `buckets` finite
+    points is thinned by the database: the range is cut into `buckets` equal slices and
+    only the point of the lowest and the point of the highest finite value of each are
+    read, at their own x (NaN and infinite values left out). A chart drawn from them shows
+    every spike and dip of the full history (`limit` bounds only a read that is not
+    thinned).
+    """
+
+    x: Literal["step", "time"] = "step"
+    start: int | None = None
+    end: int | None = None
+    limit: int | None = None
+    buckets: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.x not in ("step", "time"):
+            raise InvalidInput(f"a metric's x axis is 'step' or 'time', got {self.x!r}")
+        for name in ("start", "end", "limit", "buckets"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63
+            ):
+                raise InvalidInput(f"{name} must be a 64-bit integer, got {value!r}")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {self.limit}")
+        if self.buckets is not None and not 1 <= self.buckets <= MAX_BUCKETS:
+            raise InvalidInput(f"buckets must be 1..{MAX_BUCKETS:,}, got {self.buckets}")
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """Points of one metric as columns (value NaN for a stored NaN): what a chart reads,
+    100,000 points without an object per point. `timestamp` is in epoch milliseconds.
+
+    `total` is the number of points the span holds (of which the first `limit` were
+    read) and `finite` how many of them have a finite value; `thinned` says that the
+    columns hold only each bucket's lowest and highest finite point (MetricSpan.buckets).
+    Without `buckets`, both count the points read.
+    """
+
+    key: str
+    step: list[int]
+    timestamp: list[int]
+    value: list[float]
+    total: int = 0
+    finite: int = 0
+    thinned: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ from loopline.store.records import (
     Experiment,
     LinkKind,
     MetricPoint,
+    MetricSeries,
+    MetricSpan,
     Run,
     RunKeys,
     RunLink,
@@ -51,6 +53,7 @@ from loopline.store.records import (
 )
 
 log = logging.getLogger(__name__)
+ALL = MetricSpan()
 
 
 def now_ms() -> int:
@@ -202,7 +205,7 @@ class RunStore:
         self, run_id: str, status: RunStatus | str, *, error: str | None = None
     ) -> None:
         """`end_run` without reading the run back (a `with ll.start_run()` block's end)."""
-        final = _status(status)
+        final = _run_values.run_status(status)
         if final is RunStatus.RUNNING:
             raise InvalidInput("a run cannot be ended with status RUNNING")
         with self._db.write("end run") as conn:
@@ -235,7 +238,7 @@ class RunStore:
         if name is not None:
             values["name"] = check_run_name(name)
         if status is not None:
-            values["status"] = _status(status).value
+            values["status"] = _run_values.run_status(status).value
             running = values["status"] == RunStatus.RUNNING.value
             values["end_time"] = None if running else (end_time_ms or now_ms())
         if end_time_ms is not None:
@@ -441,6 +444,12 @@ class RunStore:
             self._require_run(conn, check_id("run", run_id))
             return _metrics.history(conn, run_id, key)
 
+    def get_metric_series(self, run_id: str, key: str, span: MetricSpan = ALL) -> MetricSeries:
+        """The points of `key` within `span` as columns (a chart's read; `_metrics.series`)."""
+        with self._db.read() as conn:
+            self._require_run(conn, check_id("run", run_id))
+            return _metrics.series(conn, run_id, key, span)
+
     def list_metric_keys(self, run_id: str) -> list[str]:
         with self._db.read() as conn:
             return _metrics.keys(conn, check_id("run", run_id))
@@ -508,14 +517,6 @@ class RunStore:
     def _require_run(self, conn: Connection, run_id: str) -> None:
         if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
             raise _no_run(run_id)
-
-
-def _status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(str(status).upper())
-    except ValueError:
-        names = ", ".join(s.value for s in RunStatus)
-        raise InvalidInput(f"unknown run status {status!r}; expected one of {names}") from None
 
 
 def _no_run(run_id: str) -> NotFound:

@@ -1,13 +1,14 @@
-"""Conformance checks of a runs table's queries: one sorted page of a search with the
-number of matches, the keys an experiment's runs hold, and each experiment's last run."""
+"""Conformance checks of the web UI's queries: one sorted page of a search with the
+number of matches, the keys an experiment's runs hold, each experiment's last run, and
+a range of a metric's points as columns (a chart's read)."""
 
 from __future__ import annotations
 
 import math
 import time
 
-from loopline.errors import InvalidInput
-from loopline.store import MetadataStore
+from loopline.errors import InvalidInput, NotFound
+from loopline.store import MetadataStore, MetricSpan
 from loopline.testing._common import Check
 from loopline.testing._common import raises as _raises
 from loopline.tracking._filter import parse_filter, parse_order_by
@@ -84,4 +85,42 @@ def check_run_keys_and_last_runs(store: MetadataStore) -> None:
     assert {e.name: e for e in store.runs.list_experiments()}["empty"].last_run_at is None
 
 
-CHECKS: list[Check] = [check_search_pages, check_run_keys_and_last_runs]
+def check_metric_series(store: MetadataStore) -> None:
+    exp = store.runs.get_or_create_experiment("charted")
+    run_id = store.runs.create_run(exp.id, user="tester").id
+    # steps 0..9 logged at times 10_000 - 10 * step (time runs backwards), step 3 twice,
+    # step 5 NaN, step 7 infinite, and another key beside
+    points = [(run_id, "loss", float(step), step, 10_000 - 10 * step) for step in range(10)]
+    points[5] = (run_id, "loss", math.nan, 5, 9_950)
+    points[7] = (run_id, "loss", math.inf, 7, 9_930)
+    points.append((run_id, "loss", 33.0, 3, 9_975))
+    store.runs.log_metric_points([*points, (run_id, "acc", 0.5, 0, 1)])
+    whole = store.runs.get_metric_series(run_id, "loss")
+    assert whole.key == "loss" and whole.step == [0, 1, 2, 3, 3, *range(4, 10)]
+    assert whole.value[:5] == [0.0, 1.0, 2.0, 3.0, 33.0] and math.isnan(whole.value[6])
+    assert whole.value[8] == math.inf and whole.timestamp[0] == 10_000
+    history = store.runs.get_metric_history(run_id, "loss")
+    assert [point.step for point in history] == whole.step  # the same order
+    ranged = store.runs.get_metric_series(run_id, "loss", MetricSpan(start=2, end=4))
+    assert (ranged.step, ranged.value) == ([2, 3, 3, 4], [2.0, 3.0, 33.0, 4.0])
+    by_time = store.runs.get_metric_series(
+        run_id, "loss", MetricSpan(x="time", start=9_930, end=9_980, limit=3)
+    )
+    assert by_time.timestamp == [9_930, 9_940, 9_950] and by_time.step == [7, 6, 5]
+    assert (whole.total, whole.finite, whole.thinned) == (11, 9, False)
+    thinned = store.runs.get_metric_series(run_id, "loss", MetricSpan(buckets=2))
+    # steps 0-4 and 5-9: the lowest and highest finite point of each, NaN and inf left out
+    assert (thinned.step, thinned.value) == ([0, 3, 6, 9], [0.0, 33.0, 6.0, 9.0])
+    assert (thinned.total, thinned.finite, thinned.thinned) == (11, 9, True)
+    assert thinned.timestamp == [10_000, 9_975, 9_940, 9_910]
+    few = store.runs.get_metric_series(run_id, "loss", MetricSpan(start=2, end=4, buckets=2))
+    assert (few.step, few.thinned, few.total) == ([2, 3, 3, 4], False, 4)  # 4 fit in 2 x 2
+    assert store.runs.get_metric_series(run_id, "loss", MetricSpan(start=50)).step == []
+    assert store.runs.get_metric_series(run_id, "absent").value == []
+    _raises(NotFound, lambda: store.runs.get_metric_series("0" * 32, "loss"))
+    _raises(InvalidInput, lambda: MetricSpan(limit=0))
+    _raises(InvalidInput, lambda: MetricSpan(buckets=0))
+    _raises(InvalidInput, lambda: MetricSpan(x="epoch"))  # type: ignore[arg-type]
+
+
+CHECKS: list[Check] = [check_search_pages, check_run_keys_and_last_runs, check_metric_series]

@@ -2,7 +2,13 @@
 
 from loopline.project import Stores, configure, stores
 from loopline.tracking._filter import parse_filter, parse_order_by
-from loopline.tracking.artifacts import download_artifacts, list_artifacts, log_artifact_for_run
+from loopline.tracking.artifacts import (
+    download_artifacts,
+    list_artifacts,
+    log_artifact_for_run,
+    open_artifact,
+)
+from loopline.tracking.charts import MetricChart, get_metric_chart
 from loopline.tracking.inputs import DataFrameInput
 from loopline.tracking.runs import (
     ActiveRun,
@@ -41,6 +47,7 @@ from loopline.tracking.search import (
 __all__ = [
     "ActiveRun",
     "DataFrameInput",
+    "MetricChart",
     "Stores",
     "active_run",
     "configure",
@@ -49,6 +56,7 @@ __all__ = [
     "download_artifacts",
     "end_run",
     "flush",
+    "get_metric_chart",
     "get_metric_history",
     "get_run",
     "lineage",
@@ -66,6 +74,7 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "open_artifact",
     "parse_filter",
     "parse_order_by",
     "restore_run",

@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopline.errors import InvalidInput, InvalidPath, NotFound
 from loopline.project import Stores, stores
@@ -23,6 +24,9 @@ from loopline.store import (
     resolve_under,
     validate_logical_path,
 )
+
+if TYPE_CHECKING:
+    from loopline.store import BlobReader
 
 MAX_ARTIFACT_PATH = 1024  # the width of the stored name
 
@@ -72,6 +76,24 @@ def list_artifacts(run_id: str, prefix: str | None = None) -> list[RunLink]:
     if folder is None:
         return links
     return [link for link in links if link.name == folder or link.name.startswith(folder + "/")]
+
+
+def open_artifact(run_id: str, path: str) -> tuple[RunLink, BlobReader]:
+    """The run's artifact at `path` (one file of its manifest, named exactly) and a reader
+    of its verified bytes: only a blob the run lists under that name is ever opened, so no
+    path, however spelled, reads another run's files or anything outside the store.
+
+    Raises:
+        InvalidPath: `path` is not a logical path (`..`, a leading `/`, ...).
+        NotFound: no such run, or the run has no file at `path` (a folder is no file).
+    """
+    logical = validate_logical_path(path)
+    metadata = _stores().metadata
+    run_id = metadata.runs.resolve_run_id(run_id)
+    for link in metadata.runs.list_links(run_id, Direction.OUTPUT, LinkKind.ARTIFACT):
+        if link.name == logical:
+            return link, _stores().artifacts.open_blob(link.ref)
+    raise NotFound(f"run {run_id} has no artifact {logical!r}")
 
 
 def download_artifacts(run_id: str, path: str, dest: str | Path) -> list[Path]:

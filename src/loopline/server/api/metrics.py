@@ -4,7 +4,9 @@ plain loops over whole columns, never a model per point."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,7 +15,8 @@ from loopline.server._permissions import Caller, Role, requires
 from loopline.server.app import stores_of
 from loopline.serving.online._responses import json_response
 from loopline.store._names import check_id
-from loopline.store.remote._metric_wire import history_body, read_batch
+from loopline.store.records import MetricSpan
+from loopline.store.remote._metric_wire import read_batch, series_body
 
 router = APIRouter(tags=["metrics"])
 
@@ -49,9 +52,21 @@ def list_metric_keys(
 
 @router.get("/runs/{run_id}/metrics/history")
 def get_metric_history(
-    run_id: str, key: str, request: Request, caller: Caller = requires(Role.READER)
+    run_id: str,
+    key: str,
+    request: Request,
+    x: Literal["step", "time"] = "step",
+    start: int | None = None,
+    end: int | None = None,
+    limit: int | None = Query(None, ge=1),
+    buckets: int | None = Query(None, ge=1),
+    caller: Caller = requires(Role.READER),
 ) -> Response:
-    """Every point of one metric of the run, in step order, as columns."""
+    """The points of one metric of the run as columns: every point in step order, or
+    those of a range (`start` to `end` of the step, or of the time in epoch ms with
+    `x=time`), in that axis's order, the first `limit` of them; with `buckets`, thinned
+    to each bucket's lowest and highest point (see MetricSpan)."""
     runs = stores_of(request).metadata.runs
-    history = runs.get_metric_history(check_id("run", run_id), key)
-    return json_response(history_body(key, history))  # plain JSON already: no encode walk
+    span = MetricSpan(x=x, start=start, end=end, limit=limit, buckets=buckets)
+    series = runs.get_metric_series(check_id("run", run_id), key, span)
+    return json_response(series_body(series))  # plain JSON already: no encode walk

@@ -7,9 +7,10 @@ JavaScript, by plain links and forms to the same URLs. No inline script or style
 the Content-Security-Policy of _render allows only this server's /static files.
 
 One module per area of pages, each with a `router` from `_pages.page_router()`:
-`static` (the files), `login`, `experiments` (the home page and the runs table), `runs`,
-`datasets`, `models`, `deployments`, `monitoring` (drift, alerts, retrain loops,
-reports) and `audit`.
+`static` (the files), `login`, `experiments` (the home page and the runs table), `runs`
+(a run's page), `artifacts` (an artifact's preview and bytes), `charts` (metric charts'
+JSON), `compare` (runs side by side), `datasets`, `models`, `deployments`, `monitoring`
+(drift, alerts, retrain loops, reports) and `audit`.
 
 To add a page:
 1. a route in its area's module (or a new module named in PAGES), declaring its
@@ -31,6 +32,9 @@ PAGES: tuple[str, ...] = (
     "login",
     "experiments",
     "runs",
+    "artifacts",
+    "charts",
+    "compare",
     "datasets",
     "models",
     "deployments",

@@ -29,6 +29,7 @@ from loopline.store._names import check_id, check_key
 
 if TYPE_CHECKING:  # store._metrics imports SQLAlchemy, which a remote client never needs
     from loopline.store._metrics import Point
+    from loopline.store.records import MetricSeries
 
 COLUMNS = ("run", "key", "value", "step", "timestamp")
 MAX_POINTS = 200_000  # points per request: ~9 MB of JSON, below the server's body limit
@@ -170,18 +171,41 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def history_body(key: str, points: Sequence[Any]) -> dict[str, Any]:
-    """A run's history of `key` (MetricPoints) as columns: value, step, timestamp (ms)."""
+def series_body(series: MetricSeries) -> dict[str, Any]:
+    """A run's points of one metric (a MetricSeries) as columns: value, step, timestamp
+    (ms), with the counts of the span (total, finite) and whether it was thinned."""
     return {
-        "key": key,
-        "value": [v if -_LARGEST <= v <= _LARGEST else _word(v) for v in (p.value for p in points)],
-        "step": [p.step for p in points],
-        "timestamp": [round(p.timestamp.timestamp() * 1000) for p in points],
+        "key": series.key,
+        "value": [v if -_LARGEST <= v <= _LARGEST else _word(v) for v in series.value],
+        "step": series.step,
+        "timestamp": series.timestamp,
+        "total": series.total,
+        "finite": series.finite,
+        "thinned": series.thinned,
     }
 
 
+def read_series(data: Any) -> MetricSeries:
+    """The MetricSeries of a history answer (`series_body`)."""
+    from loopline.store.records import MetricSeries
+
+    if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+        raise MalformedRequest("a metric history answer is an object of columns")
+    value, step, timestamp = (_list(data, name) for name in ("value", "step", "timestamp"))
+    if not len(value) == len(step) == len(timestamp):
+        raise MalformedRequest("the columns of a metric history must have the same length")
+    _integers(step, "step", INT64)
+    _integers(timestamp, "timestamp", INT64)
+    total, finite = data.get("total", len(step)), data.get("finite", 0)
+    _integers([total, finite], "count", (0, INT64[1]))
+    thinned = data.get("thinned", False)
+    if not isinstance(thinned, bool):
+        raise MalformedRequest("thinned must be true or false")
+    return MetricSeries(data["key"], step, timestamp, _floats(value), total, finite, thinned)
+
+
 def read_history(data: Any) -> list[Any]:
-    """The MetricPoints of a history answer (`history_body`)."""
+    """The MetricPoints of a history answer (`series_body`)."""
     from loopline.store.records import MetricPoint, ms_to_datetime
 
     if not isinstance(data, dict) or not isinstance(data.get("key"), str):

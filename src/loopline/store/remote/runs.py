@@ -37,6 +37,8 @@ from loopline.store.records import (
     Experiment,
     LinkKind,
     MetricPoint,
+    MetricSeries,
+    MetricSpan,
     Run,
     RunKeys,
     RunLink,
@@ -44,7 +46,7 @@ from loopline.store.records import (
     RunStatus,
 )
 from loopline.store.remote._codec import decode, encode
-from loopline.store.remote._metric_wire import MAX_POINTS, batch_body, read_history
+from loopline.store.remote._metric_wire import MAX_POINTS, batch_body, read_history, read_series
 
 if TYPE_CHECKING:
     from loopline.store._imported_runs import ImportedRun
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from loopline.store.remote._session import RemoteSession
 
 Link = tuple[str, str, int | None]  # (name, ref, size)
+ALL = MetricSpan()
 
 
 class RemoteRunStore:
@@ -285,6 +288,15 @@ class RemoteRunStore:
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         path = f"{_run_path(run_id)}/metrics/history"
         return read_history(self._session.call("GET", path, params={"key": key}))
+
+    def get_metric_series(self, run_id: str, key: str, span: MetricSpan = ALL) -> MetricSeries:
+        """The points of `key` within `span`, as columns (the history route, ranged)."""
+        query: dict[str, str | int] = {"key": key, "x": span.x}
+        for name in ("start", "end", "limit", "buckets"):
+            if getattr(span, name) is not None:
+                query[name] = getattr(span, name)
+        path = f"{_run_path(run_id)}/metrics/history"
+        return read_series(self._session.call("GET", path, params=query))
 
     def list_metric_keys(self, run_id: str) -> list[str]:
         keys: list[str] = decode(

@@ -68,6 +68,28 @@ def test_the_traffic_charts_hold_the_logs_figures(ops_client: Any, ops_project: 
     assert "No logged requests in this window." in quiet and "<figure" not in quiet
 
 
+def test_a_young_deployment_opens_on_the_window_that_holds_its_life(ops_client: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from loopline.server.ui.deployments import default_window
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    ages = {
+        timedelta(minutes=5): "1h",
+        timedelta(hours=1): "1h",
+        timedelta(hours=2): "6h",
+        timedelta(hours=20): "24h",
+        timedelta(days=3): "24h",  # an older one: a day, not its whole life
+        timedelta(days=90): "24h",
+    }
+    for age, window in ages.items():
+        assert default_window(now - age, now) == window, age
+    assert default_window((now - timedelta(hours=2)).replace(tzinfo=None), now) == "6h"
+    # the fixture's deployments were created moments ago
+    html = page(ops_client, "/deployments/churn")
+    assert '<a href="/deployments/churn?window=1h" aria-current="page">1h</a>' in html
+
+
 def test_drift_over_time_alerts_and_the_loops_chain_on_the_monitoring_page(
     ops_client: Any, ops_project: Any
 ) -> None:

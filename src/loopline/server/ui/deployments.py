@@ -2,8 +2,9 @@
 traffic over time from the prediction log, and its revision history).
 
 `/deployments/{name}?window=24h` charts the window named (WINDOWS: 1h to 30d, in a fixed
-number of buckets, aligned so that a reload shows the same buckets); a window not in
-WINDOWS is a 400 page. The charts are uPlot (static/ops.js) over figures the server
+number of buckets, aligned so that a reload shows the same buckets; without one, 24h, or
+the shortest window holding a younger deployment's whole life); a window not in WINDOWS
+is a 400 page. The charts are uPlot (static/ops.js) over figures the server
 computes (`predictions.read_traffic`, DuckDB over the log's Parquet files) and hands to
 the page as JSON in a `data-chart` attribute; the same figures are in a table for a
 page without JavaScript.
@@ -91,14 +92,16 @@ def deployment(name: str, request: Request, caller: Caller = requires(Role.READE
     from loopline.serving import deployment_history, get_deployment, server_status
 
     check_deployment_name(name)
-    chosen = request.query_params.get("window", DEFAULT_WINDOW)
-    if chosen not in WINDOWS:
+    asked = request.query_params.get("window")
+    if asked is not None and asked not in WINDOWS:
         choices = ", ".join(WINDOWS)
-        raise InvalidInput(f"window must be one of {choices}, got {chosen[:20]!r}")
-    length, bucket = WINDOWS[chosen]
-    until = ceil_to(datetime.now(UTC), bucket)
+        raise InvalidInput(f"window must be one of {choices}, got {asked[:20]!r}")
+    now = datetime.now(UTC)
     with bound_to(request):
         current = get_deployment(name)
+        chosen = asked or default_window(current.created_at, now)
+        length, bucket = WINDOWS[chosen]
+        until = ceil_to(now, bucket)
         history = deployment_history(name)[:HISTORY]
         servers = server_status(name)
         traffic = read_traffic(name, since=until - length, until=until, bucket=bucket)
@@ -116,6 +119,20 @@ def deployment(name: str, request: Request, caller: Caller = requires(Role.READE
         "model_url": model_url,
     }
     return render(request, "deployment.html", context)
+
+
+def default_window(created_at: datetime, now: datetime) -> str:
+    """The window a deployment's page opens with: for a deployment younger than
+    DEFAULT_WINDOW, the shortest window that holds its whole life (its first hour would
+    be a sliver at the right edge of a day's charts); else DEFAULT_WINDOW."""
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    age = now - created_at
+    default_length = WINDOWS[DEFAULT_WINDOW][0]
+    for name, (length, _) in WINDOWS.items():
+        if age <= length or length >= default_length:
+            return name
+    return DEFAULT_WINDOW
 
 
 def shares(spec: DeploymentSpec) -> list[Share]:

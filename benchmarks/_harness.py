@@ -6,10 +6,14 @@ machine, so the ratio means something even on a noisy or slow box.
 
 from __future__ import annotations
 
+import socket
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -84,3 +88,33 @@ def print_table(title: str, rows: Sequence[Row], console: Console | None = None)
             row.goal,
         )
     (console or Console()).print(table)
+
+
+@contextmanager
+def served_in_thread(app: Any) -> Iterator[str]:
+    """`app` under uvicorn in a thread on a free port of 127.0.0.1, once its
+    /api/v1/health answers; its base URL."""
+    import httpx
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/api/v1/health", timeout=2).raise_for_status()
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

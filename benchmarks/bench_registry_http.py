@@ -14,10 +14,8 @@ Run: `python benchmarks/bench_registry_http.py [--small]` (`--small`: 10,000 fil
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _harness import Row, median_time, print_table
+from _harness import Row, median_time, print_table, served_in_thread
 
 SMALL = "--small" in sys.argv
 FILES = 10_000 if SMALL else 100_000
@@ -57,9 +55,7 @@ class Counter:
 
 @contextmanager
 def platform_server(root: Path) -> Iterator[tuple[str, Counter, Any]]:
-    import httpx
-    import uvicorn
-
+    """A new project at `root` served in a thread, its requests counted."""
     from loopline.config import init_project
     from loopline.project import open_stores, project_settings
     from loopline.server import create_app
@@ -67,27 +63,10 @@ def platform_server(root: Path) -> Iterator[tuple[str, Counter, Any]]:
     init_project(root)
     opened = open_stores(project_settings(root))
     counter = Counter(create_app(opened))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(counter, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/api/v1/health", timeout=2).raise_for_status()
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
     try:
-        yield url, counter, opened
+        with served_in_thread(counter) as url:
+            yield url, counter, opened
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         opened.close()
 
 

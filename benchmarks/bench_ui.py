@@ -30,16 +30,12 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -47,7 +43,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _harness import Row, median_times, print_table
+from _harness import Row, median_times, print_table, served_in_thread
 
 RUNS = 30_000
 GOAL = "<= 300 ms"
@@ -250,7 +246,7 @@ def _drawn_in_chromium(app: Any, run_id: str, label: str, tabs: int = 5) -> Row:
     from playwright.sync_api import sync_playwright
 
     drawn, loaded = [], []
-    with _served(app) as url, sync_playwright() as playwright:
+    with served_in_thread(app) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
         )
@@ -271,35 +267,6 @@ def _drawn_in_chromium(app: Any, run_id: str, label: str, tabs: int = 5) -> Row:
         statistics.median(loaded[1:]),
         "<= 1,000 ms",
     )
-
-
-@contextmanager
-def _served(app: Any) -> Iterator[str]:
-    """`app` under uvicorn in a thread on a free port of 127.0.0.1, once it answers."""
-    import httpx
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/api/v1/health", timeout=2).raise_for_status()
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def main() -> list[Row]:
